@@ -1,0 +1,23 @@
+//! The tamper-evident audit trail (SPEC §8).
+//!
+//! | file        | job                                                        |
+//! |-------------|------------------------------------------------------------|
+//! | `record.rs` | the record's fields, direction and decision                |
+//! | `log.rs`    | the hash-chained JSONL writer, fsync policy, flusher       |
+//! | `verify.rs` | chain verification for `audit verify`                      |
+//! | `tail.rs`   | `audit tail`: follow the newest files                      |
+
+pub mod log;
+pub mod record;
+pub mod tail;
+pub mod verify;
+
+pub use log::{AuditLog, Fsync};
+pub use record::{Decision, Direction, Record};
+
+use sha2::{Digest, Sha256};
+
+/// Digest of an argument value: what the audit keeps instead of the value itself.
+pub fn args_digest(raw: &[u8]) -> String {
+    hex::encode(Sha256::digest(raw))
+}

@@ -1,0 +1,149 @@
+//! Every refusal the proxy makes, and the one function that turns it into a JSON-RPC error.
+//!
+//! A `Rejection` says what happened (code, audit event, rule, reason) and whose fault it was;
+//! `to_response` is the only place that writes an error body, so every error carries
+//! `data: {rule, reason, audit_id}` the same way.
+
+use serde_json::{json, Map, Value};
+
+use crate::codec::strict_json::StrictError;
+use crate::codec::Id;
+
+pub const PARSE_ERROR: i64 = -32700;
+pub const INVALID_REQUEST: i64 = -32600;
+pub const METHOD_NOT_FOUND: i64 = -32601;
+pub const INVALID_PARAMS: i64 = -32602;
+pub const INTERNAL_ERROR: i64 = -32603;
+pub const SIGNATURE_INVALID: i64 = -32010;
+pub const TIMESTAMP_OUTSIDE_WINDOW: i64 = -32011;
+pub const REPLAYED_NONCE: i64 = -32012;
+pub const POLICY_DENIED: i64 = -32013;
+pub const APPROVAL_FAILED: i64 = -32014;
+pub const TOOL_HELD_BACK: i64 = -32015;
+pub const RATE_LIMITED: i64 = -32016;
+pub const TRUST_TOO_LOW: i64 = -32017;
+
+/// Whose fault a refusal was; carried into the audit record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The client (downstream) sent something we refuse.
+    Downstream,
+    /// The server (upstream) did.
+    Upstream,
+    /// We failed (I/O, internal limits); fail closed.
+    Internal,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    pub code: i64,
+    /// Audit event name, e.g. `rpc.duplicate_key`.
+    pub event: &'static str,
+    /// `data.rule`: which check refused.
+    pub rule: String,
+    /// `data.reason`: what a person can do about it.
+    pub reason: String,
+    /// Raise an alert (security-relevant, not just malformed).
+    pub alert: bool,
+    pub source: Source,
+    /// The id to answer, when the refusal happened before an envelope existed.
+    pub id: Option<Id>,
+    /// Overrides the generic error message (e.g. "Unknown tool: x", which must read exactly like
+    /// the server's own error so hidden tools are not revealed).
+    pub message: Option<String>,
+    /// Extra members of `data` (e.g. `retry_after_ms`, `score`, `threshold`).
+    pub extra: Map<String, Value>,
+}
+
+impl Rejection {
+    pub fn new(code: i64, event: &'static str, rule: impl Into<String>, reason: impl Into<String>) -> Self {
+        Rejection {
+            code,
+            event,
+            rule: rule.into(),
+            reason: reason.into(),
+            alert: false,
+            source: Source::Downstream,
+            id: None,
+            message: None,
+            extra: Map::new(),
+        }
+    }
+
+    pub fn alert(mut self) -> Self {
+        self.alert = true;
+        self
+    }
+
+    pub fn from(mut self, source: Source) -> Self {
+        self.source = source;
+        self
+    }
+
+    pub fn with_extra(mut self, key: &str, value: Value) -> Self {
+        self.extra.insert(key.to_owned(), value);
+        self
+    }
+
+    pub fn oversize(seen: u64, limit: usize) -> Self {
+        Rejection::new(
+            INVALID_REQUEST,
+            "frame.oversize",
+            "max_message_bytes",
+            format!("message of {seen} bytes exceeds the limit of {limit} bytes (proxy.max_message_bytes); it was discarded"),
+        )
+        .alert()
+    }
+
+    pub fn from_strict(e: StrictError) -> Self {
+        let reason = e.to_string();
+        match e {
+            StrictError::InvalidUtf8 => Rejection::new(PARSE_ERROR, "parse.invalid_utf8", "utf8", reason).alert(),
+            StrictError::Syntax(_) => Rejection::new(PARSE_ERROR, "parse.syntax", "json", reason),
+            StrictError::TrailingData => Rejection::new(PARSE_ERROR, "frame.trailing_data", "one_value_per_line", reason).alert(),
+            StrictError::TooDeep { .. } => Rejection::new(PARSE_ERROR, "parse.depth_exceeded", "max_depth", reason),
+            StrictError::DuplicateKey(_) => Rejection::new(INVALID_REQUEST, "rpc.duplicate_key", "duplicate_key", reason).alert(),
+        }
+    }
+
+    pub fn invalid_envelope(reason: &str, id: Option<Id>) -> Self {
+        let mut r = Rejection::new(INVALID_REQUEST, "rpc.invalid_envelope", "jsonrpc_envelope", reason);
+        r.id = id;
+        r
+    }
+
+    /// The generic JSON-RPC message for a code, as the SDKs print it.
+    fn default_message(&self) -> &'static str {
+        match self.code {
+            PARSE_ERROR => "Parse error",
+            INVALID_REQUEST => "Invalid Request",
+            METHOD_NOT_FOUND => "Method not found",
+            INVALID_PARAMS => "Invalid params",
+            SIGNATURE_INVALID => "Signature missing or invalid",
+            TIMESTAMP_OUTSIDE_WINDOW => "Timestamp outside the allowed window",
+            REPLAYED_NONCE => "Replayed request",
+            POLICY_DENIED => "Denied by policy",
+            APPROVAL_FAILED => "Approval required",
+            TOOL_HELD_BACK => "Tool held back: its definition changed since it was approved",
+            RATE_LIMITED => "Rate limited",
+            TRUST_TOO_LOW => "Server trust too low for this tool",
+            _ => "Internal error",
+        }
+    }
+
+    /// The JSON-RPC error response for this rejection, one line without the newline.
+    pub fn to_response(&self, id: Option<&Id>, audit_id: &str) -> Vec<u8> {
+        let mut data = Map::new();
+        data.insert("rule".into(), Value::String(self.rule.clone()));
+        data.insert("reason".into(), Value::String(self.reason.clone()));
+        data.insert("audit_id".into(), Value::String(audit_id.to_owned()));
+        for (k, v) in &self.extra {
+            data.insert(k.clone(), v.clone());
+        }
+        let id_json = id.or(self.id.as_ref()).map_or_else(|| "null".to_owned(), Id::to_json);
+        let message = self.message.clone().unwrap_or_else(|| self.default_message().to_owned());
+        let error = json!({"code": self.code, "message": message, "data": Value::Object(data)});
+        // Spliced by hand so the id is echoed exactly as received (big integers stay exact).
+        format!(r#"{{"jsonrpc":"2.0","id":{id_json},"error":{error}}}"#).into_bytes()
+    }
+}

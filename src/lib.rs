@@ -1,0 +1,17 @@
+//! mcp-warden: a transparent security proxy for the Model Context Protocol.
+//!
+//! A message's path: a transport (`transport::stdio`) reads a frame → the `pipeline` decodes it
+//! with the `codec` (the only code that knows wire bytes), runs the ordered checks against the
+//! per-session state (`session`), and returns a `Verdict` → the transport forwards the original
+//! bytes, forwards rewritten bytes, answers the sender, or drops → the `audit` writer records
+//! exactly one decision for it. See ARCHITECTURE.md for the codemap and the invariants.
+
+pub mod audit;
+pub mod cli;
+pub mod codec;
+pub mod config;
+pub mod errors;
+pub mod pipeline;
+pub mod session;
+pub mod timefmt;
+pub mod transport;

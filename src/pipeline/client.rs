@@ -1,0 +1,226 @@
+//! Client → server. The checks run in this order, each for a reason:
+//!
+//! 1. Framing and strict parsing (codec): nothing else may look at bytes that two parsers could
+//!    read differently (duplicate keys, trailing values, bad UTF-8).
+//! 2. Envelope shape: a JSON-RPC message, or the peer gets -32600 with the id it sent.
+//! 3. Batches: only where 2025-03-26 was negotiated, and then each element on its own.
+//! 4. Id bookkeeping: a request id still in flight must not be reused (the answer to the first
+//!    would be taken for the second); responses must answer a request the server really sent.
+//! 5. Later checks (signatures before policy: an unauthenticated caller must not learn which
+//!    tools exist; then pins, policy, rate limits, approval) plug in after these.
+
+use std::time::Instant;
+
+use serde_json::value::RawValue;
+
+use super::params::{self, CallParams, CancelParams, VersionPeek};
+use super::{deny, Outcome, Pipeline, Verdict};
+use crate::audit::{args_digest, Decision, Direction, Record};
+use crate::codec::{self, Decoded, Envelope, Id, Kind};
+use crate::errors::{Rejection, INVALID_REQUEST};
+use crate::session::{Era, Pending, Session, MAX_PENDING};
+
+impl Pipeline {
+    /// Decide what happens to one line the client sent.
+    pub fn from_client(&self, line: &[u8]) -> Outcome {
+        let mut session = self.session();
+        let mut record = self.record(&session, Direction::ClientToServer, line.len());
+        let decoded = match codec::decode(line, &self.limits) {
+            Ok(d) => d,
+            Err(rejection) => {
+                // Unreadable: answer with the id we could read (none: null), as JSON-RPC says.
+                let answer = rejection.to_response(None, &record.audit_id);
+                deny(&mut record, &rejection);
+                return Outcome { verdict: Verdict::Answer(answer), record };
+            }
+        };
+        let verdict = match decoded {
+            Decoded::Single(env) => match self.check_client(&mut session, &env, &mut record) {
+                Ok(()) => allow(line, &mut record),
+                Err(rejection) => refuse(&env, rejection, &mut record),
+            },
+            Decoded::Batch(items) => self.client_batch(&mut session, items, line, &mut record),
+        };
+        Outcome { verdict, record }
+    }
+
+    fn client_batch(
+        &self,
+        session: &mut Session,
+        items: Vec<&RawValue>,
+        line: &[u8],
+        record: &mut Record,
+    ) -> Verdict {
+        record.method = Some("batch".into());
+        if !session.batches_allowed() || items.is_empty() {
+            let r = Rejection::new(
+                INVALID_REQUEST,
+                "rpc.batch_refused",
+                "batch",
+                "JSON-RPC batches are only allowed when protocol version 2025-03-26 was negotiated; send one message per line",
+            );
+            let answer = r.to_response(None, &record.audit_id);
+            deny(record, &r);
+            return Verdict::Answer(answer);
+        }
+        // Each element is judged on its own; the passing ones go on as one smaller batch.
+        let mut passed: Vec<&str> = Vec::new();
+        let mut answers: Vec<String> = Vec::new();
+        for item in &items {
+            let mut sub = self.record(session, Direction::ClientToServer, item.get().len());
+            let outcome = match Envelope::parse(item.get()) {
+                Ok(env) => match self.check_client(session, &env, &mut sub) {
+                    Ok(()) => Ok(()),
+                    Err(r) => Err((r, env.id.clone(), env.kind == Kind::Request)),
+                },
+                Err(e) => {
+                    let id = e.id.clone();
+                    Err((Rejection::invalid_envelope(e.reason, id.clone()), id, true))
+                }
+            };
+            match outcome {
+                Ok(()) => {
+                    sub.decision = Decision::Allow;
+                    passed.push(item.get());
+                }
+                Err((r, id, answerable)) => {
+                    if answerable {
+                        answers.push(String::from_utf8_lossy(&r.to_response(id.as_ref(), &sub.audit_id)).into_owned());
+                    }
+                    deny(&mut sub, &r);
+                }
+            }
+            sub.event = format!("batch.{}", sub.event);
+            self.finish(sub, Instant::now());
+        }
+        record.decision = Decision::Allow;
+        let answer = (!answers.is_empty()).then(|| format!("[{}]", answers.join(",")).into_bytes());
+        match (passed.len() == items.len(), answer) {
+            (true, _) => allow(line, record),
+            (false, Some(answer)) if passed.is_empty() => {
+                record.decision = Decision::Deny;
+                Verdict::Answer(answer)
+            }
+            (false, answer) if passed.is_empty() => {
+                record.decision = Decision::Deny;
+                answer.map_or(Verdict::Drop, Verdict::Answer)
+            }
+            (false, answer) => {
+                record.decision = Decision::Rewrite;
+                let forward = format!("[{}]", passed.join(",")).into_bytes();
+                match answer {
+                    Some(answer) => Verdict::Split { forward, answer },
+                    None => Verdict::Rewrite(forward),
+                }
+            }
+        }
+    }
+
+    /// The checks for one client message (single or batch element).
+    fn check_client(&self, s: &mut Session, env: &Envelope, record: &mut Record) -> Result<(), Rejection> {
+        record.method = env.method.as_deref().map(str::to_owned);
+        record.id = env.id.as_ref().map(Id::to_string);
+        match env.kind {
+            Kind::Request => self.client_request(s, env, record),
+            Kind::Notification => {
+                if env.method() == "notifications/cancelled" {
+                    if let Some(c) = params::parse::<CancelParams>(env.params) {
+                        if let Some(p) = s.client_pending.iter_mut().find(|(id, _)| id.to_json() == c.request_id.get()) {
+                            p.1.cancelled = true;
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Kind::Response | Kind::ErrorResponse => {
+                let id = env.id.as_ref();
+                match id.and_then(|id| s.server_pending.remove(id)) {
+                    Some(p) => {
+                        record.method = Some(p.method);
+                        Ok(())
+                    }
+                    None => Err(Rejection::new(
+                        INVALID_REQUEST,
+                        "rpc.unsolicited_response",
+                        "unsolicited_response",
+                        "the client answered a request the server never sent (or already answered); dropped",
+                    )
+                    .alert()),
+                }
+            }
+        }
+    }
+
+    fn client_request(&self, s: &mut Session, env: &Envelope, record: &mut Record) -> Result<(), Rejection> {
+        let Some(id) = env.id.clone() else {
+            return Err(Rejection::invalid_envelope("a request needs an id", None));
+        };
+        if s.client_pending.contains_key(&id) {
+            return Err(Rejection::new(
+                INVALID_REQUEST,
+                "rpc.id_reuse",
+                "id_reuse",
+                format!("request id {id} is still in flight in this session; a request id must not be reused"),
+            )
+            .alert());
+        }
+        if s.client_pending.len() >= MAX_PENDING {
+            return Err(Rejection::new(
+                INVALID_REQUEST,
+                "rpc.too_many_pending",
+                "max_pending",
+                format!("more than {MAX_PENDING} requests are waiting for answers; wait for some to finish"),
+            ));
+        }
+        let peek: VersionPeek = params::parse(env.params).unwrap_or_default();
+        if let Some(v) = peek.meta.as_ref().and_then(|m| m.protocol_version.as_deref()) {
+            s.era = Era::Modern(v.to_owned());
+            record.era = s.era.label();
+        } else if env.method() == "server/discover" && s.era == Era::Unknown {
+            s.era = Era::Modern(String::new());
+            record.era = s.era.label();
+        }
+        let mut tool = None;
+        match env.method() {
+            "initialize" => s.requested_version = peek.protocol_version.map(|v| v.into_owned()),
+            "tools/call" => {
+                let call: CallParams = params::parse(env.params)
+                    .ok_or_else(|| Rejection::invalid_envelope("tools/call needs params.name (a string)", Some(id.clone())))?;
+                record.args_sha256 = call.arguments.map(|a| args_digest(a.get().as_bytes()));
+                tool = Some(call.name.into_owned());
+            }
+            _ => {}
+        }
+        record.tool = tool.clone();
+        s.client_pending.insert(
+            id,
+            Pending { method: env.method().to_owned(), tool, started: Instant::now(), cancelled: false },
+        );
+        Ok(())
+    }
+}
+
+/// The message passes: original bytes, unless it carries raw line separators.
+pub(super) fn allow(line: &[u8], record: &mut Record) -> Verdict {
+    match codec::escape_line_separators(line) {
+        Some(fixed) => {
+            record.decision = Decision::Rewrite;
+            record.event = "frame.normalized".into();
+            record.reason = Some("raw U+2028/U+2029/U+0085 escaped".into());
+            Verdict::Rewrite(fixed)
+        }
+        None => {
+            record.decision = Decision::Allow;
+            Verdict::Forward
+        }
+    }
+}
+
+/// A refused client message: requests are answered, everything else is dropped.
+fn refuse(env: &Envelope, rejection: Rejection, record: &mut Record) -> Verdict {
+    deny(record, &rejection);
+    match (env.kind, &env.id) {
+        (Kind::Request, id) => Verdict::Answer(rejection.to_response(id.as_ref(), &record.audit_id)),
+        _ => Verdict::Drop,
+    }
+}

@@ -1,0 +1,42 @@
+//! Borrowed views of the few `params` / `result` members the checks read. Each parses only what
+//! it names; everything else in the message stays unparsed bytes.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// `tools/call` params.
+#[derive(Deserialize)]
+pub struct CallParams<'a> {
+    #[serde(borrow)]
+    pub name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub arguments: Option<&'a RawValue>,
+}
+
+/// `params._meta` of a modern-era request, and `protocolVersion` of `initialize`.
+#[derive(Deserialize, Default)]
+pub struct VersionPeek<'a> {
+    #[serde(rename = "protocolVersion", borrow, default)]
+    pub protocol_version: Option<Cow<'a, str>>,
+    #[serde(rename = "_meta", borrow, default)]
+    pub meta: Option<MetaPeek<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct MetaPeek<'a> {
+    #[serde(rename = "io.modelcontextprotocol/protocolVersion", borrow, default)]
+    pub protocol_version: Option<Cow<'a, str>>,
+}
+
+/// `notifications/cancelled` params.
+#[derive(Deserialize)]
+pub struct CancelParams<'a> {
+    #[serde(rename = "requestId", borrow)]
+    pub request_id: &'a RawValue,
+}
+
+pub fn parse<'a, T: Deserialize<'a>>(raw: Option<&'a RawValue>) -> Option<T> {
+    raw.and_then(|r| serde_json::from_str(r.get()).ok())
+}

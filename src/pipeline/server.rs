@@ -1,0 +1,125 @@
+//! Server → client. In order:
+//!
+//! 1. Framing and strict parsing: a server that prints logs or garbage on stdout must not corrupt
+//!    the client's stream, so anything that is not one valid JSON-RPC message is dropped (and
+//!    audited) rather than forwarded.
+//! 2. Answers: routed by id to whoever asked. Answers to the proxy's own requests are consumed;
+//!    answers to nothing pending are dropped — the client never sees an answer it did not ask
+//!    for, and never two for one request.
+//! 3. Server requests (sampling, elicitation, roots, ping): remembered so the client's answer can
+//!    be matched; a reused id is refused back to the server.
+//! 4. Later checks (pin drift on listings, result redaction) plug in here.
+
+use std::time::Instant;
+
+use super::client::allow;
+use super::params::{self, VersionPeek};
+use super::{deny, Outcome, Pipeline, Verdict};
+use crate::audit::{Decision, Direction, Record};
+use crate::codec::{self, Decoded, Envelope, Id, Kind};
+use crate::errors::{Rejection, Source, INVALID_REQUEST};
+use crate::session::{Era, Pending, Session, MAX_PENDING};
+
+impl Pipeline {
+    /// Decide what happens to one line the server printed.
+    pub fn from_server(&self, line: &[u8]) -> Outcome {
+        let mut session = self.session();
+        let mut record = self.record(&session, Direction::ServerToClient, line.len());
+        let env = match codec::decode(line, &self.limits) {
+            Ok(Decoded::Single(env)) => env,
+            Ok(Decoded::Batch(_)) if session.batches_allowed() => {
+                // A batch of answers in the one revision that has them: pass as is.
+                record.method = Some("batch".into());
+                record.decision = Decision::Allow;
+                return Outcome { verdict: allow(line, &mut record), record };
+            }
+            Ok(Decoded::Batch(_)) => {
+                let r = Rejection::new(INVALID_REQUEST, "rpc.batch_refused", "batch", "the server sent a JSON-RPC batch outside 2025-03-26; dropped")
+                    .from(Source::Upstream);
+                deny(&mut record, &r);
+                return Outcome { verdict: Verdict::Drop, record };
+            }
+            Err(mut r) => {
+                r.source = Source::Upstream;
+                r.event = if r.event.starts_with("parse.") { "upstream.non_jsonrpc_output" } else { r.event };
+                r.reason = format!("server wrote something that is not a JSON-RPC message on stdout ({}); dropped", r.reason);
+                deny(&mut record, &r);
+                return Outcome { verdict: Verdict::Drop, record };
+            }
+        };
+        record.method = env.method.as_deref().map(str::to_owned);
+        record.id = env.id.as_ref().map(Id::to_string);
+        let verdict = match env.kind {
+            Kind::Response | Kind::ErrorResponse => self.server_answer(&mut session, &env, line, &mut record),
+            Kind::Request => match server_request(&mut session, &env) {
+                Ok(()) => allow(line, &mut record),
+                Err(r) => {
+                    let answer = r.to_response(env.id.as_ref(), &record.audit_id);
+                    deny(&mut record, &r);
+                    Verdict::Answer(answer)
+                }
+            },
+            Kind::Notification => allow(line, &mut record),
+        };
+        Outcome { verdict, record }
+    }
+
+    fn server_answer(&self, s: &mut Session, env: &Envelope, line: &[u8], record: &mut Record) -> Verdict {
+        let Some(id) = env.id.as_ref() else {
+            let r = Rejection::new(INVALID_REQUEST, "rpc.unsolicited_response", "unsolicited_response", "the server sent an error with id null; dropped")
+                .from(Source::Upstream);
+            deny(record, &r);
+            return Verdict::Drop;
+        };
+        if let Some(p) = s.proxy_pending.remove(id) {
+            record.method = Some(p.method);
+            record.direction = Direction::Proxy;
+            record.decision = Decision::Allow;
+            record.event = "proxy.response_consumed".into();
+            return Verdict::Drop;
+        }
+        let Some(p) = s.client_pending.remove(id) else {
+            let r = Rejection::new(
+                INVALID_REQUEST,
+                "rpc.unsolicited_response",
+                "unsolicited_response",
+                format!("the server answered id {id}, which no client request is waiting for; dropped"),
+            )
+            .from(Source::Upstream)
+            .alert();
+            deny(record, &r);
+            return Verdict::Drop;
+        };
+        record.method = Some(p.method.clone());
+        record.tool = p.tool.clone();
+        if p.method == "initialize" && env.kind == Kind::Response {
+            let peek: VersionPeek = params::parse(env.result).unwrap_or_default();
+            if let Some(v) = peek.protocol_version.or_else(|| s.requested_version.take().map(Into::into)) {
+                s.era = Era::Legacy(v.into_owned());
+                record.era = s.era.label();
+            }
+        }
+        allow(line, record)
+    }
+}
+
+fn server_request(s: &mut Session, env: &Envelope) -> Result<(), Rejection> {
+    let Some(id) = env.id.clone() else {
+        return Err(Rejection::invalid_envelope("a request needs an id", None).from(Source::Upstream));
+    };
+    if s.server_pending.contains_key(&id) || s.server_pending.len() >= MAX_PENDING {
+        return Err(Rejection::new(
+            INVALID_REQUEST,
+            "rpc.id_reuse",
+            "id_reuse",
+            format!("server request id {id} is still in flight (or too many are); a request id must not be reused"),
+        )
+        .from(Source::Upstream)
+        .alert());
+    }
+    s.server_pending.insert(
+        id,
+        Pending { method: env.method().to_owned(), tool: None, started: Instant::now(), cancelled: false },
+    );
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! Pipeline behaviour without processes: verdicts and audit records for message sequences.
+
+use std::sync::Arc;
+
+use super::{Pipeline, Verdict};
+use crate::audit::{AuditLog, Decision, Fsync};
+use crate::codec::Limits;
+
+fn pipeline() -> (Pipeline, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open_file(&dir.path().join("a.jsonl"), Fsync::Never).unwrap();
+    (Pipeline::new("test", Limits::default(), log), dir)
+}
+
+fn answer_code(v: &Verdict) -> i64 {
+    match v {
+        Verdict::Answer(b) => serde_json::from_slice::<serde_json::Value>(b).unwrap()["error"]["code"].as_i64().unwrap(),
+        other => panic!("expected an answer, got {other:?}"),
+    }
+}
+
+#[test]
+fn request_ids_are_tracked_in_both_directions() {
+    let (p, _d) = pipeline();
+    let call = br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"summarize","arguments":{}}}"#;
+    assert_eq!(p.from_client(call).verdict, Verdict::Forward);
+    // Reusing a pending id is refused; the first request is unaffected.
+    assert_eq!(answer_code(&p.from_client(call).verdict), -32600);
+    // The server may use the same id for its own request: a separate id space.
+    let sampling = br#"{"jsonrpc":"2.0","id":5,"method":"sampling/createMessage","params":{"messages":[],"maxTokens":10}}"#;
+    assert_eq!(p.from_server(sampling).verdict, Verdict::Forward);
+    // The client's answer to it is routed; a second answer is unsolicited and dropped.
+    let reply = br#"{"jsonrpc":"2.0","id":5,"result":{"role":"assistant","content":{"type":"text","text":"x"},"model":"m"}}"#;
+    assert_eq!(p.from_client(reply).verdict, Verdict::Forward);
+    assert_eq!(p.from_client(reply).verdict, Verdict::Drop);
+    // The server's answer to the call goes through once; a duplicate is dropped.
+    let result = br#"{"jsonrpc":"2.0","id":5,"result":{"content":[]}}"#;
+    assert_eq!(p.from_server(result).verdict, Verdict::Forward);
+    let again = p.from_server(result);
+    assert_eq!((again.verdict, again.record.event.as_str()), (Verdict::Drop, "rpc.unsolicited_response"));
+}
+
+#[test]
+fn pending_requests_are_answered_when_the_server_dies() {
+    let (p, _d) = pipeline();
+    p.from_client(br#"{"jsonrpc":"2.0","id":"a","method":"tools/list"}"#);
+    let outcomes = p.abandon_pending("gone");
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!(answer_code(&outcomes[0].verdict), -32603);
+    assert!(p.abandon_pending("gone").is_empty());
+}
+
+#[test]
+fn batches_only_in_2025_03_26() {
+    let (p, _d) = pipeline();
+    let batch = br#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping"}]"#;
+    assert_eq!(answer_code(&p.from_client(batch).verdict), -32600);
+
+    let (p, _d) = pipeline();
+    p.from_client(br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}"#);
+    p.from_server(br#"{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-03-26","capabilities":{},"serverInfo":{"name":"s","version":"1"}}}"#);
+    assert_eq!(p.from_client(batch).verdict, Verdict::Forward);
+    // One bad element: it is answered, the rest goes on.
+    let mixed = br#"[{"jsonrpc":"2.0","id":3,"method":"ping"},{"jsonrpc":"2.0","id":1,"method":"ping"}]"#;
+    match p.from_client(mixed).verdict {
+        Verdict::Split { forward, answer } => {
+            assert_eq!(forward, br#"[{"jsonrpc":"2.0","id":3,"method":"ping"}]"#.to_vec());
+            let a: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+            assert_eq!(a[0]["id"], 1);
+            assert_eq!(a[0]["error"]["code"], -32600);
+        }
+        other => panic!("expected a split, got {other:?}"),
+    }
+}
+
+#[test]
+fn era_follows_the_handshake_or_the_request_meta() {
+    let (p, _d) = pipeline();
+    let out = p.from_client(br#"{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#);
+    assert_eq!(out.record.era, Some("modern"));
+    assert_eq!(out.record.decision, Decision::Allow);
+}
+
+#[test]
+fn server_garbage_is_dropped_not_forwarded() {
+    let (p, _d) = pipeline();
+    let out = p.from_server(b"Server listening on port 3000");
+    assert_eq!(out.verdict, Verdict::Drop);
+    assert_eq!(out.record.event, "upstream.non_jsonrpc_output");
+}

@@ -1,0 +1,105 @@
+//! Per-session protocol state shared by both directions: the negotiated era and the ids in
+//! flight. This is what lets the proxy guarantee "each request gets exactly one response" and
+//! drop answers nobody asked for.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::codec::Id;
+
+/// Which protocol generation the session speaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Era {
+    Unknown,
+    /// `initialize`-based sessions (2024-11-05 … 2025-11-25), with the negotiated version.
+    Legacy(String),
+    /// 2026-07-28 and later: stateless, `server/discover`, version in every request's `_meta`.
+    Modern(String),
+}
+
+impl Era {
+    pub fn label(&self) -> Option<&'static str> {
+        match self {
+            Era::Unknown => None,
+            Era::Legacy(_) => Some("legacy"),
+            Era::Modern(_) => Some("modern"),
+        }
+    }
+}
+
+/// A request waiting for its answer.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub method: String,
+    pub tool: Option<String>,
+    pub started: Instant,
+    pub cancelled: bool,
+}
+
+/// Upper bound on requests in flight per direction: a peer that never answers must not grow
+/// our memory without bound.
+pub const MAX_PENDING: usize = 10_000;
+
+#[derive(Debug)]
+pub struct Session {
+    pub id: String,
+    pub era: Era,
+    /// Client → server requests awaiting the server's answer.
+    pub client_pending: HashMap<Id, Pending>,
+    /// Server → client requests awaiting the client's answer.
+    pub server_pending: HashMap<Id, Pending>,
+    /// Requests the proxy itself sent to the server; their answers are never forwarded.
+    pub proxy_pending: HashMap<Id, Pending>,
+    /// The protocol version the client asked for in `initialize`, until the server answers.
+    pub requested_version: Option<String>,
+}
+
+impl Session {
+    pub fn new() -> Session {
+        Session {
+            id: random_id(),
+            era: Era::Unknown,
+            client_pending: HashMap::new(),
+            server_pending: HashMap::new(),
+            proxy_pending: HashMap::new(),
+            requested_version: None,
+        }
+    }
+
+    /// JSON-RPC batches exist only in the 2025-03-26 revision.
+    pub fn batches_allowed(&self) -> bool {
+        matches!(&self.era, Era::Legacy(v) if v == "2025-03-26")
+    }
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session::new()
+    }
+}
+
+/// 128 random bits as hex, from the OS.
+pub fn random_id() -> String {
+    let mut buf = [0u8; 16];
+    fill_random(&mut buf);
+    hex::encode(buf)
+}
+
+/// Fill `buf` from the kernel's CSPRNG. Panics never: falls back to time-and-pid mixing only if
+/// /dev/urandom cannot be read (ids stay unique, if not secret).
+pub fn fill_random(buf: &mut [u8]) {
+    use std::io::Read;
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        if f.read_exact(buf).is_ok() {
+            return;
+        }
+    }
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+        ^ u128::from(std::process::id()) << 64;
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = (seed >> ((i % 16) * 8)) as u8;
+    }
+}

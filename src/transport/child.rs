@@ -1,0 +1,110 @@
+//! The wrapped server process: spawned in its own process group (so that stopping it also stops
+//! what it started, e.g. `npx` → `node`), asked to die with us, and signalled as a group.
+
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+
+/// Start `argv` with piped stdin/stdout and our stderr.
+pub fn spawn(argv: &[String]) -> io::Result<Child> {
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no server command given after --"))?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .process_group(0);
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent. If the proxy is
+    // killed outright (kill -9), the kernel sends the child SIGTERM instead of orphaning it.
+    unsafe {
+        cmd.pre_exec(|| {
+            #[cfg(target_os = "linux")]
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// Send `signal` to the child's whole process group.
+pub fn signal_group(pid: u32, signal: i32) {
+    // SAFETY: plain syscall; a stale pid group only yields ESRCH.
+    unsafe {
+        libc::kill(-(pid as i32), signal);
+    }
+}
+
+/// The exit code a shell would report for this status: the code, or 128 + signal.
+pub fn exit_code(status: &std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(1))
+}
+
+/// A short server name from a command line: `npx -y @modelcontextprotocol/server-filesystem /d`
+/// → `filesystem`, `uvx mcp-server-fetch` → `fetch`, `python server.py` → `server`.
+pub fn derive_server_name(argv: &[String]) -> String {
+    const LAUNCHERS: &[&str] = &[
+        "npx", "node", "nodejs", "python", "python3", "uv", "uvx", "run", "docker", "deno", "bun",
+        "bunx", "pnpm", "dlx", "yarn", "npm", "exec", "pipx", "sh", "bash", "env", "tsx", "ts-node",
+    ];
+    let token = argv
+        .iter()
+        .map(|a| a.rsplit(['/', '\\']).next().unwrap_or(a))
+        .zip(argv.iter())
+        .find(|(base, full)| !full.starts_with('-') && !LAUNCHERS.contains(base) && !base.is_empty())
+        .map(|(_, full)| full.as_str())
+        .unwrap_or("server");
+    // Drop an npm scope and path, then a version suffix and a file extension.
+    let mut name = token.rsplit(['/', '\\']).next().unwrap_or(token).to_owned();
+    if let Some(at) = name.rfind('@').filter(|&i| i > 0) {
+        name.truncate(at);
+    }
+    for ext in [".js", ".mjs", ".cjs", ".ts", ".py", ".exe"] {
+        if let Some(stripped) = name.strip_suffix(ext) {
+            name = stripped.to_owned();
+        }
+    }
+    for prefix in ["mcp-server-", "server-", "mcp-"] {
+        if let Some(s) = name.strip_prefix(prefix).filter(|s| !s.is_empty()) {
+            name = s.to_owned();
+            break;
+        }
+    }
+    for suffix in ["-mcp-server", "-server", "_server", "-mcp"] {
+        if let Some(s) = name.strip_suffix(suffix).filter(|s| !s.is_empty()) {
+            name = s.to_owned();
+            break;
+        }
+    }
+    let clean: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .collect();
+    if clean.is_empty() {
+        "server".into()
+    } else {
+        clean
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::derive_server_name;
+
+    fn name(cmd: &str) -> String {
+        derive_server_name(&cmd.split(' ').map(String::from).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn derives_readable_names() {
+        assert_eq!(name("npx -y @modelcontextprotocol/server-filesystem /data"), "filesystem");
+        assert_eq!(name("npx -y @modelcontextprotocol/server-everything@2026.8.31 stdio"), "everything");
+        assert_eq!(name("uvx mcp-server-fetch"), "fetch");
+        assert_eq!(name("node /opt/servers/github-mcp-server.js"), "github");
+        assert_eq!(name("python3 tests/echo_server.py"), "echo");
+        assert_eq!(name("/usr/local/bin/postgres-mcp --dsn x"), "postgres");
+    }
+}

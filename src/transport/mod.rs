@@ -1,0 +1,10 @@
+//! Transports move bytes between peers and act on the pipeline's verdicts. They never look
+//! inside a message.
+//!
+//! | file       | job                                                             |
+//! |------------|-----------------------------------------------------------------|
+//! | `stdio.rs` | `wrap`: our stdin/stdout ↔ a child server's stdin/stdout         |
+//! | `child.rs` | spawning the child in its own process group, signalling it       |
+
+pub mod child;
+pub mod stdio;
