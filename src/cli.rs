@@ -19,7 +19,11 @@ pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_CONFIG: i32 = 64;
 
 #[derive(Parser)]
-#[command(name = "mcp-warden", version, about = "A transparent security proxy for the Model Context Protocol")]
+#[command(
+    name = "mcp-warden",
+    version,
+    about = "A transparent security proxy for the Model Context Protocol"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -89,10 +93,25 @@ pub fn main() -> i32 {
         }
     };
     match cli.command {
-        Command::Wrap { server, config, audit_file, command } => wrap(server, config, audit_file, command),
+        Command::Wrap {
+            server,
+            config,
+            audit_file,
+            command,
+        } => wrap(server, config, audit_file, command),
         Command::CheckConfig { config, file } => check_config(config.or(file)),
-        Command::Audit { command: AuditCommand::Verify { file } } => audit_verify(&file),
-        Command::Audit { command: AuditCommand::Tail { config, dir, lines, no_follow } } => {
+        Command::Audit {
+            command: AuditCommand::Verify { file },
+        } => audit_verify(&file),
+        Command::Audit {
+            command:
+                AuditCommand::Tail {
+                    config,
+                    dir,
+                    lines,
+                    no_follow,
+                },
+        } => {
             let dir = match dir {
                 Some(d) => d,
                 None => match load_config(config.as_deref()) {
@@ -112,7 +131,11 @@ pub fn main() -> i32 {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MCP_WARDEN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 fn fail(code: i32, msg: &str) -> i32 {
@@ -124,8 +147,11 @@ fn fail(code: i32, msg: &str) -> i32 {
 fn load_config(flag: Option<&std::path::Path>) -> Result<Config, i32> {
     let env = ProcessEnv;
     let default_file = config::state_dir(&env).join("proxy.toml");
-    let file = flag.map(PathBuf::from).or_else(|| default_file.exists().then_some(default_file));
-    Config::load(file.as_deref(), &env).map_err(|e: ConfigError| fail(EXIT_CONFIG, &format!("bad config: {e}")))
+    let file = flag
+        .map(PathBuf::from)
+        .or_else(|| default_file.exists().then_some(default_file));
+    Config::load(file.as_deref(), &env)
+        .map_err(|e: ConfigError| fail(EXIT_CONFIG, &format!("bad config: {e}")))
 }
 
 fn check_config(file: Option<PathBuf>) -> i32 {
@@ -160,7 +186,12 @@ fn audit_verify(file: &std::path::Path) -> i32 {
     }
 }
 
-fn wrap(server: Option<String>, config_file: Option<PathBuf>, audit_file: Option<PathBuf>, command: Vec<String>) -> i32 {
+fn wrap(
+    server: Option<String>,
+    config_file: Option<PathBuf>,
+    audit_file: Option<PathBuf>,
+    command: Vec<String>,
+) -> i32 {
     let config = match load_config(config_file.as_deref()) {
         Ok(c) => c,
         Err(code) => return code,
@@ -169,18 +200,38 @@ fn wrap(server: Option<String>, config_file: Option<PathBuf>, audit_file: Option
     let state = config::state_dir(&ProcessEnv);
     let audit = match &audit_file {
         Some(f) => AuditLog::open_file(f, config.audit.fsync),
-        None => AuditLog::open(&config::resolve(&state, &config.audit.dir), &server, config.audit.fsync),
+        None => AuditLog::open(
+            &config::resolve(&state, &config.audit.dir),
+            &server,
+            config.audit.fsync,
+        ),
     };
     let audit = match audit {
         Ok(a) => a,
         // Fail closed: a security proxy that cannot keep its audit trail does not run.
-        Err(e) => return fail(EXIT_CONFIG, &format!("cannot open the audit trail under {}: {e}", state.display())),
+        Err(e) => {
+            return fail(
+                EXIT_CONFIG,
+                &format!("cannot open the audit trail under {}: {e}", state.display()),
+            )
+        }
     };
     audit.start_flusher();
-    let limits = Limits { max_message_bytes: config.proxy.max_message_bytes, ..Limits::default() };
+    let limits = Limits {
+        max_message_bytes: config.proxy.max_message_bytes,
+        ..Limits::default()
+    };
     let pipeline = Arc::new(Pipeline::new(&server, limits, audit));
-    let opts = stdio::WrapOptions { command, grace: Duration::from_secs(config.proxy.shutdown_grace_secs) };
-    match stdio::run(opts, pipeline, Box::new(std::io::stdin()), Box::new(std::io::stdout())) {
+    let opts = stdio::WrapOptions {
+        command,
+        grace: Duration::from_secs(config.proxy.shutdown_grace_secs),
+    };
+    match stdio::run(
+        opts,
+        pipeline,
+        Box::new(std::io::stdin()),
+        Box::new(std::io::stdout()),
+    ) {
         Ok(code) => code,
         Err(e) => fail(EXIT_CHECK_FAILED, &e.to_string()),
     }

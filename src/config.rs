@@ -26,7 +26,9 @@ impl EnvSource for ProcessEnv {
         std::env::var(name).ok()
     }
     fn vars_with_prefix(&self, prefix: &str) -> Vec<(String, String)> {
-        std::env::vars().filter(|(k, _)| k.starts_with(prefix)).collect()
+        std::env::vars()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .collect()
     }
 }
 
@@ -68,7 +70,10 @@ pub struct ProxySection {
 }
 impl Default for ProxySection {
     fn default() -> Self {
-        ProxySection { max_message_bytes: 4 * 1024 * 1024, shutdown_grace_secs: 2 }
+        ProxySection {
+            max_message_bytes: 4 * 1024 * 1024,
+            shutdown_grace_secs: 2,
+        }
     }
 }
 
@@ -81,7 +86,11 @@ pub struct IdentitySection {
 }
 impl Default for IdentitySection {
     fn default() -> Self {
-        IdentitySection { key: "identity.pem".into(), sign_responses: false, trusted_keys: vec![] }
+        IdentitySection {
+            key: "identity.pem".into(),
+            sign_responses: false,
+            trusted_keys: vec![],
+        }
     }
 }
 
@@ -118,7 +127,10 @@ pub struct SignaturesSection {
 }
 impl Default for SignaturesSection {
     fn default() -> Self {
-        SignaturesSection { mode: SignatureMode::Audit, window_secs: 300 }
+        SignaturesSection {
+            mode: SignatureMode::Audit,
+            window_secs: 300,
+        }
     }
 }
 
@@ -148,7 +160,11 @@ pub struct RiskThresholds {
 }
 impl Default for RiskThresholds {
     fn default() -> Self {
-        RiskThresholds { low: 0.3, medium: 0.5, high: 0.7 }
+        RiskThresholds {
+            low: 0.3,
+            medium: 0.5,
+            high: 0.7,
+        }
     }
 }
 
@@ -170,7 +186,12 @@ pub struct PinsSection {
 }
 impl Default for PinsSection {
     fn default() -> Self {
-        PinsSection { dir: "pins".into(), require: false, require_signed: false, on_drift: OnDrift::Hold }
+        PinsSection {
+            dir: "pins".into(),
+            require: false,
+            require_signed: false,
+            on_drift: OnDrift::Hold,
+        }
     }
 }
 
@@ -216,7 +237,10 @@ pub struct AdminSection {
 }
 impl Default for AdminSection {
     fn default() -> Self {
-        AdminSection { listen: "127.0.0.1:9464".into(), token_file: String::new() }
+        AdminSection {
+            listen: "127.0.0.1:9464".into(),
+            token_file: String::new(),
+        }
     }
 }
 
@@ -228,7 +252,10 @@ pub struct ServeSection {
 }
 impl Default for ServeSection {
     fn default() -> Self {
-        ServeSection { listen: "127.0.0.1:8080".into(), allowed_origins: vec![] }
+        ServeSection {
+            listen: "127.0.0.1:8080".into(),
+            allowed_origins: vec![],
+        }
     }
 }
 
@@ -240,7 +267,10 @@ pub struct InferenceSection {
 }
 impl Default for InferenceSection {
     fn default() -> Self {
-        InferenceSection { backend: String::new(), max_tokens_cap: 4096 }
+        InferenceSection {
+            backend: String::new(),
+            max_tokens_cap: 4096,
+        }
     }
 }
 
@@ -299,8 +329,18 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 const ENV_PREFIX: &str = "MCP_WARDEN_";
-const SECTIONS: &[&str] =
-    &["proxy", "identity", "signatures", "policy", "pins", "audit", "telemetry", "admin", "serve", "inference"];
+const SECTIONS: &[&str] = &[
+    "proxy",
+    "identity",
+    "signatures",
+    "policy",
+    "pins",
+    "audit",
+    "telemetry",
+    "admin",
+    "serve",
+    "inference",
+];
 
 impl Config {
     /// Load from an optional file, then apply environment overrides, then validate.
@@ -345,14 +385,25 @@ impl Config {
                 }
             }
         }
-        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-            let key = e.path().to_string();
-            let reason = e.inner().message().to_owned();
-            match overridden.get(&key) {
-                Some(var) => ConfigError { key: var.clone(), line: None, reason, file: None },
-                None => ConfigError { line: locate(text, &key), key, reason, file: None },
-            }
-        })?;
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let key = e.path().to_string();
+                let reason = e.inner().message().to_owned();
+                match overridden.get(&key) {
+                    Some(var) => ConfigError {
+                        key: var.clone(),
+                        line: None,
+                        reason,
+                        file: None,
+                    },
+                    None => ConfigError {
+                        line: locate(text, &key),
+                        key,
+                        reason,
+                        file: None,
+                    },
+                }
+            })?;
         config.validate().map_err(|(key, reason)| ConfigError {
             line: locate(text, &key),
             key,
@@ -373,7 +424,10 @@ impl Config {
         let t = &self.policy.risk_thresholds;
         for (k, v) in [("low", t.low), ("medium", t.medium), ("high", t.high)] {
             if !(0.0..=1.0).contains(&v) {
-                return bad(&format!("policy.risk_thresholds.{k}"), "must be between 0 and 1");
+                return bad(
+                    &format!("policy.risk_thresholds.{k}"),
+                    "must be between 0 and 1",
+                );
             }
         }
         for (i, s) in self.servers.iter().enumerate() {
@@ -381,7 +435,10 @@ impl Config {
                 return bad(&format!("servers[{i}].name"), "must not be empty");
             }
             if s.command.is_empty() == s.url.is_empty() {
-                return bad(&format!("servers[{i}]"), "set exactly one of command or url");
+                return bad(
+                    &format!("servers[{i}]"),
+                    "set exactly one of command or url",
+                );
             }
         }
         for (i, k) in self.identity.trusted_keys.iter().enumerate() {
@@ -411,7 +468,9 @@ impl Config {
 fn split_env_name(name: &str) -> Option<(String, String)> {
     let rest = name.strip_prefix(ENV_PREFIX)?.to_ascii_lowercase();
     let (section, key) = rest.split_once('_')?;
-    SECTIONS.contains(&section).then(|| (section.to_owned(), key.to_owned()))
+    SECTIONS
+        .contains(&section)
+        .then(|| (section.to_owned(), key.to_owned()))
 }
 
 fn env_value(v: &str) -> toml::Value {
@@ -427,7 +486,11 @@ fn env_value(v: &str) -> toml::Value {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// Best-effort line of a key path like `signatures.mode` in the file text: the `key =` line

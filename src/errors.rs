@@ -56,7 +56,12 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    pub fn new(code: i64, event: &'static str, rule: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn new(
+        code: i64,
+        event: &'static str,
+        rule: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
         Rejection {
             code,
             event,
@@ -98,16 +103,37 @@ impl Rejection {
     pub fn from_strict(e: StrictError) -> Self {
         let reason = e.to_string();
         match e {
-            StrictError::InvalidUtf8 => Rejection::new(PARSE_ERROR, "parse.invalid_utf8", "utf8", reason).alert(),
+            StrictError::InvalidUtf8 => {
+                Rejection::new(PARSE_ERROR, "parse.invalid_utf8", "utf8", reason).alert()
+            }
             StrictError::Syntax(_) => Rejection::new(PARSE_ERROR, "parse.syntax", "json", reason),
-            StrictError::TrailingData => Rejection::new(PARSE_ERROR, "frame.trailing_data", "one_value_per_line", reason).alert(),
-            StrictError::TooDeep { .. } => Rejection::new(PARSE_ERROR, "parse.depth_exceeded", "max_depth", reason),
-            StrictError::DuplicateKey(_) => Rejection::new(INVALID_REQUEST, "rpc.duplicate_key", "duplicate_key", reason).alert(),
+            StrictError::TrailingData => Rejection::new(
+                PARSE_ERROR,
+                "frame.trailing_data",
+                "one_value_per_line",
+                reason,
+            )
+            .alert(),
+            StrictError::TooDeep { .. } => {
+                Rejection::new(PARSE_ERROR, "parse.depth_exceeded", "max_depth", reason)
+            }
+            StrictError::DuplicateKey(_) => Rejection::new(
+                INVALID_REQUEST,
+                "rpc.duplicate_key",
+                "duplicate_key",
+                reason,
+            )
+            .alert(),
         }
     }
 
     pub fn invalid_envelope(reason: &str, id: Option<Id>) -> Self {
-        let mut r = Rejection::new(INVALID_REQUEST, "rpc.invalid_envelope", "jsonrpc_envelope", reason);
+        let mut r = Rejection::new(
+            INVALID_REQUEST,
+            "rpc.invalid_envelope",
+            "jsonrpc_envelope",
+            reason,
+        );
         r.id = id;
         r
     }
@@ -140,8 +166,13 @@ impl Rejection {
         for (k, v) in &self.extra {
             data.insert(k.clone(), v.clone());
         }
-        let id_json = id.or(self.id.as_ref()).map_or_else(|| "null".to_owned(), Id::to_json);
-        let message = self.message.clone().unwrap_or_else(|| self.default_message().to_owned());
+        let id_json = id
+            .or(self.id.as_ref())
+            .map_or_else(|| "null".to_owned(), Id::to_json);
+        let message = self
+            .message
+            .clone()
+            .unwrap_or_else(|| self.default_message().to_owned());
         let error = json!({"code": self.code, "message": message, "data": Value::Object(data)});
         // Spliced by hand so the id is echoed exactly as received (big integers stay exact).
         format!(r#"{{"jsonrpc":"2.0","id":{id_json},"error":{error}}}"#).into_bytes()

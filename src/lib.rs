@@ -7,11 +7,14 @@
 //! exactly one decision for it. See ARCHITECTURE.md for the codemap and the invariants.
 
 pub mod audit;
+pub mod checks;
 pub mod cli;
+pub mod clients;
 pub mod codec;
 pub mod config;
 pub mod errors;
 pub mod pipeline;
 pub mod session;
+pub mod sig;
 pub mod timefmt;
 pub mod transport;

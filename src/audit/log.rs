@@ -52,7 +52,13 @@ impl AuditLog {
         fs::create_dir_all(dir)?;
         let safe: String = server
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let name = format!(
             "{}-{}-{}.jsonl",

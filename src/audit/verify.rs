@@ -28,14 +28,20 @@ pub fn verify_chain(bytes: &[u8]) -> ChainReport {
         match v.get("prev").and_then(|p| p.as_str()) {
             Some(p) if p == prev => {}
             Some(p) => {
-                return broken(n, format!("prev is {p} but the line before hashes to {prev}"))
+                return broken(
+                    n,
+                    format!("prev is {p} but the line before hashes to {prev}"),
+                )
             }
             None => return broken(n, "record has no prev field".into()),
         }
         let seq = v.get("seq").and_then(|s| s.as_u64());
         match (seq, expected_seq) {
             (Some(s), Some(e)) if s != e => {
-                return broken(n, format!("seq {s} follows seq {} (lines removed or reordered)", e - 1))
+                return broken(
+                    n,
+                    format!("seq {s} follows seq {} (lines removed or reordered)", e - 1),
+                )
             }
             (None, _) => return broken(n, "record has no seq".into()),
             _ => {}
@@ -72,15 +78,25 @@ mod tests {
         let text = String::from_utf8(good.clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         let edited = text.replacen("\"m2\"", "\"mX\"", 1);
-        assert!(matches!(verify_chain(edited.as_bytes()), ChainReport::Broken { line: 4, .. }));
+        assert!(matches!(
+            verify_chain(edited.as_bytes()),
+            ChainReport::Broken { line: 4, .. }
+        ));
         let deleted = format!("{}\n{}\n{}\n", lines[0], lines[2], lines[3]);
-        assert!(matches!(verify_chain(deleted.as_bytes()), ChainReport::Broken { line: 2, .. }));
+        assert!(matches!(
+            verify_chain(deleted.as_bytes()),
+            ChainReport::Broken { line: 2, .. }
+        ));
 
         // Reopening continues the chain.
         drop(log);
         let log = AuditLog::open_file(&path, Fsync::Never).unwrap();
-        log.write(Record::new("s", "srv", Direction::Proxy, 0)).unwrap();
+        log.write(Record::new("s", "srv", Direction::Proxy, 0))
+            .unwrap();
         log.flush().unwrap();
-        assert_eq!(verify_chain(&std::fs::read(&path).unwrap()), ChainReport::Intact { lines: 5 });
+        assert_eq!(
+            verify_chain(&std::fs::read(&path).unwrap()),
+            ChainReport::Intact { lines: 5 }
+        );
     }
 }

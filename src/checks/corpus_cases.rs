@@ -12,10 +12,11 @@
 use serde_json::Value;
 
 use crate::checks::arg_rules::ArgRule;
+use crate::checks::elicitation_scan::scan_elicitation;
 use crate::checks::net_rule::deny_private_addresses;
 use crate::checks::path_rule::path_under;
 use crate::checks::poison_scan::{
-    max_severity, scan_definition, scan_elicitation, scan_text, strip_terminal_escapes, Severity,
+    max_severity, scan_definition, scan_text, strip_terminal_escapes, Severity,
 };
 use crate::checks::secrets::{find_secrets_in_json, redact_json};
 

@@ -21,6 +21,7 @@ use regex::{Regex, RegexSet};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::checks::secrets::ascii_word_boundaries;
 use crate::checks::unicode_hazards::{classify, escape_for_display, Hazard};
 
 pub use crate::checks::unicode_hazards::strip_terminal_escapes;
@@ -109,7 +110,7 @@ const PHRASES: &[(&str, Severity, &str)] = &[
 ];
 
 static PHRASE_SET: LazyLock<(RegexSet, Vec<Regex>)> = LazyLock::new(|| {
-    let pats: Vec<&str> = PHRASES.iter().map(|p| p.2).collect();
+    let pats: Vec<String> = PHRASES.iter().map(|p| ascii_word_boundaries(p.2)).collect();
     (
         RegexSet::new(&pats).expect("phrase set compiles"),
         pats.iter()
@@ -127,7 +128,7 @@ pub fn scan_text<S: AsRef<str>>(text: &str, other_server_tools: &[S]) -> Vec<Fin
     for i in set.matches(text).iter() {
         if let Some(m) = each[i].find(text) {
             let (kind, severity, _) = PHRASES[i];
-            push(&mut out, kind, severity, text, m.start(), m.end());
+            push_finding(&mut out, kind, severity, text, m.start(), m.end());
         }
     }
     scan_shadowing(text, other_server_tools, &mut out);
@@ -185,7 +186,9 @@ pub fn scan_definition<S: AsRef<str>>(def: &Value, other_server_tools: &[S]) -> 
     out
 }
 
-fn push(
+/// Add a finding unless one of this kind is already present; the excerpt
+/// is the hit with some context, escaped for display.
+pub(crate) fn push_finding(
     out: &mut Vec<Finding>,
     kind: &'static str,
     severity: Severity,
@@ -231,18 +234,20 @@ fn scan_chars(text: &str, out: &mut Vec<Finding>) {
         let end = at + c.len_utf8();
         match classify(c) {
             Some(Hazard::TerminalControl) => {
-                push(out, "terminal_escape", Severity::High, text, at, end)
+                push_finding(out, "terminal_escape", Severity::High, text, at, end)
             }
-            Some(Hazard::Control) => push(out, "control_char", Severity::Medium, text, at, end),
-            Some(Hazard::Bidi) => push(out, "bidi_control", Severity::High, text, at, end),
+            Some(Hazard::Control) => {
+                push_finding(out, "control_char", Severity::Medium, text, at, end)
+            }
+            Some(Hazard::Bidi) => push_finding(out, "bidi_control", Severity::High, text, at, end),
             Some(Hazard::Invisible) if !joins_visible(c, prev, next) => {
-                push(out, "invisible_char", Severity::High, text, at, end)
+                push_finding(out, "invisible_char", Severity::High, text, at, end)
             }
             // Judge each run of tag characters once, at its first character.
             Some(Hazard::Tag) if prev.and_then(classify) != Some(Hazard::Tag) => {
                 tag_run(&text[at..], prev, out)
             }
-            Some(Hazard::VariationSelector) if smuggling_selector(c, prev) => push(
+            Some(Hazard::VariationSelector) if smuggling_selector(c, prev) => push_finding(
                 out,
                 "variation_selector_smuggling",
                 Severity::High,
@@ -261,7 +266,7 @@ fn scan_chars(text: &str, out: &mut Vec<Finding>) {
             }
         } else if let Some(s) = ws_start.take() {
             if spaces >= PAD_SPACES || newlines >= PAD_NEWLINES {
-                push(out, "whitespace_padding", Severity::High, text, s, at);
+                push_finding(out, "whitespace_padding", Severity::High, text, s, at);
             }
             (spaces, newlines) = (0, 0);
         }
@@ -357,86 +362,11 @@ fn scan_shadowing<S: AsRef<str>>(text: &str, tools: &[S], out: &mut Vec<Finding>
                 || after.trim_start().starts_with("tool")
                 || before.contains("tool")
             {
-                push(out, "shadowing", Severity::High, text, at, end);
+                push_finding(out, "shadowing", Severity::High, text, at, end);
                 break;
             }
         }
     }
-}
-
-const SENSITIVE_FIELD: &str = r"\b(?:pass ?(?:word|phrase|code)?|pwd|secret|token|pat|api ?key|access ?key|private ?key|secret ?key|credentials?|otp|one time (?:password|code)|2fa|mfa|totp|verification code|auth(?:entication|orization)? code|pin|cvv|cvc|security code|card number|credit card|ssn|social security(?: number)?|iban|routing number|account number|seed phrase|mnemonic|recovery (?:phrase|code|key)|session (?:id|cookie)|cookie)\b";
-const SENSITIVE_ASK: &str = r"(?i)\b(?:re-?enter|enter|provide|type|paste|confirm|give|share|submit)\b.{0,60}?\b(?:password|passphrase|token|api key|secret|credentials?|access key|private key|otp|verification code|2fa|mfa code|pin|card number|cvv|ssn|seed phrase|recovery phrase)\b";
-
-static SENSITIVE: LazyLock<(Regex, Regex)> = LazyLock::new(|| {
-    (
-        Regex::new(SENSITIVE_FIELD).expect("field regex compiles"),
-        Regex::new(SENSITIVE_ASK).expect("ask regex compiles"),
-    )
-});
-
-/// Scan `elicitation/create` params (or a modern elicitation input request):
-/// servers must not ask for credentials (MCP 2025-06-18 client/elicitation).
-/// Reports `sensitive_elicitation` for credential-like fields or wording,
-/// plus every [`scan_text`] finding in the message.
-pub fn scan_elicitation(params: &Value) -> Vec<Finding> {
-    let (field_re, ask_re) = &*SENSITIVE;
-    let message = params.get("message").and_then(Value::as_str).unwrap_or("");
-    let mut out = scan_text::<&str>(message, &[]);
-    if let Some(m) = ask_re.find(message) {
-        push(
-            &mut out,
-            "sensitive_elicitation",
-            Severity::High,
-            message,
-            m.start(),
-            m.end(),
-        );
-    }
-    let props = params
-        .pointer("/requestedSchema/properties")
-        .and_then(Value::as_object);
-    for (name, prop) in props.into_iter().flatten() {
-        let secret_format = prop.get("format").and_then(Value::as_str) == Some("password")
-            || prop.get("writeOnly").and_then(Value::as_bool) == Some(true);
-        let labels = [
-            Some(name.as_str()),
-            prop.get("title").and_then(Value::as_str),
-            prop.get("description").and_then(Value::as_str),
-        ];
-        let hit = labels
-            .into_iter()
-            .flatten()
-            .any(|l| field_re.is_match(&words(l)));
-        if secret_format || hit {
-            push(
-                &mut out,
-                "sensitive_elicitation",
-                Severity::High,
-                name,
-                0,
-                name.len(),
-            );
-        }
-    }
-    out
-}
-
-/// `githubToken` / `api_key` / `API-Key` → "github token" / "api key".
-fn words(s: &str) -> String {
-    let mut w = String::with_capacity(s.len() + 4);
-    let mut prev_lower = false;
-    for c in s.chars() {
-        if c.is_uppercase() && prev_lower {
-            w.push(' ');
-        }
-        prev_lower = c.is_lowercase() || c.is_ascii_digit();
-        w.push(if c.is_alphanumeric() {
-            c.to_ascii_lowercase()
-        } else {
-            ' '
-        });
-    }
-    w
 }
 
 #[cfg(test)]

@@ -181,14 +181,16 @@ mod tests {
     fn classifies_the_four_shapes() {
         let r = Envelope::parse(r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#).unwrap();
         assert_eq!((r.kind, r.id), (Kind::Request, Some(Id::Num("7".into()))));
-        let n = Envelope::parse(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
-            .unwrap();
+        let n =
+            Envelope::parse(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
         assert_eq!(n.kind, Kind::Notification);
         let ok = Envelope::parse(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#).unwrap();
-        assert_eq!((ok.kind, ok.id), (Kind::Response, Some(Id::Str("a".into()))));
-        let e =
-            Envelope::parse(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-1,"message":"x"}}"#)
-                .unwrap();
+        assert_eq!(
+            (ok.kind, ok.id),
+            (Kind::Response, Some(Id::Str("a".into())))
+        );
+        let e = Envelope::parse(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-1,"message":"x"}}"#)
+            .unwrap();
         assert_eq!((e.kind, e.id), (Kind::ErrorResponse, None));
     }
 
@@ -214,7 +216,10 @@ mod tests {
 
     #[test]
     fn ids_echo_as_received() {
-        assert_eq!(Id::Num("12345678901234567890".into()).to_json(), "12345678901234567890");
+        assert_eq!(
+            Id::Num("12345678901234567890".into()).to_json(),
+            "12345678901234567890"
+        );
         assert_eq!(Id::Str("a\"b".into()).to_json(), r#""a\"b""#);
     }
 }

@@ -43,11 +43,15 @@ pub enum Decoded<'a> {
 /// Parse one line strictly. Every failure is a ready-made rejection (code, audit event, reason).
 pub fn decode<'a>(line: &'a [u8], limits: &Limits) -> Result<Decoded<'a>, Rejection> {
     if line.len() > limits.max_message_bytes {
-        return Err(Rejection::oversize(line.len() as u64, limits.max_message_bytes));
+        return Err(Rejection::oversize(
+            line.len() as u64,
+            limits.max_message_bytes,
+        ));
     }
     strict_json::validate(line, limits.max_depth).map_err(Rejection::from_strict)?;
     // validate() proved the bytes are UTF-8.
-    let text = std::str::from_utf8(line).map_err(|_| Rejection::from_strict(strict_json::StrictError::InvalidUtf8))?;
+    let text = std::str::from_utf8(line)
+        .map_err(|_| Rejection::from_strict(strict_json::StrictError::InvalidUtf8))?;
     if text.trim_start().starts_with('[') {
         let items: Vec<&'a RawValue> = serde_json::from_str(text)
             .map_err(|e| Rejection::from_strict(strict_json::StrictError::Syntax(e.to_string())))?;

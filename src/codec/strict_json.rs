@@ -32,9 +32,9 @@ impl fmt::Display for StrictError {
         match self {
             StrictError::InvalidUtf8 => f.write_str("message is not valid UTF-8"),
             StrictError::Syntax(e) => write!(f, "message is not valid JSON: {e}"),
-            StrictError::TrailingData => {
-                f.write_str("more than one JSON value on one line (trailing data after the message)")
-            }
+            StrictError::TrailingData => f.write_str(
+                "more than one JSON value on one line (trailing data after the message)",
+            ),
             StrictError::TooDeep { limit } => {
                 write!(f, "JSON nesting deeper than {limit} levels")
             }

@@ -1,7 +1,10 @@
 use super::*;
 
 fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[test]
@@ -21,7 +24,10 @@ fn errors_name_key_and_line() {
     let e = Config::from_text("[audit]\nfsink = \"always\"\n", &env(&[])).unwrap_err();
     assert!(e.reason.contains("fsink"), "{e}");
     let e = Config::from_text("[signatures]\nwindow_secs = 0\n", &env(&[])).unwrap_err();
-    assert_eq!((e.key.as_str(), e.line), ("signatures.window_secs", Some(2)));
+    assert_eq!(
+        (e.key.as_str(), e.line),
+        ("signatures.window_secs", Some(2))
+    );
     let e = Config::from_text("[proxy\n", &env(&[])).unwrap_err();
     assert_eq!(e.line, Some(1));
 }
@@ -30,7 +36,10 @@ fn errors_name_key_and_line() {
 fn environment_overrides_file_and_is_named_in_errors() {
     let c = Config::from_text(
         "[signatures]\nmode = \"off\"\n",
-        &env(&[("MCP_WARDEN_SIGNATURES_MODE", "enforce"), ("MCP_WARDEN_STATE", "/x")]),
+        &env(&[
+            ("MCP_WARDEN_SIGNATURES_MODE", "enforce"),
+            ("MCP_WARDEN_STATE", "/x"),
+        ]),
     )
     .unwrap();
     assert_eq!(c.signatures.mode, SignatureMode::Enforce);
@@ -40,7 +49,16 @@ fn environment_overrides_file_and_is_named_in_errors() {
 
 #[test]
 fn state_dir_precedence() {
-    assert_eq!(state_dir(&env(&[("MCP_WARDEN_STATE", "/s"), ("HOME", "/h")])), PathBuf::from("/s"));
-    assert_eq!(state_dir(&env(&[("XDG_STATE_HOME", "/x"), ("HOME", "/h")])), PathBuf::from("/x/mcp-warden"));
-    assert_eq!(state_dir(&env(&[("HOME", "/h")])), PathBuf::from("/h/.local/state/mcp-warden"));
+    assert_eq!(
+        state_dir(&env(&[("MCP_WARDEN_STATE", "/s"), ("HOME", "/h")])),
+        PathBuf::from("/s")
+    );
+    assert_eq!(
+        state_dir(&env(&[("XDG_STATE_HOME", "/x"), ("HOME", "/h")])),
+        PathBuf::from("/x/mcp-warden")
+    );
+    assert_eq!(
+        state_dir(&env(&[("HOME", "/h")])),
+        PathBuf::from("/h/.local/state/mcp-warden")
+    );
 }

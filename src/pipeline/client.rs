@@ -31,7 +31,10 @@ impl Pipeline {
                 // Unreadable: answer with the id we could read (none: null), as JSON-RPC says.
                 let answer = rejection.to_response(None, &record.audit_id);
                 deny(&mut record, &rejection);
-                return Outcome { verdict: Verdict::Answer(answer), record };
+                return Outcome {
+                    verdict: Verdict::Answer(answer),
+                    record,
+                };
             }
         };
         let verdict = match decoded {
@@ -85,7 +88,10 @@ impl Pipeline {
                 }
                 Err((r, id, answerable)) => {
                     if answerable {
-                        answers.push(String::from_utf8_lossy(&r.to_response(id.as_ref(), &sub.audit_id)).into_owned());
+                        answers.push(
+                            String::from_utf8_lossy(&r.to_response(id.as_ref(), &sub.audit_id))
+                                .into_owned(),
+                        );
                     }
                     deny(&mut sub, &r);
                 }
@@ -117,7 +123,12 @@ impl Pipeline {
     }
 
     /// The checks for one client message (single or batch element).
-    fn check_client(&self, s: &mut Session, env: &Envelope, record: &mut Record) -> Result<(), Rejection> {
+    fn check_client(
+        &self,
+        s: &mut Session,
+        env: &Envelope,
+        record: &mut Record,
+    ) -> Result<(), Rejection> {
         record.method = env.method.as_deref().map(str::to_owned);
         record.id = env.id.as_ref().map(Id::to_string);
         match env.kind {
@@ -125,7 +136,11 @@ impl Pipeline {
             Kind::Notification => {
                 if env.method() == "notifications/cancelled" {
                     if let Some(c) = params::parse::<CancelParams>(env.params) {
-                        if let Some(p) = s.client_pending.iter_mut().find(|(id, _)| id.to_json() == c.request_id.get()) {
+                        if let Some(p) = s
+                            .client_pending
+                            .iter_mut()
+                            .find(|(id, _)| id.to_json() == c.request_id.get())
+                        {
                             p.1.cancelled = true;
                         }
                     }
@@ -151,7 +166,12 @@ impl Pipeline {
         }
     }
 
-    fn client_request(&self, s: &mut Session, env: &Envelope, record: &mut Record) -> Result<(), Rejection> {
+    fn client_request(
+        &self,
+        s: &mut Session,
+        env: &Envelope,
+        record: &mut Record,
+    ) -> Result<(), Rejection> {
         let Some(id) = env.id.clone() else {
             return Err(Rejection::invalid_envelope("a request needs an id", None));
         };
@@ -173,7 +193,11 @@ impl Pipeline {
             ));
         }
         let peek: VersionPeek = params::parse(env.params).unwrap_or_default();
-        if let Some(v) = peek.meta.as_ref().and_then(|m| m.protocol_version.as_deref()) {
+        if let Some(v) = peek
+            .meta
+            .as_ref()
+            .and_then(|m| m.protocol_version.as_deref())
+        {
             s.era = Era::Modern(v.to_owned());
             record.era = s.era.label();
         } else if env.method() == "server/discover" && s.era == Era::Unknown {
@@ -184,8 +208,12 @@ impl Pipeline {
         match env.method() {
             "initialize" => s.requested_version = peek.protocol_version.map(|v| v.into_owned()),
             "tools/call" => {
-                let call: CallParams = params::parse(env.params)
-                    .ok_or_else(|| Rejection::invalid_envelope("tools/call needs params.name (a string)", Some(id.clone())))?;
+                let call: CallParams = params::parse(env.params).ok_or_else(|| {
+                    Rejection::invalid_envelope(
+                        "tools/call needs params.name (a string)",
+                        Some(id.clone()),
+                    )
+                })?;
                 record.args_sha256 = call.arguments.map(|a| args_digest(a.get().as_bytes()));
                 tool = Some(call.name.into_owned());
             }
@@ -194,7 +222,12 @@ impl Pipeline {
         record.tool = tool.clone();
         s.client_pending.insert(
             id,
-            Pending { method: env.method().to_owned(), tool, started: Instant::now(), cancelled: false },
+            Pending {
+                method: env.method().to_owned(),
+                tool,
+                started: Instant::now(),
+                cancelled: false,
+            },
         );
         Ok(())
     }
@@ -220,7 +253,9 @@ pub(super) fn allow(line: &[u8], record: &mut Record) -> Verdict {
 fn refuse(env: &Envelope, rejection: Rejection, record: &mut Record) -> Verdict {
     deny(record, &rejection);
     match (env.kind, &env.id) {
-        (Kind::Request, id) => Verdict::Answer(rejection.to_response(id.as_ref(), &record.audit_id)),
+        (Kind::Request, id) => {
+            Verdict::Answer(rejection.to_response(id.as_ref(), &record.audit_id))
+        }
         _ => Verdict::Drop,
     }
 }

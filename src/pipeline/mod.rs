@@ -56,7 +56,12 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(server: &str, limits: Limits, audit: Arc<AuditLog>) -> Pipeline {
-        Pipeline { server: server.to_owned(), limits, session: Mutex::new(Session::new()), audit }
+        Pipeline {
+            server: server.to_owned(),
+            limits,
+            session: Mutex::new(Session::new()),
+            audit,
+        }
     }
 
     pub fn audit(&self) -> &Arc<AuditLog> {
@@ -89,7 +94,9 @@ impl Pipeline {
         let rejection = Rejection::oversize(seen, self.limits.max_message_bytes);
         let verdict = match direction {
             // The client gets an error with id null: its id was never read.
-            Direction::ClientToServer => Verdict::Answer(rejection.to_response(None, &record.audit_id)),
+            Direction::ClientToServer => {
+                Verdict::Answer(rejection.to_response(None, &record.audit_id))
+            }
             _ => Verdict::Drop,
         };
         deny(&mut record, &rejection);
@@ -100,19 +107,30 @@ impl Pipeline {
     /// left without exactly one answer.
     pub fn abandon_pending(&self, why: &str) -> Vec<Outcome> {
         let mut session = self.session();
-        let pending: Vec<(Id, String)> =
-            session.client_pending.drain().map(|(id, p)| (id, p.method)).collect();
+        let pending: Vec<(Id, String)> = session
+            .client_pending
+            .drain()
+            .map(|(id, p)| (id, p.method))
+            .collect();
         let mut out = Vec::new();
         for (id, method) in pending {
             let mut record = self.record(&session, Direction::ServerToClient, 0);
-            let rejection = Rejection::new(INTERNAL_ERROR, "upstream.closed", "upstream", why.to_owned())
-                .from(Source::Upstream);
+            let rejection = Rejection::new(
+                INTERNAL_ERROR,
+                "upstream.closed",
+                "upstream",
+                why.to_owned(),
+            )
+            .from(Source::Upstream);
             record.method = Some(method);
             record.id = Some(id.to_string());
             let answer = rejection.to_response(Some(&id), &record.audit_id);
             deny(&mut record, &rejection);
             record.decision = Decision::Error;
-            out.push(Outcome { verdict: Verdict::Answer(answer), record });
+            out.push(Outcome {
+                verdict: Verdict::Answer(answer),
+                record,
+            });
         }
         out
     }

@@ -31,26 +31,49 @@ impl Pipeline {
                 // A batch of answers in the one revision that has them: pass as is.
                 record.method = Some("batch".into());
                 record.decision = Decision::Allow;
-                return Outcome { verdict: allow(line, &mut record), record };
+                return Outcome {
+                    verdict: allow(line, &mut record),
+                    record,
+                };
             }
             Ok(Decoded::Batch(_)) => {
-                let r = Rejection::new(INVALID_REQUEST, "rpc.batch_refused", "batch", "the server sent a JSON-RPC batch outside 2025-03-26; dropped")
-                    .from(Source::Upstream);
+                let r = Rejection::new(
+                    INVALID_REQUEST,
+                    "rpc.batch_refused",
+                    "batch",
+                    "the server sent a JSON-RPC batch outside 2025-03-26; dropped",
+                )
+                .from(Source::Upstream);
                 deny(&mut record, &r);
-                return Outcome { verdict: Verdict::Drop, record };
+                return Outcome {
+                    verdict: Verdict::Drop,
+                    record,
+                };
             }
             Err(mut r) => {
                 r.source = Source::Upstream;
-                r.event = if r.event.starts_with("parse.") { "upstream.non_jsonrpc_output" } else { r.event };
-                r.reason = format!("server wrote something that is not a JSON-RPC message on stdout ({}); dropped", r.reason);
+                r.event = if r.event.starts_with("parse.") {
+                    "upstream.non_jsonrpc_output"
+                } else {
+                    r.event
+                };
+                r.reason = format!(
+                    "server wrote something that is not a JSON-RPC message on stdout ({}); dropped",
+                    r.reason
+                );
                 deny(&mut record, &r);
-                return Outcome { verdict: Verdict::Drop, record };
+                return Outcome {
+                    verdict: Verdict::Drop,
+                    record,
+                };
             }
         };
         record.method = env.method.as_deref().map(str::to_owned);
         record.id = env.id.as_ref().map(Id::to_string);
         let verdict = match env.kind {
-            Kind::Response | Kind::ErrorResponse => self.server_answer(&mut session, &env, line, &mut record),
+            Kind::Response | Kind::ErrorResponse => {
+                self.server_answer(&mut session, &env, line, &mut record)
+            }
             Kind::Request => match server_request(&mut session, &env) {
                 Ok(()) => allow(line, &mut record),
                 Err(r) => {
@@ -64,10 +87,21 @@ impl Pipeline {
         Outcome { verdict, record }
     }
 
-    fn server_answer(&self, s: &mut Session, env: &Envelope, line: &[u8], record: &mut Record) -> Verdict {
+    fn server_answer(
+        &self,
+        s: &mut Session,
+        env: &Envelope,
+        line: &[u8],
+        record: &mut Record,
+    ) -> Verdict {
         let Some(id) = env.id.as_ref() else {
-            let r = Rejection::new(INVALID_REQUEST, "rpc.unsolicited_response", "unsolicited_response", "the server sent an error with id null; dropped")
-                .from(Source::Upstream);
+            let r = Rejection::new(
+                INVALID_REQUEST,
+                "rpc.unsolicited_response",
+                "unsolicited_response",
+                "the server sent an error with id null; dropped",
+            )
+            .from(Source::Upstream);
             deny(record, &r);
             return Verdict::Drop;
         };
@@ -83,7 +117,9 @@ impl Pipeline {
                 INVALID_REQUEST,
                 "rpc.unsolicited_response",
                 "unsolicited_response",
-                format!("the server answered id {id}, which no client request is waiting for; dropped"),
+                format!(
+                    "the server answered id {id}, which no client request is waiting for; dropped"
+                ),
             )
             .from(Source::Upstream)
             .alert();
@@ -94,7 +130,10 @@ impl Pipeline {
         record.tool = p.tool.clone();
         if p.method == "initialize" && env.kind == Kind::Response {
             let peek: VersionPeek = params::parse(env.result).unwrap_or_default();
-            if let Some(v) = peek.protocol_version.or_else(|| s.requested_version.take().map(Into::into)) {
+            if let Some(v) = peek
+                .protocol_version
+                .or_else(|| s.requested_version.take().map(Into::into))
+            {
                 s.era = Era::Legacy(v.into_owned());
                 record.era = s.era.label();
             }
@@ -105,7 +144,9 @@ impl Pipeline {
 
 fn server_request(s: &mut Session, env: &Envelope) -> Result<(), Rejection> {
     let Some(id) = env.id.clone() else {
-        return Err(Rejection::invalid_envelope("a request needs an id", None).from(Source::Upstream));
+        return Err(
+            Rejection::invalid_envelope("a request needs an id", None).from(Source::Upstream)
+        );
     };
     if s.server_pending.contains_key(&id) || s.server_pending.len() >= MAX_PENDING {
         return Err(Rejection::new(
@@ -119,7 +160,12 @@ fn server_request(s: &mut Session, env: &Envelope) -> Result<(), Rejection> {
     }
     s.server_pending.insert(
         id,
-        Pending { method: env.method().to_owned(), tool: None, started: Instant::now(), cancelled: false },
+        Pending {
+            method: env.method().to_owned(),
+            tool: None,
+            started: Instant::now(),
+            cancelled: false,
+        },
     );
     Ok(())
 }

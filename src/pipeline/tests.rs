@@ -1,7 +1,5 @@
 //! Pipeline behaviour without processes: verdicts and audit records for message sequences.
 
-use std::sync::Arc;
-
 use super::{Pipeline, Verdict};
 use crate::audit::{AuditLog, Decision, Fsync};
 use crate::codec::Limits;
@@ -14,7 +12,10 @@ fn pipeline() -> (Pipeline, tempfile::TempDir) {
 
 fn answer_code(v: &Verdict) -> i64 {
     match v {
-        Verdict::Answer(b) => serde_json::from_slice::<serde_json::Value>(b).unwrap()["error"]["code"].as_i64().unwrap(),
+        Verdict::Answer(b) => serde_json::from_slice::<serde_json::Value>(b).unwrap()["error"]
+            ["code"]
+            .as_i64()
+            .unwrap(),
         other => panic!("expected an answer, got {other:?}"),
     }
 }
@@ -37,7 +38,10 @@ fn request_ids_are_tracked_in_both_directions() {
     let result = br#"{"jsonrpc":"2.0","id":5,"result":{"content":[]}}"#;
     assert_eq!(p.from_server(result).verdict, Verdict::Forward);
     let again = p.from_server(result);
-    assert_eq!((again.verdict, again.record.event.as_str()), (Verdict::Drop, "rpc.unsolicited_response"));
+    assert_eq!(
+        (again.verdict, again.record.event.as_str()),
+        (Verdict::Drop, "rpc.unsolicited_response")
+    );
 }
 
 #[test]
@@ -53,7 +57,8 @@ fn pending_requests_are_answered_when_the_server_dies() {
 #[test]
 fn batches_only_in_2025_03_26() {
     let (p, _d) = pipeline();
-    let batch = br#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping"}]"#;
+    let batch =
+        br#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping"}]"#;
     assert_eq!(answer_code(&p.from_client(batch).verdict), -32600);
 
     let (p, _d) = pipeline();
@@ -61,10 +66,14 @@ fn batches_only_in_2025_03_26() {
     p.from_server(br#"{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-03-26","capabilities":{},"serverInfo":{"name":"s","version":"1"}}}"#);
     assert_eq!(p.from_client(batch).verdict, Verdict::Forward);
     // One bad element: it is answered, the rest goes on.
-    let mixed = br#"[{"jsonrpc":"2.0","id":3,"method":"ping"},{"jsonrpc":"2.0","id":1,"method":"ping"}]"#;
+    let mixed =
+        br#"[{"jsonrpc":"2.0","id":3,"method":"ping"},{"jsonrpc":"2.0","id":1,"method":"ping"}]"#;
     match p.from_client(mixed).verdict {
         Verdict::Split { forward, answer } => {
-            assert_eq!(forward, br#"[{"jsonrpc":"2.0","id":3,"method":"ping"}]"#.to_vec());
+            assert_eq!(
+                forward,
+                br#"[{"jsonrpc":"2.0","id":3,"method":"ping"}]"#.to_vec()
+            );
             let a: serde_json::Value = serde_json::from_slice(&answer).unwrap();
             assert_eq!(a[0]["id"], 1);
             assert_eq!(a[0]["error"]["code"], -32600);

@@ -7,9 +7,12 @@ use std::process::{Child, Command, Stdio};
 
 /// Start `argv` with piped stdin/stdout and our stderr.
 pub fn spawn(argv: &[String]) -> io::Result<Child> {
-    let (program, args) = argv
-        .split_first()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no server command given after --"))?;
+    let (program, args) = argv.split_first().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no server command given after --",
+        )
+    })?;
     let mut cmd = Command::new(program);
     cmd.args(args)
         .stdin(Stdio::piped())
@@ -39,7 +42,9 @@ pub fn signal_group(pid: u32, signal: i32) {
 /// The exit code a shell would report for this status: the code, or 128 + signal.
 pub fn exit_code(status: &std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(1))
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(1))
 }
 
 /// A short server name from a command line: `npx -y @modelcontextprotocol/server-filesystem /d`
@@ -47,13 +52,16 @@ pub fn exit_code(status: &std::process::ExitStatus) -> i32 {
 pub fn derive_server_name(argv: &[String]) -> String {
     const LAUNCHERS: &[&str] = &[
         "npx", "node", "nodejs", "python", "python3", "uv", "uvx", "run", "docker", "deno", "bun",
-        "bunx", "pnpm", "dlx", "yarn", "npm", "exec", "pipx", "sh", "bash", "env", "tsx", "ts-node",
+        "bunx", "pnpm", "dlx", "yarn", "npm", "exec", "pipx", "sh", "bash", "env", "tsx",
+        "ts-node",
     ];
     let token = argv
         .iter()
         .map(|a| a.rsplit(['/', '\\']).next().unwrap_or(a))
         .zip(argv.iter())
-        .find(|(base, full)| !full.starts_with('-') && !LAUNCHERS.contains(base) && !base.is_empty())
+        .find(|(base, full)| {
+            !full.starts_with('-') && !LAUNCHERS.contains(base) && !base.is_empty()
+        })
         .map(|(_, full)| full.as_str())
         .unwrap_or("server");
     // Drop an npm scope and path, then a version suffix and a file extension.
@@ -81,7 +89,13 @@ pub fn derive_server_name(argv: &[String]) -> String {
     let clean: String = name
         .to_ascii_lowercase()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     if clean.is_empty() {
         "server".into()
@@ -100,8 +114,14 @@ mod tests {
 
     #[test]
     fn derives_readable_names() {
-        assert_eq!(name("npx -y @modelcontextprotocol/server-filesystem /data"), "filesystem");
-        assert_eq!(name("npx -y @modelcontextprotocol/server-everything@2026.8.31 stdio"), "everything");
+        assert_eq!(
+            name("npx -y @modelcontextprotocol/server-filesystem /data"),
+            "filesystem"
+        );
+        assert_eq!(
+            name("npx -y @modelcontextprotocol/server-everything@2026.8.31 stdio"),
+            "everything"
+        );
         assert_eq!(name("uvx mcp-server-fetch"), "fetch");
         assert_eq!(name("node /opt/servers/github-mcp-server.js"), "github");
         assert_eq!(name("python3 tests/echo_server.py"), "echo");

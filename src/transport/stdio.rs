@@ -44,7 +44,10 @@ impl Sides {
     fn to_client(&self, bytes: &[u8]) {
         let mut out = self.client.lock().unwrap_or_else(|p| p.into_inner());
         // One write per message keeps lines whole even if the client reads slowly.
-        let ok = out.write_all(bytes).and_then(|_| out.write_all(b"\n")).and_then(|_| out.flush());
+        let ok = out
+            .write_all(bytes)
+            .and_then(|_| out.write_all(b"\n"))
+            .and_then(|_| out.flush());
         if let Err(e) = ok {
             tracing::debug!("client stdout closed: {e}");
         }
@@ -53,7 +56,10 @@ impl Sides {
     fn to_server(&self, bytes: &[u8]) {
         let mut guard = self.server.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(stdin) = guard.as_mut() {
-            let ok = stdin.write_all(bytes).and_then(|_| stdin.write_all(b"\n")).and_then(|_| stdin.flush());
+            let ok = stdin
+                .write_all(bytes)
+                .and_then(|_| stdin.write_all(b"\n"))
+                .and_then(|_| stdin.flush());
             if let Err(e) = ok {
                 tracing::debug!("server stdin closed: {e}");
                 *guard = None;
@@ -67,20 +73,36 @@ impl Sides {
 }
 
 /// Run the relay until the child is gone. Returns the exit code for the proxy.
-pub fn run(opts: WrapOptions, pipeline: Arc<Pipeline>, client_in: Box<dyn Read + Send>, client_out: Box<dyn Write + Send>) -> io::Result<i32> {
+pub fn run(
+    opts: WrapOptions,
+    pipeline: Arc<Pipeline>,
+    client_in: Box<dyn Read + Send>,
+    client_out: Box<dyn Write + Send>,
+) -> io::Result<i32> {
     let mut child = child::spawn(&opts.command).map_err(|e| {
-        io::Error::new(e.kind(), format!("cannot start server {:?}: {e}", opts.command.join(" ")))
+        io::Error::new(
+            e.kind(),
+            format!("cannot start server {:?}: {e}", opts.command.join(" ")),
+        )
     })?;
     let pid = child.id();
     let (stdin, stdout) = (child.stdin.take(), child.stdout.take());
-    let sides = Arc::new(Sides { client: Mutex::new(client_out), server: Mutex::new(stdin) });
+    let sides = Arc::new(Sides {
+        client: Mutex::new(client_out),
+        server: Mutex::new(stdin),
+    });
     let (tx, rx) = mpsc::channel::<Event>();
     let max = pipeline.limits().max_message_bytes;
 
     spawn_named("client-reader", {
         let (p, s, tx) = (pipeline.clone(), sides.clone(), tx.clone());
         move || {
-            relay(FrameReader::new(BufReader::with_capacity(64 * 1024, client_in), max), Direction::ClientToServer, &p, &s);
+            relay(
+                FrameReader::new(BufReader::with_capacity(64 * 1024, client_in), max),
+                Direction::ClientToServer,
+                &p,
+                &s,
+            );
             let _ = tx.send(Event::ClientEof);
         }
     })?;
@@ -88,7 +110,12 @@ pub fn run(opts: WrapOptions, pipeline: Arc<Pipeline>, client_in: Box<dyn Read +
         spawn_named("server-reader", {
             let (p, s, tx) = (pipeline.clone(), sides.clone(), tx.clone());
             move || {
-                relay(FrameReader::new(BufReader::with_capacity(64 * 1024, stdout), max), Direction::ServerToClient, &p, &s);
+                relay(
+                    FrameReader::new(BufReader::with_capacity(64 * 1024, stdout), max),
+                    Direction::ServerToClient,
+                    &p,
+                    &s,
+                );
                 let _ = tx.send(Event::ServerEof);
             }
         })?;
@@ -117,7 +144,12 @@ pub fn run(opts: WrapOptions, pipeline: Arc<Pipeline>, client_in: Box<dyn Read +
 
 /// Wait for the child to exit, escalating from closed stdin to SIGTERM to SIGKILL once shutdown
 /// has begun. Returns the child's status.
-fn supervise(rx: &mpsc::Receiver<Event>, pid: u32, grace: Duration, sides: &Sides) -> Option<ExitStatus> {
+fn supervise(
+    rx: &mpsc::Receiver<Event>,
+    pid: u32,
+    grace: Duration,
+    sides: &Sides,
+) -> Option<ExitStatus> {
     let mut shutdown: Option<(Instant, u8)> = None; // (when the current stage started, stage)
     let mut status = None;
     let mut server_eof = false;
@@ -169,7 +201,12 @@ fn exit_status_failure() -> ExitStatus {
 }
 
 /// Read frames from one side, run each through the pipeline, act on the verdict, audit it.
-fn relay<R: io::BufRead>(mut reader: FrameReader<R>, direction: Direction, pipeline: &Pipeline, sides: &Sides) {
+fn relay<R: io::BufRead>(
+    mut reader: FrameReader<R>,
+    direction: Direction,
+    pipeline: &Pipeline,
+    sides: &Sides,
+) {
     let (forward, back): (fn(&Sides, &[u8]), fn(&Sides, &[u8])) = match direction {
         Direction::ClientToServer => (Sides::to_server, Sides::to_client),
         _ => (Sides::to_client, Sides::to_server),
@@ -210,7 +247,10 @@ fn relay<R: io::BufRead>(mut reader: FrameReader<R>, direction: Direction, pipel
 }
 
 fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
-    thread::Builder::new().name(name.into()).spawn(f).map(|_| ())
+    thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map(|_| ())
 }
 
 /// SIGINT and SIGTERM start the same orderly shutdown as client EOF.
