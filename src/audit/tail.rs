@@ -23,7 +23,10 @@ pub fn tail(dir: &Path, lines: usize, follow: bool, out: &mut dyn Write) -> io::
     for f in &files {
         offsets.insert(f.clone(), fs::metadata(f)?.len());
     }
-    while follow {
+    if !follow {
+        return Ok(());
+    }
+    loop {
         std::thread::sleep(Duration::from_millis(200));
         for f in list(dir)? {
             let start = *offsets.get(&f).unwrap_or(&0);
@@ -42,7 +45,6 @@ pub fn tail(dir: &Path, lines: usize, follow: bool, out: &mut dyn Write) -> io::
             offsets.insert(f, start + end as u64);
         }
     }
-    Ok(())
 }
 
 fn list(dir: &Path) -> io::Result<Vec<PathBuf>> {

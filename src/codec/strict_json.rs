@@ -137,7 +137,7 @@ impl<'de> Visitor<'de> for Walk<'_> {
         // Objects in MCP traffic are small; a linear scan beats hashing below a few dozen keys.
         let mut seen: Vec<Cow<'de, str>> = Vec::new();
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            if seen.iter().any(|k| *k == key) {
+            if seen.contains(&key) {
                 self.failure
                     .set(Some(StrictError::DuplicateKey(key.clone().into_owned())));
                 return Err(A::Error::custom("duplicate key"));

@@ -200,6 +200,9 @@ fn exit_status_failure() -> ExitStatus {
     ExitStatus::from_raw(1 << 8)
 }
 
+/// Writes one line to one side of the relay.
+type SideWriter = fn(&Sides, &[u8]);
+
 /// Read frames from one side, run each through the pipeline, act on the verdict, audit it.
 fn relay<R: io::BufRead>(
     mut reader: FrameReader<R>,
@@ -207,7 +210,7 @@ fn relay<R: io::BufRead>(
     pipeline: &Pipeline,
     sides: &Sides,
 ) {
-    let (forward, back): (fn(&Sides, &[u8]), fn(&Sides, &[u8])) = match direction {
+    let (forward, back): (SideWriter, SideWriter) = match direction {
         Direction::ClientToServer => (Sides::to_server, Sides::to_client),
         _ => (Sides::to_client, Sides::to_server),
     };

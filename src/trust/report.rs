@@ -139,16 +139,21 @@ mod tests {
 
     #[test]
     fn json_has_exactly_the_spec_shape() {
-        let v: Value = serde_json::from_str(&sample().to_json()).unwrap();
-        let top: Vec<&String> = v.as_object().unwrap().keys().collect();
-        assert_eq!(top, ["server", "score", "factors"]);
+        let text = sample().to_json();
+        assert!(text.starts_with(r#"{"server":"filesystem","score":"#), "{text}");
+        assert!(text.contains(r#"{"name":"verification","value":null,"weight":0.25,"evidence":{"#), "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let mut top: Vec<&String> = v.as_object().unwrap().keys().collect();
+        top.sort();
+        assert_eq!(top, ["factors", "score", "server"]);
         assert_eq!(v["server"], "filesystem");
         assert!(v["score"].is_f64());
         let factors = v["factors"].as_array().unwrap();
         assert_eq!(factors.len(), 8);
         for f in factors {
-            let keys: Vec<&String> = f.as_object().unwrap().keys().collect();
-            assert_eq!(keys, ["name", "value", "weight", "evidence"]);
+            let mut keys: Vec<&String> = f.as_object().unwrap().keys().collect();
+            keys.sort();
+            assert_eq!(keys, ["evidence", "name", "value", "weight"]);
             assert!(f["evidence"].is_object());
         }
         let verification = &factors[0];
@@ -171,7 +176,7 @@ mod tests {
         for (name, _) in crate::trust::score::WEIGHTS {
             assert!(text.contains(name), "{name} missing:\n{text}");
         }
-        assert!(text.contains("calls_ok=1 calls_error=1"), "{text}");
+        assert!(text.contains("calls_error=1 calls_ok=1"), "{text}");
         assert!(text.contains('—'));
         assert!(text.contains("factors have data"));
     }

@@ -42,6 +42,7 @@ pub struct Wrapped {
     pub dir: tempfile::TempDir,
 }
 
+#[derive(Default)]
 pub struct Options {
     /// `{tool: [lines]}` for the echo server's script hook.
     pub script: Option<Value>,

@@ -1,0 +1,797 @@
+//! Stdio benchmark: the echo server (`examples/echo_server.rs`) measured directly and through
+//! `mcp-warden wrap`, in the same run, interleaved round by round.
+//!
+//! For each target (direct, proxied) and each round, a fresh process is started and, after the
+//! `initialize` handshake:
+//!
+//! - sequential: `--warmup` calls, then `--calls` measured `tools/call` round trips (send one,
+//!   wait for its answer): calls/s, p50 and p99 latency;
+//! - pipelined: a writer thread sends `--pipe-calls` calls while a reader thread collects the
+//!   answers, never more than `--window` in flight: calls/s;
+//! - the CPU time (user + system) the measured process used per call in each phase (the echo
+//!   server when direct, the proxy alone when proxied) and, for the proxy, its peak RSS (VmHWM,
+//!   read from /proc just before its stdin is closed).
+//!
+//! Each answer is checked (its id, and that it is a result, not an error). Reported: medians
+//! over the rounds, the throughput ratio proxied/direct, the added p50/p99 (proxied − direct),
+//! the largest peak RSS, and the targets from the issue. A table goes to stdout and, with
+//! `--json FILE`, a JSON summary to FILE.
+//!
+//! The proxy runs with `MCP_WARDEN_STATE` set to a fresh temporary directory, so its audit
+//! trail (default fsync "batch") goes there; the directory is removed at the end. `--config`
+//! is passed through to `wrap`, to benchmark with policies or signatures enabled.
+//!
+//! Usage: see `--help`, or `scripts/bench.sh`. This is a tool, not a test: timings depend on the
+//! machine and its load, which is printed next to the figures.
+
+use std::fs;
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+type Res<T> = Result<T, String>;
+
+const USAGE: &str = "\
+bench_stdio: the echo server measured directly and through `mcp-warden wrap`
+
+Options:
+  --warden PATH      mcp-warden binary (default: target/release/mcp-warden if present,
+                     else target/debug/mcp-warden)
+  --server PATH      echo server binary (default: examples/echo_server next to the warden)
+  --calls N          measured sequential calls per round (default 20000)
+  --warmup N         sequential warm-up calls per round (default 1000)
+  --pipe-calls N     pipelined calls per round (default 50000)
+  --window N         pipelined calls in flight at most (default 64)
+  --rounds N         rounds; each runs direct and proxied, alternating which goes first
+                     (default 3)
+  --config FILE      passed to `mcp-warden wrap --config`
+  --json FILE        also write a JSON summary to FILE
+  -h, --help         this text";
+
+struct Opts {
+    warden: PathBuf,
+    server: PathBuf,
+    calls: usize,
+    warmup: usize,
+    pipe_calls: usize,
+    window: usize,
+    rounds: usize,
+    config: Option<PathBuf>,
+    json: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Direct,
+    Proxied,
+}
+
+impl Mode {
+    fn label(self) -> &'static str {
+        match self {
+            Mode::Direct => "direct",
+            Mode::Proxied => "proxied",
+        }
+    }
+}
+
+/// What one (round, mode) measured.
+#[derive(Clone, Debug)]
+struct RoundResult {
+    seq_calls_per_s: f64,
+    p50_us: f64,
+    p90_us: f64,
+    p99_us: f64,
+    max_us: f64,
+    pipe_calls_per_s: f64,
+    /// CPU µs per call of the measured process (echo server / proxy) in each phase.
+    seq_cpu_us_per_call: f64,
+    pipe_cpu_us_per_call: f64,
+    /// VmHWM of the measured process, KiB.
+    peak_rss_kib: u64,
+}
+
+fn main() {
+    match run() {
+        Ok(()) => {}
+        Err(e) => {
+            eprintln!("bench_stdio: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run() -> Res<()> {
+    let opts = parse_args()?;
+    let state = TempDir::new("mcp-warden-bench")?;
+    let load_before = loadavg();
+    eprintln!(
+        "warden: {}\nserver: {}\nstate:  {}\nload:   {load_before}",
+        opts.warden.display(),
+        opts.server.display(),
+        state.0.display()
+    );
+
+    let mut results: Vec<(Mode, RoundResult)> = Vec::new();
+    for round in 0..opts.rounds {
+        let order = if round % 2 == 0 {
+            [Mode::Direct, Mode::Proxied]
+        } else {
+            [Mode::Proxied, Mode::Direct]
+        };
+        for mode in order {
+            let r = run_one(&opts, mode, &state.0)
+                .map_err(|e| format!("round {} ({}): {e}", round + 1, mode.label()))?;
+            eprintln!(
+                "round {} {:<7}  seq {:>8.0} calls/s  p50 {:>7.1} µs  p99 {:>7.1} µs  pipe {:>8.0} calls/s  cpu {:.1}/{:.1} µs/call  hwm {} KiB",
+                round + 1,
+                mode.label(),
+                r.seq_calls_per_s,
+                r.p50_us,
+                r.p99_us,
+                r.pipe_calls_per_s,
+                r.seq_cpu_us_per_call,
+                r.pipe_cpu_us_per_call,
+                r.peak_rss_kib
+            );
+            results.push((mode, r));
+        }
+    }
+    let load_after = loadavg();
+    let audit = audit_stats(&state.0);
+
+    let direct: Vec<RoundResult> = pick(&results, Mode::Direct);
+    let proxied: Vec<RoundResult> = pick(&results, Mode::Proxied);
+    let d = Summary::of(&direct);
+    let p = Summary::of(&proxied);
+    let seq_ratio = p.seq_calls_per_s / d.seq_calls_per_s;
+    let pipe_ratio = p.pipe_calls_per_s / d.pipe_calls_per_s;
+    let added_p50 = p.p50_us - d.p50_us;
+    let added_p99 = p.p99_us - d.p99_us;
+    let peak_rss_kib = proxied.iter().map(|r| r.peak_rss_kib).max().unwrap_or(0);
+    let peak_rss_mib = peak_rss_kib as f64 / 1024.0;
+    let profile = build_profile(&opts.warden);
+
+    // ---- table ----
+    let mut t = String::new();
+    let line = "-".repeat(78);
+    t += &format!(
+        "mcp-warden stdio benchmark  ({} build, {} round(s), medians)\n",
+        profile, opts.rounds
+    );
+    t += &format!(
+        "sequential: {} calls after {} warm-up; pipelined: {} calls, window {}\n",
+        opts.calls, opts.warmup, opts.pipe_calls, opts.window
+    );
+    if let Some(c) = &opts.config {
+        t += &format!("config: {}\n", c.display());
+    }
+    t += &format!("load average before: {load_before}\nload average after:  {load_after}\n");
+    t += &line;
+    t += "\n";
+    t += &format!(
+        "{:<30} {:>14} {:>14} {:>16}\n",
+        "", "direct", "proxied", "proxied/direct"
+    );
+    t += &format!(
+        "{:<30} {:>14.0} {:>14.0} {:>15.3}x\n",
+        "sequential calls/s", d.seq_calls_per_s, p.seq_calls_per_s, seq_ratio
+    );
+    t += &format!(
+        "{:<30} {:>14.0} {:>14.0} {:>15.3}x\n",
+        "pipelined calls/s", d.pipe_calls_per_s, p.pipe_calls_per_s, pipe_ratio
+    );
+    t += &format!("{:<30} {:>14} {:>14} {:>16}\n", "", "", "", "added (p − d)");
+    for (name, dv, pv) in [
+        ("latency p50 µs", d.p50_us, p.p50_us),
+        ("latency p90 µs", d.p90_us, p.p90_us),
+        ("latency p99 µs", d.p99_us, p.p99_us),
+        ("latency max µs", d.max_us, p.max_us),
+    ] {
+        t += &format!("{:<30} {:>14.1} {:>14.1} {:>16.1}\n", name, dv, pv, pv - dv);
+    }
+    t += &format!(
+        "{:<30} {:>14.1} {:>14.1}\n",
+        "CPU µs/call, sequential (*)", d.seq_cpu_us_per_call, p.seq_cpu_us_per_call
+    );
+    t += &format!(
+        "{:<30} {:>14.1} {:>14.1}\n",
+        "CPU µs/call, pipelined (*)", d.pipe_cpu_us_per_call, p.pipe_cpu_us_per_call
+    );
+    t += &format!(
+        "{:<30} {:>14} {:>14.1}\n",
+        "proxy peak RSS MiB (max)", "", peak_rss_mib
+    );
+    if let Some(a) = &audit {
+        t += &format!(
+            "{:<30} {:>14} {:>14}\n",
+            "audit records / bytes per call",
+            "",
+            format!(
+                "{:.2} / {:.0}",
+                a.lines as f64 / a.calls(&opts) as f64,
+                a.bytes as f64 / a.calls(&opts) as f64
+            )
+        );
+    }
+    t += &line;
+    t += "\n(*) CPU of the measured process only: the echo server when direct, the proxy alone\n    (without its child) when proxied.\n";
+    let checks = [
+        (
+            "throughput >= 0.9x direct (pipelined)",
+            pipe_ratio >= 0.9,
+            format!("{pipe_ratio:.3}x"),
+        ),
+        (
+            "throughput >= 0.9x direct (sequential)",
+            seq_ratio >= 0.9,
+            format!("{seq_ratio:.3}x"),
+        ),
+        (
+            "added p50 <= 30 µs",
+            added_p50 <= 30.0,
+            format!("{added_p50:.1} µs"),
+        ),
+        (
+            "proxy peak RSS <= 20 MiB",
+            peak_rss_mib <= 20.0,
+            format!("{peak_rss_mib:.1} MiB"),
+        ),
+    ];
+    t += "targets:\n";
+    for (name, ok, got) in &checks {
+        t += &format!(
+            "  [{}] {:<40} {}\n",
+            if *ok { "pass" } else { "FAIL" },
+            name,
+            got
+        );
+    }
+    print!("{t}");
+
+    // ---- json ----
+    if let Some(path) = &opts.json {
+        let rounds_json = |rs: &[RoundResult]| -> Value {
+            Value::Array(rs.iter().map(RoundResult::to_json).collect())
+        };
+        let summary = json!({
+            "tool": "bench_stdio",
+            "profile": profile,
+            "warden": opts.warden.display().to_string(),
+            "server": opts.server.display().to_string(),
+            "config": opts.config.as_ref().map(|c| c.display().to_string()),
+            "params": {
+                "calls": opts.calls, "warmup": opts.warmup, "pipe_calls": opts.pipe_calls,
+                "window": opts.window, "rounds": opts.rounds,
+            },
+            "loadavg_before": load_before,
+            "loadavg_after": load_after,
+            "cpus": thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            "unix_time": SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            "direct": d.to_json(),
+            "proxied": p.to_json(),
+            "ratio": { "sequential": seq_ratio, "pipelined": pipe_ratio },
+            "added_latency_us": { "p50": added_p50, "p90": p.p90_us - d.p90_us, "p99": added_p99 },
+            "proxy_peak_rss_kib": peak_rss_kib,
+            "proxy_peak_rss_mib": peak_rss_mib,
+            "audit": audit.as_ref().map(|a| json!({"files": a.files, "lines": a.lines, "bytes": a.bytes})),
+            "targets": checks.iter().map(|(n, ok, got)| json!({"target": n, "pass": ok, "value": got})).collect::<Vec<_>>(),
+            "rounds": { "direct": rounds_json(&direct), "proxied": rounds_json(&proxied) },
+        });
+        let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
+        fs::write(path, text + "\n").map_err(|e| format!("writing {}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn pick(results: &[(Mode, RoundResult)], mode: Mode) -> Vec<RoundResult> {
+    results
+        .iter()
+        .filter(|(m, _)| *m == mode)
+        .map(|(_, r)| r.clone())
+        .collect()
+}
+
+impl RoundResult {
+    fn to_json(&self) -> Value {
+        json!({
+            "seq_calls_per_s": self.seq_calls_per_s,
+            "p50_us": self.p50_us, "p90_us": self.p90_us, "p99_us": self.p99_us, "max_us": self.max_us,
+            "pipe_calls_per_s": self.pipe_calls_per_s,
+            "seq_cpu_us_per_call": self.seq_cpu_us_per_call,
+            "pipe_cpu_us_per_call": self.pipe_cpu_us_per_call,
+            "peak_rss_kib": self.peak_rss_kib,
+        })
+    }
+}
+
+/// Medians over rounds.
+struct Summary {
+    seq_calls_per_s: f64,
+    p50_us: f64,
+    p90_us: f64,
+    p99_us: f64,
+    max_us: f64,
+    pipe_calls_per_s: f64,
+    seq_cpu_us_per_call: f64,
+    pipe_cpu_us_per_call: f64,
+}
+
+impl Summary {
+    fn of(rs: &[RoundResult]) -> Summary {
+        let m = |f: fn(&RoundResult) -> f64| median(rs.iter().map(f).collect());
+        Summary {
+            seq_calls_per_s: m(|r| r.seq_calls_per_s),
+            p50_us: m(|r| r.p50_us),
+            p90_us: m(|r| r.p90_us),
+            p99_us: m(|r| r.p99_us),
+            max_us: m(|r| r.max_us),
+            pipe_calls_per_s: m(|r| r.pipe_calls_per_s),
+            seq_cpu_us_per_call: m(|r| r.seq_cpu_us_per_call),
+            pipe_cpu_us_per_call: m(|r| r.pipe_cpu_us_per_call),
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "seq_calls_per_s": self.seq_calls_per_s,
+            "p50_us": self.p50_us, "p90_us": self.p90_us, "p99_us": self.p99_us, "max_us": self.max_us,
+            "pipe_calls_per_s": self.pipe_calls_per_s,
+            "seq_cpu_us_per_call": self.seq_cpu_us_per_call,
+            "pipe_cpu_us_per_call": self.pipe_cpu_us_per_call,
+        })
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One run against one fresh process
+
+fn run_one(opts: &Opts, mode: Mode, state: &Path) -> Res<RoundResult> {
+    let mut cmd = match mode {
+        Mode::Direct => Command::new(&opts.server),
+        Mode::Proxied => {
+            let mut c = Command::new(&opts.warden);
+            c.arg("wrap").arg("--server").arg("bench");
+            if let Some(cfg) = &opts.config {
+                c.arg("--config").arg(cfg);
+            }
+            c.arg("--").arg(&opts.server);
+            c.env("MCP_WARDEN_STATE", state);
+            c
+        }
+    };
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let pid = child.id();
+    let mut stdin = child.stdin.take().ok_or("no stdin")?;
+    let mut reader = BufReader::with_capacity(64 * 1024, child.stdout.take().ok_or("no stdout")?);
+
+    let result = (|| -> Res<RoundResult> {
+        handshake(&mut stdin, &mut reader)?;
+        let mut next_id: u64 = 1;
+
+        // Sequential.
+        let mut buf = Vec::with_capacity(256);
+        let mut line = Vec::with_capacity(256);
+        for _ in 0..opts.warmup {
+            call(&mut stdin, &mut reader, next_id, &mut buf, &mut line)?;
+            next_id += 1;
+        }
+        let mut lat_ns: Vec<u64> = Vec::with_capacity(opts.calls);
+        let cpu0 = cpu_us(pid);
+        let t0 = Instant::now();
+        for _ in 0..opts.calls {
+            let s = Instant::now();
+            call(&mut stdin, &mut reader, next_id, &mut buf, &mut line)?;
+            lat_ns.push(s.elapsed().as_nanos() as u64);
+            next_id += 1;
+        }
+        let seq_elapsed = t0.elapsed();
+        let cpu1 = cpu_us(pid);
+        lat_ns.sort_unstable();
+        let pct = |p: usize| lat_ns[(lat_ns.len() * p / 100).min(lat_ns.len() - 1)] as f64 / 1e3;
+
+        // Pipelined.
+        let pipe_start_id = next_id;
+        let (pipe_elapsed, s, r) =
+            pipelined(stdin, reader, pipe_start_id, opts.pipe_calls, opts.window)?;
+        stdin = s;
+        reader = r;
+        let cpu2 = cpu_us(pid);
+        let peak_rss_kib = vm_hwm_kib(pid).unwrap_or(0);
+
+        // Close: EOF on stdin, and the process must exit cleanly.
+        drop(stdin);
+        let mut rest = Vec::new();
+        let _ = io::Read::read_to_end(&mut reader, &mut rest);
+        let status = wait_timeout(&mut child, Duration::from_secs(20))?;
+        if !status.success() {
+            return Err(format!("exited with {status}"));
+        }
+        if !rest.is_empty() {
+            return Err(format!(
+                "unexpected output after the last answer: {:?}",
+                String::from_utf8_lossy(&rest[..rest.len().min(300)])
+            ));
+        }
+
+        let calls = opts.calls.max(1) as f64;
+        Ok(RoundResult {
+            seq_calls_per_s: opts.calls as f64 / seq_elapsed.as_secs_f64(),
+            p50_us: pct(50),
+            p90_us: pct(90),
+            p99_us: pct(99),
+            max_us: *lat_ns.last().unwrap_or(&0) as f64 / 1e3,
+            pipe_calls_per_s: opts.pipe_calls as f64 / pipe_elapsed.as_secs_f64(),
+            seq_cpu_us_per_call: cpu1.saturating_sub(cpu0) as f64 / calls,
+            pipe_cpu_us_per_call: cpu2.saturating_sub(cpu1) as f64 / opts.pipe_calls.max(1) as f64,
+            peak_rss_kib,
+        })
+    })();
+    if result.is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    result
+}
+
+fn handshake(stdin: &mut ChildStdin, reader: &mut BufReader<ChildStdout>) -> Res<()> {
+    let init = json!({
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "bench_stdio", "version": "1.0.0"}
+        }
+    });
+    writeln!(stdin, "{init}").map_err(|e| format!("write initialize: {e}"))?;
+    let mut line = Vec::new();
+    read_line(reader, &mut line)?;
+    check_answer(&line, 0)?;
+    stdin
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n")
+        .map_err(|e| format!("write initialized: {e}"))
+}
+
+/// The request line for call `id` (with its newline), into `buf`.
+fn request(buf: &mut Vec<u8>, id: u64) {
+    buf.clear();
+    let _ = write!(
+        buf,
+        "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/call\",\"params\":{{\"name\":\"echo\",\"arguments\":{{\"text\":\"hello, warden\"}}}}}}\n"
+    );
+}
+
+fn call(
+    stdin: &mut ChildStdin,
+    reader: &mut BufReader<ChildStdout>,
+    id: u64,
+    buf: &mut Vec<u8>,
+    line: &mut Vec<u8>,
+) -> Res<()> {
+    request(buf, id);
+    stdin.write_all(buf).map_err(|e| format!("write: {e}"))?;
+    read_line(reader, line)?;
+    check_answer(line, id)
+}
+
+fn read_line(reader: &mut BufReader<ChildStdout>, line: &mut Vec<u8>) -> Res<()> {
+    line.clear();
+    match reader.read_until(b'\n', line) {
+        Ok(0) => Err("the process closed its stdout".into()),
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("read: {e}")),
+    }
+}
+
+/// The numeric top-level id of an answer, found without a full parse (the echo server's and the
+/// proxy's answers carry exactly one `"id":`). Errors for an error answer.
+fn answer_id(line: &[u8]) -> Res<u64> {
+    let text = std::str::from_utf8(line).map_err(|_| "answer is not UTF-8".to_string())?;
+    if text.contains("\"error\"") || !text.contains("\"result\"") {
+        return Err(format!("not a result: {}", text.trim_end()));
+    }
+    let at = text
+        .find("\"id\":")
+        .ok_or_else(|| format!("answer without id: {}", text.trim_end()))?;
+    let digits: String = text[at + 5..]
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits
+        .parse()
+        .map_err(|_| format!("answer with a non-numeric id: {}", text.trim_end()))
+}
+
+fn check_answer(line: &[u8], want: u64) -> Res<()> {
+    let got = answer_id(line)?;
+    if got != want {
+        return Err(format!("expected the answer to id {want}, got id {got}"));
+    }
+    Ok(())
+}
+
+/// Send `n` calls from a writer thread while this thread reads the answers, with at most
+/// `window` unanswered. Returns the elapsed time and the pipes, for the next phase.
+fn pipelined(
+    mut stdin: ChildStdin,
+    mut reader: BufReader<ChildStdout>,
+    first_id: u64,
+    n: usize,
+    window: usize,
+) -> Res<(Duration, ChildStdin, BufReader<ChildStdout>)> {
+    // A bounded channel as a semaphore: the writer puts one token per call sent (blocking when
+    // `window` are unanswered), the reader takes one per answer.
+    let (tokens, slots) = mpsc::sync_channel::<()>(window.max(1));
+    let start = Instant::now();
+    let writer = thread::spawn(move || -> Res<ChildStdin> {
+        let mut buf = Vec::with_capacity(256);
+        for i in 0..n as u64 {
+            tokens.send(()).map_err(|_| "reader stopped".to_string())?;
+            request(&mut buf, first_id + i);
+            stdin.write_all(&buf).map_err(|e| format!("write: {e}"))?;
+        }
+        Ok(stdin)
+    });
+    let mut seen = vec![false; n];
+    let mut line = Vec::with_capacity(256);
+    let read = (|| -> Res<()> {
+        for _ in 0..n {
+            read_line(&mut reader, &mut line)?;
+            let id = answer_id(&line)?;
+            let k = id
+                .checked_sub(first_id)
+                .filter(|k| (*k as usize) < n)
+                .ok_or_else(|| format!("answer to unexpected id {id}"))?
+                as usize;
+            if std::mem::replace(&mut seen[k], true) {
+                return Err(format!("two answers to id {id}"));
+            }
+            slots.recv().map_err(|_| "writer stopped".to_string())?;
+        }
+        Ok(())
+    })();
+    let elapsed = start.elapsed();
+    drop(slots); // unblocks the writer if reading failed
+    let stdin = writer.join().map_err(|_| "writer panicked".to_string())??;
+    read?;
+    Ok((elapsed, stdin, reader))
+}
+
+fn wait_timeout(child: &mut Child, limit: Duration) -> Res<std::process::ExitStatus> {
+    let until = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
+            return Ok(s);
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            return Err(format!("did not exit within {limit:?} after stdin closed"));
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc
+
+/// user + system CPU time of `pid` (all its threads, not its children), µs.
+fn cpu_us(pid: u32) -> u64 {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // Fields after the command name (which may contain spaces) start at field 3; utime and
+    // stime are fields 14 and 15.
+    let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return 0;
+    };
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        f.get(i - 3)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    (ticks(14) + ticks(15)) * 1_000_000 / hz
+}
+
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+struct AuditStats {
+    files: usize,
+    lines: u64,
+    bytes: u64,
+}
+
+impl AuditStats {
+    /// Every tools/call the proxy saw, over all proxied rounds.
+    fn calls(&self, o: &Opts) -> u64 {
+        ((o.warmup + o.calls + o.pipe_calls) * o.rounds).max(1) as u64
+    }
+}
+
+/// The audit files the proxy wrote under the state dir.
+fn audit_stats(dir: &Path) -> Option<AuditStats> {
+    let mut s = AuditStats {
+        files: 0,
+        lines: 0,
+        bytes: 0,
+    };
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).ok()?.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "jsonl") {
+                let bytes = fs::read(&p).ok()?;
+                s.files += 1;
+                s.bytes += bytes.len() as u64;
+                s.lines += bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+            }
+        }
+    }
+    (s.files > 0).then_some(s)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Setup
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> Res<TempDir> {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let p = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
+        fs::create_dir_all(&p).map_err(|e| format!("creating {}: {e}", p.display()))?;
+        Ok(TempDir(p))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// "release" or "debug", from the warden's path.
+fn build_profile(warden: &Path) -> String {
+    warden
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "?".into())
+}
+
+/// The cargo target dir: this example lives in `<target>/<profile>/examples/`.
+fn target_dir() -> Option<PathBuf> {
+    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
+        return Some(PathBuf::from(t));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let t = exe.parent()?.parent()?.parent()?.to_path_buf();
+    if t.join("debug").is_dir() || t.join("release").is_dir() {
+        Some(t)
+    } else {
+        Some(PathBuf::from("target"))
+    }
+}
+
+fn parse_args() -> Res<Opts> {
+    let mut warden = None;
+    let mut server = None;
+    let mut o = Opts {
+        warden: PathBuf::new(),
+        server: PathBuf::new(),
+        calls: 20_000,
+        warmup: 1_000,
+        pipe_calls: 50_000,
+        window: 64,
+        rounds: 3,
+        config: None,
+        json: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        let num = |s: String, name: &str| -> Res<usize> {
+            s.replace('_', "")
+                .parse()
+                .map_err(|_| format!("{name}: not a number: {s}"))
+        };
+        match a.as_str() {
+            "--warden" => warden = Some(PathBuf::from(val("--warden")?)),
+            "--server" => server = Some(PathBuf::from(val("--server")?)),
+            "--calls" => o.calls = num(val("--calls")?, "--calls")?,
+            "--warmup" => o.warmup = num(val("--warmup")?, "--warmup")?,
+            "--pipe-calls" => o.pipe_calls = num(val("--pipe-calls")?, "--pipe-calls")?,
+            "--window" => o.window = num(val("--window")?, "--window")?,
+            "--rounds" => o.rounds = num(val("--rounds")?, "--rounds")?,
+            "--config" => o.config = Some(PathBuf::from(val("--config")?)),
+            "--json" => o.json = Some(PathBuf::from(val("--json")?)),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    if o.calls == 0 || o.rounds == 0 || o.window == 0 {
+        return Err("--calls, --rounds and --window must be at least 1".into());
+    }
+    let warden = match warden {
+        Some(w) => w,
+        None => {
+            let t = target_dir().ok_or("cannot find the target dir; pass --warden")?;
+            let release = t.join("release").join("mcp-warden");
+            if release.is_file() {
+                release
+            } else {
+                t.join("debug").join("mcp-warden")
+            }
+        }
+    };
+    let server = server.unwrap_or_else(|| {
+        warden
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("examples")
+            .join("echo_server")
+    });
+    for (what, p) in [("--warden", &warden), ("--server", &server)] {
+        if !p.is_file() {
+            return Err(format!(
+                "{what} {} does not exist (build it: cargo build --release --bin mcp-warden --example echo_server)",
+                p.display()
+            ));
+        }
+    }
+    // Absolute paths: the proxy is started with the same cwd, but the JSON should be unambiguous.
+    o.warden = fs::canonicalize(&warden).unwrap_or(warden);
+    o.server = fs::canonicalize(&server).unwrap_or(server);
+    if let Some(c) = o.config.take() {
+        o.config =
+            Some(fs::canonicalize(&c).map_err(|e| format!("--config {}: {e}", c.display()))?);
+    }
+    Ok(o)
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The test command: install the pinned real MCP peers (npm + PyPI), then run every test.
+# Works on a fresh machine with Rust, Node.js >= 20 and Python >= 3.10.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+echo "== installing pinned MCP peers (tests/peers)"
+scripts/setup-peers.sh
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets --quiet -- -D warnings
+echo "== cargo test"
+cargo test --all-targets
