@@ -110,7 +110,11 @@ fn format_version() -> u32 {
 
 impl History {
     pub fn new(server: &str) -> Self {
-        History { v: FORMAT_VERSION, server: server.to_string(), ..History::default() }
+        History {
+            v: FORMAT_VERSION,
+            server: server.to_string(),
+            ..History::default()
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -200,11 +204,17 @@ mod tests {
         let mut h = History::new("fs");
         h.apply(&Event::new(T0, Observation::CallOk));
         h.apply(&Event::new(T0 + 1, Observation::CallOk));
-        h.apply(&Event::new(T0 + SECS_PER_DAY, Observation::Uptime { secs: 90 }));
+        h.apply(&Event::new(
+            T0 + SECS_PER_DAY,
+            Observation::Uptime { secs: 90 },
+        ));
         assert_eq!(h.days.len(), 2);
         assert_eq!(h.days[&day_of(T0)][&Counter::CallsOk], 2);
         assert_eq!(h.total(Counter::UptimeSecs, T0 + SECS_PER_DAY), 90);
-        assert_eq!((h.first_seen, h.last_seen), (Some(T0), Some(T0 + SECS_PER_DAY)));
+        assert_eq!(
+            (h.first_seen, h.last_seen),
+            (Some(T0), Some(T0 + SECS_PER_DAY))
+        );
     }
 
     #[test]
@@ -249,7 +259,10 @@ mod tests {
         let mut h = History::new("fs");
         h.apply(&Event::new(T0 + SECS_PER_DAY, Observation::CallOk));
         h.apply(&Event::new(T0 + 5 * SECS_PER_DAY, Observation::CallOk));
-        assert_eq!(h.weighted(Counter::CallsOk, T0, |age| age as f64 + 1.0), 1.0);
+        assert_eq!(
+            h.weighted(Counter::CallsOk, T0, |age| age as f64 + 1.0),
+            1.0
+        );
         h.prune(T0);
         assert_eq!(h.days.len(), 1);
     }
@@ -257,7 +270,12 @@ mod tests {
     #[test]
     fn file_form_round_trips_and_tolerates_missing_fields() {
         let mut h = History::new("fs");
-        h.apply(&Event::new(T0, Observation::Alert { severity: Severity::High }));
+        h.apply(&Event::new(
+            T0,
+            Observation::Alert {
+                severity: Severity::High,
+            },
+        ));
         let text = serde_json::to_string(&h).unwrap_or_default();
         assert!(text.contains("\"alerts_high\":1"), "{text}");
         let back: History = serde_json::from_str(&text).unwrap_or_default();

@@ -49,7 +49,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = TrustStore::new(dir.path());
         let up = feedback(&store, "fs", Vote::Up, T0).unwrap();
-        let fb = |r: &TrustReport| r.factors.iter().find(|f| f.name == "operator_feedback").and_then(|f| f.value);
+        let fb = |r: &TrustReport| {
+            r.factors
+                .iter()
+                .find(|f| f.name == "operator_feedback")
+                .and_then(|f| f.value)
+        };
         assert_eq!(fb(&up), Some(0.6667));
         assert!(up.score > 0.5);
         assert_eq!(up.factors.iter().filter(|f| f.value.is_some()).count(), 1);

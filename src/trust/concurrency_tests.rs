@@ -25,7 +25,9 @@ const SERVER: &str = "shared";
 /// The child's body; a no-op when the test harness runs it normally.
 #[test]
 fn child_writer() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else { return };
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     let store = TrustStore::new(Path::new(&dir));
     let now = system_clock()();
     for _ in 0..UPDATES {
@@ -57,7 +59,12 @@ fn four_processes_lose_no_update_and_never_tear_the_file() {
     let children: Vec<_> = (0..PROCESSES)
         .map(|_| {
             Command::new(&exe)
-                .args([child_test_name().as_str(), "--exact", "--test-threads=1", "--nocapture"])
+                .args([
+                    child_test_name().as_str(),
+                    "--exact",
+                    "--test-threads=1",
+                    "--nocapture",
+                ])
                 .env(CHILD_ENV, dir.path())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -76,7 +83,11 @@ fn four_processes_lose_no_update_and_never_tear_the_file() {
     while !running.is_empty() {
         if let Ok(bytes) = std::fs::read(&path) {
             let parsed: Result<History, _> = serde_json::from_slice(&bytes);
-            assert!(parsed.is_ok(), "torn file: {}", String::from_utf8_lossy(&bytes));
+            assert!(
+                parsed.is_ok(),
+                "torn file: {}",
+                String::from_utf8_lossy(&bytes)
+            );
             reads += 1;
         }
         let mut still = Vec::new();
@@ -93,13 +104,28 @@ fn four_processes_lose_no_update_and_never_tear_the_file() {
 
     for out in &outputs {
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "child failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
-        assert!(stdout.contains("1 passed"), "child ran the wrong test: {stdout}");
+        assert!(
+            out.status.success(),
+            "child failed: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("1 passed"),
+            "child ran the wrong test: {stdout}"
+        );
     }
     let h = store.load(SERVER).unwrap();
     let now = system_clock()();
-    assert_eq!(h.total(Counter::CallsOk, now), PROCESSES * UPDATES, "lost update");
-    assert_eq!(h.total(Counter::Allowed, now), PROCESSES * RECORDED, "lost recorder batch");
+    assert_eq!(
+        h.total(Counter::CallsOk, now),
+        PROCESSES * UPDATES,
+        "lost update"
+    );
+    assert_eq!(
+        h.total(Counter::Allowed, now),
+        PROCESSES * RECORDED,
+        "lost recorder batch"
+    );
     // Informational: on a loaded machine the children may finish between two polls.
     eprintln!("{reads} concurrent reads, none torn");
 }

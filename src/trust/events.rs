@@ -119,6 +119,9 @@ mod tests {
     fn feedback_is_not_traffic() {
         assert!(!Observation::Feedback(Vote::Up).is_traffic());
         assert!(Observation::Session.is_traffic());
-        assert!(Observation::Alert { severity: Severity::Low }.is_traffic());
+        assert!(Observation::Alert {
+            severity: Severity::Low
+        }
+        .is_traffic());
     }
 }

@@ -47,7 +47,11 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Thresholds { low: 0.3, medium: 0.5, high: 0.7 }
+        Thresholds {
+            low: 0.3,
+            medium: 0.5,
+            high: 0.7,
+        }
     }
 }
 
@@ -65,7 +69,11 @@ impl Thresholds {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum GateDecision {
     Allowed,
-    Refused { score: f64, threshold: f64, risk: Risk },
+    Refused {
+        score: f64,
+        threshold: f64,
+        risk: Risk,
+    },
 }
 
 impl GateDecision {
@@ -88,7 +96,12 @@ impl GateDecision {
 /// Decides whether a `risk` tool may run on a server scored `score`. The threshold is the risk's
 /// threshold or the policy's `min_trust` for this server/tool, whichever is stricter: a policy can
 /// only raise the bar. A score that is not a number fails closed.
-pub fn check(score: f64, risk: Risk, thresholds: &Thresholds, min_trust: Option<f64>) -> GateDecision {
+pub fn check(
+    score: f64,
+    risk: Risk,
+    thresholds: &Thresholds,
+    min_trust: Option<f64>,
+) -> GateDecision {
     let base = thresholds.for_risk(risk);
     let threshold = match min_trust {
         Some(m) if m.is_finite() => base.max(m),
@@ -97,7 +110,11 @@ pub fn check(score: f64, risk: Risk, thresholds: &Thresholds, min_trust: Option<
     if score.is_finite() && score >= threshold {
         GateDecision::Allowed
     } else {
-        GateDecision::Refused { score, threshold, risk }
+        GateDecision::Refused {
+            score,
+            threshold,
+            risk,
+        }
     }
 }
 
@@ -107,7 +124,9 @@ mod tests {
 
     fn refused(d: GateDecision) -> Option<(f64, f64)> {
         match d {
-            GateDecision::Refused { score, threshold, .. } => Some((score, threshold)),
+            GateDecision::Refused {
+                score, threshold, ..
+            } => Some((score, threshold)),
             GateDecision::Allowed => None,
         }
     }
@@ -115,18 +134,30 @@ mod tests {
     #[test]
     fn default_thresholds_per_risk() {
         let t = Thresholds::default();
-        assert!(check(0.3, Risk::Low, &t, None).is_allowed(), "equal to the threshold passes");
+        assert!(
+            check(0.3, Risk::Low, &t, None).is_allowed(),
+            "equal to the threshold passes"
+        );
         assert_eq!(refused(check(0.29, Risk::Low, &t, None)), Some((0.29, 0.3)));
         assert!(check(0.5, Risk::Medium, &t, None).is_allowed());
-        assert_eq!(refused(check(0.49, Risk::Medium, &t, None)), Some((0.49, 0.5)));
+        assert_eq!(
+            refused(check(0.49, Risk::Medium, &t, None)),
+            Some((0.49, 0.5))
+        );
         assert!(check(0.7, Risk::High, &t, None).is_allowed());
-        assert_eq!(refused(check(0.69, Risk::High, &t, None)), Some((0.69, 0.7)));
+        assert_eq!(
+            refused(check(0.69, Risk::High, &t, None)),
+            Some((0.69, 0.7))
+        );
     }
 
     #[test]
     fn critical_uses_the_high_threshold_and_always_needs_approval() {
         let t = Thresholds::default();
-        assert_eq!(refused(check(0.6, Risk::Critical, &t, None)), Some((0.6, 0.7)));
+        assert_eq!(
+            refused(check(0.6, Risk::Critical, &t, None)),
+            Some((0.6, 0.7))
+        );
         assert!(check(0.9, Risk::Critical, &t, None).is_allowed());
         assert!(Risk::Critical.always_needs_approval());
         assert!(!Risk::High.always_needs_approval());
@@ -135,15 +166,28 @@ mod tests {
     #[test]
     fn min_trust_only_raises_the_bar() {
         let t = Thresholds::default();
-        assert_eq!(refused(check(0.5, Risk::Low, &t, Some(0.8))), Some((0.5, 0.8)));
+        assert_eq!(
+            refused(check(0.5, Risk::Low, &t, Some(0.8))),
+            Some((0.5, 0.8))
+        );
         assert!(check(0.35, Risk::Low, &t, Some(0.0)).is_allowed());
-        assert_eq!(refused(check(0.6, Risk::High, &t, Some(0.1))), Some((0.6, 0.7)));
-        assert!(check(0.35, Risk::Low, &t, Some(f64::NAN)).is_allowed(), "a bad min_trust is ignored");
+        assert_eq!(
+            refused(check(0.6, Risk::High, &t, Some(0.1))),
+            Some((0.6, 0.7))
+        );
+        assert!(
+            check(0.35, Risk::Low, &t, Some(f64::NAN)).is_allowed(),
+            "a bad min_trust is ignored"
+        );
     }
 
     #[test]
     fn nan_score_fails_closed() {
-        let t = Thresholds { low: 0.0, medium: 0.0, high: 0.0 };
+        let t = Thresholds {
+            low: 0.0,
+            medium: 0.0,
+            high: 0.0,
+        };
         assert!(!check(f64::NAN, Risk::Low, &t, None).is_allowed());
     }
 

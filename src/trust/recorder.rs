@@ -22,7 +22,11 @@ use super::store::TrustStore;
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 pub fn system_clock() -> Clock {
-    Arc::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+    Arc::new(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    })
 }
 
 pub const DEFAULT_FLUSH_SECS: u64 = 1;
@@ -170,7 +174,9 @@ impl TrustRecorder {
         let now = (self.clock)();
         let stale = {
             let st = self.lock();
-            st.persisted.as_ref().is_none_or(|(at, _)| now.saturating_sub(*at) >= self.cache_secs)
+            st.persisted
+                .as_ref()
+                .is_none_or(|(at, _)| now.saturating_sub(*at) >= self.cache_secs)
         };
         // Read outside the state lock; a concurrent refresh doing the same is harmless.
         let fresh = stale.then(|| self.store.load(&self.server));
@@ -182,14 +188,20 @@ impl TrustRecorder {
             }
             Some(Err(e)) => {
                 // Keep the last good content (stale beats invented) and retry after cache_secs.
-                let keep = st.persisted.take().map_or_else(|| History::new(&self.server), |(_, h)| h);
+                let keep = st
+                    .persisted
+                    .take()
+                    .map_or_else(|| History::new(&self.server), |(_, h)| h);
                 st.persisted = Some((now, keep));
                 st.last_error = Some(format!("trust read for {}: {e}", self.server));
             }
             None => {}
         }
         if st.report.is_none() || stale {
-            let mut merged = st.persisted.as_ref().map_or_else(|| History::new(&self.server), |(_, h)| h.clone());
+            let mut merged = st
+                .persisted
+                .as_ref()
+                .map_or_else(|| History::new(&self.server), |(_, h)| h.clone());
             merged.merge(&st.pending);
             st.report = Some(compute(&merged, now));
         }
@@ -209,7 +221,8 @@ fn credit_uptime(st: &mut State, now: u64) {
     if let Some(since) = st.up_since {
         let secs = now.saturating_sub(since);
         if secs > 0 {
-            st.pending.apply(&Event::new(now, Observation::Uptime { secs }));
+            st.pending
+                .apply(&Event::new(now, Observation::Uptime { secs }));
             st.up_since = Some(now);
         }
     }
@@ -254,19 +267,24 @@ impl Drop for Flusher {
 pub fn spawn_flusher(recorder: &Arc<TrustRecorder>, every: Duration) -> io::Result<Flusher> {
     let weak: Weak<TrustRecorder> = Arc::downgrade(recorder);
     let (tx, rx) = mpsc::channel::<()>();
-    let thread = std::thread::Builder::new().name("trust-flush".into()).spawn(move || loop {
-        match rx.recv_timeout(every) {
-            Err(RecvTimeoutError::Timeout) => match weak.upgrade() {
-                // Errors stay in `last_error` and the batch stays pending for the next tick.
-                Some(r) => {
-                    let _ = r.flush();
-                }
-                None => return,
-            },
-            _ => return,
-        }
-    })?;
-    Ok(Flusher { stop: Some(tx), thread: Some(thread) })
+    let thread = std::thread::Builder::new()
+        .name("trust-flush".into())
+        .spawn(move || loop {
+            match rx.recv_timeout(every) {
+                Err(RecvTimeoutError::Timeout) => match weak.upgrade() {
+                    // Errors stay in `last_error` and the batch stays pending for the next tick.
+                    Some(r) => {
+                        let _ = r.flush();
+                    }
+                    None => return,
+                },
+                _ => return,
+            }
+        })?;
+    Ok(Flusher {
+        stop: Some(tx),
+        thread: Some(thread),
+    })
 }
 
 #[cfg(test)]
@@ -297,7 +315,11 @@ mod tests {
         assert_eq!(h.total(Counter::CallsOk, T0), 1);
         assert_eq!(h.total(Counter::CallsError, T0), 1);
         rec.flush().unwrap();
-        assert_eq!(store.load("fs").unwrap(), h, "an empty batch writes nothing new");
+        assert_eq!(
+            store.load("fs").unwrap(),
+            h,
+            "an empty batch writes nothing new"
+        );
     }
 
     #[test]
@@ -339,7 +361,11 @@ mod tests {
         let rec = TrustRecorder::new(TrustStore::new(dir.path()), "fs", clock).with_intervals(1, 2);
         assert_eq!(rec.report().factors[4].value, None);
         rec.record(Observation::CallDenied);
-        assert_eq!(rec.report().factors[4].value, None, "cached until cache_secs pass");
+        assert_eq!(
+            rec.report().factors[4].value,
+            None,
+            "cached until cache_secs pass"
+        );
         t.fetch_add(2, Ordering::SeqCst);
         let compliance = &rec.report().factors[4];
         assert_eq!(compliance.evidence["denied"], 1);
@@ -359,7 +385,13 @@ mod tests {
         rec.upstream_stopped();
         t.fetch_add(1_000, Ordering::SeqCst);
         rec.flush().unwrap();
-        assert_eq!(store.load("fs").unwrap().total(Counter::UptimeSecs, T0 + 2_000), 150);
+        assert_eq!(
+            store
+                .load("fs")
+                .unwrap()
+                .total(Counter::UptimeSecs, T0 + 2_000),
+            150
+        );
     }
 
     #[test]

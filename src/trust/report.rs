@@ -27,7 +27,11 @@ pub struct FactorReport {
 impl TrustReport {
     /// Sum of the weights of factors with data: what the score was renormalised over.
     pub fn weight_with_data(&self) -> f64 {
-        self.factors.iter().filter(|f| f.value.is_some()).map(|f| f.weight).sum()
+        self.factors
+            .iter()
+            .filter(|f| f.value.is_some())
+            .map(|f| f.weight)
+            .sum()
     }
 
     /// The factor with data pulling the score down the most, for the summary line.
@@ -52,11 +56,18 @@ pub fn render_table(r: &TrustReport) -> String {
     let _ = writeln!(out, "server  {}", printable(&r.server));
     let _ = writeln!(out, "trust   {:.2}", r.score);
     let _ = writeln!(out);
-    let _ = writeln!(out, "{:<18} {:>6} {:>7} {:>7}  evidence", "factor", "value", "weight", "share");
+    let _ = writeln!(
+        out,
+        "{:<18} {:>6} {:>7} {:>7}  evidence",
+        "factor", "value", "weight", "share"
+    );
     let total = r.weight_with_data();
     for f in &r.factors {
         let (value, share) = match f.value {
-            Some(v) if total > 0.0 => (format!("{v:.2}"), format!("{:.0}%", 100.0 * f.weight / total)),
+            Some(v) if total > 0.0 => (
+                format!("{v:.2}"),
+                format!("{:.0}%", 100.0 * f.weight / total),
+            ),
             _ => ("—".to_string(), "—".to_string()),
         };
         let _ = writeln!(
@@ -72,7 +83,10 @@ pub fn render_table(r: &TrustReport) -> String {
     let with_data = r.factors.iter().filter(|f| f.value.is_some()).count();
     let _ = writeln!(out);
     if with_data == 0 {
-        let _ = writeln!(out, "no observations in the last 30 days: scored as a new server");
+        let _ = writeln!(
+            out,
+            "no observations in the last 30 days: scored as a new server"
+        );
     } else {
         let _ = writeln!(
             out,
@@ -88,9 +102,18 @@ pub fn render_summary(reports: &[TrustReport]) -> String {
     if reports.is_empty() {
         return "no trust data yet (servers are scored once the proxy has seen them)\n".to_string();
     }
-    let width = reports.iter().map(|r| r.server.chars().count()).max().unwrap_or(6).max(6);
+    let width = reports
+        .iter()
+        .map(|r| r.server.chars().count())
+        .max()
+        .unwrap_or(6)
+        .max(6);
     let mut out = String::new();
-    let _ = writeln!(out, "{:<width$}  {:>5}  {:>4}  weakest", "server", "trust", "data");
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:>5}  {:>4}  weakest",
+        "server", "trust", "data"
+    );
     for r in reports {
         let with_data = r.factors.iter().filter(|f| f.value.is_some()).count();
         let weakest = match r.weakest() {
@@ -117,7 +140,9 @@ fn evidence_line(evidence: &Map<String, Value>) -> String {
 /// A server name with control characters replaced: names reach the terminal, and an escape
 /// sequence in one must not repaint it.
 fn printable(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 #[cfg(test)]
@@ -131,7 +156,11 @@ mod tests {
 
     fn sample() -> TrustReport {
         let mut h = History::new("filesystem");
-        for o in [Observation::CallOk, Observation::CallError, Observation::Session] {
+        for o in [
+            Observation::CallOk,
+            Observation::CallError,
+            Observation::Session,
+        ] {
             h.apply(&Event::new(T0, o));
         }
         compute(&h, T0)
@@ -140,8 +169,14 @@ mod tests {
     #[test]
     fn json_has_exactly_the_spec_shape() {
         let text = sample().to_json();
-        assert!(text.starts_with(r#"{"server":"filesystem","score":"#), "{text}");
-        assert!(text.contains(r#"{"name":"verification","value":null,"weight":0.25,"evidence":{"#), "{text}");
+        assert!(
+            text.starts_with(r#"{"server":"filesystem","score":"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"{"name":"verification","value":null,"weight":0.25,"evidence":{"#),
+            "{text}"
+        );
         let v: Value = serde_json::from_str(&text).unwrap();
         let mut top: Vec<&String> = v.as_object().unwrap().keys().collect();
         top.sort();
@@ -158,7 +193,10 @@ mod tests {
         }
         let verification = &factors[0];
         assert_eq!(verification["name"], "verification");
-        assert!(verification["value"].is_null(), "no signatures seen: null, not 0");
+        assert!(
+            verification["value"].is_null(),
+            "no signatures seen: null, not 0"
+        );
         assert_eq!(factors[2]["name"], "success");
         assert_eq!(factors[2]["evidence"]["calls_error"], 1);
     }
@@ -187,7 +225,10 @@ mod tests {
         let text = render_summary(&[sample(), fresh]);
         assert!(text.contains("filesystem"));
         assert!(text.contains("(new server)"));
-        assert!(!text.contains('\u{1b}'), "control characters are neutralised");
+        assert!(
+            !text.contains('\u{1b}'),
+            "control characters are neutralised"
+        );
         assert!(render_summary(&[]).contains("no trust data"));
     }
 }

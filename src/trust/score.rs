@@ -63,12 +63,23 @@ pub fn compute(history: &History, now: u64) -> TrustReport {
         .filter_map(|f| f.value.map(|v| (v * f.weight, f.weight)))
         .fold((0.0, 0.0), |(s, w), (a, b)| (s + a, w + b));
     // Renormalise over the factors with data; with none at all the server is new.
-    let score = if weights > 0.0 { sum / weights } else { NEW_SERVER_SCORE };
+    let score = if weights > 0.0 {
+        sum / weights
+    } else {
+        NEW_SERVER_SCORE
+    };
     let factors = factors
         .into_iter()
-        .map(|f| FactorReport { value: f.value.map(round), ..f })
+        .map(|f| FactorReport {
+            value: f.value.map(round),
+            ..f
+        })
         .collect();
-    TrustReport { server: history.server.clone(), score: round(score), factors }
+    TrustReport {
+        server: history.server.clone(),
+        score: round(score),
+        factors,
+    }
 }
 
 struct Window<'a> {
@@ -100,8 +111,16 @@ fn round(x: f64) -> f64 {
 }
 
 fn factor(name: &str, value: Option<f64>, evidence: Map<String, Value>) -> FactorReport {
-    let weight = WEIGHTS.iter().find(|(n, _)| *n == name).map_or(0.0, |(_, w)| *w);
-    FactorReport { name: name.to_string(), value, weight, evidence }
+    let weight = WEIGHTS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(0.0, |(_, w)| *w);
+    FactorReport {
+        name: name.to_string(),
+        value,
+        weight,
+        evidence,
+    }
 }
 
 fn evidence<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, Value> {
@@ -161,7 +180,10 @@ fn success(w: &Window) -> FactorReport {
 /// as soon as there was traffic; only a server never used has no value here.
 fn security_alerts(w: &Window) -> FactorReport {
     let counts: Vec<u64> = SEVERITY_WEIGHTS.iter().map(|(c, _)| w.n(*c)).collect();
-    let weighted: f64 = SEVERITY_WEIGHTS.iter().map(|(c, sev)| sev * w.recent(*c)).sum();
+    let weighted: f64 = SEVERITY_WEIGHTS
+        .iter()
+        .map(|(c, sev)| sev * w.recent(*c))
+        .sum();
     // Allowed calls become ok or error calls; the larger sum is how many calls there were.
     let calls = (w.n(Counter::CallsOk) + w.n(Counter::CallsError))
         .max(w.n(Counter::Allowed) + w.n(Counter::Denied));
@@ -184,7 +206,9 @@ fn security_alerts(w: &Window) -> FactorReport {
 /// Share of calls the policy did not deny.
 fn compliance(w: &Window) -> FactorReport {
     let (allowed, denied) = (w.n(Counter::Allowed), w.n(Counter::Denied));
-    let value = when_observed(&[allowed, denied], || laplace(allowed as f64, denied as f64));
+    let value = when_observed(&[allowed, denied], || {
+        laplace(allowed as f64, denied as f64)
+    });
     let ev = evidence([("allowed", allowed.into()), ("denied", denied.into())]);
     factor("compliance", value, ev)
 }
@@ -194,9 +218,12 @@ fn compliance(w: &Window) -> FactorReport {
 /// a server that went quiet for a month is new again rather than living on its old age alone.
 fn age_history(w: &Window) -> FactorReport {
     let traffic = w.h.window(w.now).any(|(_, c)| {
-        c.iter().any(|(k, n)| *n > 0 && !matches!(k, Counter::FeedbackUp | Counter::FeedbackDown))
+        c.iter()
+            .any(|(k, n)| *n > 0 && !matches!(k, Counter::FeedbackUp | Counter::FeedbackDown))
     });
-    let age_days = w.h.first_seen.map_or(0, |f| w.now.saturating_sub(f) / SECS_PER_DAY);
+    let age_days =
+        w.h.first_seen
+            .map_or(0, |f| w.now.saturating_sub(f) / SECS_PER_DAY);
     let sessions = w.n(Counter::Sessions);
     let value = traffic.then(|| {
         0.5 * (age_days as f64 / AGE_SATURATION_DAYS).min(1.0)
@@ -244,7 +271,10 @@ mod tests {
     }
 
     fn value(r: &TrustReport, name: &str) -> Option<f64> {
-        r.factors.iter().find(|f| f.name == name).and_then(|f| f.value)
+        r.factors
+            .iter()
+            .find(|f| f.name == name)
+            .and_then(|f| f.value)
     }
 
     #[test]
@@ -273,25 +303,53 @@ mod tests {
         assert_eq!(value(&r, "age_history"), Some(0.0));
         assert_eq!(value(&r, "compliance"), None);
         let expected = (0.15 * 0.75 + 0.15 * 1.0 + 0.10 * 0.0) / 0.40;
-        assert!((r.score - expected).abs() < 1e-4, "{} vs {expected}", r.score);
+        assert!(
+            (r.score - expected).abs() < 1e-4,
+            "{} vs {expected}",
+            r.score
+        );
     }
 
     #[test]
     fn alerts_weigh_by_severity_and_fade_with_age() {
-        let low = compute(&history(&[Observation::Alert { severity: Severity::Low }]), T0);
-        let crit = compute(&history(&[Observation::Alert { severity: Severity::Critical }]), T0);
-        let (l, c) = (value(&low, "security_alerts"), value(&crit, "security_alerts"));
+        let low = compute(
+            &history(&[Observation::Alert {
+                severity: Severity::Low,
+            }]),
+            T0,
+        );
+        let crit = compute(
+            &history(&[Observation::Alert {
+                severity: Severity::Critical,
+            }]),
+            T0,
+        );
+        let (l, c) = (
+            value(&low, "security_alerts"),
+            value(&crit, "security_alerts"),
+        );
         assert_eq!(c, Some(0.1));
         assert!(l > c);
-        let later = compute(&history(&[Observation::Alert { severity: Severity::Critical }]), T0 + 14 * SECS_PER_DAY);
-        assert!(value(&later, "security_alerts") > c, "two half-lives later it weighs less");
+        let later = compute(
+            &history(&[Observation::Alert {
+                severity: Severity::Critical,
+            }]),
+            T0 + 14 * SECS_PER_DAY,
+        );
+        assert!(
+            value(&later, "security_alerts") > c,
+            "two half-lives later it weighs less"
+        );
     }
 
     #[test]
     fn uptime_counts_toward_availability() {
         let flaky = compute(&history(&[Observation::UpstreamStart { ok: false }]), T0);
         let steady = compute(
-            &history(&[Observation::UpstreamStart { ok: false }, Observation::Uptime { secs: 36_000 }]),
+            &history(&[
+                Observation::UpstreamStart { ok: false },
+                Observation::Uptime { secs: 36_000 },
+            ]),
             T0,
         );
         assert!(value(&steady, "availability") > value(&flaky, "availability"));
@@ -305,7 +363,9 @@ mod tests {
                 Observation::Handshake { ok: true },
                 Observation::Session,
                 Observation::Drift,
-                Observation::Alert { severity: Severity::Medium },
+                Observation::Alert {
+                    severity: Severity::Medium,
+                },
             ]),
             T0,
         );

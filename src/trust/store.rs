@@ -27,7 +27,9 @@ pub struct TrustStore {
 impl TrustStore {
     /// The store under `<state_dir>/trust`.
     pub fn new(state_dir: &Path) -> Self {
-        TrustStore { dir: state_dir.join("trust") }
+        TrustStore {
+            dir: state_dir.join("trust"),
+        }
     }
 
     /// A store in exactly `dir` (tests, or a configured location).
@@ -109,7 +111,10 @@ impl TrustStore {
 
 fn parse(path: &Path, bytes: &[u8], server: &str) -> io::Result<History> {
     let mut h: History = serde_json::from_slice(bytes).map_err(|e| {
-        io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
     })?;
     // The file name is the authority; the field inside is informational.
     h.server = server.to_string();
@@ -123,7 +128,11 @@ fn write_atomically(path: &Path, history: &History) -> io::Result<()> {
     // One fixed temp name is enough: only the lock holder writes it. A stale one from a crash is
     // truncated here.
     let tmp = with_suffix(path, ".tmp");
-    let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
     file.write_all(&bytes)?;
     file.sync_all()?;
     drop(file);
@@ -150,7 +159,12 @@ struct FileLock {
 
 impl FileLock {
     fn exclusive(path: &Path) -> io::Result<FileLock> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
         loop {
             // SAFETY: flock on a descriptor we own and keep open for the guard's lifetime.
             let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
@@ -169,7 +183,10 @@ impl FileLock {
 /// becomes `%XX`. Reversible (for listing) and never `.`, `..`, or a path with a separator.
 fn file_stem(server: &str) -> io::Result<String> {
     if server.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty server name"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "empty server name",
+        ));
     }
     let mut out = String::with_capacity(server.len());
     for (i, b) in server.bytes().enumerate() {
@@ -181,7 +198,10 @@ fn file_stem(server: &str) -> io::Result<String> {
         }
     }
     if out.len() > MAX_STEM {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "server name too long for a file name"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "server name too long for a file name",
+        ));
     }
     Ok(out)
 }
@@ -220,7 +240,15 @@ mod tests {
 
     #[test]
     fn names_cannot_escape_the_directory_and_round_trip() {
-        for name in ["filesystem", "../etc/passwd", ".hidden", "a/b", "ünï", "x.y", "%41"] {
+        for name in [
+            "filesystem",
+            "../etc/passwd",
+            ".hidden",
+            "a/b",
+            "ünï",
+            "x.y",
+            "%41",
+        ] {
             let stem = file_stem(name).unwrap();
             assert!(!stem.contains('/') && !stem.starts_with('.'), "{stem}");
             assert_eq!(server_of(&stem).as_deref(), Some(name));
@@ -284,6 +312,9 @@ mod tests {
         assert!(err.to_string().contains("fs.json"), "{err}");
         let h = store.update("fs", &batch("fs", T0, 1), T0).unwrap();
         assert_eq!(h.total(Counter::CallsOk, T0), 1);
-        assert_eq!(fs::read(with_suffix(&path, ".corrupt")).unwrap(), b"{\"server\":");
+        assert_eq!(
+            fs::read(with_suffix(&path, ".corrupt")).unwrap(),
+            b"{\"server\":"
+        );
     }
 }

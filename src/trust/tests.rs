@@ -26,8 +26,13 @@ impl Rig {
         let c = Arc::clone(&now);
         let clock: Clock = Arc::new(move || c.load(Ordering::SeqCst));
         // cache 0: every read re-reads the file, so each step sees what was just flushed.
-        let rec = TrustRecorder::new(TrustStore::new(dir.path()), "srv", clock).with_intervals(0, 0);
-        Rig { _dir: dir, now, rec }
+        let rec =
+            TrustRecorder::new(TrustStore::new(dir.path()), "srv", clock).with_intervals(0, 0);
+        Rig {
+            _dir: dir,
+            now,
+            rec,
+        }
     }
 
     fn feed(&self, obs: O, times: usize) {
@@ -47,19 +52,32 @@ impl Rig {
 }
 
 fn value(r: &TrustReport, name: &str) -> Option<f64> {
-    r.factors.iter().find(|f| f.name == name).and_then(|f| f.value)
+    r.factors
+        .iter()
+        .find(|f| f.name == name)
+        .and_then(|f| f.value)
 }
 
 /// Asserts that `moved` went `up` (or down) from `before` to `after`, the total went the same way,
 /// and every other factor kept its value.
 fn step(before: &TrustReport, after: &TrustReport, moved: &str, up: bool) {
     let (b, a) = (value(before, moved), value(after, moved));
-    let (b, a) = (b.unwrap_or(NEW_SERVER_SCORE), a.unwrap_or_else(|| panic!("{moved} has no data")));
+    let (b, a) = (
+        b.unwrap_or(NEW_SERVER_SCORE),
+        a.unwrap_or_else(|| panic!("{moved} has no data")),
+    );
     assert!(if up { a > b } else { a < b }, "{moved}: {b} -> {a}");
     let (sb, sa) = (before.score, after.score);
-    assert!(if up { sa > sb } else { sa < sb }, "total after {moved}: {sb} -> {sa}");
+    assert!(
+        if up { sa > sb } else { sa < sb },
+        "total after {moved}: {sb} -> {sa}"
+    );
     for (name, _) in WEIGHTS.iter().filter(|(n, _)| *n != moved) {
-        assert_eq!(value(before, name), value(after, name), "{name} should not move with {moved}");
+        assert_eq!(
+            value(before, name),
+            value(after, name),
+            "{name} should not move with {moved}"
+        );
     }
 }
 
@@ -70,7 +88,12 @@ fn assert_renormalised(r: &TrustReport) {
         .iter()
         .filter_map(|f| f.value.map(|v| (v * f.weight, f.weight)))
         .fold((0.0, 0.0), |(s, t), (a, b)| (s + a, t + b));
-    assert!((r.score - sum / w).abs() < 1e-3, "{} vs {}", r.score, sum / w);
+    assert!(
+        (r.score - sum / w).abs() < 1e-3,
+        "{} vs {}",
+        r.score,
+        sum / w
+    );
 }
 
 #[test]
@@ -89,10 +112,22 @@ fn every_factor_and_the_total_move_the_expected_way() {
     rig.feed(O::CallAllowed, 10);
     rig.feed(O::CallOk, 10);
     let healthy = rig.report();
-    assert_eq!(value(&healthy, "operator_feedback"), None, "no vote yet: null, not a guess");
-    assert_eq!(value(&healthy, "security_alerts"), Some(1.0), "quiet traffic is a measurement");
+    assert_eq!(
+        value(&healthy, "operator_feedback"),
+        None,
+        "no vote yet: null, not a guess"
+    );
+    assert_eq!(
+        value(&healthy, "security_alerts"),
+        Some(1.0),
+        "quiet traffic is a measurement"
+    );
     assert_eq!(value(&healthy, "drift"), Some(1.0));
-    assert!(healthy.factors.iter().filter(|f| f.name != "operator_feedback").all(|f| f.value.is_some()));
+    assert!(healthy
+        .factors
+        .iter()
+        .filter(|f| f.name != "operator_feedback")
+        .all(|f| f.value.is_some()));
     assert_renormalised(&healthy);
     assert!(healthy.score > NEW_SERVER_SCORE, "{healthy:?}");
 
@@ -110,8 +145,22 @@ fn every_factor_and_the_total_move_the_expected_way() {
     check(O::SignatureInvalid, 3, "verification", false);
     check(O::AttestedPinMismatch, 1, "verification", false);
     check(O::CallDenied, 5, "compliance", false);
-    check(O::Alert { severity: Severity::Low }, 1, "security_alerts", false);
-    check(O::Alert { severity: Severity::Critical }, 1, "security_alerts", false);
+    check(
+        O::Alert {
+            severity: Severity::Low,
+        },
+        1,
+        "security_alerts",
+        false,
+    );
+    check(
+        O::Alert {
+            severity: Severity::Critical,
+        },
+        1,
+        "security_alerts",
+        false,
+    );
     check(O::Drift, 1, "drift", false);
     check(O::Feedback(Vote::Down), 1, "operator_feedback", false);
     check(O::Feedback(Vote::Up), 5, "operator_feedback", true);
@@ -126,9 +175,18 @@ fn every_factor_and_the_total_move_the_expected_way() {
     rig.advance_days(14);
     let after = rig.report();
     for name in ["security_alerts", "drift", "age_history"] {
-        assert!(value(&after, name) > value(&before, name), "{name} should recover with time");
+        assert!(
+            value(&after, name) > value(&before, name),
+            "{name} should recover with time"
+        );
     }
-    for name in ["verification", "availability", "success", "compliance", "operator_feedback"] {
+    for name in [
+        "verification",
+        "availability",
+        "success",
+        "compliance",
+        "operator_feedback",
+    ] {
         assert_eq!(value(&after, name), value(&before, name), "{name}");
     }
     assert!(after.score > before.score);
@@ -140,7 +198,12 @@ fn events_older_than_the_window_fall_out() {
     // Day 0: a disaster. Day 10: one good call.
     rig.feed(O::UpstreamStart { ok: false }, 5);
     rig.feed(O::CallError, 20);
-    rig.feed(O::Alert { severity: Severity::Critical }, 2);
+    rig.feed(
+        O::Alert {
+            severity: Severity::Critical,
+        },
+        2,
+    );
     rig.advance_days(10);
     rig.feed(O::CallOk, 1);
     let with_both = rig.report();
@@ -172,7 +235,11 @@ fn events_older_than_the_window_fall_out() {
     let store = TrustStore::new(rig._dir.path());
     let h = store.load("srv").unwrap();
     assert_eq!(h.days.len(), 1);
-    assert_eq!(h.first_seen, Some(T0), "age is remembered beyond the window");
+    assert_eq!(
+        h.first_seen,
+        Some(T0),
+        "age is remembered beyond the window"
+    );
     let r = rig.report();
     assert_eq!(r.factors[5].evidence["age_days"], 40);
 }

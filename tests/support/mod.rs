@@ -50,16 +50,6 @@ pub struct Options {
     pub extra_env: Vec<(String, String)>,
 }
 
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            script: None,
-            config: None,
-            extra_env: vec![],
-        }
-    }
-}
-
 impl Wrapped {
     pub fn start(opts: Options) -> Wrapped {
         let dir = tempfile::tempdir().expect("tempdir");
