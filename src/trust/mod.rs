@@ -6,7 +6,8 @@
 //! | `events.rs`   | `Observation`s the pipeline reports, with their unix timestamp            |
 //! | `buckets.rs`  | `History`: counts per UTC day, window, merge, prune (the file's content)  |
 //! | `store.rs`    | `trust/<server>.json`: flock'd read-merge-write, fsync + atomic rename    |
-//! | `recorder.rs` | `TrustRecorder`: in-memory batching, background flush, cached score       |
+//! | `recorder.rs` | `TrustRecorder`: in-memory batching, flush, cached score                  |
+//! | `flusher.rs`  | background thread flushing a recorder every second                        |
 //! | `score.rs`    | the eight factors, their weights, renormalisation → `TrustReport`         |
 //! | `report.rs`   | `TrustReport` (SPEC §14 JSON) and the human tables                        |
 //! | `gate.rs`     | risk thresholds and `min_trust` → `Allowed` / `Refused{score, threshold}` |
@@ -26,6 +27,7 @@
 pub mod buckets;
 pub mod commands;
 pub mod events;
+pub mod flusher;
 pub mod gate;
 pub mod recorder;
 pub mod report;
@@ -39,8 +41,9 @@ mod tests;
 
 pub use commands::{feedback, report, reports_all};
 pub use events::{Event, Observation, Severity, Vote};
+pub use flusher::{spawn_flusher, Flusher};
 pub use gate::{check, GateDecision, Risk, Thresholds};
-pub use recorder::{spawn_flusher, system_clock, Clock, Flusher, TrustRecorder};
+pub use recorder::{system_clock, Clock, TrustRecorder};
 pub use report::{render_summary, render_table, FactorReport, TrustReport};
 pub use score::compute;
 pub use store::TrustStore;

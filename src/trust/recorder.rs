@@ -1,16 +1,13 @@
 //! The hot-path handle: record observations in memory, flush them in batches, read a cached score.
 //!
 //! `record` never touches the disk: a tool call costs a mutex and a map increment. Batches reach
-//! the shared file on `flush` (from `spawn_flusher`'s thread every second, an explicit call, or
+//! the shared file on `flush` (every second from `flusher.rs`'s thread, an explicit call, or
 //! drop). `score` serves a cached report and re-reads the file at most every `cache_secs`, so
 //! what other processes recorded shows up within seconds; this process's unflushed observations
 //! are merged in at refresh, so its own decisions never wait on a flush.
-
 use std::io;
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::buckets::History;
 use super::events::{Event, Observation};
@@ -178,8 +175,20 @@ impl TrustRecorder {
                 .as_ref()
                 .is_none_or(|(at, _)| now.saturating_sub(*at) >= self.cache_secs)
         };
-        // Read outside the state lock; a concurrent refresh doing the same is harmless.
-        let fresh = stale.then(|| self.store.load(&self.server));
+        // Read outside the state lock. Skip the read while a flush is running: the file would not
+        // yet hold the batch already taken out of `pending` (an undercount), and the flush
+        // installs the merged content itself when it ends.
+        let fresh = if stale {
+            let flush_idle = match self.flushing.try_lock() {
+                Ok(guard) => Some(guard),
+                Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            };
+            flush_idle.map(|_guard| self.store.load(&self.server))
+        } else {
+            None
+        };
+        let refreshed = fresh.is_some();
         let mut st = self.lock();
         match fresh {
             Some(Ok(h)) => {
@@ -197,7 +206,7 @@ impl TrustRecorder {
             }
             None => {}
         }
-        if st.report.is_none() || stale {
+        if st.report.is_none() || refreshed {
             let mut merged = st
                 .persisted
                 .as_ref()
@@ -233,58 +242,6 @@ impl Drop for TrustRecorder {
     fn drop(&mut self) {
         let _ = self.flush();
     }
-}
-
-/// Stops the background flusher when dropped.
-pub struct Flusher {
-    /// Dropping the only sender disconnects the channel, which wakes and ends the thread at once.
-    stop: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Flusher {
-    /// Stops the thread and waits for it.
-    pub fn stop(mut self) {
-        self.stop_and_join();
-    }
-
-    fn stop_and_join(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Flusher {
-    fn drop(&mut self) {
-        self.stop_and_join();
-    }
-}
-
-/// Flushes `recorder` every `every` on a plain thread (no runtime needed). The thread holds only a
-/// weak reference: it never keeps a recorder alive, and it ends when the `Flusher` is dropped.
-pub fn spawn_flusher(recorder: &Arc<TrustRecorder>, every: Duration) -> io::Result<Flusher> {
-    let weak: Weak<TrustRecorder> = Arc::downgrade(recorder);
-    let (tx, rx) = mpsc::channel::<()>();
-    let thread = std::thread::Builder::new()
-        .name("trust-flush".into())
-        .spawn(move || loop {
-            match rx.recv_timeout(every) {
-                Err(RecvTimeoutError::Timeout) => match weak.upgrade() {
-                    // Errors stay in `last_error` and the batch stays pending for the next tick.
-                    Some(r) => {
-                        let _ = r.flush();
-                    }
-                    None => return,
-                },
-                _ => return,
-            }
-        })?;
-    Ok(Flusher {
-        stop: Some(tx),
-        thread: Some(thread),
-    })
 }
 
 #[cfg(test)]
@@ -412,7 +369,7 @@ mod tests {
     }
 
     #[test]
-    fn drop_and_background_flusher_persist() {
+    fn drop_flushes() {
         let dir = tempfile::tempdir().unwrap();
         let store = TrustStore::new(dir.path());
         {
@@ -420,14 +377,5 @@ mod tests {
             rec.record(Observation::Session);
         }
         assert!(store.exists("dropped"));
-        let rec = Arc::new(TrustRecorder::new(store.clone(), "ticked", system_clock()));
-        let flusher = spawn_flusher(&rec, Duration::from_millis(20)).unwrap();
-        rec.record(Observation::Session);
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !store.exists("ticked") && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        flusher.stop();
-        assert!(store.exists("ticked"));
     }
 }

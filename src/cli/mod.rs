@@ -1,0 +1,121 @@
+//! The command line: parse flags, load config, dispatch. Exit codes: 0 success, 1 a check
+//! failed, 2 usage, 64 bad config. Everything human-readable goes to stderr unless the command's
+//! job is to print it; in `wrap` stdout belongs to MCP alone.
+//!
+//! | file             | commands                                      |
+//! |------------------|-----------------------------------------------|
+//! | `wrap_cmd.rs`    | `wrap`                                        |
+//! | `audit_cmd.rs`   | `audit verify`, `audit tail`, `check-config`  |
+//! | `keys_cmd.rs`    | `keygen`, `sign`                              |
+//! | `clients_cmd.rs` | `detect`, `install`, `uninstall`              |
+
+mod audit_cmd;
+mod clients_cmd;
+mod keys_cmd;
+mod wrap_cmd;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config, ConfigError, ProcessEnv};
+
+pub const EXIT_CHECK_FAILED: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_CONFIG: i32 = 64;
+
+#[derive(Parser)]
+#[command(
+    name = "mcp-warden",
+    version,
+    about = "A transparent security proxy for the Model Context Protocol"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run an MCP server as a child process and relay its stdio through the proxy.
+    Wrap(wrap_cmd::WrapArgs),
+    /// Validate a configuration file and name the key path and line of each error.
+    CheckConfig {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The file may also be given positionally.
+        file: Option<PathBuf>,
+    },
+    /// Inspect the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: audit_cmd::AuditCommand,
+    },
+    /// Write a new Ed25519 key (PKCS#8 PEM, mode 0600) and print its public key and kid.
+    Keygen(keys_cmd::KeygenArgs),
+    /// Sign one JSON-RPC message from stdin (message scheme) and print it on stdout.
+    Sign(keys_cmd::SignArgs),
+    /// List the MCP servers configured in the desktop and IDE clients on this machine.
+    Detect(clients_cmd::DetectArgs),
+    /// Rewrite client configs so every server runs behind mcp-warden (backup first).
+    Install(clients_cmd::InstallArgs),
+    /// Restore client configs to what they were before `install`.
+    Uninstall(clients_cmd::UninstallArgs),
+}
+
+/// Parse the process arguments and run. Returns the exit code.
+pub fn main() -> i32 {
+    init_tracing();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => EXIT_USAGE,
+            };
+        }
+    };
+    match cli.command {
+        Command::Wrap(args) => wrap_cmd::run(args),
+        Command::CheckConfig { config, file } => audit_cmd::check_config(config.or(file)),
+        Command::Audit { command } => audit_cmd::run(command),
+        Command::Keygen(args) => keys_cmd::keygen(args),
+        Command::Sign(args) => keys_cmd::sign(args),
+        Command::Detect(args) => clients_cmd::detect(args),
+        Command::Install(args) => clients_cmd::install(args),
+        Command::Uninstall(args) => clients_cmd::uninstall(args),
+    }
+}
+
+/// Logs go to stderr only (stdout may carry MCP). `MCP_WARDEN_LOG` sets the filter.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MCP_WARDEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Print a one-line reason on stderr and return `code`.
+fn fail(code: i32, msg: &str) -> i32 {
+    eprintln!("mcp-warden: {msg}");
+    code
+}
+
+/// The config file: the flag, else `proxy.toml` in the state dir when it exists, else defaults.
+fn load_config(flag: Option<&Path>) -> Result<Config, i32> {
+    let env = ProcessEnv;
+    let default_file = config::state_dir(&env).join("proxy.toml");
+    let file = flag
+        .map(PathBuf::from)
+        .or_else(|| default_file.exists().then_some(default_file));
+    Config::load(file.as_deref(), &env)
+        .map_err(|e: ConfigError| fail(EXIT_CONFIG, &format!("bad config: {e}")))
+}
+
+fn state_dir() -> PathBuf {
+    config::state_dir(&ProcessEnv)
+}

@@ -1,0 +1,76 @@
+//! `mcp-warden wrap [--server NAME] [--config F] [--audit-file F] -- CMD ARGS…`
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{fail, load_config, state_dir, EXIT_CHECK_FAILED, EXIT_CONFIG};
+use crate::audit::AuditLog;
+use crate::codec::Limits;
+use crate::config;
+use crate::pipeline::Pipeline;
+use crate::transport::{child, stdio};
+
+#[derive(clap::Args)]
+pub struct WrapArgs {
+    /// Server name (policy, pins, audience); default: derived from the command.
+    #[arg(long)]
+    server: Option<String>,
+    /// Configuration file (default: proxy.toml in the state dir, if present).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Write the audit trail to this file instead of a new file in the audit dir.
+    #[arg(long)]
+    audit_file: Option<PathBuf>,
+    /// The server command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+pub fn run(args: WrapArgs) -> i32 {
+    let config = match load_config(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let server = args
+        .server
+        .unwrap_or_else(|| child::derive_server_name(&args.command));
+    let state = state_dir();
+    let audit = match &args.audit_file {
+        Some(f) => AuditLog::open_file(f, config.audit.fsync),
+        None => AuditLog::open(
+            &config::resolve(&state, &config.audit.dir),
+            &server,
+            config.audit.fsync,
+        ),
+    };
+    let audit = match audit {
+        Ok(a) => a,
+        // Fail closed: a security proxy that cannot keep its audit trail does not run.
+        Err(e) => {
+            return fail(
+                EXIT_CONFIG,
+                &format!("cannot open the audit trail under {}: {e}", state.display()),
+            )
+        }
+    };
+    audit.start_flusher();
+    let limits = Limits {
+        max_message_bytes: config.proxy.max_message_bytes,
+        ..Limits::default()
+    };
+    let pipeline = Arc::new(Pipeline::new(&server, limits, audit));
+    let opts = stdio::WrapOptions {
+        command: args.command,
+        grace: Duration::from_secs(config.proxy.shutdown_grace_secs),
+    };
+    match stdio::run(
+        opts,
+        pipeline,
+        Box::new(std::io::stdin()),
+        Box::new(std::io::stdout()),
+    ) {
+        Ok(code) => code,
+        Err(e) => fail(EXIT_CHECK_FAILED, &e.to_string()),
+    }
+}
