@@ -47,6 +47,7 @@ Options:
   --warmup N         sequential warm-up calls per round (default 1000)
   --pipe-calls N     pipelined calls per round (default 50000)
   --window N         pipelined calls in flight at most (default 64)
+  --payload BYTES    length of the echoed text argument (default 13: \"hello, warden\")
   --rounds N         rounds; each runs direct and proxied, alternating which goes first
                      (default 3)
   --config FILE      passed to `mcp-warden wrap --config`
@@ -61,6 +62,8 @@ struct Opts {
     pipe_calls: usize,
     window: usize,
     rounds: usize,
+    /// The `text` argument of every call (echoed back).
+    text: String,
     config: Option<PathBuf>,
     json: Option<PathBuf>,
 }
@@ -397,7 +400,14 @@ fn run_one(opts: &Opts, mode: Mode, state: &Path) -> Res<RoundResult> {
         let mut buf = Vec::with_capacity(256);
         let mut line = Vec::with_capacity(256);
         for _ in 0..opts.warmup {
-            call(&mut stdin, &mut reader, next_id, &mut buf, &mut line)?;
+            call(
+                &mut stdin,
+                &mut reader,
+                next_id,
+                &opts.text,
+                &mut buf,
+                &mut line,
+            )?;
             next_id += 1;
         }
         let mut lat_ns: Vec<u64> = Vec::with_capacity(opts.calls);
@@ -405,7 +415,14 @@ fn run_one(opts: &Opts, mode: Mode, state: &Path) -> Res<RoundResult> {
         let t0 = Instant::now();
         for _ in 0..opts.calls {
             let s = Instant::now();
-            call(&mut stdin, &mut reader, next_id, &mut buf, &mut line)?;
+            call(
+                &mut stdin,
+                &mut reader,
+                next_id,
+                &opts.text,
+                &mut buf,
+                &mut line,
+            )?;
             lat_ns.push(s.elapsed().as_nanos() as u64);
             next_id += 1;
         }
@@ -416,8 +433,14 @@ fn run_one(opts: &Opts, mode: Mode, state: &Path) -> Res<RoundResult> {
 
         // Pipelined.
         let pipe_start_id = next_id;
-        let (pipe_elapsed, s, r) =
-            pipelined(stdin, reader, pipe_start_id, opts.pipe_calls, opts.window)?;
+        let (pipe_elapsed, s, r) = pipelined(
+            stdin,
+            reader,
+            pipe_start_id,
+            opts.pipe_calls,
+            opts.window,
+            opts.text.clone(),
+        )?;
         stdin = s;
         reader = r;
         let cpu2 = cpu_us(pid);
@@ -477,11 +500,11 @@ fn handshake(stdin: &mut ChildStdin, reader: &mut BufReader<ChildStdout>) -> Res
 }
 
 /// The request line for call `id` (with its newline), into `buf`.
-fn request(buf: &mut Vec<u8>, id: u64) {
+fn request(buf: &mut Vec<u8>, id: u64, text: &str) {
     buf.clear();
     let _ = write!(
         buf,
-        "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/call\",\"params\":{{\"name\":\"echo\",\"arguments\":{{\"text\":\"hello, warden\"}}}}}}\n"
+        "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/call\",\"params\":{{\"name\":\"echo\",\"arguments\":{{\"text\":\"{text}\"}}}}}}\n"
     );
 }
 
@@ -489,10 +512,11 @@ fn call(
     stdin: &mut ChildStdin,
     reader: &mut BufReader<ChildStdout>,
     id: u64,
+    text: &str,
     buf: &mut Vec<u8>,
     line: &mut Vec<u8>,
 ) -> Res<()> {
-    request(buf, id);
+    request(buf, id, text);
     stdin.write_all(buf).map_err(|e| format!("write: {e}"))?;
     read_line(reader, line)?;
     check_answer(line, id)
@@ -543,6 +567,7 @@ fn pipelined(
     first_id: u64,
     n: usize,
     window: usize,
+    text: String,
 ) -> Res<(Duration, ChildStdin, BufReader<ChildStdout>)> {
     // A bounded channel as a semaphore: the writer puts one token per call sent (blocking when
     // `window` are unanswered), the reader takes one per answer.
@@ -552,7 +577,7 @@ fn pipelined(
         let mut buf = Vec::with_capacity(256);
         for i in 0..n as u64 {
             tokens.send(()).map_err(|_| "reader stopped".to_string())?;
-            request(&mut buf, first_id + i);
+            request(&mut buf, first_id + i, &text);
             stdin.write_all(&buf).map_err(|e| format!("write: {e}"))?;
         }
         Ok(stdin)
@@ -728,6 +753,7 @@ fn parse_args() -> Res<Opts> {
         pipe_calls: 50_000,
         window: 64,
         rounds: 3,
+        text: "hello, warden".into(),
         config: None,
         json: None,
     };
@@ -747,6 +773,7 @@ fn parse_args() -> Res<Opts> {
             "--pipe-calls" => o.pipe_calls = num(val("--pipe-calls")?, "--pipe-calls")?,
             "--window" => o.window = num(val("--window")?, "--window")?,
             "--rounds" => o.rounds = num(val("--rounds")?, "--rounds")?,
+            "--payload" => o.text = "x".repeat(num(val("--payload")?, "--payload")?),
             "--config" => o.config = Some(PathBuf::from(val("--config")?)),
             "--json" => o.json = Some(PathBuf::from(val("--json")?)),
             "-h" | "--help" => {

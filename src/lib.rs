@@ -22,3 +22,4 @@ pub mod session;
 pub mod sig;
 pub mod timefmt;
 pub mod transport;
+pub mod trust;

@@ -8,10 +8,12 @@
 //! | `audit_cmd.rs`   | `audit verify`, `audit tail`, `check-config`  |
 //! | `keys_cmd.rs`    | `keygen`, `sign`                              |
 //! | `clients_cmd.rs` | `detect`, `install`, `uninstall`              |
+//! | `trust_cmd.rs`   | `trust`, `feedback`                           |
 
 mod audit_cmd;
 mod clients_cmd;
 mod keys_cmd;
+mod trust_cmd;
 mod wrap_cmd;
 
 use std::path::{Path, PathBuf};
@@ -61,6 +63,10 @@ enum Command {
     Install(clients_cmd::InstallArgs),
     /// Restore client configs to what they were before `install`.
     Uninstall(clients_cmd::UninstallArgs),
+    /// Show servers' trust scores with the factors and evidence behind them.
+    Trust(trust_cmd::TrustArgs),
+    /// Record operator feedback on a server: +1 or -1.
+    Feedback(trust_cmd::FeedbackArgs),
 }
 
 /// Parse the process arguments and run. Returns the exit code.
@@ -85,6 +91,8 @@ pub fn main() -> i32 {
         Command::Detect(args) => clients_cmd::detect(args),
         Command::Install(args) => clients_cmd::install(args),
         Command::Uninstall(args) => clients_cmd::uninstall(args),
+        Command::Trust(args) => trust_cmd::show(args),
+        Command::Feedback(args) => trust_cmd::feedback(args),
     }
 }
 

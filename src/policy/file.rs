@@ -36,7 +36,7 @@ use crate::checks::arg_rules::ArgRule;
 pub const SERVER_ARGS: &str = "$SERVER_ARGS";
 
 /// Policy files larger than this are refused (a policy is hand-written text).
-const MAX_FILE_BYTES: u64 = 1 << 20;
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]

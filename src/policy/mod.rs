@@ -1,1 +1,31 @@
-//! x
+//! The policy engine (SPEC §6): TOML policy files → per-tool policy → a
+//! decision for each `tools/call`, plus rate limiting and live reload.
+//!
+//! | file           | job                                                              |
+//! |----------------|------------------------------------------------------------------|
+//! | `file.rs`      | the policy file format; parse errors with path, line and key     |
+//! | `set.rs`       | a loaded directory; which rule applies to (server, tool)         |
+//! | `decide.rs`    | `evaluate`: policy + arguments → allow / deny / approve          |
+//! | `ratelimit.rs` | GCRA per (client, server, tool), injectable clock, bounded keys  |
+//! | `reload.rs`    | `PolicyHandle`: atomic swap, polling watcher, SIGHUP flag        |
+//!
+//! Per `tools/call`: `handle.current()` (keep the `Arc` for the request) →
+//! `set.resolve(&server, tool, annotations)` → `evaluate(&policy, args)` →
+//! on Allow/Approve with `policy.rate`, `limiter.check(client, server, tool, rate)`.
+//! Shipped packs live in `policies/` at the repository root; `pack_tests.rs`
+//! holds them to what their comments promise.
+
+pub mod decide;
+pub mod file;
+pub mod ratelimit;
+pub mod reload;
+pub mod set;
+
+#[cfg(test)]
+mod pack_tests;
+
+pub use decide::{evaluate, Decision, DenyKind};
+pub use file::{Action, PolicyError, Rate, Risk, SERVER_ARGS};
+pub use ratelimit::{Clock, ManualClock, MonotonicClock, RateDecision, RateLimiter};
+pub use reload::{register_sighup, PolicyHandle, ReloadOutcome, Watcher};
+pub use set::{PolicySet, ServerRef, ToolPolicy};

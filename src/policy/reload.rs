@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::policy::file::PolicyError;
+use crate::policy::file::{PolicyError, MAX_FILE_BYTES};
 use crate::policy::set::{content_version, policy_paths, PolicySet};
 
 /// What a successful `reload()` did.
@@ -173,6 +173,12 @@ fn fingerprint(dir: &Path) -> String {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        // Same cap as loading: never read a huge file twice a second.
+        if let Ok(m) = std::fs::metadata(&p) {
+            if m.len() > MAX_FILE_BYTES {
+                return format!("error: {} is too large ({} bytes)", p.display(), m.len());
+            }
+        }
         match std::fs::read_to_string(&p) {
             Ok(t) => texts.push((name, t)),
             Err(e) => return format!("error: {}: {e}", p.display()),
