@@ -8,7 +8,8 @@ use super::{fail, load_config, state_dir, EXIT_CHECK_FAILED, EXIT_CONFIG};
 use crate::audit::AuditLog;
 use crate::codec::Limits;
 use crate::config;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Guards, Pipeline};
+use crate::sig::verifier::{Clock, SystemClock};
 use crate::transport::{child, stdio};
 
 #[derive(clap::Args)]
@@ -59,7 +60,12 @@ pub fn run(args: WrapArgs) -> i32 {
         max_message_bytes: config.proxy.max_message_bytes,
         ..Limits::default()
     };
-    let pipeline = Arc::new(Pipeline::new(&server, limits, audit));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let guards = match Guards::from_config(&config, &server, &state, clock) {
+        Ok(g) => g,
+        Err(e) => return fail(EXIT_CONFIG, &format!("bad config: {e}")),
+    };
+    let pipeline = Arc::new(Pipeline::new(&server, limits, audit, guards));
     let opts = stdio::WrapOptions {
         command: args.command,
         grace: Duration::from_secs(config.proxy.shutdown_grace_secs),

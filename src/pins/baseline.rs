@@ -13,13 +13,12 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use crate::pins::decision::{CallDecision, ListingDecision, PinEvent};
-use crate::pins::drift::{self, ItemDrift};
 use crate::pins::error::PinError;
-use crate::pins::file::{Kind, Origin, PinFile, Pinned};
-use crate::pins::held::{self, HeldFile, HeldItem, HeldReason};
+use crate::pins::file::{Kind, Origin};
+use crate::pins::plan::{self, Context};
 use crate::pins::scan::Scanner;
-use crate::pins::store::{PinStore, Snapshot};
-use crate::sig::{attestation, TrustedKeys};
+use crate::pins::store::PinStore;
+use crate::sig::TrustedKeys;
 
 /// `pins.on_drift`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -88,18 +87,6 @@ struct KindState {
     held: BTreeMap<String, (String, bool)>,
 }
 
-/// One listing's outcome before it is applied to the state.
-#[derive(Default)]
-struct Plan {
-    keep: Vec<bool>,
-    allowed: Vec<String>,
-    held: Vec<(String, String, bool)>,
-    events: Vec<(String, String, PinEvent)>,
-    unchanged: Vec<String>,
-    error: Option<String>,
-    tofu: bool,
-}
-
 impl Baseline {
     pub fn new(
         server: &str,
@@ -116,6 +103,15 @@ impl Baseline {
             scanner,
             observing: Mutex::new(()),
             state: Mutex::new(State::default()),
+        }
+    }
+
+    fn context(&self) -> Context<'_> {
+        Context {
+            server: &self.server,
+            origin: &self.origin,
+            config: &self.config,
+            scanner: &self.scanner,
         }
     }
 
@@ -144,7 +140,15 @@ impl Baseline {
         let _serial = lock(&self.observing);
         let tofu_continues = page.continued && lock(&self.state).tofu_open.contains(&kind);
         let outcome = self.store.update(&self.server, |snap| {
-            self.decide(kind, listing, page, tofu_continues, now, snap)
+            plan::decide(
+                &self.context(),
+                kind,
+                listing,
+                page,
+                tofu_continues,
+                now,
+                snap,
+            )
         });
         let mut state = lock(&self.state);
         let plan = match outcome {
@@ -243,12 +247,20 @@ impl Baseline {
     fn check_from_store(&self, kind: Kind, key: &str) -> CallDecision {
         let snap = match self.store.read(&self.server) {
             Ok(snap) => snap,
-            Err(e) => return CallDecision::Untrusted { reason: e.to_string() },
+            Err(e) => {
+                return CallDecision::Untrusted {
+                    reason: e.to_string(),
+                }
+            }
         };
-        let pin = match self.trusted_pin(&snap) {
+        let pin = match plan::trusted_pin(&self.context(), &snap) {
             Ok(Some(pin)) => pin,
             Ok(None) => return CallDecision::Unknown,
-            Err(e) => return CallDecision::Untrusted { reason: e.to_string() },
+            Err(e) => {
+                return CallDecision::Untrusted {
+                    reason: e.to_string(),
+                }
+            }
         };
         if pin.get(kind, key).is_none() {
             return CallDecision::Unknown;
@@ -263,175 +275,8 @@ impl Baseline {
 
     fn pinned_sha(&self, kind: Kind, key: &str) -> Result<Option<String>, PinError> {
         let snap = self.store.read(&self.server)?;
-        let pin = self.trusted_pin(&snap)?;
+        let pin = plan::trusted_pin(&self.context(), &snap)?;
         Ok(pin.and_then(|p| p.get(kind, key).map(|e| e.sha256.clone())))
-    }
-
-    /// The pin file, if any, after the checks that make it trustworthy.
-    fn trusted_pin(&self, snap: &Snapshot) -> Result<Option<PinFile>, PinError> {
-        let Some(raw) = &snap.pin else {
-            return Ok(None);
-        };
-        if self.config.require_signed {
-            attestation::verify(raw, &self.config.operator_keys).map_err(|source| {
-                PinError::Untrusted {
-                    server: self.server.clone(),
-                    source,
-                }
-            })?;
-        }
-        let file = PinFile::from_value(raw, &snap.paths.pin)?;
-        if file.server != self.server {
-            return Err(PinError::WrongServer {
-                path: snap.paths.pin.clone(),
-                found: file.server,
-                wanted: self.server.clone(),
-            });
-        }
-        Ok(Some(file))
-    }
-
-    /// The decision for one listing, made under the store's exclusive lock.
-    fn decide(
-        &self,
-        kind: Kind,
-        listing: &[Value],
-        page: Page,
-        tofu_continues: bool,
-        now: SystemTime,
-        snap: &mut Snapshot,
-    ) -> Result<Plan, PinError> {
-        let pin = self.trusted_pin(snap)?;
-        let section = pin.as_ref().and_then(|p| p.section(kind));
-        let signed = pin.as_ref().is_some_and(PinFile::is_signed);
-        // First use pins only what no operator has spoken for: not under `require`, and never
-        // into a signed file (that would silently strip the operator's attestation).
-        let tofu = tofu_continues
-            || (section.is_none() && !self.config.require && !self.config.require_signed && !signed);
-        let alert = self.config.on_drift == OnDrift::Alert && section.is_some();
-        let cmp = drift::compare(kind, section, listing);
-        let mut held = snap
-            .held
-            .take()
-            .unwrap_or_else(|| HeldFile::new(&self.server, self.origin.clone()));
-        let mut plan = Plan {
-            keep: vec![false; listing.len()],
-            tofu,
-            ..Plan::default()
-        };
-        let mut first_pins: Vec<(String, Pinned)> = Vec::new();
-        for item in cmp.items {
-            let definition = &listing[item.index];
-            let (reason, changes) = match item.drift {
-                ItemDrift::Unchanged => {
-                    held.release(kind, &item.key);
-                    plan.keep[item.index] = true;
-                    plan.allowed.push(item.key.clone());
-                    plan.unchanged.push(item.key);
-                    continue;
-                }
-                ItemDrift::Changed { changes } => (HeldReason::Changed, changes),
-                ItemDrift::New => (HeldReason::New, Vec::new()),
-            };
-            // Only definitions no operator has approved are scanned (SPEC: "when first seen").
-            let flags = (self.scanner)(definition);
-            if reason == HeldReason::New && tofu && flags.is_empty() {
-                plan.keep[item.index] = true;
-                plan.allowed.push(item.key.clone());
-                first_pins.push((item.key, Pinned::new(definition.clone())?));
-                continue;
-            }
-            let exposed = alert && flags.is_empty();
-            let event = if reason == HeldReason::Changed {
-                PinEvent::Drift {
-                    kind,
-                    name: item.key.clone(),
-                    schema_only: drift::schema_only(&changes),
-                    diff: drift::render(&changes),
-                    changes,
-                    flags: flags.clone(),
-                    exposed,
-                }
-            } else if flags.is_empty() {
-                PinEvent::New {
-                    kind,
-                    name: item.key.clone(),
-                    exposed,
-                }
-            } else {
-                PinEvent::Flagged {
-                    kind,
-                    name: item.key.clone(),
-                    flags: flags.clone(),
-                }
-            };
-            plan.events
-                .push((item.key.clone(), item.sha256.clone(), event));
-            held.hold(
-                kind,
-                &item.key,
-                HeldItem {
-                    reason,
-                    sha256: item.sha256.clone(),
-                    definition: definition.clone(),
-                    findings: flags.into_iter().map(|f| f.detail).collect(),
-                    exposed,
-                    first_seen: held::stamp(now),
-                },
-            );
-            if exposed {
-                plan.keep[item.index] = true;
-                plan.allowed.push(item.key);
-            } else {
-                plan.held
-                    .push((item.key, item.sha256, reason == HeldReason::Changed));
-            }
-        }
-        for bad in cmp.invalid {
-            let event = PinEvent::Invalid {
-                kind,
-                reason: bad.reason.clone(),
-            };
-            plan.events.push((format!("\0{}", bad.reason), String::new(), event));
-        }
-        if page == Page::COMPLETE {
-            for name in cmp.removed {
-                let event = PinEvent::Removed {
-                    kind,
-                    name: name.clone(),
-                };
-                plan.events.push((name, "\0removed".into(), event));
-            }
-        }
-        if tofu {
-            let mut file = match pin {
-                Some(mut file) => {
-                    file.touch(now);
-                    file
-                }
-                None => PinFile::new(&self.server, self.origin.clone(), now),
-            };
-            let names: Vec<String> = first_pins.iter().map(|(k, _)| k.clone()).collect();
-            file.section_mut(kind).extend(first_pins);
-            snap.pin = Some(file.to_value()?);
-            if !names.is_empty() {
-                let file = snap.paths.pin.display().to_string();
-                let tag = names.join(",");
-                let event = PinEvent::FirstPin { kind, names, file };
-                plan.events.push(("\0first".into(), tag, event));
-            }
-        } else if section.is_none() && !plan.held.is_empty() {
-            plan.error = Some(format!(
-                "server {:?} has no approved {}s: {} held until `mcp-warden pins approve {}`{}",
-                self.server,
-                kind.label(),
-                plan.held.len(),
-                self.server,
-                if self.config.require_signed { " and `pins sign`" } else { "" }
-            ));
-        }
-        snap.held = Some(held);
-        Ok(plan)
     }
 }
 

@@ -4,6 +4,7 @@ use serde_json::json;
 
 use super::*;
 use crate::pins::commands;
+use crate::pins::held::HeldReason;
 use crate::pins::scan::{no_scanner, poison_scanner};
 use crate::sig::{KeyRole, SigningKey};
 
@@ -63,27 +64,50 @@ fn drift_is_held_reported_once_and_refused() {
     assert_eq!(d.held, vec!["a", "new"]);
     assert_eq!(
         names(&d.events),
-        vec!["capability.drift", "capability.new_item", "capability.removed"]
+        vec![
+            "capability.drift",
+            "capability.new_item",
+            "capability.removed"
+        ]
     );
     let PinEvent::Drift { diff, exposed, .. } = &d.events[0] else {
         panic!("{:?}", d.events)
     };
-    assert!(diff.contains("/description: \"A\" → \"A, and more\""), "{diff}");
+    assert!(
+        diff.contains("/description: \"A\" → \"A, and more\""),
+        "{diff}"
+    );
     assert!(!exposed);
-    assert!(matches!(b.check_call("a"), CallDecision::HeldChanged { .. }));
-    assert_eq!(b.check_call("new"), CallDecision::Unknown, "held new tools stay hidden");
+    assert!(matches!(
+        b.check_call("a"),
+        CallDecision::HeldChanged { .. }
+    ));
+    assert_eq!(
+        b.check_call("new"),
+        CallDecision::Unknown,
+        "held new tools stay hidden"
+    );
     assert_eq!(b.check_call("gone"), CallDecision::Unknown);
     // The same drift again: still held, not re-reported.
     let d = b.observe_tools(&changed, t(2));
     assert!(d.events.is_empty() && d.keep == vec![false, false]);
     // Persisted for `pins diff` in another process.
     let held = store.read("facts").unwrap().held.unwrap();
-    assert_eq!(held.get(Kind::Tool, "a").unwrap().reason, HeldReason::Changed);
+    assert_eq!(
+        held.get(Kind::Tool, "a").unwrap().reason,
+        HeldReason::Changed
+    );
     assert_eq!(held.get(Kind::Tool, "new").unwrap().reason, HeldReason::New);
     // The server reverts: exposed again, hold released.
     let d = b.observe_tools(&[tool("a", "A")], t(3));
     assert_eq!(d.keep, vec![true]);
-    assert!(store.read("facts").unwrap().held.unwrap().get(Kind::Tool, "a").is_none());
+    assert!(store
+        .read("facts")
+        .unwrap()
+        .held
+        .unwrap()
+        .get(Kind::Tool, "a")
+        .is_none());
 }
 
 #[test]
@@ -182,7 +206,11 @@ fn require_signed_trusts_only_attested_pins() {
     let b = make(&store, signed_config(), no_scanner());
     let d = b.observe_tools(&[tool("a", "A")], t(1));
     assert_eq!(d.keep, vec![false]);
-    assert!(d.error.as_deref().unwrap().contains("not attested"), "{:?}", d.error);
+    assert!(
+        d.error.as_deref().unwrap().contains("not attested"),
+        "{:?}",
+        d.error
+    );
     assert_eq!(names(&d.events), vec!["capability.untrusted_pins"]);
     assert!(matches!(b.check_call("a"), CallDecision::Untrusted { .. }));
 
@@ -233,7 +261,10 @@ fn calls_before_any_listing_use_the_pin_file() {
     first.observe_tools(&[tool("a", "A"), tool("b", "B2")], t(1));
     let fresh = make(&store, BaselineConfig::default(), no_scanner());
     assert_eq!(fresh.check_call("a"), CallDecision::Allowed);
-    assert!(matches!(fresh.check_call("b"), CallDecision::HeldChanged { .. }));
+    assert!(matches!(
+        fresh.check_call("b"),
+        CallDecision::HeldChanged { .. }
+    ));
     assert_eq!(fresh.check_call("zzz"), CallDecision::Unknown);
     let empty = PinStore::new(dir.path().join("none"));
     assert_eq!(
@@ -247,17 +278,32 @@ fn pages_continue_first_use_and_do_not_judge_removal() {
     let dir = tempfile::tempdir().unwrap();
     let store = PinStore::new(dir.path());
     let b = make(&store, BaselineConfig::default(), no_scanner());
-    let p1 = Page { continued: false, more: true };
-    let p2 = Page { continued: true, more: false };
-    assert_eq!(b.observe(Kind::Tool, &[tool("a", "A")], p1, t(0)).keep, vec![true]);
-    assert_eq!(b.observe(Kind::Tool, &[tool("b", "B")], p2, t(1)).keep, vec![true]);
+    let p1 = Page {
+        continued: false,
+        more: true,
+    };
+    let p2 = Page {
+        continued: true,
+        more: false,
+    };
+    assert_eq!(
+        b.observe(Kind::Tool, &[tool("a", "A")], p1, t(0)).keep,
+        vec![true]
+    );
+    assert_eq!(
+        b.observe(Kind::Tool, &[tool("b", "B")], p2, t(1)).keep,
+        vec![true]
+    );
     assert_eq!(b.check_call("a"), CallDecision::Allowed);
     assert_eq!(b.check_call("b"), CallDecision::Allowed);
     // Later, a first page alone does not make page-two tools "removed".
     let d = b.observe(Kind::Tool, &[tool("a", "A")], p1, t(2));
     assert!(d.events.is_empty());
     // But a later page with a tool never seen is new, not first use.
-    assert_eq!(b.observe(Kind::Tool, &[tool("c", "C")], p2, t(3)).keep, vec![false]);
+    assert_eq!(
+        b.observe(Kind::Tool, &[tool("c", "C")], p2, t(3)).keep,
+        vec![false]
+    );
 }
 
 #[test]
@@ -283,7 +329,10 @@ fn invalid_items_are_never_shown() {
     let dir = tempfile::tempdir().unwrap();
     let store = PinStore::new(dir.path());
     let b = make(&store, BaselineConfig::default(), no_scanner());
-    let d = b.observe_tools(&[tool("a", "A"), tool("a", "A'"), json!({"description": "x"})], t(0));
+    let d = b.observe_tools(
+        &[tool("a", "A"), tool("a", "A'"), json!({"description": "x"})],
+        t(0),
+    );
     assert_eq!(d.keep, vec![false, false, false]);
     assert_eq!(b.check_call("a"), CallDecision::Unknown);
     assert!(names(&d.events).contains(&"capability.invalid_listing"));

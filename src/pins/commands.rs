@@ -41,7 +41,10 @@ pub fn list(store: &PinStore) -> Result<Vec<PinSummary>, PinError> {
             signed: false,
             error: None,
         };
-        match store.read(&server).and_then(|snap| parsed(&snap).map(|pin| (snap, pin))) {
+        match store
+            .read(&server)
+            .and_then(|snap| parsed(&snap).map(|pin| (snap, pin)))
+        {
             Ok((snap, pin)) => {
                 if let Some(pin) = pin {
                     row.tools = pin.section(Kind::Tool).map_or(0, |s| s.len());
@@ -68,7 +71,12 @@ pub fn render_list(rows: &[PinSummary], json: bool) -> String {
     if rows.is_empty() {
         return "no pins yet\n".into();
     }
-    let width = rows.iter().map(|r| r.server.len()).max().unwrap_or(6).max(6);
+    let width = rows
+        .iter()
+        .map(|r| r.server.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
     let mut out = format!("{:width$}  TOOLS  SIGNED  HELD  FILE\n", "SERVER");
     for r in rows {
         out.push_str(&format!(
@@ -250,7 +258,11 @@ fn describe(kind: Kind, key: &str, item: &HeldItem) -> String {
         HeldReason::Changed => "changed since it was pinned",
         HeldReason::New => "new, never approved",
     };
-    let state = if item.exposed { "exposed (on_drift = alert)" } else { "held" };
+    let state = if item.exposed {
+        "exposed (on_drift = alert)"
+    } else {
+        "held"
+    };
     format!(
         "{} {key:?}: {what}; {state} since {} (sha256 {})\n",
         kind.label(),

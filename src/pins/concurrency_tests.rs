@@ -3,7 +3,7 @@
 //! the locks are exercised across real process boundaries.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -77,7 +77,10 @@ fn assert_no_lost_update(store: &PinStore, workers: &[String]) {
     for w in workers {
         assert_eq!(pin["counters"][w], json!(UPDATES), "worker {w}: {pin:?}");
         for i in 0..UPDATES {
-            assert!(held.get(Kind::Tool, &format!("{w}-{i}")).is_some(), "{w}-{i}");
+            assert!(
+                held.get(Kind::Tool, &format!("{w}-{i}")).is_some(),
+                "{w}-{i}"
+            );
         }
     }
     let leftovers = std::fs::read_dir(store.dir())
@@ -143,7 +146,11 @@ fn processes_share_the_store_safely() {
     let tofu = tempfile::tempdir().unwrap();
     let workers: Vec<String> = (0..WORKERS).map(|n| format!("tofu{n}")).collect();
     run_children(tofu.path(), &workers);
-    let pin = PinStore::new(tofu.path()).read(SERVER).unwrap().pin.unwrap();
+    let pin = PinStore::new(tofu.path())
+        .read(SERVER)
+        .unwrap()
+        .pin
+        .unwrap();
     let tools = pin["tools"].as_object().unwrap();
     assert_eq!(tools.len(), 3, "{pin}");
 }
@@ -157,6 +164,7 @@ fn run_children(dir: &Path, workers: &[String]) {
                 .args([&this_test(), "--exact", "--test-threads=1", "--quiet"])
                 .env(CHILD_DIR, dir)
                 .env(CHILD_WORKER, w)
+                .stdout(Stdio::null())
                 .spawn()
                 .unwrap()
         })
@@ -198,7 +206,9 @@ fn threads_racing_first_contact_pin_once() {
             std::thread::spawn(move || {
                 let b = Baseline::new(
                     SERVER,
-                    Origin::Url { url: format!("u{n}") },
+                    Origin::Url {
+                        url: format!("u{n}"),
+                    },
                     store,
                     BaselineConfig::default(),
                     no_scanner(),

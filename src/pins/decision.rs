@@ -48,12 +48,16 @@ impl ListingDecision {
 pub enum CallDecision {
     Allowed,
     /// The client knew this item, but its definition drifted: -32015 until approved.
-    HeldChanged { reason: String },
+    HeldChanged {
+        reason: String,
+    },
     /// Never listed, removed, or new and held: -32602, worded as the server would, so a held
     /// new tool's existence is not revealed.
     Unknown,
     /// The pin file cannot be trusted (`require_signed`, unreadable store): -32015 for all.
-    Untrusted { reason: String },
+    Untrusted {
+        reason: String,
+    },
 }
 
 impl CallDecision {
@@ -80,7 +84,10 @@ impl CallDecision {
                 Kind::ResourceTemplate => format!("Unknown resource: {name}"),
             },
             CallDecision::HeldChanged { .. } | CallDecision::Untrusted { .. } => {
-                format!("{} {name} is held back by the capability baseline", kind.label())
+                format!(
+                    "{} {name} is held back by the capability baseline",
+                    kind.label()
+                )
             }
         }
     }
@@ -147,11 +154,21 @@ pub enum PinEvent {
         flags: Vec<Flag>,
     },
     /// A pinned item is no longer listed: noted, not an error (calls to it are Unknown).
-    Removed { kind: Kind, name: String },
+    Removed {
+        kind: Kind,
+        name: String,
+    },
     /// An item that cannot be pinned (no key, listed twice, not canonicalizable); never shown.
-    Invalid { kind: Kind, reason: String },
-    Untrusted { reason: String },
-    StoreFailed { reason: String },
+    Invalid {
+        kind: Kind,
+        reason: String,
+    },
+    Untrusted {
+        reason: String,
+    },
+    StoreFailed {
+        reason: String,
+    },
 }
 
 impl PinEvent {
@@ -198,21 +215,37 @@ impl PinEvent {
                 let mut text = format!(
                     "{} {name:?} changed since it was pinned ({}):\n{diff}",
                     kind.label(),
-                    if *exposed { "exposed: on_drift = alert" } else { "held back" }
+                    if *exposed {
+                        "exposed: on_drift = alert"
+                    } else {
+                        "held back"
+                    }
                 );
                 for f in flags {
                     text.push_str(&format!("  scanner: {}\n", f.detail));
                 }
                 text
             }
-            PinEvent::New { kind, name, exposed } => format!(
+            PinEvent::New {
+                kind,
+                name,
+                exposed,
+            } => format!(
                 "new {} {name:?} was never approved ({})",
                 kind.label(),
-                if *exposed { "exposed: on_drift = alert" } else { "held back" }
+                if *exposed {
+                    "exposed: on_drift = alert"
+                } else {
+                    "held back"
+                }
             ),
             PinEvent::Flagged { kind, name, flags } => {
                 let details: Vec<&str> = flags.iter().map(|f| f.detail.as_str()).collect();
-                format!("{} {name:?} held back by the scanner: {}", kind.label(), details.join("; "))
+                format!(
+                    "{} {name:?} held back by the scanner: {}",
+                    kind.label(),
+                    details.join("; ")
+                )
             }
             PinEvent::Removed { kind, name } => {
                 format!("pinned {} {name:?} is no longer listed", kind.label())
@@ -253,9 +286,16 @@ mod tests {
             events: vec![],
             error: None,
         };
-        let listing = [json!({"name": "a"}), json!({"name": "b"}), json!({"name": "c"})];
+        let listing = [
+            json!({"name": "a"}),
+            json!({"name": "b"}),
+            json!({"name": "c"}),
+        ];
         assert!(d.is_filtered());
-        assert_eq!(d.exposed(&listing), vec![json!({"name": "a"}), json!({"name": "c"})]);
+        assert_eq!(
+            d.exposed(&listing),
+            vec![json!({"name": "a"}), json!({"name": "c"})]
+        );
     }
 
     #[test]

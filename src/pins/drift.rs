@@ -65,7 +65,11 @@ pub fn compare(kind: Kind, pinned: Option<&Section>, listing: &[Value]) -> Compa
         let Some(key) = kind.key_of(item) else {
             out.invalid.push(Invalid {
                 index,
-                reason: format!("a {} without a string \"{}\"", kind.label(), kind.key_field()),
+                reason: format!(
+                    "a {} without a string \"{}\"",
+                    kind.label(),
+                    kind.key_field()
+                ),
             });
             continue;
         };
@@ -198,7 +202,7 @@ fn shown(value: Option<&Value>) -> String {
     let mut out = String::new();
     for (n, c) in text.chars().enumerate() {
         if n == SHOWN_MAX_CHARS {
-            out.push_str("…");
+            out.push('…');
             break;
         }
         if invisible(c) {
@@ -225,7 +229,12 @@ mod tests {
 
     fn section(defs: &[Value]) -> Section {
         defs.iter()
-            .map(|d| (Kind::Tool.key_of(d).unwrap().to_string(), Pinned::new(d.clone()).unwrap()))
+            .map(|d| {
+                (
+                    Kind::Tool.key_of(d).unwrap().to_string(),
+                    Pinned::new(d.clone()).unwrap(),
+                )
+            })
             .collect()
     }
 
@@ -244,7 +253,11 @@ mod tests {
             json!({"name": "d", "x": 1}),
         ];
         let cmp = compare(Kind::Tool, Some(&pinned), &listing);
-        let drift: Vec<_> = cmp.items.iter().map(|i| (i.index, i.key.as_str(), &i.drift)).collect();
+        let drift: Vec<_> = cmp
+            .items
+            .iter()
+            .map(|i| (i.index, i.key.as_str(), &i.drift))
+            .collect();
         assert_eq!(drift[0], (0, "a", &ItemDrift::Unchanged));
         assert!(matches!(drift[1], (1, "b", ItemDrift::Changed { .. })));
         assert_eq!(drift[2], (2, "c", &ItemDrift::New));
@@ -275,7 +288,10 @@ mod tests {
         assert!(text.contains("/inputSchema/properties/x~1y: (absent) → {\"type\":\"string\"}"));
         assert!(text.contains("/inputSchema/required/1: (absent) → \"x/y\""));
 
-        let desc = diff(&json!({"description": "a"}), &json!({"description": "b", "inputSchemaX": 1}));
+        let desc = diff(
+            &json!({"description": "a"}),
+            &json!({"description": "b", "inputSchemaX": 1}),
+        );
         assert!(!schema_only(&desc));
         assert!(diff(&json!({"n": 10}), &json!({"n": 10.0})).is_empty());
         assert_eq!(diff(&json!(1), &json!("1"))[0].path, "");

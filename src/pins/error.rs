@@ -17,7 +17,9 @@ pub enum PinError {
     },
     #[error("{path}: not a valid pin file: {reason}")]
     Format { path: PathBuf, reason: String },
-    #[error("{path}: pinned {what} {name:?} does not match its recorded sha256 (file edited by hand?)")]
+    #[error(
+        "{path}: pinned {what} {name:?} does not match its recorded sha256 (file edited by hand?)"
+    )]
     HashMismatch {
         path: PathBuf,
         what: &'static str,
@@ -39,7 +41,9 @@ pub enum PinError {
     },
     #[error("no pin file for server {0:?}")]
     NoPins(String),
-    #[error("server {server:?} has nothing held named {name:?} (see `mcp-warden pins diff {server}`)")]
+    #[error(
+        "server {server:?} has nothing held named {name:?} (see `mcp-warden pins diff {server}`)"
+    )]
     NotHeld { server: String, name: String },
 }
 

@@ -243,10 +243,7 @@ mod tests {
             serde_json::from_str(r#"{"inputSchema":{"maximum":1e1,"type":"object"},"name":"x"}"#)
                 .unwrap();
         assert_eq!(digest(&a).unwrap(), digest(&b).unwrap());
-        assert_ne!(
-            digest(&a).unwrap(),
-            digest(&json!({"name": "x"})).unwrap()
-        );
+        assert_ne!(digest(&a).unwrap(), digest(&json!({"name": "x"})).unwrap());
         assert_eq!(digest(&a).unwrap().len(), 64);
     }
 
@@ -289,6 +286,9 @@ mod tests {
         let mut extra = sample().to_value().unwrap();
         extra["surprise"] = json!(1);
         assert!(PinFile::from_value(&extra, Path::new("p")).is_err());
+        let mut both = sample().to_value().unwrap();
+        both["origin"]["url"] = json!("https://elsewhere");
+        assert!(PinFile::from_value(&both, Path::new("p")).is_err());
     }
 
     #[test]

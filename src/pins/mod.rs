@@ -9,6 +9,7 @@
 //! | `drift.rs`    | live listing vs pin: Unchanged / Changed / New / removed; readable diffs  |
 //! | `scan.rs`     | the scanner seam, adapting `checks::poison_scan`                          |
 //! | `decision.rs` | `ListingDecision`, `CallDecision` (→ -32015 / -32602), `PinEvent`s         |
+//! | `plan.rs`     | one listing's decision, made under the store lock (first use, holds)      |
 //! | `baseline.rs` | the runtime object the pipeline calls for listings and calls              |
 //! | `commands.rs` | `pins list / diff / approve / sign / verify`                               |
 //!
@@ -30,6 +31,7 @@ pub mod drift;
 pub mod error;
 pub mod file;
 pub mod held;
+mod plan;
 pub mod scan;
 pub mod store;
 

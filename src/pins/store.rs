@@ -245,7 +245,9 @@ fn remove(path: &Path) -> Result<(), PinError> {
 fn lock_unavailable(e: &io::Error) -> bool {
     matches!(
         e.kind(),
-        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+        io::ErrorKind::NotFound
+            | io::ErrorKind::PermissionDenied
+            | io::ErrorKind::ReadOnlyFilesystem
     )
 }
 
@@ -341,11 +343,12 @@ mod tests {
         assert!(failed.is_err());
         assert_eq!(store.read("fs").unwrap().pin, Some(json!({"a": 1})));
         // Emptying the held file removes it.
-        store.update("gh", |s| {
-            s.held = None;
-            Ok(())
-        })
-        .unwrap();
+        store
+            .update("gh", |s| {
+                s.held = None;
+                Ok(())
+            })
+            .unwrap();
         assert!(!store.paths("gh").unwrap().held.exists());
         let leftovers: Vec<_> = fs::read_dir(store.dir())
             .unwrap()
@@ -360,9 +363,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = PinStore::new(dir.path());
         fs::write(dir.path().join("fs.json"), b"{\"server\": \"fs\"").unwrap();
-        assert!(matches!(
-            store.read("fs"),
-            Err(PinError::Format { .. })
-        ));
+        assert!(matches!(store.read("fs"), Err(PinError::Format { .. })));
     }
 }

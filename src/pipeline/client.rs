@@ -38,10 +38,12 @@ impl Pipeline {
             }
         };
         let verdict = match decoded {
-            Decoded::Single(env) => match self.check_client(&mut session, &env, &mut record) {
-                Ok(()) => allow(line, &mut record),
-                Err(rejection) => refuse(&env, rejection, &mut record),
-            },
+            Decoded::Single(env) => {
+                match self.check_client(&mut session, &env, line, &mut record) {
+                    Ok(()) => allow(line, &mut record),
+                    Err(rejection) => refuse(&env, rejection, &mut record),
+                }
+            }
             Decoded::Batch(items) => self.client_batch(&mut session, items, line, &mut record),
         };
         Outcome { verdict, record }
@@ -72,10 +74,12 @@ impl Pipeline {
         for item in &items {
             let mut sub = self.record(session, Direction::ClientToServer, item.get().len());
             let outcome = match Envelope::parse(item.get()) {
-                Ok(env) => match self.check_client(session, &env, &mut sub) {
-                    Ok(()) => Ok(()),
-                    Err(r) => Err((r, env.id.clone(), env.kind == Kind::Request)),
-                },
+                Ok(env) => {
+                    match self.check_client(session, &env, item.get().as_bytes(), &mut sub) {
+                        Ok(()) => Ok(()),
+                        Err(r) => Err((r, env.id.clone(), env.kind == Kind::Request)),
+                    }
+                }
                 Err(e) => {
                     let id = e.id.clone();
                     Err((Rejection::invalid_envelope(e.reason, id.clone()), id, true))
@@ -127,10 +131,14 @@ impl Pipeline {
         &self,
         s: &mut Session,
         env: &Envelope,
+        line: &[u8],
         record: &mut Record,
     ) -> Result<(), Rejection> {
         record.method = env.method.as_deref().map(str::to_owned);
         record.id = env.id.as_ref().map(Id::to_string);
+        if matches!(env.kind, Kind::Request | Kind::Notification) {
+            self.check_signature(line, record)?;
+        }
         match env.kind {
             Kind::Request => self.client_request(s, env, record),
             Kind::Notification => {

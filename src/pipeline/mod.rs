@@ -9,8 +9,12 @@
 //! | `client.rs` | client → server: framing, envelope, ids, (policy …)   |
 //! | `server.rs` | server → client: framing, ids, routing of answers     |
 //! | `params.rs` | borrowed views of the few `params` members checks read |
+//! | `guards.rs` | the optional checks built from config (verifier, trust, …) |
+//! | `auth.rs`   | step: message-scheme signatures                       |
 
+mod auth;
 mod client;
+mod guards;
 mod params;
 mod server;
 #[cfg(test)]
@@ -23,6 +27,8 @@ use crate::audit::{AuditLog, Decision, Direction, Record};
 use crate::codec::{Id, Limits};
 use crate::errors::{Rejection, Source, INTERNAL_ERROR};
 use crate::session::Session;
+
+pub use guards::Guards;
 
 /// What the transport must do with one message.
 #[derive(Debug, PartialEq, Eq)]
@@ -52,16 +58,25 @@ pub struct Pipeline {
     limits: Limits,
     session: Mutex<Session>,
     audit: Arc<AuditLog>,
+    guards: Guards,
 }
 
 impl Pipeline {
-    pub fn new(server: &str, limits: Limits, audit: Arc<AuditLog>) -> Pipeline {
+    pub fn new(server: &str, limits: Limits, audit: Arc<AuditLog>, guards: Guards) -> Pipeline {
+        if let Some(trust) = &guards.trust {
+            trust.record(crate::trust::Observation::Session);
+        }
         Pipeline {
             server: server.to_owned(),
             limits,
             session: Mutex::new(Session::new()),
             audit,
+            guards,
         }
+    }
+
+    pub fn guards(&self) -> &Guards {
+        &self.guards
     }
 
     pub fn audit(&self) -> &Arc<AuditLog> {

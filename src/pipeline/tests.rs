@@ -7,7 +7,10 @@ use crate::codec::Limits;
 fn pipeline() -> (Pipeline, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let log = AuditLog::open_file(&dir.path().join("a.jsonl"), Fsync::Never).unwrap();
-    (Pipeline::new("test", Limits::default(), log), dir)
+    (
+        Pipeline::new("test", Limits::default(), log, super::Guards::default()),
+        dir,
+    )
 }
 
 fn answer_code(v: &Verdict) -> i64 {

@@ -119,7 +119,7 @@ pub fn evaluate(policy: &ToolPolicy, arguments: Option<&Value>) -> Decision {
         for (name, rule) in &policy.args {
             if let Some(value) = args.get(name) {
                 if let Err(v) = rule.check(value) {
-                    return arg_denial(policy, name, &v);
+                    return arg_denial(policy, name, value, &v);
                 }
             }
         }
@@ -162,11 +162,14 @@ pub fn evaluate(policy: &ToolPolicy, arguments: Option<&Value>) -> Decision {
     }
 }
 
-fn arg_denial(policy: &ToolPolicy, arg: &str, v: &ArgViolation) -> Decision {
+fn arg_denial(policy: &ToolPolicy, arg: &str, value: &Value, v: &ArgViolation) -> Decision {
     // path_rule reports "outside the allowed roots" for a clean path in the
-    // wrong place, anything else for a malformed one.
+    // wrong place, anything else for a malformed one. A `file:` URI that
+    // escapes counts as malformed: the corpus files it with the encoding and
+    // scheme tricks (POL-06), and a plain path would have been the honest form.
+    let outside = v.reason.contains("outside the allowed roots") && !has_file_uri(value);
     let kind = match v.rule {
-        "path_under" if v.reason.contains("outside the allowed roots") => DenyKind::PathOutsideRoot,
+        "path_under" if outside => DenyKind::PathOutsideRoot,
         "path_under" => DenyKind::PathInvalid,
         "url_hosts" | "deny_private_addresses" => DenyKind::Ssrf,
         _ => DenyKind::ArgumentViolation,
@@ -175,6 +178,15 @@ fn arg_denial(policy: &ToolPolicy, arg: &str, v: &ArgViolation) -> Decision {
         rule: format!("{}.{arg}.{}", policy.tool, v.rule),
         reason: format!("argument {arg:?}: {}", v.reason),
         kind,
+    }
+}
+
+fn has_file_uri(value: &Value) -> bool {
+    let is_uri = |s: &str| s.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("file:"));
+    match value {
+        Value::String(s) => is_uri(s),
+        Value::Array(a) => a.iter().filter_map(Value::as_str).any(is_uri),
+        _ => false,
     }
 }
 

@@ -196,13 +196,14 @@ fn non_canonical_s_is_refused() {
 fn mcpsig() -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("MCPSIG_PY").map(PathBuf::from),
+        // A copy of the reference tool ships in fixtures/ so the check runs without ../shared.
         Some(PathBuf::from(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/tools/mcpsig.py"
+            "/fixtures/tools/mcpsig.py"
         ))),
     ];
     let script = candidates.into_iter().flatten().find(|p| p.is_file());
-    let python_ok = Command::new("python3")
+    let python_ok = Command::new(python_bin())
         .args(["-c", "import cryptography, rfc8785"])
         .stderr(Stdio::null())
         .status()
@@ -212,16 +213,30 @@ fn mcpsig() -> Option<PathBuf> {
         _ => {
             eprintln!(
                 "NOTE: skipping the mcpsig.py cross-check: needs python3 with `cryptography` and `rfc8785` \
-                 (pip install cryptography rfc8785) and mcpsig.py at ../shared/tools/ or $MCPSIG_PY"
+                 (pip install cryptography rfc8785) and mcpsig.py at fixtures/tools/ or $MCPSIG_PY"
             );
             None
         }
     }
 }
 
-/// Runs `python3 args…` with `stdin`; returns (success, stdout).
+/// The peers' venv (installed by scripts/setup-peers.sh with `cryptography` and `rfc8785`)
+/// when present, else the system python3.
+fn python_bin() -> PathBuf {
+    let venv = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/.venv-peers/bin/python"
+    ));
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
+/// Runs `python args…` with `stdin`; returns (success, stdout).
 fn python(args: &[&str], stdin: &[u8]) -> (bool, String) {
-    let mut child = Command::new("python3")
+    let mut child = Command::new(python_bin())
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
