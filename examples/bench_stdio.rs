@@ -502,9 +502,9 @@ fn handshake(stdin: &mut ChildStdin, reader: &mut BufReader<ChildStdout>) -> Res
 /// The request line for call `id` (with its newline), into `buf`.
 fn request(buf: &mut Vec<u8>, id: u64, text: &str) {
     buf.clear();
-    let _ = write!(
+    let _ = writeln!(
         buf,
-        "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/call\",\"params\":{{\"name\":\"echo\",\"arguments\":{{\"text\":\"{text}\"}}}}}}\n"
+        "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/call\",\"params\":{{\"name\":\"echo\",\"arguments\":{{\"text\":\"{text}\"}}}}}}"
     );
 }
 

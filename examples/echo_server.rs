@@ -51,11 +51,20 @@ fn main() -> io::Result<()> {
                 "serverInfo": {"name": "echo", "version": "1.0.0"}
             }),
             "ping" => json!({}),
-            "tools/list" => json!({"tools": [{
-                "name": "echo",
-                "description": "Echo the text back",
-                "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
-            }]}),
+            "tools/list" => {
+                let mut tools = vec![json!({
+                    "name": "echo",
+                    "description": "Echo the text back",
+                    "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
+                })];
+                // Scripted tools are listed too, so a pinning proxy knows them.
+                let mut names: Vec<&String> = script.keys().collect();
+                names.sort();
+                tools.extend(names.into_iter().map(|n| {
+                    json!({"name": n, "description": "Scripted test tool", "inputSchema": {"type": "object"}})
+                }));
+                json!({ "tools": tools })
+            }
             "tools/call" => {
                 let name = msg["params"]["name"].as_str().unwrap_or("");
                 if let Some(lines) = script.get(name) {

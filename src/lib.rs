@@ -10,6 +10,7 @@
 // refusal path, never on the forwarding path, so boxing it would buy nothing.
 #![allow(clippy::result_large_err)]
 
+pub mod approval;
 pub mod audit;
 pub mod checks;
 pub mod cli;
@@ -17,7 +18,9 @@ pub mod clients;
 pub mod codec;
 pub mod config;
 pub mod errors;
+pub mod pins;
 pub mod pipeline;
+pub mod policy;
 pub mod session;
 pub mod sig;
 pub mod timefmt;

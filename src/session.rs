@@ -34,6 +34,8 @@ pub struct Pending {
     pub tool: Option<String>,
     pub started: Instant,
     pub cancelled: bool,
+    /// A listing request that carried a `cursor` (a continuation page).
+    pub paged: bool,
 }
 
 /// Upper bound on requests in flight per direction: a peer that never answers must not grow

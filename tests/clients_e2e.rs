@@ -89,6 +89,9 @@ fn install_run_uninstall_claude_desktop() {
         json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"claude-ai","version":"0.1"}}}),
     );
     assert_eq!(init["result"]["serverInfo"]["name"], "echo");
+    // A client lists tools before calling them; the first listing is pinned (trust on first use).
+    let list = ask(json!({"jsonrpc":"2.0","id":"l","method":"tools/list"}));
+    assert_eq!(list["result"]["tools"][0]["name"], "echo");
     let call = ask(
         json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"through the installed proxy"}}}),
     );

@@ -120,9 +120,21 @@ fn expect_refused(w: &mut Wrapped, msg: &Value, case: &Value) {
     );
 }
 
-fn signed_session(mode: &str) -> Wrapped {
+/// A signed, initialised session whose server also offers `tools` (answering with an empty
+/// result), so that only the signature checks are in question.
+fn signed_session_with(mode: &str, tools: &[&str]) -> Wrapped {
+    let script: serde_json::Map<String, Value> = tools
+        .iter()
+        .map(|t| {
+            (
+                t.to_string(),
+                json!([r#"{"jsonrpc":"2.0","id":{{id}},"result":{"content":[]}}"#]),
+            )
+        })
+        .collect();
     let mut w = Wrapped::start(Options {
         config: Some(config(mode)),
+        script: Some(Value::Object(script)),
         ..Default::default()
     });
     // initialize is checked too in enforce mode: sign it.
@@ -135,9 +147,18 @@ fn signed_session(mode: &str) -> Wrapped {
         &json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
         now(),
     ));
+    w.send(&sign(
+        &json!({"jsonrpc":"2.0","id":"list","method":"tools/list"}),
+        now(),
+    ));
+    assert!(w.recv()["result"]["tools"].is_array(), "signed tools/list");
     // A round trip, so everything so far is in the upstream's record before a case counts it.
     w.signed_ping("ready");
     w
+}
+
+fn signed_session(mode: &str) -> Wrapped {
+    signed_session_with(mode, &[])
 }
 
 trait SignedPing {
@@ -178,7 +199,11 @@ fn signature_and_replay_cases_in_enforce_mode() {
                     .expect("params")
                     .remove("_meta");
                 let signed = sign(&clean, now());
-                let mut w = signed_session("enforce");
+                let tool = clean["params"]["name"]
+                    .as_str()
+                    .unwrap_or("tool")
+                    .to_owned();
+                let mut w = signed_session_with("enforce", &[&tool]);
                 w.send(&signed);
                 let first = w.recv();
                 assert!(
@@ -203,6 +228,9 @@ fn signature_and_replay_cases_in_enforce_mode() {
                 if let Some(audit_mode) = case["expected"].get("audit_mode_expected") {
                     let mut w = Wrapped::start(Options {
                         config: Some(config("audit")),
+                        // The server offers the tool, so only the signature check is in question.
+                        script: Some(json!({ msg["params"]["name"].as_str().unwrap_or("tool"):
+                            [r#"{"jsonrpc":"2.0","id":{{id}},"result":{"content":[]}}"#] })),
                         ..Default::default()
                     });
                     w.initialize();

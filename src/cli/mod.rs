@@ -9,7 +9,9 @@
 //! | `keys_cmd.rs`    | `keygen`, `sign`                              |
 //! | `clients_cmd.rs` | `detect`, `install`, `uninstall`              |
 //! | `trust_cmd.rs`   | `trust`, `feedback`                           |
+//! | `approval_cmd.rs`| `approve`, `deny`, `approvals`                |
 
+mod approval_cmd;
 mod audit_cmd;
 mod clients_cmd;
 mod keys_cmd;
@@ -67,6 +69,12 @@ enum Command {
     Trust(trust_cmd::TrustArgs),
     /// Record operator feedback on a server: +1 or -1.
     Feedback(trust_cmd::FeedbackArgs),
+    /// Release a call waiting for approval.
+    Approve(approval_cmd::DecideArgs),
+    /// Refuse a call waiting for approval.
+    Deny(approval_cmd::DecideArgs),
+    /// List calls waiting for approval.
+    Approvals,
 }
 
 /// Parse the process arguments and run. Returns the exit code.
@@ -93,6 +101,9 @@ pub fn main() -> i32 {
         Command::Uninstall(args) => clients_cmd::uninstall(args),
         Command::Trust(args) => trust_cmd::show(args),
         Command::Feedback(args) => trust_cmd::feedback(args),
+        Command::Approve(args) => approval_cmd::decide(args, true),
+        Command::Deny(args) => approval_cmd::decide(args, false),
+        Command::Approvals => approval_cmd::list(),
     }
 }
 

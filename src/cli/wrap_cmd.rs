@@ -61,7 +61,10 @@ pub fn run(args: WrapArgs) -> i32 {
         ..Limits::default()
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let guards = match Guards::from_config(&config, &server, &state, clock) {
+    let origin = crate::pins::Origin::Command {
+        command: args.command.clone(),
+    };
+    let guards = match Guards::from_config(&config, &server, origin, &state, clock) {
         Ok(g) => g,
         Err(e) => return fail(EXIT_CONFIG, &format!("bad config: {e}")),
     };

@@ -18,6 +18,7 @@ use super::{deny, Outcome, Pipeline, Verdict};
 use crate::audit::{args_digest, Decision, Direction, Record};
 use crate::codec::{self, Decoded, Envelope, Id, Kind};
 use crate::errors::{Rejection, INVALID_REQUEST};
+use crate::pins;
 use crate::session::{Era, Pending, Session, MAX_PENDING};
 
 impl Pipeline {
@@ -223,7 +224,16 @@ impl Pipeline {
                     )
                 })?;
                 record.args_sha256 = call.arguments.map(|a| args_digest(a.get().as_bytes()));
+                record.tool = Some(call.name.clone().into_owned());
+                // Pins before policy: a held or never-listed tool reads as unknown, whatever a
+                // policy would say about it.
+                self.check_pinned(pins::Kind::Tool, &call.name)?;
                 tool = Some(call.name.into_owned());
+            }
+            "prompts/get" => {
+                if let Some(name) = peek.name.as_deref() {
+                    self.check_pinned(pins::Kind::Prompt, name)?;
+                }
             }
             _ => {}
         }
@@ -235,6 +245,7 @@ impl Pipeline {
                 tool,
                 started: Instant::now(),
                 cancelled: false,
+                paged: peek.cursor.is_some(),
             },
         );
         Ok(())

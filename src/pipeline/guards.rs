@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, KeyRoleName, SignatureMode};
+use crate::pins::{poison_scanner, Baseline, BaselineConfig, OnDrift, Origin, PinStore};
 use crate::sig::keys::{KeyRole, TrustedKeys};
 use crate::sig::verifier::{Clock, Mode, Verifier, VerifierConfig};
 use crate::trust::{Flusher, Thresholds, TrustRecorder, TrustStore};
@@ -16,6 +17,8 @@ pub struct Guards {
     pub verifier: Option<Verifier>,
     pub trust: Option<Arc<TrustRecorder>>,
     pub thresholds: Thresholds,
+    /// Capability baseline of this server; `None` only in tests.
+    pub pins: Option<Arc<Baseline>>,
     /// Keeps the trust flusher thread alive as long as the guards live.
     _flusher: Option<Flusher>,
 }
@@ -25,19 +28,12 @@ impl Guards {
     pub fn from_config(
         config: &Config,
         server: &str,
+        origin: Origin,
         state: &std::path::Path,
         clock: Arc<dyn Clock>,
     ) -> Result<Guards, String> {
-        let mut keys = TrustedKeys::new();
-        for (i, k) in config.identity.trusted_keys.iter().enumerate() {
-            let role = match k.role {
-                KeyRoleName::Client => KeyRole::Client,
-                KeyRoleName::Server => KeyRole::Server,
-                KeyRoleName::Operator => KeyRole::Operator,
-            };
-            keys.insert_text(&k.name, role, &k.public_key)
-                .map_err(|e| format!("identity.trusted_keys[{i}]: {e}"))?;
-        }
+        let keys = trusted_keys(config, None)?;
+        let operator_keys = trusted_keys(config, Some(KeyRole::Operator))?;
         let mode = match config.signatures.mode {
             SignatureMode::Off => Mode::Off,
             SignatureMode::Audit => Mode::Audit,
@@ -59,6 +55,18 @@ impl Guards {
         ));
         let flusher = crate::trust::spawn_flusher(&recorder, Duration::from_secs(1))
             .map_err(|e| format!("cannot start the trust recorder: {e}"))?;
+        let store = PinStore::new(crate::config::resolve(state, &config.pins.dir));
+        let baseline = BaselineConfig {
+            require: config.pins.require,
+            require_signed: config.pins.require_signed,
+            on_drift: match config.pins.on_drift {
+                crate::config::OnDrift::Hold => OnDrift::Hold,
+                crate::config::OnDrift::Alert => OnDrift::Alert,
+            },
+            operator_keys,
+        };
+        let scanner = poison_scanner(other_servers_tools(&store, server));
+        let pins = Arc::new(Baseline::new(server, origin, store, baseline, scanner));
         let t = config.policy.risk_thresholds;
         Ok(Guards {
             verifier,
@@ -68,7 +76,48 @@ impl Guards {
                 medium: t.medium,
                 high: t.high,
             },
+            pins: Some(pins),
             _flusher: Some(flusher),
         })
     }
+}
+
+/// The configured trusted keys, all of them or only those of one role.
+fn trusted_keys(config: &Config, only: Option<KeyRole>) -> Result<TrustedKeys, String> {
+    let mut keys = TrustedKeys::new();
+    for (i, k) in config.identity.trusted_keys.iter().enumerate() {
+        let role = match k.role {
+            KeyRoleName::Client => KeyRole::Client,
+            KeyRoleName::Server => KeyRole::Server,
+            KeyRoleName::Operator => KeyRole::Operator,
+        };
+        if only.is_some_and(|r| r != role) {
+            continue;
+        }
+        keys.insert_text(&k.name, role, &k.public_key)
+            .map_err(|e| format!("identity.trusted_keys[{i}]: {e}"))?;
+    }
+    Ok(keys)
+}
+
+/// Tool names pinned for the other servers: a description that names one of them is shadowing.
+fn other_servers_tools(store: &PinStore, server: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for other in store.servers().unwrap_or_default() {
+        if other == server {
+            continue;
+        }
+        // The pin file lists tools as an object keyed by name.
+        if let Some(tools) = store
+            .read(&other)
+            .ok()
+            .and_then(|s| s.pin)
+            .and_then(|p| p.get("tools").cloned())
+        {
+            if let Some(map) = tools.as_object() {
+                names.extend(map.keys().cloned());
+            }
+        }
+    }
+    names
 }

@@ -11,11 +11,13 @@
 //! | `params.rs` | borrowed views of the few `params` members checks read |
 //! | `guards.rs` | the optional checks built from config (verifier, trust, …) |
 //! | `auth.rs`   | step: message-scheme signatures                       |
+//! | `pins_step.rs` | step: capability baselines on calls and listings   |
 
 mod auth;
 mod client;
 mod guards;
 mod params;
+mod pins_step;
 mod server;
 #[cfg(test)]
 mod tests;

@@ -22,6 +22,12 @@ pub struct VersionPeek<'a> {
     pub protocol_version: Option<Cow<'a, str>>,
     #[serde(rename = "_meta", borrow, default)]
     pub meta: Option<MetaPeek<'a>>,
+    /// Pagination cursor of a listing request.
+    #[serde(borrow, default)]
+    pub cursor: Option<&'a RawValue>,
+    /// `prompts/get` name.
+    #[serde(borrow, default)]
+    pub name: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize, Default)]

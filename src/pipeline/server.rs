@@ -19,6 +19,7 @@ use crate::audit::{Decision, Direction, Record};
 use crate::codec::{self, Decoded, Envelope, Id, Kind};
 use crate::errors::{Rejection, Source, INVALID_REQUEST};
 use crate::session::{Era, Pending, Session, MAX_PENDING};
+use crate::trust::Observation;
 
 impl Pipeline {
     /// Decide what happens to one line the server printed.
@@ -138,8 +139,41 @@ impl Pipeline {
                 record.era = s.era.label();
             }
         }
+        self.observe_outcome(&p, env);
+        if env.kind == Kind::Response {
+            if let Some(bytes) = self.observe_listing(&p, env, line, record) {
+                let bytes = codec::escape_line_separators(&bytes).unwrap_or(bytes);
+                return Verdict::Rewrite(bytes);
+            }
+        }
         allow(line, record)
     }
+
+    /// Feed the trust score with what this answer says about the server.
+    fn observe_outcome(&self, p: &Pending, env: &Envelope) {
+        let Some(trust) = &self.guards.trust else {
+            return;
+        };
+        let ok = env.kind == Kind::Response;
+        match p.method.as_str() {
+            "initialize" | "server/discover" => trust.record(Observation::Handshake { ok }),
+            "tools/call" if ok && !is_error_result(env) => trust.record(Observation::CallOk),
+            "tools/call" => trust.record(Observation::CallError),
+            _ => {}
+        }
+    }
+}
+
+/// A tool result with `isError: true` is a failed call even though it is not a JSON-RPC error.
+fn is_error_result(env: &Envelope) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        #[serde(rename = "isError", default)]
+        is_error: bool,
+    }
+    env.result
+        .and_then(|r| serde_json::from_str::<Peek>(r.get()).ok())
+        .is_some_and(|p| p.is_error)
 }
 
 fn server_request(s: &mut Session, env: &Envelope) -> Result<(), Rejection> {
@@ -165,6 +199,7 @@ fn server_request(s: &mut Session, env: &Envelope) -> Result<(), Rejection> {
             tool: None,
             started: Instant::now(),
             cancelled: false,
+            paged: false,
         },
     );
     Ok(())

@@ -78,7 +78,10 @@ pub enum Decision {
     },
     /// Needs a human (SPEC §6 approval). `rule`: the policy rule name, or
     /// `poisoning.<finding kind>` (`poisoning.whitespace_padding`).
-    Approve { rule: String, reason: String },
+    Approve {
+        rule: String,
+        reason: String,
+    },
 }
 
 impl Decision {
@@ -87,6 +90,10 @@ impl Decision {
         match self {
             Decision::Allow => "policy.allowed",
             Decision::Deny { kind, .. } => kind.audit_event(),
+            // TPA-04's event name for padding; other hidden-text kinds share one.
+            Decision::Approve { rule, .. } if rule == "poisoning.whitespace_padding" => {
+                "poisoning.padding"
+            }
             Decision::Approve { rule, .. } if rule.starts_with("poisoning.") => {
                 "poisoning.arguments"
             }
@@ -124,7 +131,10 @@ pub fn evaluate(policy: &ToolPolicy, arguments: Option<&Value>) -> Decision {
             }
         }
         if policy.deny_other_args {
-            if let Some(extra) = args.keys().find(|k| !policy.args.iter().any(|(n, _)| n == *k)) {
+            if let Some(extra) = args
+                .keys()
+                .find(|k| !policy.args.iter().any(|(n, _)| n == *k))
+            {
                 return Decision::Deny {
                     rule: format!("{}.{extra}.unexpected", policy.tool),
                     reason: format!("argument {extra:?} is not allowed for this tool"),

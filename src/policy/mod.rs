@@ -13,7 +13,7 @@
 //! `set.resolve(&server, tool, annotations)` → `evaluate(&policy, args)` →
 //! on Allow/Approve with `policy.rate`, `limiter.check(client, server, tool, rate)`.
 //! Shipped packs live in `policies/` at the repository root; `pack_tests.rs`
-//! holds them to what their comments promise.
+//! and `pack_tests_servers.rs` hold them to what their comments promise.
 
 pub mod decide;
 pub mod file;
@@ -23,6 +23,8 @@ pub mod set;
 
 #[cfg(test)]
 mod pack_tests;
+#[cfg(test)]
+mod pack_tests_servers;
 
 pub use decide::{evaluate, Decision, DenyKind};
 pub use file::{Action, PolicyError, Rate, Risk, SERVER_ARGS};

@@ -76,7 +76,9 @@ pub enum RateDecision {
     Ok,
     /// Refused; a call after `retry_after_ms` would be allowed (rounded up,
     /// never 0).
-    Limited { retry_after_ms: u64 },
+    Limited {
+        retry_after_ms: u64,
+    },
 }
 
 /// Default key cap: ample for real clients × servers × tools, ~100 bytes each.
@@ -136,7 +138,11 @@ impl<C: Clock> RateLimiter<C> {
         // Under one rate, tat never exceeds now + tau + T; more means the
         // rate was loosened by a reload, and the clamp applies it at once.
         let cap = now.saturating_add(tau).saturating_add(interval);
-        let tat = map.get(&key).copied().unwrap_or(now).max(now).min(cap);
+        let stored = map.get(&key).copied();
+        let tat = stored.unwrap_or(now).max(now).min(cap);
+        if stored.is_some_and(|t| t > cap) {
+            map.insert(key.clone(), tat);
+        }
         if tat - now > tau {
             let wait = tat - now - tau;
             return RateDecision::Limited {
@@ -195,7 +201,9 @@ mod tests {
         }
         assert_eq!(
             l.check("c", "s", "t", r),
-            RateDecision::Limited { retry_after_ms: 200 }
+            RateDecision::Limited {
+                retry_after_ms: 200
+            }
         );
         l.clock().advance(Duration::from_millis(199));
         assert_eq!(
@@ -204,7 +212,10 @@ mod tests {
         );
         l.clock().advance(Duration::from_millis(1));
         assert_eq!(l.check("c", "s", "t", r), RateDecision::Ok);
-        assert!(matches!(l.check("c", "s", "t", r), RateDecision::Limited { .. }));
+        assert!(matches!(
+            l.check("c", "s", "t", r),
+            RateDecision::Limited { .. }
+        ));
         // A full period of silence restores the whole burst.
         l.clock().advance(Duration::from_secs(1));
         for _ in 0..5 {
@@ -217,7 +228,10 @@ mod tests {
         let l = limiter(10);
         let r = rate("1/min");
         assert_eq!(l.check("a", "s", "t", r), RateDecision::Ok);
-        assert!(matches!(l.check("a", "s", "t", r), RateDecision::Limited { .. }));
+        assert!(matches!(
+            l.check("a", "s", "t", r),
+            RateDecision::Limited { .. }
+        ));
         assert_eq!(l.check("b", "s", "t", r), RateDecision::Ok);
         assert_eq!(l.check("a", "s", "u", r), RateDecision::Ok);
         assert_eq!(l.check("a", "s2", "t", r), RateDecision::Ok);
@@ -249,7 +263,8 @@ mod tests {
         // Burst of 10 at t=0, then one at 6 s.
         assert_eq!(ok1, 11);
         assert_eq!(limited1, 5_000 - 11);
-        assert_eq!(max_retry, 6_000);
+        // Longest wait: right after the 6 s call (tat 66 s, tau 54 s).
+        assert_eq!(max_retry, 5_998);
         assert_eq!(ok2, 10, "the control client keeps its full rate");
     }
 
@@ -259,9 +274,9 @@ mod tests {
         let r = rate("1/s");
         for c in ["a", "b", "c"] {
             assert_eq!(l.check(c, "s", "t", r), RateDecision::Ok);
+            l.clock().advance(Duration::from_millis(1));
         }
         // Full and nobody recovered: the key nearest recovery ("a") goes.
-        l.clock().advance(Duration::from_millis(1));
         assert_eq!(l.check("d", "s", "t", r), RateDecision::Ok);
         assert_eq!(l.len(), 3);
         assert_eq!(l.check("a", "s", "t", r), RateDecision::Ok, "a was evicted");

@@ -76,7 +76,10 @@ impl PolicyHandle {
     /// Load the directory again; swap on success, keep the old set on error.
     /// This is what the SIGHUP handler calls.
     pub fn reload(&self) -> Result<ReloadOutcome, PolicyError> {
-        let _guard = self.reloading.lock().unwrap_or_else(PoisonError::into_inner);
+        let _guard = self
+            .reloading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let new = PolicySet::load_dir(&self.dir)?;
         let old = self.current();
         if new.version() == old.version() {
@@ -117,7 +120,9 @@ impl PolicyHandle {
                     if stop_thread.load(Ordering::SeqCst) {
                         break;
                     }
-                    let forced = sighup.as_ref().is_some_and(|f| f.swap(false, Ordering::SeqCst));
+                    let forced = sighup
+                        .as_ref()
+                        .is_some_and(|f| f.swap(false, Ordering::SeqCst));
                     let seen = fingerprint(handle.dir());
                     if !forced && (seen == last_tried || seen == handle.version()) {
                         last_tried = seen;

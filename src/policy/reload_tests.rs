@@ -9,11 +9,19 @@ use crate::policy::set::ServerRef;
 
 const V1: &str = "[server]\nmatch=['x']\n[[tool]]\nname='export'\naction='allow'\n";
 const V2: &str = "[server]\nmatch=['x']\n[[tool]]\nname='export'\naction='deny'\n";
-const V3_BAD: &str = "[server]\nmatch=['x']\n[[tool]]\nname='export'\n[tool.args.q]\npattern='(unclosed'\n";
+const V3_BAD: &str =
+    "[server]\nmatch=['x']\n[[tool]]\nname='export'\n[tool.args.q]\npattern='(unclosed'\n";
 
 fn export_action(set: &PolicySet) -> Action {
-    set.resolve(&ServerRef { name: "x", argv: &[] }, "export", None)
-        .action
+    set.resolve(
+        &ServerRef {
+            name: "x",
+            argv: &[],
+        },
+        "export",
+        None,
+    )
+    .action
 }
 
 /// OPS-01: v1 → v2 applies; malformed v3 is refused with path and line and
@@ -30,9 +38,19 @@ fn ops01_swap_then_reject() {
     std::fs::write(&file, V2).unwrap();
     let out = h.reload().unwrap();
     let v2 = h.version();
-    assert_eq!(out, ReloadOutcome::Applied { old: v1.clone(), new: v2.clone() });
+    assert_eq!(
+        out,
+        ReloadOutcome::Applied {
+            old: v1.clone(),
+            new: v2.clone()
+        }
+    );
     assert_eq!(export_action(&h.current()), Action::Deny);
-    assert_eq!(export_action(&in_flight), Action::Allow, "in-flight keeps v1");
+    assert_eq!(
+        export_action(&in_flight),
+        Action::Allow,
+        "in-flight keeps v1"
+    );
     assert_eq!(in_flight.version(), v1);
 
     std::fs::write(&file, V3_BAD).unwrap();
@@ -44,7 +62,10 @@ fn ops01_swap_then_reject() {
     assert_eq!(export_action(&h.current()), Action::Deny);
 
     std::fs::write(&file, V2).unwrap();
-    assert_eq!(h.reload().unwrap(), ReloadOutcome::Unchanged { version: v2 });
+    assert_eq!(
+        h.reload().unwrap(),
+        ReloadOutcome::Unchanged { version: v2 }
+    );
 }
 
 #[test]
@@ -56,7 +77,17 @@ fn missing_directory_keeps_old_set() {
     assert_eq!(h.dir(), dir.path().join("nope"));
 }
 
-fn wait_for(rx: &mpsc::Receiver<Result<ReloadOutcome, PolicyError>>) -> Result<ReloadOutcome, PolicyError> {
+/// Write via a dot-file and rename, as an operator's deploy should: the
+/// watcher never sees a half-written file.
+fn put(path: &std::path::Path, text: &str) {
+    let tmp = path.with_file_name(".incoming.tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn wait_for(
+    rx: &mpsc::Receiver<Result<ReloadOutcome, PolicyError>>,
+) -> Result<ReloadOutcome, PolicyError> {
     rx.recv_timeout(Duration::from_secs(5)).unwrap()
 }
 
@@ -69,30 +100,37 @@ fn watcher_applies_rejects_once_and_recovers() {
     let (tx, rx) = mpsc::channel();
     let flag = Arc::new(AtomicBool::new(false));
     let watcher = h
-        .watch(Duration::from_millis(20), Some(Arc::clone(&flag)), move |r| {
-            let _ = tx.send(r.clone());
-        })
+        .watch(
+            Duration::from_millis(20),
+            Some(Arc::clone(&flag)),
+            move |r| {
+                let _ = tx.send(r.clone());
+            },
+        )
         .unwrap();
 
-    std::fs::write(&file, V2).unwrap();
+    put(&file, V2);
     assert!(matches!(wait_for(&rx), Ok(ReloadOutcome::Applied { .. })));
     assert_eq!(export_action(&h.current()), Action::Deny);
 
-    std::fs::write(&file, V3_BAD).unwrap();
+    put(&file, V3_BAD);
     assert!(wait_for(&rx).is_err());
     // Reported once: several quiet ticks produce nothing more.
     assert!(rx.recv_timeout(Duration::from_millis(150)).is_err());
     assert_eq!(export_action(&h.current()), Action::Deny);
 
     // SIGHUP forces a reload even with nothing changed.
-    std::fs::write(&file, V2).unwrap();
+    put(&file, V2);
     flag.store(true, Ordering::SeqCst);
     let r = wait_for(&rx);
     assert!(matches!(r, Ok(ReloadOutcome::Unchanged { .. })), "{r:?}");
 
     let t = Instant::now();
     drop(watcher);
-    assert!(t.elapsed() < Duration::from_secs(2), "drop stops the thread promptly");
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "drop stops the thread promptly"
+    );
 }
 
 #[test]
@@ -109,6 +147,7 @@ fn sighup_flag_registers() {
     let flag = register_sighup().unwrap();
     // Raising SIGHUP in-process sets only the flag (the handler replaces the
     // default action, which would terminate the test binary).
+    // SAFETY: raise() has no memory-safety preconditions.
     unsafe { libc::raise(libc::SIGHUP) };
     let t = Instant::now();
     while !flag.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(2) {

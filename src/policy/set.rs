@@ -149,13 +149,23 @@ impl PolicySet {
 
     /// `true` when the tool is denied outright and so must be hidden from
     /// `tools/list` (calls are still refused on every `tools/call`).
-    pub fn is_hidden(&self, server: &ServerRef<'_>, tool: &str, annotations: Option<&Value>) -> bool {
+    pub fn is_hidden(
+        &self,
+        server: &ServerRef<'_>,
+        tool: &str,
+        annotations: Option<&Value>,
+    ) -> bool {
         self.resolve(server, tool, annotations).action == Action::Deny
     }
 
     /// The policy for one tool of one server. `annotations` is the tool's
     /// `annotations` object from the server's (pinned) `tools/list`.
-    pub fn resolve(&self, server: &ServerRef<'_>, tool: &str, annotations: Option<&Value>) -> ToolPolicy {
+    pub fn resolve(
+        &self,
+        server: &ServerRef<'_>,
+        tool: &str,
+        annotations: Option<&Value>,
+    ) -> ToolPolicy {
         let line = server.argv.join(" ");
         let applicable: Vec<&PolicyFile> = self
             .files
@@ -199,7 +209,10 @@ impl PolicySet {
             .or_else(|| annotation_risk(annotations))
             .or(default_risk)
             .unwrap_or(Risk::Medium);
-        let mut action = rule.and_then(|r| r.action).or(server_action).unwrap_or(Action::Allow);
+        let mut action = rule
+            .and_then(|r| r.action)
+            .or(server_action)
+            .unwrap_or(Action::Allow);
         if risk == Risk::Critical && action == Action::Allow {
             action = Action::Approve;
         }
@@ -293,7 +306,8 @@ pub fn policy_paths(dir: &Path) -> Result<Vec<PathBuf>, PolicyError> {
         key: String::new(),
         reason,
     };
-    let entries = std::fs::read_dir(dir).map_err(|e| err(format!("cannot read policy directory: {e}")))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| err(format!("cannot read policy directory: {e}")))?;
     let mut paths = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| err(format!("cannot read policy directory: {e}")))?;

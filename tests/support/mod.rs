@@ -139,6 +139,13 @@ impl Wrapped {
         let r = self.recv();
         assert_eq!(r["id"], "init");
         self.send(&serde_json::json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
+        // List tools as a client does before calling them: the proxy pins them on first use.
+        self.send(&serde_json::json!({"jsonrpc":"2.0","id":"list","method":"tools/list"}));
+        let r = self.recv();
+        assert!(
+            r["result"]["tools"].is_array(),
+            "tools/list through the proxy: {r}"
+        );
     }
 
     /// Round-trip a ping: proves the session is alive and everything before it was handled.
