@@ -54,6 +54,9 @@ pub struct Session {
     pub proxy_pending: HashMap<Id, Pending>,
     /// The protocol version the client asked for in `initialize`, until the server answers.
     pub requested_version: Option<String>,
+    /// `annotations` of each tool as the server listed it (and the pins let through): the hints
+    /// policy defaults come from. Never taken from the call itself.
+    pub tool_annotations: HashMap<String, serde_json::Value>,
 }
 
 impl Session {
@@ -65,6 +68,7 @@ impl Session {
             server_pending: HashMap::new(),
             proxy_pending: HashMap::new(),
             requested_version: None,
+            tool_annotations: HashMap::new(),
         }
     }
 

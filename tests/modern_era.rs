@@ -68,7 +68,12 @@ fn read_audit(path: &Path) -> Vec<Value> {
 /// The message records of the audit trail must show a modern session that started with
 /// `server/discover` and called `tools` — never a legacy one.
 fn assert_modern_audit(audit: &[Value], tools: &[&str]) {
-    let messages: Vec<&Value> = audit.iter().filter(|r| r["event"] == "message").collect();
+    // Every record about a relayed message (whatever its event: `message`, `auth.unsigned`,
+    // `capability.first_pin`, …) carries a direction.
+    let messages: Vec<&Value> = audit
+        .iter()
+        .filter(|r| r["direction"] == "client_to_server" || r["direction"] == "server_to_client")
+        .collect();
     assert!(
         !messages.is_empty(),
         "no message records in the audit trail: {audit:#?}"
@@ -449,6 +454,8 @@ fn mrtr_raw_lines_through_wrap_are_byte_identical() {
     let mut w = RawWrap::start(&rmcp_server_bin(), &[]);
     let lines = [
         format!(r#"{{"jsonrpc":"2.0","id":"d-1","method":"server/discover","params":{{{META}}}}}"#),
+        // A client lists tools before calling them (the proxy pins them on first sight).
+        format!(r#"{{"jsonrpc":"2.0","id":"l-1","method":"tools/list","params":{{{META}}}}}"#),
         format!(
             r#"{{"params":{{{META},"arguments":{{"greeting":"Gr\u00fc\u00df dich"}},"name":"greet"}},"method":"tools/call","id":7,"jsonrpc":"2.0"}}"#
         ),
@@ -474,7 +481,16 @@ fn mrtr_raw_lines_through_wrap_are_byte_identical() {
         "server/discover must list {MODERN}: {discover}"
     );
 
-    let first = parse(&got[1]);
+    let list = parse(&got[1]);
+    assert_eq!(list["id"], "l-1", "tools/list answer: {list}");
+    assert!(
+        list["result"]["tools"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["name"] == "greet")),
+        "tools/list must offer greet: {list}"
+    );
+
+    let first = parse(&got[2]);
     assert_eq!(first["id"], 7, "first greet answer: {first}");
     assert_eq!(
         first["result"]["resultType"], "input_required",
@@ -489,7 +505,7 @@ fn mrtr_raw_lines_through_wrap_are_byte_identical() {
         "{first}"
     );
 
-    let done = parse(&got[2]);
+    let done = parse(&got[3]);
     assert_eq!(done["id"], 8, "retry answer: {done}");
     assert_eq!(
         done["result"]["resultType"], "complete",
@@ -526,6 +542,17 @@ fn scripted_input_required_with_odd_bytes_is_forwarded_verbatim() {
         script: Some(json!({ "book": [input_required] })),
         ..Default::default()
     });
+    // List first, as a client does: the proxy refuses calls of tools it never saw listed.
+    let list =
+        format!(r#"{{"jsonrpc":"2.0","id":"l-1","method":"tools/list","params":{{{META}}}}}"#);
+    w.send_raw(format!("{list}\n").as_bytes());
+    let listed = w.recv();
+    assert!(
+        listed["result"]["tools"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["name"] == "book")),
+        "tools/list through the proxy must offer the scripted tool: {listed}"
+    );
     let call = format!(
         r#"{{"jsonrpc":"2.0","id":"c-1","method":"tools/call","params":{{"name":"book","arguments":{{"room":"r\u00e9union"}},{META}}}}}"#
     );
@@ -560,11 +587,14 @@ fn scripted_input_required_with_odd_bytes_is_forwarded_verbatim() {
         .collect();
     assert_eq!(
         upstream,
-        [call, retry],
+        [list, call, retry],
         "client→server: the upstream did not receive the calls (and the inputResponses retry) verbatim"
     );
     let audit = w.audit();
-    let messages: Vec<&Value> = audit.iter().filter(|r| r["event"] == "message").collect();
+    let messages: Vec<&Value> = audit
+        .iter()
+        .filter(|r| r["direction"] == "client_to_server" || r["direction"] == "server_to_client")
+        .collect();
     assert!(
         messages.iter().any(|r| r["era"] == "modern"),
         "requests with 2026-07-28 _meta were not audited as modern: {messages:#?}"

@@ -75,6 +75,13 @@ fn transcript(client: &str, scenario: &str, server: Vec<String>, state: &Path) -
     let out = Command::new(&argv[0])
         .args(&argv[1..])
         .env("MCP_WARDEN_STATE", state)
+        // Transparency is the question here, not policy: a permissive pack, so that the shipped
+        // packs' (deliberate) refusals do not count as differences. Pins, signatures (audit),
+        // trust and the audit trail are all active.
+        .env(
+            "MCP_WARDEN_POLICY_DIR",
+            support::fixture("policies/allow-all"),
+        )
         .output()
         .expect("run peer client");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -221,6 +228,10 @@ fn inspector_cli_lists_and_calls_through_wrap() {
             .arg(&script)
             .args(&argv)
             .env("MCP_WARDEN_STATE", state.path())
+            .env(
+                "MCP_WARDEN_POLICY_DIR",
+                support::fixture("policies/allow-all"),
+            )
             .output()
             .expect("inspector");
         assert!(

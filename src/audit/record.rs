@@ -56,6 +56,9 @@ pub struct Record {
     /// Free-form details for events that need them (drift diffs, checkpoint signatures).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<serde_json::Value>,
+    /// High and critical calls: the record must be on disk before the call is forwarded.
+    #[serde(skip)]
+    pub durable: bool,
 }
 
 impl Record {
@@ -85,6 +88,7 @@ impl Record {
             alert: false,
             policy_version: None,
             detail: None,
+            durable: false,
         }
     }
 }

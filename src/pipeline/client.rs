@@ -19,6 +19,10 @@ use crate::audit::{args_digest, Decision, Direction, Record};
 use crate::codec::{self, Decoded, Envelope, Id, Kind};
 use crate::errors::{Rejection, INVALID_REQUEST};
 use crate::pins;
+use crate::policy::Risk;
+
+use super::hold::Admit;
+use super::policy_step::CallPlan;
 use crate::session::{Era, Pending, Session, MAX_PENDING};
 
 impl Pipeline {
@@ -41,7 +45,19 @@ impl Pipeline {
         let verdict = match decoded {
             Decoded::Single(env) => {
                 match self.check_client(&mut session, &env, line, &mut record) {
-                    Ok(()) => allow(line, &mut record),
+                    Ok(Admit::Forward) => allow(line, &mut record),
+                    Ok(Admit::Hold { risk, rule, reason }) => {
+                        let id = env.id.clone().unwrap_or(Id::Num("0".into()));
+                        match self.hold_call(id, line, (risk, rule, reason), &mut record) {
+                            Ok(v) => v,
+                            Err(rejection) => {
+                                if let Some(id) = &env.id {
+                                    session.client_pending.remove(id);
+                                }
+                                refuse(&env, rejection, &mut record)
+                            }
+                        }
+                    }
                     Err(rejection) => refuse(&env, rejection, &mut record),
                 }
             }
@@ -77,7 +93,23 @@ impl Pipeline {
             let outcome = match Envelope::parse(item.get()) {
                 Ok(env) => {
                     match self.check_client(session, &env, item.get().as_bytes(), &mut sub) {
-                        Ok(()) => Ok(()),
+                        Ok(Admit::Forward) => Ok(()),
+                        // Nobody can approve one element of a batch: fail closed.
+                        Ok(Admit::Hold { .. }) => {
+                            if let Some(id) = &env.id {
+                                session.client_pending.remove(id);
+                            }
+                            Err((
+                            Rejection::new(
+                                crate::errors::APPROVAL_FAILED,
+                                "approval.not_granted",
+                                "approval",
+                                "a call that needs approval cannot be sent inside a batch; send it on its own",
+                            ),
+                            env.id.clone(),
+                            true,
+                        ))
+                        }
                         Err(r) => Err((r, env.id.clone(), env.kind == Kind::Request)),
                     }
                 }
@@ -134,7 +166,7 @@ impl Pipeline {
         env: &Envelope,
         line: &[u8],
         record: &mut Record,
-    ) -> Result<(), Rejection> {
+    ) -> Result<Admit, Rejection> {
         record.method = env.method.as_deref().map(str::to_owned);
         record.id = env.id.as_ref().map(Id::to_string);
         if matches!(env.kind, Kind::Request | Kind::Notification) {
@@ -154,14 +186,14 @@ impl Pipeline {
                         }
                     }
                 }
-                Ok(())
+                Ok(Admit::Forward)
             }
             Kind::Response | Kind::ErrorResponse => {
                 let id = env.id.as_ref();
                 match id.and_then(|id| s.server_pending.remove(id)) {
                     Some(p) => {
                         record.method = Some(p.method);
-                        Ok(())
+                        Ok(Admit::Forward)
                     }
                     None => Err(Rejection::new(
                         INVALID_REQUEST,
@@ -180,7 +212,7 @@ impl Pipeline {
         s: &mut Session,
         env: &Envelope,
         record: &mut Record,
-    ) -> Result<(), Rejection> {
+    ) -> Result<Admit, Rejection> {
         let Some(id) = env.id.clone() else {
             return Err(Rejection::invalid_envelope("a request needs an id", None));
         };
@@ -214,6 +246,7 @@ impl Pipeline {
             record.era = s.era.label();
         }
         let mut tool = None;
+        let mut admit = Admit::Forward;
         match env.method() {
             "initialize" => s.requested_version = peek.protocol_version.map(|v| v.into_owned()),
             "tools/call" => {
@@ -228,6 +261,14 @@ impl Pipeline {
                 // Pins before policy: a held or never-listed tool reads as unknown, whatever a
                 // policy would say about it.
                 self.check_pinned(pins::Kind::Tool, &call.name)?;
+                let annotations = s.tool_annotations.get(call.name.as_ref());
+                match self.check_policy(&call.name, annotations, call.arguments, record)? {
+                    CallPlan::Forward { risk } => record.durable = risk >= Risk::High,
+                    CallPlan::Approve { risk, rule, reason } => {
+                        record.durable = true;
+                        admit = Admit::Hold { risk, rule, reason };
+                    }
+                }
                 tool = Some(call.name.into_owned());
             }
             "prompts/get" => {
@@ -248,7 +289,7 @@ impl Pipeline {
                 paged: peek.cursor.is_some(),
             },
         );
-        Ok(())
+        Ok(admit)
     }
 }
 

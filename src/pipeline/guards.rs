@@ -5,8 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::approval::ApprovalQueue;
 use crate::config::{Config, KeyRoleName, SignatureMode};
 use crate::pins::{poison_scanner, Baseline, BaselineConfig, OnDrift, Origin, PinStore};
+use crate::policy::{register_sighup, PolicyHandle, PolicySet, RateLimiter, Watcher};
 use crate::sig::keys::{KeyRole, TrustedKeys};
 use crate::sig::verifier::{Clock, Mode, Verifier, VerifierConfig};
 use crate::trust::{Flusher, Thresholds, TrustRecorder, TrustStore};
@@ -19,6 +21,14 @@ pub struct Guards {
     pub thresholds: Thresholds,
     /// Capability baseline of this server; `None` only in tests.
     pub pins: Option<Arc<Baseline>>,
+    /// The policy in force (hot-reloaded); `None` only in tests.
+    pub policy: Option<Arc<PolicyHandle>>,
+    pub limiter: RateLimiter,
+    /// Where calls that need a human wait; `None`: they fail closed at once.
+    pub approvals: Option<ApprovalQueue>,
+    /// The server's command line, for `$SERVER_ARGS` in policies.
+    pub server_argv: Vec<String>,
+    _policy_watcher: Option<Watcher>,
     /// Keeps the trust flusher thread alive as long as the guards live.
     _flusher: Option<Flusher>,
 }
@@ -34,6 +44,10 @@ impl Guards {
     ) -> Result<Guards, String> {
         let keys = trusted_keys(config, None)?;
         let operator_keys = trusted_keys(config, Some(KeyRole::Operator))?;
+        let origin_argv = match &origin {
+            Origin::Command { command } => Some(command.clone()),
+            Origin::Url { .. } => None,
+        };
         let mode = match config.signatures.mode {
             SignatureMode::Off => Mode::Off,
             SignatureMode::Audit => Mode::Audit,
@@ -67,8 +81,24 @@ impl Guards {
         };
         let scanner = poison_scanner(other_servers_tools(&store, server));
         let pins = Arc::new(Baseline::new(server, origin, store, baseline, scanner));
+        let policy_dir = crate::config::resolve(state, &config.policy.dir);
+        let policy = Arc::new(load_policy(&policy_dir)?);
+        let watcher = watch_policy(&policy);
+        let approvals = ApprovalQueue::new(
+            crate::config::resolve(state, "approvals"),
+            Duration::from_secs(config.policy.approval_timeout_secs),
+        );
+        let server_argv = match &origin_argv {
+            Some(argv) => argv.clone(),
+            None => Vec::new(),
+        };
         let t = config.policy.risk_thresholds;
         Ok(Guards {
+            policy: Some(policy),
+            limiter: RateLimiter::new(),
+            approvals: Some(approvals),
+            server_argv,
+            _policy_watcher: watcher,
             verifier,
             trust: Some(recorder),
             thresholds: Thresholds {
@@ -120,4 +150,53 @@ fn other_servers_tools(store: &PinStore, server: &str) -> Vec<String> {
         }
     }
     names
+}
+
+/// The packs shipped in `policies/`, built into the binary: the defaults when the configured
+/// policy directory does not exist, so `wrap` is protected with no set-up at all.
+const EMBEDDED_PACKS: &[(&str, &str)] = &[
+    (
+        "everything.toml",
+        include_str!("../../policies/everything.toml"),
+    ),
+    ("fetch.toml", include_str!("../../policies/fetch.toml")),
+    (
+        "filesystem.toml",
+        include_str!("../../policies/filesystem.toml"),
+    ),
+    ("github.toml", include_str!("../../policies/github.toml")),
+    ("memory.toml", include_str!("../../policies/memory.toml")),
+    (
+        "postgres.toml",
+        include_str!("../../policies/postgres.toml"),
+    ),
+];
+
+/// The policy directory if it exists (a bad file there is a start-up error naming path and
+/// line), else the embedded packs.
+fn load_policy(dir: &std::path::Path) -> Result<PolicyHandle, String> {
+    if dir.is_dir() {
+        return PolicyHandle::load(dir).map_err(|e| format!("policy: {e}"));
+    }
+    let set =
+        PolicySet::from_sources(EMBEDDED_PACKS).map_err(|e| format!("embedded policy: {e}"))?;
+    Ok(PolicyHandle::with_set(dir, set))
+}
+
+/// Reload on file change and on SIGHUP; a broken file keeps the previous policy in force.
+fn watch_policy(handle: &Arc<PolicyHandle>) -> Option<Watcher> {
+    if !handle.dir().is_dir() {
+        return None;
+    }
+    let sighup = register_sighup().ok();
+    let watched = handle.watch(Duration::from_millis(500), sighup, |result| match result {
+        Ok(crate::policy::ReloadOutcome::Applied { new, .. }) => {
+            tracing::warn!("policy reloaded: version {}", &new[..new.len().min(16)])
+        }
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("mcp-warden: policy change refused, previous policy stays in force: {e}")
+        }
+    });
+    watched.ok()
 }

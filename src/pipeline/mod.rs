@@ -12,12 +12,16 @@
 //! | `guards.rs` | the optional checks built from config (verifier, trust, …) |
 //! | `auth.rs`   | step: message-scheme signatures                       |
 //! | `pins_step.rs` | step: capability baselines on calls and listings   |
+//! | `policy_step.rs` | step: policy, rate limit, trust gate              |
+//! | `hold.rs`   | calls waiting for approval, and how a wait ends         |
 
 mod auth;
 mod client;
 mod guards;
+mod hold;
 mod params;
 mod pins_step;
+mod policy_step;
 mod server;
 #[cfg(test)]
 mod tests;
@@ -31,6 +35,7 @@ use crate::errors::{Rejection, Source, INTERNAL_ERROR};
 use crate::session::Session;
 
 pub use guards::Guards;
+pub use hold::Held;
 
 /// What the transport must do with one message.
 #[derive(Debug, PartialEq, Eq)]
@@ -43,6 +48,9 @@ pub enum Verdict {
     Answer(Vec<u8>),
     /// Pass these bytes on and also answer the sender (a batch partly refused).
     Split { forward: Vec<u8>, answer: Vec<u8> },
+    /// Keep it until a human decides (approval queue); the transport waits off the hot path
+    /// and then calls `Pipeline::resolve_hold`.
+    Hold(Box<hold::Held>),
     /// Do not pass it on and answer nobody (unsolicited responses, garbage from the server,
     /// rejected notifications). Audited like everything else.
     Drop,
@@ -150,6 +158,34 @@ impl Pipeline {
             });
         }
         out
+    }
+
+    /// Write a record and make it durable before the message moves on.
+    pub fn finish_durable(&self, mut record: Record, started: Instant) -> std::io::Result<()> {
+        record.latency_us = Some(started.elapsed().as_micros() as u64);
+        self.audit.write_durable(record)
+    }
+
+    /// The error for a client request refused because its audit record could not be written.
+    pub fn audit_failure_answer(&self, id: Option<&str>) -> Option<Vec<u8>> {
+        let session = self.session();
+        let id = id?;
+        let key = session
+            .client_pending
+            .keys()
+            .find(|k| k.to_string() == id)?
+            .clone();
+        drop(session);
+        self.session().client_pending.remove(&key);
+        let r = Rejection::new(
+            INTERNAL_ERROR,
+            "audit.write_failed",
+            "audit",
+            "the audit record of this high-risk call could not be written, so it was not forwarded",
+        )
+        .from(Source::Internal)
+        .alert();
+        Some(r.to_response(Some(&key), ""))
     }
 
     /// Write the record of a handled message, with the time its decision took.

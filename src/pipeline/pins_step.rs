@@ -10,8 +10,9 @@ use super::Pipeline;
 use crate::audit::{Decision, Record};
 use crate::codec::Envelope;
 use crate::errors::Rejection;
-use crate::pins::{CallDecision, Kind, Page, PinEvent};
-use crate::session::Pending;
+use crate::pins::{Kind, Page, PinEvent};
+use crate::policy::ServerRef;
+use crate::session::{Pending, Session};
 use crate::trust::{Observation, Severity};
 
 /// The listing methods the baseline covers, and what they list.
@@ -41,42 +42,85 @@ impl Pipeline {
         };
         let mut r = Rejection::new(code, decision.audit_event(), decision.rule(), reason);
         r.message = Some(message);
-        // An unknown name is routine (typos, stale clients); a held one is what an alert is for.
-        r.alert = !matches!(decision, CallDecision::Unknown);
+        // Guessing at names that were never offered is probing (POL-01): alert on it too.
+        r.alert = true;
         Err(r)
     }
 
-    /// Compare a listing answer with the baseline. Returns the bytes to forward instead when
-    /// something was held back, and records what changed.
+    /// Compare a listing answer with the baseline and the policy. Returns the bytes to forward
+    /// instead when something was held back or hidden, and records what changed.
     pub(super) fn observe_listing(
         &self,
+        s: &mut Session,
         pending: &Pending,
         env: &Envelope,
         line: &[u8],
         record: &mut Record,
     ) -> Option<Vec<u8>> {
-        let pins = self.guards.pins.as_ref()?;
         let kind = listing_kind(&pending.method)?;
         let result: Value = serde_json::from_str(env.result?.get()).ok()?;
         let items = result.get(kind.listing_field())?.as_array()?;
-        let page = Page {
-            continued: pending.paged,
-            more: result.get("nextCursor").is_some_and(|c| !c.is_null()),
-        };
-        let decision = pins.observe(kind, items, page, SystemTime::now());
-        self.note_pin_events(&decision.events, record);
-        if let Some(e) = &decision.error {
-            tracing::warn!("pins for {}: {e}", self.server);
-            record.reason = Some(e.clone());
+        let mut keep = vec![true; items.len()];
+        let mut held = Vec::new();
+        if let Some(pins) = self.guards.pins.as_ref() {
+            let more = result.get("nextCursor").is_some_and(|c| !c.is_null());
+            let page = Page {
+                continued: pending.paged,
+                more,
+            };
+            let decision = pins.observe(kind, items, page, SystemTime::now());
+            self.note_pin_events(&decision.events, record);
+            if let Some(e) = &decision.error {
+                tracing::warn!("pins for {}: {e}", self.server);
+                record.reason = Some(e.clone());
+            }
+            if decision.keep.len() == items.len() {
+                keep = decision.keep;
+            }
+            held = decision.held;
         }
-        if !decision.is_filtered() {
+        let mut hidden = Vec::new();
+        if kind == Kind::Tool {
+            let set = self.guards.policy.as_ref().map(|p| p.current());
+            let server = ServerRef {
+                name: &self.server,
+                argv: &self.guards.server_argv,
+            };
+            for (item, keep) in items.iter().zip(keep.iter_mut()) {
+                let Some(name) = item.get("name").and_then(Value::as_str) else {
+                    continue;
+                };
+                let annotations = item.get("annotations");
+                if *keep {
+                    s.tool_annotations
+                        .insert(name.to_owned(), annotations.cloned().unwrap_or(Value::Null));
+                }
+                // A tool the policy denies is not shown at all (calls to it are still refused).
+                if set
+                    .as_ref()
+                    .is_some_and(|set| set.is_hidden(&server, name, annotations))
+                    && *keep
+                {
+                    *keep = false;
+                    hidden.push(name.to_owned());
+                }
+            }
+        }
+        if keep.iter().all(|k| *k) {
             return None;
         }
+        let exposed: Vec<Value> = items
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(i, _)| i.clone())
+            .collect();
         let mut message: Value = serde_json::from_slice(line).ok()?;
-        message["result"][kind.listing_field()] = Value::Array(decision.exposed(items));
+        message["result"][kind.listing_field()] = Value::Array(exposed);
         record.decision = Decision::Rewrite;
-        record.detail.get_or_insert_with(|| serde_json::json!({}))["held"] =
-            serde_json::json!(decision.held);
+        let detail = record.detail.get_or_insert_with(|| serde_json::json!({}));
+        detail["held"] = serde_json::json!(held);
+        detail["hidden_by_policy"] = serde_json::json!(hidden);
         serde_json::to_vec(&message).ok()
     }
 

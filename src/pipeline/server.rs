@@ -141,7 +141,7 @@ impl Pipeline {
         }
         self.observe_outcome(&p, env);
         if env.kind == Kind::Response {
-            if let Some(bytes) = self.observe_listing(&p, env, line, record) {
+            if let Some(bytes) = self.observe_listing(s, &p, env, line, record) {
                 let bytes = codec::escape_line_separators(&bytes).unwrap_or(bytes);
                 return Verdict::Rewrite(bytes);
             }

@@ -203,17 +203,20 @@ fn exit_status_failure() -> ExitStatus {
 /// Writes one line to one side of the relay.
 type SideWriter = fn(&Sides, &[u8]);
 
+fn writers(direction: Direction) -> (SideWriter, SideWriter) {
+    match direction {
+        Direction::ClientToServer => (Sides::to_server, Sides::to_client),
+        _ => (Sides::to_client, Sides::to_server),
+    }
+}
+
 /// Read frames from one side, run each through the pipeline, act on the verdict, audit it.
 fn relay<R: io::BufRead>(
     mut reader: FrameReader<R>,
     direction: Direction,
-    pipeline: &Pipeline,
-    sides: &Sides,
+    pipeline: &Arc<Pipeline>,
+    sides: &Arc<Sides>,
 ) {
-    let (forward, back): (SideWriter, SideWriter) = match direction {
-        Direction::ClientToServer => (Sides::to_server, Sides::to_client),
-        _ => (Sides::to_client, Sides::to_server),
-    };
     loop {
         let frame = match reader.next_frame() {
             Ok(Some(f)) => f,
@@ -224,7 +227,7 @@ fn relay<R: io::BufRead>(
             }
         };
         let started = Instant::now();
-        let (Outcome { verdict, record }, line) = match frame {
+        let (outcome, line) = match frame {
             Frame::Line(line) if is_blank(&line) => continue,
             Frame::Line(line) => {
                 let outcome = match direction {
@@ -235,17 +238,67 @@ fn relay<R: io::BufRead>(
             }
             Frame::Oversize { seen } => (pipeline.oversize(direction, seen), Vec::new()),
         };
-        match &verdict {
-            Verdict::Forward => forward(sides, &line),
-            Verdict::Rewrite(bytes) => forward(sides, bytes),
-            Verdict::Answer(bytes) => back(sides, bytes),
-            Verdict::Split { forward: f, answer } => {
-                forward(sides, f);
-                back(sides, answer);
-            }
-            Verdict::Drop => {}
-        }
+        deliver(outcome, &line, direction, pipeline, sides, started);
+    }
+}
+
+/// Act on one verdict and write its audit record. A record marked durable (high and critical
+/// calls) is on disk before the call is forwarded; if it cannot be written the call is refused.
+fn deliver(
+    outcome: Outcome,
+    line: &[u8],
+    direction: Direction,
+    pipeline: &Arc<Pipeline>,
+    sides: &Arc<Sides>,
+    started: Instant,
+) {
+    let (forward, back) = writers(direction);
+    let Outcome { verdict, record } = outcome;
+    if let Verdict::Hold(held) = verdict {
         pipeline.finish(record, started);
+        // The wait happens on its own thread: other messages keep flowing meanwhile.
+        let (p, s) = (pipeline.clone(), sides.clone());
+        let spawned = spawn_named("approval-wait", move || {
+            let resolution = p.wait_for(&held);
+            let outcome = p.resolve_hold(*held, resolution);
+            deliver(outcome, &[], direction, &p, &s, Instant::now());
+        });
+        if let Err(e) = spawned {
+            tracing::error!("cannot wait for approval: {e}");
+        }
+        return;
+    }
+    let forwards = matches!(
+        verdict,
+        Verdict::Forward | Verdict::Rewrite(_) | Verdict::Split { .. }
+    );
+    if record.durable && forwards {
+        let id = record.id.clone();
+        if let Err(e) = pipeline.finish_durable(record, started) {
+            // Fail closed: no durable record, no high-risk call.
+            eprintln!("mcp-warden: audit write failed, refusing the call: {e}");
+            if let Some(answer) = pipeline.audit_failure_answer(id.as_deref()) {
+                back(sides, &answer);
+            }
+            return;
+        }
+        act(&verdict, line, forward, back, sides);
+        return;
+    }
+    act(&verdict, line, forward, back, sides);
+    pipeline.finish(record, started);
+}
+
+fn act(verdict: &Verdict, line: &[u8], forward: SideWriter, back: SideWriter, sides: &Sides) {
+    match verdict {
+        Verdict::Forward => forward(sides, line),
+        Verdict::Rewrite(bytes) => forward(sides, bytes),
+        Verdict::Answer(bytes) => back(sides, bytes),
+        Verdict::Split { forward: f, answer } => {
+            forward(sides, f);
+            back(sides, answer);
+        }
+        Verdict::Drop | Verdict::Hold(_) => {}
     }
 }
 

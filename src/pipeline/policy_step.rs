@@ -1,0 +1,125 @@
+//! Step: policy (SPEC §6) for one `tools/call`, after signatures and pins. In order:
+//! the tool's action and argument rules (`policy::evaluate`), then the rate limit, then the
+//! server's trust against the tool's risk, and finally approval — so that nothing a rule would
+//! refuse ever reaches a human, and a flood never reaches the trust score or the queue.
+
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use super::Pipeline;
+use crate::audit::Record;
+use crate::errors::{Rejection, RATE_LIMITED, TRUST_TOO_LOW};
+use crate::policy::{evaluate, Decision, RateDecision, Risk, ServerRef};
+use crate::trust::Observation;
+
+/// What the policy wants done with a call that was not refused outright.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallPlan {
+    Forward {
+        risk: Risk,
+    },
+    /// Hold the call until a human decides.
+    Approve {
+        risk: Risk,
+        rule: String,
+        reason: String,
+    },
+}
+
+impl Pipeline {
+    pub(super) fn check_policy(
+        &self,
+        tool: &str,
+        annotations: Option<&Value>,
+        arguments: Option<&RawValue>,
+        record: &mut Record,
+    ) -> Result<CallPlan, Rejection> {
+        let Some(handle) = self.guards.policy.as_ref() else {
+            return Ok(CallPlan::Forward { risk: Risk::Medium });
+        };
+        // One policy version decides the whole call, approval wait included.
+        let set = handle.current();
+        record.policy_version = Some(set.version().chars().take(16).collect());
+        let server = ServerRef {
+            name: &self.server,
+            argv: &self.guards.server_argv,
+        };
+        let policy = set.resolve(&server, tool, annotations);
+        // Unparseable arguments cannot happen after strict parsing; `Null` fails every rule.
+        let args: Option<Value> =
+            arguments.map(|raw| serde_json::from_str(raw.get()).unwrap_or(Value::Null));
+        let decision = evaluate(&policy, args.as_ref());
+        let trust = self.guards.trust.as_ref();
+        if let Decision::Deny { rule, reason, kind } = &decision {
+            if let Some(t) = trust {
+                t.record(Observation::CallDenied);
+            }
+            return Err(Rejection::new(
+                i64::from(kind.jsonrpc_code()),
+                kind.audit_event(),
+                rule.clone(),
+                reason.clone(),
+            )
+            .alert());
+        }
+        if let Some(rate) = policy.rate {
+            let identity = record.kid.clone().unwrap_or_else(|| "local".into());
+            if let RateDecision::Limited { retry_after_ms } =
+                self.guards
+                    .limiter
+                    .check(&identity, &self.server, tool, rate)
+            {
+                return Err(Rejection::new(
+                    RATE_LIMITED,
+                    "ratelimit.exceeded",
+                    format!("{}.rate", policy.rule_name),
+                    format!("more than {rate} calls of {tool}; retry in {retry_after_ms} ms"),
+                )
+                .with_extra("retry_after_ms", Value::from(retry_after_ms))
+                .alert());
+            }
+        }
+        if let Some(t) = trust {
+            let th = &self.guards.thresholds;
+            let required = policy.required_trust(th.low, th.medium, th.high);
+            let score = t.score();
+            if score < required {
+                // A server we have observed nothing about has no score yet, only the neutral
+                // starting value: the gate waits for evidence, and says so in the audit.
+                let measured = t.report().factors.iter().any(|f| f.value.is_some());
+                if measured {
+                    t.record(Observation::CallDenied);
+                    return Err(Rejection::new(
+                        TRUST_TOO_LOW,
+                        "trust.below_threshold",
+                        format!("{}.min_trust", policy.rule_name),
+                        format!(
+                            "server {} has trust {score:.2}, below the {required:.2} that {} risk tool {tool} requires; see `mcp-warden trust {}`",
+                            self.server,
+                            policy.risk.as_str(),
+                            self.server
+                        ),
+                    )
+                    .with_extra("score", Value::from(score))
+                    .with_extra("threshold", Value::from(required))
+                    .alert());
+                }
+                record.reason = Some(format!(
+                    "trust gate skipped: no observations of {} yet",
+                    self.server
+                ));
+            }
+        }
+        if let Some(t) = trust {
+            t.record(Observation::CallAllowed);
+        }
+        Ok(match decision {
+            Decision::Approve { rule, reason } => CallPlan::Approve {
+                risk: policy.risk,
+                rule,
+                reason,
+            },
+            _ => CallPlan::Forward { risk: policy.risk },
+        })
+    }
+}
