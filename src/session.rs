@@ -57,6 +57,9 @@ pub struct Session {
     /// `annotations` of each tool as the server listed it (and the pins let through): the hints
     /// policy defaults come from. Never taken from the call itself.
     pub tool_annotations: HashMap<String, serde_json::Value>,
+    /// Set when a result looked like a prompt injection: from then on, high-risk calls in this
+    /// session need approval (the private-read → public-write flow of RES-01).
+    pub tainted: Option<String>,
 }
 
 impl Session {
@@ -69,6 +72,7 @@ impl Session {
             proxy_pending: HashMap::new(),
             requested_version: None,
             tool_annotations: HashMap::new(),
+            tainted: None,
         }
     }
 

@@ -31,7 +31,10 @@ pub fn scan_elicitation(params: &Value) -> Vec<Finding> {
     let (field_re, ask_re) = &*SENSITIVE;
     let message = params.get("message").and_then(Value::as_str).unwrap_or("");
     let mut out = scan_text::<&str>(message, &[]);
-    if let Some(m) = ask_re.find(message) {
+    if let Some(m) = ask_re
+        .find_iter(message)
+        .find(|m| !negated(message, m.start()))
+    {
         push_finding(
             &mut out,
             "sensitive_elicitation",
@@ -47,15 +50,22 @@ pub fn scan_elicitation(params: &Value) -> Vec<Finding> {
     for (name, prop) in props.into_iter().flatten() {
         let secret_format = prop.get("format").and_then(Value::as_str) == Some("password")
             || prop.get("writeOnly").and_then(Value::as_bool) == Some(true);
+        // A field's name or title names what it collects; its description only counts when it
+        // asks for a credential ("enter your PIN"), not when it warns against one ("do not
+        // give us your PIN").
         let labels = [
             Some(name.as_str()),
             prop.get("title").and_then(Value::as_str),
-            prop.get("description").and_then(Value::as_str),
         ];
-        let hit = labels
+        let named = labels
             .into_iter()
             .flatten()
             .any(|l| field_re.is_match(&words(l)));
+        let asked = prop
+            .get("description")
+            .and_then(Value::as_str)
+            .is_some_and(|d| asks_for_credential(ask_re, d));
+        let hit = named || asked;
         if secret_format || hit {
             push_finding(
                 &mut out,
@@ -68,6 +78,24 @@ pub fn scan_elicitation(params: &Value) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// An ask for a credential that is not negated.
+fn asks_for_credential(ask_re: &Regex, text: &str) -> bool {
+    ask_re.find_iter(text).any(|m| !negated(text, m.start()))
+}
+
+/// "do not give", "never enter", "don't share": the words just before an ask turn it around.
+fn negated(text: &str, at: usize) -> bool {
+    let start = text[..at]
+        .char_indices()
+        .rev()
+        .nth(15)
+        .map_or(0, |(i, _)| i);
+    let before = text[start..at].to_ascii_lowercase();
+    ["not ", "never ", "n't ", "no "]
+        .iter()
+        .any(|n| before.contains(n))
 }
 
 /// `githubToken` / `api_key` / `API-Key` → "github token" / "api key".
@@ -112,6 +140,20 @@ mod tests {
             "message": "Which branch should I deploy?",
             "requestedSchema": {"properties": {"branch": {"type": "string", "title": "Branch name"}, "tokens_max": {"type": "integer", "title": "Max output length"}}}
         });
+        // A description that warns against sharing a credential is not an ask for one.
+        let warns = json!({
+            "message": "Please fill in the form",
+            "requestedSchema": {"properties": {"favorite": {"type": "integer", "title": "Integer",
+                "description": "Your favorite integer (do not give us your phone number, pin, or other sensitive info)"}}}
+        });
+        assert!(
+            scan_elicitation(&warns).is_empty(),
+            "{:?}",
+            scan_elicitation(&warns)
+        );
+        let asks = json!({"message": "x", "requestedSchema": {"properties": {"code": {"type": "string",
+            "description": "Enter your bank PIN"}}}});
+        assert!(!scan_elicitation(&asks).is_empty());
         assert!(
             scan_elicitation(&ok).is_empty(),
             "{:?}",

@@ -263,6 +263,17 @@ impl Pipeline {
                 self.check_pinned(pins::Kind::Tool, &call.name)?;
                 let annotations = s.tool_annotations.get(call.name.as_ref());
                 match self.check_policy(&call.name, annotations, call.arguments, record)? {
+                    // After a result that looked like an injection, nothing high-risk goes
+                    // out without a human (private read → public write, RES-01).
+                    CallPlan::Forward { risk } if risk >= Risk::High && s.tainted.is_some() => {
+                        record.durable = true;
+                        let reason = s.tainted.clone().unwrap_or_default();
+                        admit = Admit::Hold {
+                            risk,
+                            rule: "flow.tainted_session".into(),
+                            reason,
+                        };
+                    }
                     CallPlan::Forward { risk } => record.durable = risk >= Risk::High,
                     CallPlan::Approve { risk, rule, reason } => {
                         record.durable = true;

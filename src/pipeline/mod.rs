@@ -13,10 +13,12 @@
 //! | `auth.rs`   | step: message-scheme signatures                       |
 //! | `pins_step.rs` | step: capability baselines on calls and listings   |
 //! | `policy_step.rs` | step: policy, rate limit, trust gate              |
+//! | `content_step.rs` | step: redaction, quarantine, taint, elicitation  |
 //! | `hold.rs`   | calls waiting for approval, and how a wait ends         |
 
 mod auth;
 mod client;
+mod content_step;
 mod guards;
 mod hold;
 mod params;
@@ -87,6 +89,23 @@ impl Pipeline {
 
     pub fn guards(&self) -> &Guards {
         &self.guards
+    }
+
+    /// The transport started (or failed to start) the upstream: evidence for availability.
+    pub fn upstream_started(&self, ok: bool) {
+        if let Some(t) = &self.guards.trust {
+            t.record(crate::trust::Observation::UpstreamStart { ok });
+        }
+    }
+
+    /// The upstream is gone: stop crediting uptime, and persist what was observed.
+    pub fn upstream_stopped(&self) {
+        if let Some(t) = &self.guards.trust {
+            t.upstream_stopped();
+            if let Err(e) = t.flush() {
+                tracing::warn!("trust store: {e}");
+            }
+        }
     }
 
     pub fn audit(&self) -> &Arc<AuditLog> {

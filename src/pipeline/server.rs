@@ -13,6 +13,7 @@
 use std::time::Instant;
 
 use super::client::allow;
+use super::content_step::ContentVerdict;
 use super::params::{self, VersionPeek};
 use super::{deny, Outcome, Pipeline, Verdict};
 use crate::audit::{Decision, Direction, Record};
@@ -74,6 +75,29 @@ impl Pipeline {
         let verdict = match env.kind {
             Kind::Response | Kind::ErrorResponse => {
                 self.server_answer(&mut session, &env, line, &mut record)
+            }
+            Kind::Request if env.method() == "elicitation/create" && env.id.is_some() => {
+                match self.check_elicitation(env.params.map(|p| p.get()), &mut record) {
+                    // Declined on the user's behalf: the client never sees it.
+                    Some(result) => {
+                        let id = env
+                            .id
+                            .as_ref()
+                            .map_or_else(|| "null".to_owned(), Id::to_json);
+                        Verdict::Answer(
+                            format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#)
+                                .into_bytes(),
+                        )
+                    }
+                    None => match server_request(&mut session, &env) {
+                        Ok(()) => allow(line, &mut record),
+                        Err(r) => {
+                            let answer = r.to_response(env.id.as_ref(), &record.audit_id);
+                            deny(&mut record, &r);
+                            Verdict::Answer(answer)
+                        }
+                    },
+                }
             }
             Kind::Request => match server_request(&mut session, &env) {
                 Ok(()) => allow(line, &mut record),
@@ -141,6 +165,9 @@ impl Pipeline {
         }
         self.observe_outcome(&p, env);
         if env.kind == Kind::Response {
+            if let ContentVerdict::Rewrite(bytes) = self.check_result(s, line, record) {
+                return Verdict::Rewrite(bytes);
+            }
             if let Some(bytes) = self.observe_listing(s, &p, env, line, record) {
                 let bytes = codec::escape_line_separators(&bytes).unwrap_or(bytes);
                 return Verdict::Rewrite(bytes);

@@ -64,8 +64,9 @@ pub fn derive_server_name(argv: &[String]) -> String {
         })
         .map(|(_, full)| full.as_str())
         .unwrap_or("server");
-    // Drop an npm scope and path, then a version suffix and a file extension.
-    let mut name = token.rsplit(['/', '\\']).next().unwrap_or(token).to_owned();
+    // Drop an npm scope and path, then a version suffix and a file extension. An entry file
+    // with a generic name (`…/server-everything/dist/index.js`) is named by its package dir.
+    let mut name = package_component(token).to_owned();
     if let Some(at) = name.rfind('@').filter(|&i| i > 0) {
         name.truncate(at);
     }
@@ -104,6 +105,21 @@ pub fn derive_server_name(argv: &[String]) -> String {
     }
 }
 
+/// The meaningful path component of a command token: its file name, unless that is a generic
+/// entry point (`index.js`, `main.py`, `cli.mjs`), then the nearest directory that is not a
+/// build folder (`dist`, `build`, `lib`, `src`, `bin`, `out`).
+fn package_component(token: &str) -> &str {
+    const GENERIC: &[&str] = &["index", "main", "cli", "server", "app", "__main__", "run"];
+    const BUILD_DIRS: &[&str] = &["dist", "build", "lib", "src", "bin", "out", "esm", "cjs"];
+    let mut parts = token.rsplit(['/', '\\']).filter(|p| !p.is_empty());
+    let file = parts.next().unwrap_or(token);
+    let stem = file.split('.').next().unwrap_or(file);
+    if !GENERIC.contains(&stem) || !token.contains(['/', '\\']) {
+        return file;
+    }
+    parts.find(|p| !BUILD_DIRS.contains(p)).unwrap_or(file)
+}
+
 #[cfg(test)]
 mod tests {
     use super::derive_server_name;
@@ -126,5 +142,12 @@ mod tests {
         assert_eq!(name("node /opt/servers/github-mcp-server.js"), "github");
         assert_eq!(name("python3 tests/echo_server.py"), "echo");
         assert_eq!(name("/usr/local/bin/postgres-mcp --dsn x"), "postgres");
+        assert_eq!(
+            name(
+                "node /x/node_modules/@modelcontextprotocol/server-everything/dist/index.js stdio"
+            ),
+            "everything"
+        );
+        assert_eq!(name("python3 -m app/main.py"), "app");
     }
 }

@@ -79,7 +79,9 @@ pub fn run(
     client_in: Box<dyn Read + Send>,
     client_out: Box<dyn Write + Send>,
 ) -> io::Result<i32> {
-    let mut child = child::spawn(&opts.command).map_err(|e| {
+    let spawned = child::spawn(&opts.command);
+    pipeline.upstream_started(spawned.is_ok());
+    let mut child = spawned.map_err(|e| {
         io::Error::new(
             e.kind(),
             format!("cannot start server {:?}: {e}", opts.command.join(" ")),
@@ -130,6 +132,7 @@ pub fn run(
     drop(tx);
 
     let status = supervise(&rx, pid, opts.grace, &sides);
+    pipeline.upstream_stopped();
     // The child is gone: give every client request still waiting its one answer.
     for outcome in pipeline.abandon_pending("the MCP server exited before answering") {
         let started = Instant::now();
