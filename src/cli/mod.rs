@@ -10,11 +10,13 @@
 //! | `clients_cmd.rs` | `detect`, `install`, `uninstall`              |
 //! | `trust_cmd.rs`   | `trust`, `feedback`                           |
 //! | `approval_cmd.rs`| `approve`, `deny`, `approvals`                |
+//! | `pins_cmd.rs`    | `pins list / diff / approve / sign / verify`  |
 
 mod approval_cmd;
 mod audit_cmd;
 mod clients_cmd;
 mod keys_cmd;
+mod pins_cmd;
 mod trust_cmd;
 mod wrap_cmd;
 
@@ -75,6 +77,11 @@ enum Command {
     Deny(approval_cmd::DecideArgs),
     /// List calls waiting for approval.
     Approvals,
+    /// Review and approve capability baselines (pinned tool definitions), sign and verify them.
+    Pins {
+        #[command(subcommand)]
+        command: pins_cmd::PinsCommand,
+    },
 }
 
 /// Parse the process arguments and run. Returns the exit code.
@@ -104,6 +111,7 @@ pub fn main() -> i32 {
         Command::Approve(args) => approval_cmd::decide(args, true),
         Command::Deny(args) => approval_cmd::decide(args, false),
         Command::Approvals => approval_cmd::list(),
+        Command::Pins { command } => pins_cmd::run(command),
     }
 }
 

@@ -10,22 +10,25 @@ use crate::sig::outcome::Outcome;
 use crate::sig::verifier::{Expect, Mode};
 
 impl Pipeline {
-    /// Verify the signature of one client message (`line` is its exact bytes).
+    /// Verify the signature of one client message (`line` is its exact bytes). `checked` is the
+    /// outcome of a transport-level check (the HTTP header scheme) when there was one; stdio
+    /// messages carry their signature inside (`_meta`).
     pub(super) fn check_signature(
         &self,
         line: &[u8],
+        checked: Option<&Outcome>,
         record: &mut Record,
     ) -> Result<(), Rejection> {
         let Some(verifier) = self.guards.verifier.as_ref() else {
             return Ok(());
         };
-        // Fast path: no signature member anywhere in the bytes means "missing" without building
-        // a tree. (Its key cannot hide behind escapes: a JSON key spelled with escapes would not
-        // be found by the verifier either, and both read as missing.)
-        let outcome = if !contains(line, META_KEY.as_bytes()) {
-            Outcome::Missing
-        } else {
-            match serde_json::from_slice::<serde_json::Value>(line) {
+        let outcome = match checked {
+            Some(o) => o.clone(),
+            // Fast path: no signature member anywhere in the bytes reads as "missing" without
+            // building a tree. A key spelled with escapes is missed here too, and a missing
+            // signature fails closed in enforce mode.
+            None if !contains(line, META_KEY.as_bytes()) => Outcome::Missing,
+            None => match serde_json::from_slice::<serde_json::Value>(line) {
                 Ok(message) => verifier.check_message(
                     &message,
                     Expect {
@@ -34,7 +37,7 @@ impl Pipeline {
                     },
                 ),
                 Err(e) => Outcome::Invalid(e.to_string()),
-            }
+            },
         };
         if let Outcome::Valid { kid } = &outcome {
             record.kid = Some(kid.clone());

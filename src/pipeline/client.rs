@@ -20,6 +20,7 @@ use crate::codec::{self, Decoded, Envelope, Id, Kind};
 use crate::errors::{Rejection, INVALID_REQUEST};
 use crate::pins;
 use crate::policy::Risk;
+use crate::sig::outcome::Outcome as SigOutcome;
 
 use super::hold::Admit;
 use super::policy_step::CallPlan;
@@ -28,6 +29,12 @@ use crate::session::{Era, Pending, Session, MAX_PENDING};
 impl Pipeline {
     /// Decide what happens to one line the client sent.
     pub fn from_client(&self, line: &[u8]) -> Outcome {
+        self.from_client_with(line, None)
+    }
+
+    /// As `from_client`, for transports that verified the signature themselves (HTTP headers):
+    /// `checked` is that outcome, and the message scheme is not read.
+    pub fn from_client_with(&self, line: &[u8], checked: Option<&SigOutcome>) -> Outcome {
         let mut session = self.session();
         let mut record = self.record(&session, Direction::ClientToServer, line.len());
         let decoded = match codec::decode(line, &self.limits) {
@@ -44,7 +51,7 @@ impl Pipeline {
         };
         let verdict = match decoded {
             Decoded::Single(env) => {
-                match self.check_client(&mut session, &env, line, &mut record) {
+                match self.check_client(&mut session, &env, line, checked, &mut record) {
                     Ok(Admit::Forward) => allow(line, &mut record),
                     Ok(Admit::Hold { risk, rule, reason }) => {
                         let id = env.id.clone().unwrap_or(Id::Num("0".into()));
@@ -61,7 +68,9 @@ impl Pipeline {
                     Err(rejection) => refuse(&env, rejection, &mut record),
                 }
             }
-            Decoded::Batch(items) => self.client_batch(&mut session, items, line, &mut record),
+            Decoded::Batch(items) => {
+                self.client_batch(&mut session, items, line, checked, &mut record)
+            }
         };
         Outcome { verdict, record }
     }
@@ -71,6 +80,7 @@ impl Pipeline {
         session: &mut Session,
         items: Vec<&RawValue>,
         line: &[u8],
+        checked: Option<&SigOutcome>,
         record: &mut Record,
     ) -> Verdict {
         record.method = Some("batch".into());
@@ -92,7 +102,8 @@ impl Pipeline {
             let mut sub = self.record(session, Direction::ClientToServer, item.get().len());
             let outcome = match Envelope::parse(item.get()) {
                 Ok(env) => {
-                    match self.check_client(session, &env, item.get().as_bytes(), &mut sub) {
+                    match self.check_client(session, &env, item.get().as_bytes(), checked, &mut sub)
+                    {
                         Ok(Admit::Forward) => Ok(()),
                         // Nobody can approve one element of a batch: fail closed.
                         Ok(Admit::Hold { .. }) => {
@@ -165,12 +176,13 @@ impl Pipeline {
         s: &mut Session,
         env: &Envelope,
         line: &[u8],
+        checked: Option<&SigOutcome>,
         record: &mut Record,
     ) -> Result<Admit, Rejection> {
         record.method = env.method.as_deref().map(str::to_owned);
         record.id = env.id.as_ref().map(Id::to_string);
         if matches!(env.kind, Kind::Request | Kind::Notification) {
-            self.check_signature(line, record)?;
+            self.check_signature(line, checked, record)?;
         }
         match env.kind {
             Kind::Request => self.client_request(s, env, record),
