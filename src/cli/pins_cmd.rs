@@ -21,6 +21,7 @@ pub enum PinsCommand {
     },
     /// Show what is held back for SERVER, each item against its pinned definition.
     Diff {
+        /// Server name, as in `wrap --server NAME` (see `pins list`).
         server: String,
         #[command(flatten)]
         common: Common,
@@ -29,6 +30,7 @@ pub enum PinsCommand {
     ///
     /// Approving changes the pins, so an attestation is removed: sign again afterwards.
     Approve {
+        /// Server name, as in `wrap --server NAME` (see `pins list`).
         server: String,
         /// A tool name (or prompt name, or resource template URI); all held items when omitted.
         tool: Option<String>,
@@ -40,6 +42,7 @@ pub enum PinsCommand {
     /// The key's public half must be in `[[identity.trusted_keys]]` with `role = "operator"`
     /// for `pins verify` and `[pins] require_signed` to accept the attestation.
     Sign {
+        /// Server name, as in `wrap --server NAME` (see `pins list`).
         server: String,
         /// Operator private key (PKCS#8 PEM, as written by `mcp-warden keygen`).
         #[arg(long)]
@@ -50,6 +53,7 @@ pub enum PinsCommand {
     /// Check SERVER's pin file: every digest, and the attestation against the configured
     /// operator keys. Exit 1 when it does not verify.
     Verify {
+        /// Server name, as in `wrap --server NAME` (see `pins list`).
         server: String,
         #[command(flatten)]
         common: Common,

@@ -68,7 +68,7 @@ pub fn run(args: WrapArgs) -> i32 {
         Ok(g) => g,
         Err(e) => return fail(EXIT_CONFIG, &format!("bad config: {e}")),
     };
-    let pipeline = Arc::new(Pipeline::new(&server, limits, audit, guards));
+    let pipeline = Arc::new(Pipeline::new(&server, limits, audit, Arc::new(guards)));
     let opts = stdio::WrapOptions {
         command: args.command,
         grace: Duration::from_secs(config.proxy.shutdown_grace_secs),

@@ -70,11 +70,16 @@ pub struct Pipeline {
     limits: Limits,
     session: Mutex<Session>,
     audit: Arc<AuditLog>,
-    guards: Guards,
+    guards: Arc<Guards>,
 }
 
 impl Pipeline {
-    pub fn new(server: &str, limits: Limits, audit: Arc<AuditLog>, guards: Guards) -> Pipeline {
+    pub fn new(
+        server: &str,
+        limits: Limits,
+        audit: Arc<AuditLog>,
+        guards: Arc<Guards>,
+    ) -> Pipeline {
         if let Some(trust) = &guards.trust {
             trust.record(crate::trust::Observation::Session);
         }

@@ -1,5 +1,7 @@
 //! Pipeline behaviour without processes: verdicts and audit records for message sequences.
 
+use std::sync::Arc;
+
 use super::{Pipeline, Verdict};
 use crate::audit::{AuditLog, Decision, Fsync};
 use crate::codec::Limits;
@@ -8,7 +10,12 @@ fn pipeline() -> (Pipeline, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let log = AuditLog::open_file(&dir.path().join("a.jsonl"), Fsync::Never).unwrap();
     (
-        Pipeline::new("test", Limits::default(), log, super::Guards::default()),
+        Pipeline::new(
+            "test",
+            Limits::default(),
+            log,
+            Arc::new(super::Guards::default()),
+        ),
         dir,
     )
 }
