@@ -18,6 +18,7 @@ pub mod clients;
 pub mod codec;
 pub mod config;
 pub mod errors;
+pub mod identity;
 pub mod pins;
 pub mod pipeline;
 pub mod policy;

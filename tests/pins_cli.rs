@@ -280,10 +280,9 @@ fn pins_lifecycle_through_the_cli() {
     let diff = text(&out.stdout);
     assert!(diff.contains("\"greet\""), "{diff}");
     assert!(diff.contains("changed since it was pinned"), "{diff}");
-    let (old, new) = (diff.find("Say hello\""), diff.find("Say hello politely"));
     assert!(
-        old.is_some() && new.is_some() && old < new,
-        "old then new: {diff}"
+        diff.contains("/description: \"Say hello\" → \"Say hello politely\""),
+        "old → new: {diff}"
     );
 
     // Approving something that is not held is refused.
@@ -311,6 +310,17 @@ fn pins_lifecycle_through_the_cli() {
     let r = s.call("c3", "greet");
     assert_eq!(r["result"]["content"][0]["text"], "called greet", "{r}");
     s.finish();
+
+    // require_signed and an unsigned file: nothing exposed, and stderr says why.
+    w.set_config("[pins]\nrequire_signed = true\n");
+    let mut s = w.session(30);
+    assert_eq!(s.list("l30"), Vec::<Value>::new());
+    let r = s.call("c30", "greet");
+    assert_eq!(r["error"]["code"], -32015, "{r}");
+    assert_eq!(r["error"]["data"]["rule"], "pins.untrusted", "{r}");
+    let stderr = s.finish();
+    assert!(stderr.contains("not attested"), "stderr: {stderr}");
+    w.set_config("");
 
     // Sign with an operator key; verify against a config that trusts it.
     let key = w.path("operator.pem");

@@ -3,8 +3,15 @@
 //! A peer that never sends `\n` must not make us allocate without bound: once a line passes
 //! `max_bytes` we stop storing it, discard through the next newline (resynchronising on the
 //! following message) and report its size so the caller can answer and audit it.
+//!
+//! The reader owns its one buffer (no `BufReader` in front of it): a line that is wholly
+//! buffered is handed out as a borrowed slice, without a copy or an allocation. A line longer
+//! than the buffer grows it (up to `max_bytes + 1`); the buffer shrinks back once it is empty.
+//! Callers that coalesce their writes ask [`FrameReader::has_buffered_input`], or pass a hook to
+//! [`FrameReader::next_frame_ref`] that runs right before every read of the underlying stream
+//! (the moment a pipe read may block).
 
-use std::io::{self, BufRead};
+use std::io::{self, Read};
 
 /// One thing read off a newline-delimited stream.
 #[derive(Debug, PartialEq, Eq)]
@@ -16,55 +23,145 @@ pub enum Frame {
     Oversize { seen: u64 },
 }
 
+/// [`Frame`], with the line borrowed from the reader's buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FrameRef<'a> {
+    Line(&'a [u8]),
+    Oversize { seen: u64 },
+}
+
+impl FrameRef<'_> {
+    pub fn to_owned(&self) -> Frame {
+        match self {
+            FrameRef::Line(l) => Frame::Line(l.to_vec()),
+            FrameRef::Oversize { seen } => Frame::Oversize { seen: *seen },
+        }
+    }
+}
+
+/// The buffer a reader starts with, and shrinks back to.
+const INITIAL: usize = 64 * 1024;
+
 /// Reads frames from `inner`, never holding more than `max_bytes` of one line.
 pub struct FrameReader<R> {
     inner: R,
     max_bytes: usize,
+    /// Storage; `buf[start..end]` is read but not yet handed out.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// `buf[start..scanned]` is known to hold no newline.
+    scanned: usize,
 }
 
-impl<R: BufRead> FrameReader<R> {
+impl<R: Read> FrameReader<R> {
     pub fn new(inner: R, max_bytes: usize) -> Self {
-        FrameReader { inner, max_bytes }
+        FrameReader {
+            inner,
+            max_bytes,
+            buf: vec![0; INITIAL],
+            start: 0,
+            end: 0,
+            scanned: 0,
+        }
+    }
+
+    /// True when bytes are already buffered after the last frame handed out: the next call may
+    /// return without reading (it reads, and may block, when they are only part of a line).
+    pub fn has_buffered_input(&self) -> bool {
+        self.start < self.end
     }
 
     /// The next frame, or `None` at end of stream. A final line without `\n` is still a frame.
     pub fn next_frame(&mut self) -> io::Result<Option<Frame>> {
-        let mut line = Vec::new();
+        Ok(self.next_frame_ref(&mut || {})?.map(|(f, _)| f.to_owned()))
+    }
+
+    /// The next frame, borrowed from the buffer, and whether more input is already buffered
+    /// behind it. `before_read` runs right before each read of the underlying stream, i.e.
+    /// before this call may block: the place to flush coalesced output.
+    pub fn next_frame_ref(
+        &mut self,
+        before_read: &mut dyn FnMut(),
+    ) -> io::Result<Option<(FrameRef<'_>, bool)>> {
+        // Bytes of the current line already discarded because it passed the limit.
         let mut oversize: Option<u64> = None;
         loop {
-            let buf = match self.inner.fill_buf() {
-                Ok(b) => b,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+            if let Some(i) = memchr(&self.buf[self.scanned..self.end]) {
+                let nl = self.scanned + i;
+                let line_start = self.start;
+                self.start = nl + 1;
+                self.scanned = self.start;
+                let len = (nl - line_start) as u64;
+                let more = self.start < self.end;
+                let frame = match oversize {
+                    Some(seen) => FrameRef::Oversize { seen: seen + len },
+                    None if nl - line_start > self.max_bytes => FrameRef::Oversize { seen: len },
+                    None => FrameRef::Line(&self.buf[line_start..nl]),
+                };
+                return Ok(Some((frame, more)));
+            }
+            // No newline in what is buffered.
+            if let Some(seen) = oversize.as_mut() {
+                *seen += (self.end - self.start) as u64;
+                self.start = self.end;
+            } else if self.end - self.start > self.max_bytes {
+                oversize = Some((self.end - self.start) as u64);
+                self.start = self.end;
+            }
+            self.make_room();
+            before_read();
+            let n = loop {
+                match self.inner.read(&mut self.buf[self.end..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
             };
-            if buf.is_empty() {
+            if n == 0 {
                 // End of stream.
+                let (line_start, end) = (self.start, self.end);
+                self.start = end;
+                self.scanned = end;
                 return Ok(match oversize {
-                    Some(seen) => Some(Frame::Oversize { seen }),
-                    None if line.is_empty() => None,
-                    None => Some(Frame::Line(line)),
+                    Some(seen) => Some((FrameRef::Oversize { seen }, false)),
+                    None if line_start == end => None,
+                    None => Some((FrameRef::Line(&self.buf[line_start..end]), false)),
                 });
             }
-            let (chunk, done) = match memchr(buf) {
-                Some(i) => (&buf[..i], Some(i + 1)),
-                None => (buf, None),
-            };
-            match oversize.as_mut() {
-                Some(seen) => *seen += chunk.len() as u64,
-                None if line.len() + chunk.len() > self.max_bytes => {
-                    oversize = Some((line.len() + chunk.len()) as u64);
-                    line = Vec::new();
-                }
-                None => line.extend_from_slice(chunk),
+            self.scanned = self.end;
+            self.end += n;
+        }
+    }
+
+    /// Make space after `end` for the next read: drop what was handed out, move a partial line to
+    /// the front, grow for a long line (never past `max_bytes + 1`), shrink back when idle.
+    fn make_room(&mut self) {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            self.scanned = 0;
+            if self.buf.len() > INITIAL {
+                self.buf.truncate(INITIAL);
+                self.buf.shrink_to_fit();
             }
-            let consumed = done.unwrap_or(buf.len());
-            self.inner.consume(consumed);
-            if done.is_some() {
-                return Ok(Some(match oversize {
-                    Some(seen) => Frame::Oversize { seen },
-                    None => Frame::Line(line),
-                }));
-            }
+            return;
+        }
+        if self.end < self.buf.len() {
+            return;
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.scanned -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            // Holding `end <= max_bytes` bytes without a newline: room for the rest of the line
+            // and its `\n`, or for the one byte that proves it oversize.
+            let cap = self.max_bytes.saturating_add(1).max(INITIAL);
+            let grown = self.buf.len().saturating_mul(2).min(cap).max(self.end + 1);
+            self.buf.resize(grown, 0);
         }
     }
 }

@@ -9,7 +9,7 @@
 //! - child exit → drain its remaining output, answer every client request still waiting, flush
 //!   the audit, exit with the child's status.
 
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::process::{ChildStdin, ExitStatus};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::child;
 use crate::audit::Direction;
-use crate::codec::frame::{is_blank, Frame, FrameReader};
+use crate::codec::frame::{is_blank, FrameReader, FrameRef};
 use crate::pipeline::{Outcome, Pipeline, Verdict};
 
 /// How `wrap` runs one child.
@@ -34,51 +34,273 @@ enum Event {
     ChildExit(io::Result<ExitStatus>),
 }
 
-/// Where a verdict's bytes go. Each side is a line-oriented writer shared by both readers.
-struct Sides {
-    client: Mutex<Box<dyn Write + Send>>,
-    server: Mutex<Option<ChildStdin>>,
+/// The client side of the relay as `run` receives it. The process's own stdin/stdout (what
+/// `wrap` passes) are used through their file descriptors: one buffer (ours) on the way in, one
+/// `write(2)` per flush on the way out, no line buffering and no std lock in between. Any other
+/// reader/writer is used as given.
+pub enum ClientIn {
+    Stdin,
+    Reader(Box<dyn Read + Send>),
 }
 
-impl Sides {
-    fn to_client(&self, bytes: &[u8]) {
-        let mut out = self.client.lock().unwrap_or_else(|p| p.into_inner());
-        // One write per message keeps lines whole even if the client reads slowly.
-        let ok = out
-            .write_all(bytes)
-            .and_then(|_| out.write_all(b"\n"))
-            .and_then(|_| out.flush());
-        if let Err(e) = ok {
+/// See [`ClientIn`].
+pub enum ClientOut {
+    Stdout,
+    Writer(Box<dyn Write + Send>),
+}
+
+impl From<io::Stdin> for ClientIn {
+    fn from(_: io::Stdin) -> Self {
+        ClientIn::Stdin
+    }
+}
+impl From<Box<io::Stdin>> for ClientIn {
+    fn from(_: Box<io::Stdin>) -> Self {
+        ClientIn::Stdin
+    }
+}
+impl From<Box<dyn Read + Send>> for ClientIn {
+    fn from(r: Box<dyn Read + Send>) -> Self {
+        ClientIn::Reader(r)
+    }
+}
+impl From<io::Stdout> for ClientOut {
+    fn from(_: io::Stdout) -> Self {
+        ClientOut::Stdout
+    }
+}
+impl From<Box<io::Stdout>> for ClientOut {
+    fn from(_: Box<io::Stdout>) -> Self {
+        ClientOut::Stdout
+    }
+}
+impl From<Box<dyn Write + Send>> for ClientOut {
+    fn from(w: Box<dyn Write + Send>) -> Self {
+        ClientOut::Writer(w)
+    }
+}
+
+/// A file descriptor we do not own (0 or 1): plain `read(2)` / `write(2)` / `writev(2)`.
+struct Fd(libc::c_int);
+
+impl Read for Fd {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: the pointer and length describe `buf`, which outlives the call.
+        let n = unsafe { libc::read(self.0, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+}
+
+impl Write for Fd {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // SAFETY: as for `read`.
+        let n = unsafe { libc::write(self.0, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        // SAFETY: IoSlice is ABI-compatible with iovec; the slices outlive the call.
+        let n = unsafe {
+            libc::writev(
+                self.0,
+                bufs.as_ptr().cast(),
+                bufs.len().min(libc::UIO_MAXIOV as usize) as libc::c_int,
+            )
+        };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Where one side's bytes end up.
+enum Sink {
+    Fd(Fd),
+    Child(ChildStdin),
+    Writer(Box<dyn Write + Send>),
+}
+
+impl Sink {
+    fn as_write(&mut self) -> &mut dyn Write {
+        match self {
+            Sink::Fd(f) => f,
+            Sink::Child(c) => c,
+            Sink::Writer(w) => w,
+        }
+    }
+
+    /// `line` and its `\n` in one `writev` (more only when the pipe takes part of it).
+    fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
+        let w = self.as_write();
+        let total = line.len() + 1;
+        let mut done = 0;
+        while done < total {
+            let n = if done < line.len() {
+                w.write_vectored(&[io::IoSlice::new(&line[done..]), io::IoSlice::new(b"\n")])
+            } else {
+                w.write(b"\n")
+            };
+            match n {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        w.flush()
+    }
+
+    fn write_buf(&mut self, buf: &[u8]) -> io::Result<()> {
+        let w = self.as_write();
+        w.write_all(buf)?;
+        w.flush()
+    }
+}
+
+/// Coalesced output waiting for a flush is written once it reaches this size.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// One side's writer: a sink and the lines queued for it. Shared by both reader threads.
+struct Out {
+    sink: Option<Sink>,
+    queued: Vec<u8>,
+    /// Which side, for the log; a failed server side is closed, a failed client side is not
+    /// (the client reads answers until it goes).
+    server: bool,
+}
+
+impl Out {
+    /// Queue or write one line. With `now`, it (and anything queued before it) leaves with one
+    /// write; otherwise it waits for a flush unless the queue is full. Returns whether something
+    /// is left queued.
+    fn send(&mut self, line: &[u8], now: bool) -> bool {
+        let Some(sink) = self.sink.as_mut() else {
+            return false;
+        };
+        let result = if now && self.queued.is_empty() {
+            sink.write_line(line)
+        } else {
+            self.queued.extend_from_slice(line);
+            self.queued.push(b'\n');
+            if !now && self.queued.len() < FLUSH_AT {
+                return true;
+            }
+            let r = sink.write_buf(&self.queued);
+            self.clear_queue();
+            r
+        };
+        if let Err(e) = result {
+            self.failed(e);
+        }
+        false
+    }
+
+    fn flush(&mut self) {
+        if self.queued.is_empty() {
+            return;
+        }
+        let result = match self.sink.as_mut() {
+            Some(sink) => sink.write_buf(&self.queued),
+            None => Ok(()),
+        };
+        self.clear_queue();
+        if let Err(e) = result {
+            self.failed(e);
+        }
+    }
+
+    fn clear_queue(&mut self) {
+        self.queued.clear();
+        if self.queued.capacity() > 4 * FLUSH_AT {
+            self.queued = Vec::new();
+        }
+    }
+
+    fn failed(&mut self, e: io::Error) {
+        if self.server {
+            tracing::debug!("server stdin closed: {e}");
+            self.sink = None;
+        } else {
             tracing::debug!("client stdout closed: {e}");
         }
     }
+}
 
-    fn to_server(&self, bytes: &[u8]) {
-        let mut guard = self.server.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(stdin) = guard.as_mut() {
-            let ok = stdin
-                .write_all(bytes)
-                .and_then(|_| stdin.write_all(b"\n"))
-                .and_then(|_| stdin.flush());
-            if let Err(e) = ok {
-                tracing::debug!("server stdin closed: {e}");
-                *guard = None;
-            }
+/// Where a verdict's bytes go. Each side is a line-oriented writer shared by both readers.
+struct Sides {
+    client: Mutex<Out>,
+    server: Mutex<Out>,
+}
+
+fn lock(m: &Mutex<Out>) -> std::sync::MutexGuard<'_, Out> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Sides {
+    /// Write a line to the client now (lifecycle answers, approvals).
+    fn to_client(&self, bytes: &[u8]) {
+        lock(&self.client).send(bytes, true);
+    }
+
+    fn send(&self, side: Side, bytes: &[u8], now: bool) -> bool {
+        match side {
+            Side::Client => lock(&self.client).send(bytes, now),
+            Side::Server => lock(&self.server).send(bytes, now),
         }
     }
 
-    fn close_server(&self) {
-        self.server.lock().unwrap_or_else(|p| p.into_inner()).take();
+    /// Write out whatever either side has queued.
+    fn flush(&self) {
+        lock(&self.client).flush();
+        lock(&self.server).flush();
     }
+
+    fn close_server(&self) {
+        let mut out = lock(&self.server);
+        out.flush();
+        out.sink = None;
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Side {
+    Client,
+    Server,
 }
 
 /// Run the relay until the child is gone. Returns the exit code for the proxy.
 pub fn run(
     opts: WrapOptions,
     pipeline: Arc<Pipeline>,
-    client_in: Box<dyn Read + Send>,
-    client_out: Box<dyn Write + Send>,
+    client_in: impl Into<ClientIn>,
+    client_out: impl Into<ClientOut>,
 ) -> io::Result<i32> {
+    let client_in: Box<dyn Read + Send> = match client_in.into() {
+        ClientIn::Stdin => Box::new(Fd(libc::STDIN_FILENO)),
+        ClientIn::Reader(r) => r,
+    };
+    let client_sink = match client_out.into() {
+        ClientOut::Stdout => {
+            // Nothing else writes MCP to stdout; make sure std's buffer holds nothing either.
+            let _ = io::stdout().flush();
+            Sink::Fd(Fd(libc::STDOUT_FILENO))
+        }
+        ClientOut::Writer(w) => Sink::Writer(w),
+    };
     let spawned = child::spawn(&opts.command);
     pipeline.upstream_started(spawned.is_ok());
     let mut child = spawned.map_err(|e| {
@@ -90,8 +312,16 @@ pub fn run(
     let pid = child.id();
     let (stdin, stdout) = (child.stdin.take(), child.stdout.take());
     let sides = Arc::new(Sides {
-        client: Mutex::new(client_out),
-        server: Mutex::new(stdin),
+        client: Mutex::new(Out {
+            sink: Some(client_sink),
+            queued: Vec::new(),
+            server: false,
+        }),
+        server: Mutex::new(Out {
+            sink: stdin.map(Sink::Child),
+            queued: Vec::new(),
+            server: true,
+        }),
     });
     let (tx, rx) = mpsc::channel::<Event>();
     let max = pipeline.limits().max_message_bytes;
@@ -100,7 +330,7 @@ pub fn run(
         let (p, s, tx) = (pipeline.clone(), sides.clone(), tx.clone());
         move || {
             relay(
-                FrameReader::new(BufReader::with_capacity(64 * 1024, client_in), max),
+                FrameReader::new(client_in, max),
                 Direction::ClientToServer,
                 &p,
                 &s,
@@ -113,7 +343,7 @@ pub fn run(
             let (p, s, tx) = (pipeline.clone(), sides.clone(), tx.clone());
             move || {
                 relay(
-                    FrameReader::new(BufReader::with_capacity(64 * 1024, stdout), max),
+                    FrameReader::new(stdout, max),
                     Direction::ServerToClient,
                     &p,
                     &s,
@@ -203,50 +433,62 @@ fn exit_status_failure() -> ExitStatus {
     ExitStatus::from_raw(1 << 8)
 }
 
-/// Writes one line to one side of the relay.
-type SideWriter = fn(&Sides, &[u8]);
-
-fn writers(direction: Direction) -> (SideWriter, SideWriter) {
+/// (where a forwarded message goes, where an answer goes back) for a direction.
+fn sides_for(direction: Direction) -> (Side, Side) {
     match direction {
-        Direction::ClientToServer => (Sides::to_server, Sides::to_client),
-        _ => (Sides::to_client, Sides::to_server),
+        Direction::ClientToServer => (Side::Server, Side::Client),
+        _ => (Side::Client, Side::Server),
     }
 }
 
 /// Read frames from one side, run each through the pipeline, act on the verdict, audit it.
-fn relay<R: io::BufRead>(
+///
+/// Under load, output is coalesced: while more input is already buffered, the lines this thread
+/// writes are queued, and they leave (one write per side) right before the reader next has to
+/// read, i.e. before it could block. A lone message is written at once, before its audit record.
+fn relay<R: Read>(
     mut reader: FrameReader<R>,
     direction: Direction,
     pipeline: &Arc<Pipeline>,
     sides: &Arc<Sides>,
 ) {
+    let mut queued = false;
     loop {
-        let frame = match reader.next_frame() {
+        let next = reader.next_frame_ref(&mut || {
+            if std::mem::take(&mut queued) {
+                sides.flush();
+            }
+        });
+        let (frame, more) = match next {
             Ok(Some(f)) => f,
-            Ok(None) => return,
+            Ok(None) => break,
             Err(e) => {
                 tracing::debug!("read error ({direction:?}): {e}");
-                return;
+                break;
             }
         };
         let started = Instant::now();
-        let (outcome, line) = match frame {
-            Frame::Line(line) if is_blank(&line) => continue,
-            Frame::Line(line) => {
+        let (outcome, line): (Outcome, &[u8]) = match frame {
+            FrameRef::Line(line) if is_blank(line) => continue,
+            FrameRef::Line(line) => {
                 let outcome = match direction {
-                    Direction::ClientToServer => pipeline.from_client(&line),
-                    _ => pipeline.from_server(&line),
+                    Direction::ClientToServer => pipeline.from_client(line),
+                    _ => pipeline.from_server(line),
                 };
                 (outcome, line)
             }
-            Frame::Oversize { seen } => (pipeline.oversize(direction, seen), Vec::new()),
+            FrameRef::Oversize { seen } => (pipeline.oversize(direction, seen), &[]),
         };
-        deliver(outcome, &line, direction, pipeline, sides, started);
+        queued |= deliver(outcome, line, direction, pipeline, sides, started, !more);
+    }
+    if queued {
+        sides.flush();
     }
 }
 
 /// Act on one verdict and write its audit record. A record marked durable (high and critical
 /// calls) is on disk before the call is forwarded; if it cannot be written the call is refused.
+/// With `now` false the lines may be queued (see `relay`); returns whether something was.
 fn deliver(
     outcome: Outcome,
     line: &[u8],
@@ -254,8 +496,9 @@ fn deliver(
     pipeline: &Arc<Pipeline>,
     sides: &Arc<Sides>,
     started: Instant,
-) {
-    let (forward, back) = writers(direction);
+    now: bool,
+) -> bool {
+    let (forward, back) = sides_for(direction);
     let Outcome { verdict, record } = outcome;
     if let Verdict::Hold(held) = verdict {
         pipeline.finish(record, started);
@@ -264,12 +507,12 @@ fn deliver(
         let spawned = spawn_named("approval-wait", move || {
             let resolution = p.wait_for(&held);
             let outcome = p.resolve_hold(*held, resolution);
-            deliver(outcome, &[], direction, &p, &s, Instant::now());
+            deliver(outcome, &[], direction, &p, &s, Instant::now(), true);
         });
         if let Err(e) = spawned {
             tracing::error!("cannot wait for approval: {e}");
         }
-        return;
+        return false;
     }
     let forwards = matches!(
         verdict,
@@ -281,27 +524,35 @@ fn deliver(
             // Fail closed: no durable record, no high-risk call.
             eprintln!("mcp-warden: audit write failed, refusing the call: {e}");
             if let Some(answer) = pipeline.audit_failure_answer(id.as_deref()) {
-                back(sides, &answer);
+                return sides.send(back, &answer, now);
             }
-            return;
+            return false;
         }
-        act(&verdict, line, forward, back, sides);
-        return;
+        return act(&verdict, line, forward, back, sides, now);
     }
-    act(&verdict, line, forward, back, sides);
+    let queued = act(&verdict, line, forward, back, sides, now);
     pipeline.finish(record, started);
+    queued
 }
 
-fn act(verdict: &Verdict, line: &[u8], forward: SideWriter, back: SideWriter, sides: &Sides) {
+fn act(
+    verdict: &Verdict,
+    line: &[u8],
+    forward: Side,
+    back: Side,
+    sides: &Sides,
+    now: bool,
+) -> bool {
     match verdict {
-        Verdict::Forward => forward(sides, line),
-        Verdict::Rewrite(bytes) => forward(sides, bytes),
-        Verdict::Answer(bytes) => back(sides, bytes),
+        Verdict::Forward => sides.send(forward, line, now),
+        Verdict::Rewrite(bytes) => sides.send(forward, bytes, now),
+        Verdict::Answer(bytes) => sides.send(back, bytes, now),
         Verdict::Split { forward: f, answer } => {
-            forward(sides, f);
-            back(sides, answer);
+            let a = sides.send(forward, f, now);
+            let b = sides.send(back, answer, now);
+            a | b
         }
-        Verdict::Drop | Verdict::Hold(_) => {}
+        Verdict::Drop | Verdict::Hold(_) => false,
     }
 }
 

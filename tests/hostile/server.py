@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """A scripted, possibly hostile MCP server over stdio (stdlib only), for the security tests.
 
-    python3 tests/hostile/server.py SCRIPT.json
+    python3 tests/hostile/server.py [SCRIPT.json]
+
+The script path may also come from $ECHO_SCRIPT and the record path from $ECHO_RECORD, the same
+hooks as examples/echo_server.rs, so the test harness can run either behind `mcp-warden wrap`.
 
 SCRIPT.json:
   {
@@ -20,16 +23,21 @@ It is deliberately dumb: it answers what the script says, so a test can make it 
 serve a poisoned description from the start.
 """
 import json
+import os
 import sys
 
 
 def main() -> int:
-    with open(sys.argv[1], encoding="utf-8") as f:
-        script = json.load(f)
+    path = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("ECHO_SCRIPT")
+    script = {}
+    if path:
+        with open(path, encoding="utf-8") as f:
+            script = json.load(f)
     listings = script.get("listings") or [[]]
     notify_after = set(script.get("list_changed_after") or [])
     calls = script.get("calls") or {}
-    record = open(script["record"], "ab") if script.get("record") else None
+    record_path = script.get("record") or os.environ.get("ECHO_RECORD")
+    record = open(record_path, "ab") if record_path else None
     listed = 0
     out = sys.stdout.buffer
 

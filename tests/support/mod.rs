@@ -208,3 +208,60 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
 }
+
+/// Like [`Wrapped::start`], but for any upstream command line and server name (the echo
+/// server's `ECHO_SCRIPT` / `ECHO_RECORD` hooks are set all the same, for servers that honour
+/// them, e.g. `tests/hostile/server.py`). `extra_env` may override `MCP_WARDEN_STATE` to share
+/// one state dir (pins, trust, approvals) between sessions.
+pub fn start_upstream(opts: Options, server: &str, argv: &[std::ffi::OsString]) -> Wrapped {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(warden_bin());
+    cmd.arg("wrap").arg("--server").arg(server);
+    if let Some(cfg) = &opts.config {
+        let p = dir.path().join("proxy.toml");
+        std::fs::write(&p, cfg).expect("write config");
+        cmd.arg("--config").arg(p);
+    }
+    cmd.arg("--audit-file").arg(dir.path().join("audit.jsonl"));
+    cmd.arg("--").args(argv);
+    cmd.env("MCP_WARDEN_STATE", dir.path().join("state"));
+    cmd.env("ECHO_RECORD", dir.path().join("upstream.log"));
+    if let Some(script) = &opts.script {
+        let p = dir.path().join("script.json");
+        std::fs::write(&p, serde_json::to_vec(script).expect("script")).expect("write script");
+        cmd.env("ECHO_SCRIPT", p);
+    }
+    for (k, v) in &opts.extra_env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn mcp-warden");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(stdout);
+        loop {
+            let mut line = Vec::new();
+            match r.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    if line.last() == Some(&b'\n') {
+                        line.pop();
+                    }
+                    if tx.send(line).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let stdin = child.stdin.take();
+    Wrapped {
+        child,
+        stdin,
+        lines: rx,
+        dir,
+    }
+}
