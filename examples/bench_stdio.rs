@@ -496,7 +496,14 @@ fn handshake(stdin: &mut ChildStdin, reader: &mut BufReader<ChildStdout>) -> Res
     check_answer(&line, 0)?;
     stdin
         .write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n")
-        .map_err(|e| format!("write initialized: {e}"))
+        .map_err(|e| format!("write initialized: {e}"))?;
+    // List the tools first, as a client does: the proxy pins them on first sight and refuses
+    // calls to tools it has never seen listed.
+    stdin
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"tools/list\"}\n")
+        .map_err(|e| format!("write tools/list: {e}"))?;
+    read_line(reader, &mut line)?;
+    check_answer(&line, 0)
 }
 
 /// The request line for call `id` (with its newline), into `buf`.

@@ -23,7 +23,8 @@ fn create(path: &Path) -> Result<SigningKey, String> {
     let key = keys::generate_signing_key();
     let pem = keys::signing_key_to_pem(&key).map_err(|e| e.to_string())?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     // create_new: two processes starting at once must not overwrite each other's key.
     let written = std::fs::OpenOptions::new()

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::{fail, load_config, state_dir, EXIT_CHECK_FAILED, EXIT_CONFIG, EXIT_USAGE};
-use crate::config::{self, Config, KeyRoleName};
+use crate::config::{self, Config};
 use crate::pins::{commands, PinError, PinStore};
 use crate::sig::{keys, AttestationError, KeyRole, SigningKey, TrustedKeys};
 
@@ -178,17 +178,7 @@ fn verify(server: &str, common: &Common) -> i32 {
     }
 }
 
-/// `[[identity.trusted_keys]]` as the proxy builds them (`pipeline::guards`).
+/// `[[identity.trusted_keys]]` exactly as the proxy builds them.
 fn trusted_keys(config: &Config) -> Result<TrustedKeys, String> {
-    let mut keys = TrustedKeys::new();
-    for (i, k) in config.identity.trusted_keys.iter().enumerate() {
-        let role = match k.role {
-            KeyRoleName::Client => KeyRole::Client,
-            KeyRoleName::Server => KeyRole::Server,
-            KeyRoleName::Operator => KeyRole::Operator,
-        };
-        keys.insert_text(&k.name, role, &k.public_key)
-            .map_err(|e| format!("identity.trusted_keys[{i}]: {e}"))?;
-    }
-    Ok(keys)
+    crate::pipeline::trusted_keys(config, None)
 }

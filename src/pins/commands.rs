@@ -43,7 +43,7 @@ pub fn list(store: &PinStore) -> Result<Vec<PinSummary>, PinError> {
         };
         match store
             .read(&server)
-            .and_then(|snap| parsed(&snap).map(|pin| (snap, pin)))
+            .and_then(|snap| parsed(&snap, &server).map(|pin| (snap, pin)))
         {
             Ok((snap, pin)) => {
                 if let Some(pin) = pin {
@@ -100,7 +100,7 @@ pub fn render_list(rows: &[PinSummary], json: bool) -> String {
 /// What is held for `server`, each against its pinned definition.
 pub fn diff(store: &PinStore, server: &str) -> Result<String, PinError> {
     let snap = store.read(server)?;
-    let pin = parsed(&snap)?;
+    let pin = parsed(&snap, server)?;
     let held: Vec<_> = snap.held.iter().flat_map(|h| h.iter()).collect();
     if pin.is_none() && held.is_empty() {
         return Err(PinError::NoPins(server.to_string()));
@@ -137,7 +137,7 @@ pub fn approve(
     now: SystemTime,
 ) -> Result<String, PinError> {
     store.update(server, |snap| {
-        let pin = parsed(snap)?;
+        let pin = parsed(snap, server)?;
         let Some(mut held) = snap.held.take() else {
             return match item {
                 Some(name) => Err(not_held(server, name)),
@@ -190,7 +190,7 @@ pub fn sign(
 ) -> Result<String, PinError> {
     store.update(server, |snap| {
         // Never sign a file whose digests do not match its definitions.
-        let pin = parsed(snap)?.ok_or_else(|| PinError::NoPins(server.to_string()))?;
+        let pin = parsed(snap, server)?.ok_or_else(|| PinError::NoPins(server.to_string()))?;
         let raw = snap
             .pin
             .as_ref()
@@ -221,7 +221,7 @@ pub fn sign(
 /// Checks digests and the attestation against the trusted operator keys.
 pub fn verify(store: &PinStore, server: &str, keys: &TrustedKeys) -> Result<String, PinError> {
     let snap = store.read(server)?;
-    let pin = parsed(&snap)?.ok_or_else(|| PinError::NoPins(server.to_string()))?;
+    let pin = parsed(&snap, server)?.ok_or_else(|| PinError::NoPins(server.to_string()))?;
     let raw = snap.pin.as_ref().unwrap_or(&Value::Null);
     let att = attestation::verify(raw, keys).map_err(|source| PinError::Untrusted {
         server: server.to_string(),
@@ -238,11 +238,22 @@ pub fn verify(store: &PinStore, server: &str, keys: &TrustedKeys) -> Result<Stri
     ))
 }
 
-fn parsed(snap: &Snapshot) -> Result<Option<PinFile>, PinError> {
-    snap.pin
+/// The pin file of `server`. A file that names another server (copied, or a signed file
+/// reused) is refused here as the proxy refuses it.
+fn parsed(snap: &Snapshot, server: &str) -> Result<Option<PinFile>, PinError> {
+    let pin = snap
+        .pin
         .as_ref()
         .map(|raw| PinFile::from_value(raw, &snap.paths.pin))
-        .transpose()
+        .transpose()?;
+    match pin {
+        Some(p) if p.server != server => Err(PinError::WrongServer {
+            path: snap.paths.pin.clone(),
+            found: p.server,
+            wanted: server.to_string(),
+        }),
+        other => Ok(other),
+    }
 }
 
 fn held_label(kind: Kind, key: &str) -> String {

@@ -113,7 +113,7 @@ impl Guards {
 }
 
 /// The configured trusted keys, all of them or only those of one role.
-fn trusted_keys(config: &Config, only: Option<KeyRole>) -> Result<TrustedKeys, String> {
+pub fn trusted_keys(config: &Config, only: Option<KeyRole>) -> Result<TrustedKeys, String> {
     let mut keys = TrustedKeys::new();
     for (i, k) in config.identity.trusted_keys.iter().enumerate() {
         let role = match k.role {

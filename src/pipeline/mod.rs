@@ -36,7 +36,7 @@ use crate::codec::{Id, Limits};
 use crate::errors::{Rejection, Source, INTERNAL_ERROR};
 use crate::session::Session;
 
-pub use guards::Guards;
+pub use guards::{trusted_keys, Guards};
 pub use hold::Held;
 
 /// What the transport must do with one message.

@@ -71,7 +71,6 @@ impl Pipeline {
             let decision = pins.observe(kind, items, page, SystemTime::now());
             self.note_pin_events(&decision.events, record);
             if let Some(e) = &decision.error {
-                tracing::warn!("pins for {}: {e}", self.server);
                 record.reason = Some(e.clone());
             }
             if decision.keep.len() == items.len() {
