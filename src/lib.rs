@@ -10,6 +10,7 @@
 // refusal path, never on the forwarding path, so boxing it would buy nothing.
 #![allow(clippy::result_large_err)]
 
+pub mod admin;
 pub mod approval;
 pub mod audit;
 pub mod checks;
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod clients;
 pub mod codec;
 pub mod config;
+pub mod connect;
 pub mod errors;
 pub mod identity;
 pub mod pins;

@@ -46,23 +46,27 @@ const CATEGORIES: &[&str] = &[
     "elicitation",
 ];
 
-/// Corpus event → the event the proxy records instead, and why the difference is legitimate.
-const EVENT_ALIASES: &[(&str, &str, &str)] = &[
+/// Corpus event → the event the proxy records instead, a rule the record must carry (empty:
+/// any), and why the difference is legitimate.
+const EVENT_ALIASES: &[(&str, &str, &str, &str)] = &[
     (
         "poisoning.padding",
         "approval.not_granted",
+        "poisoning.whitespace_padding",
         "a padded argument is held for a human (rule poisoning.whitespace_padding); the refusal \
          is recorded as the approval outcome",
     ),
     (
         "flow.private_to_public",
         "approval.not_granted",
+        "flow.tainted_session",
         "the public write in a tainted session is held (rule flow.tainted_session) and refused \
          as an approval outcome",
     ),
     (
         "poisoning.control_chars",
         "poisoning.hidden_instructions",
+        "",
         "the pin scanner files every description finding (ANSI escapes included) under \
          poisoning.hidden_instructions; the finding kind is in the detail",
     ),
@@ -105,8 +109,8 @@ fn expected_events(case: &Value) -> Vec<String> {
 fn proxy_event(corpus_event: &str) -> &str {
     EVENT_ALIASES
         .iter()
-        .find(|(c, _, _)| *c == corpus_event)
-        .map_or(corpus_event, |(_, p, _)| p)
+        .find(|(c, ..)| *c == corpus_event)
+        .map_or(corpus_event, |(_, p, ..)| p)
 }
 
 fn expected_code(case: &Value) -> Option<i64> {
@@ -234,6 +238,11 @@ struct Setup {
     state: Option<PathBuf>,
     /// Made before start (e.g. an approval queue that cannot be written).
     prepare: Option<fn(&Path)>,
+    /// `risk_thresholds` all 0: the trust gate stays out of the way of what the case tests.
+    /// A fresh server scores about 0.70 after one handshake (availability 0.75, age 0.01, …),
+    /// just under the default `high = 0.7`, so a high-risk call on a new server would be
+    /// refused with -32017 before it could ever reach the approval queue.
+    no_trust_gate: bool,
 }
 
 struct Session {
@@ -261,8 +270,11 @@ fn start(setup: &Setup) -> Session {
         prepare(&state);
     }
     let mut config = String::new();
-    if !setup.policies.is_empty() || setup.approval_timeout_secs.is_some() {
+    if !setup.policies.is_empty() || setup.approval_timeout_secs.is_some() || setup.no_trust_gate {
         config.push_str("[policy]\n");
+    }
+    if setup.no_trust_gate {
+        config.push_str("risk_thresholds = { low = 0.0, medium = 0.0, high = 0.0 }\n");
     }
     if !setup.policies.is_empty() {
         let d = tempfile::tempdir().expect("policy dir");
@@ -386,7 +398,18 @@ impl Session {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("no pending approval for {tool}");
+        let events: Vec<String> = self
+            .w
+            .audit()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} {} {}",
+                    r["event"], r["tool"], r["decision"], r["reason"]
+                )
+            })
+            .collect();
+        panic!("no pending approval for {tool}; audit: {events:#?}");
     }
 }
 
@@ -453,6 +476,18 @@ fn assert_audit(case: &Value, s: &Session, tool: Option<&str>) -> Vec<Value> {
             "{id}: no audit record with event {want} (corpus: {ev}); events: {:?}",
             records.iter().map(|r| &r["event"]).collect::<Vec<_>>()
         );
+        if let Some((.., rule, _)) = EVENT_ALIASES.iter().find(|(c, ..)| *c == ev) {
+            // The why of a hold is on the call's `approval.requested` record; the refusal that
+            // ends the wait names rule "approval".
+            let tools: Vec<&Value> = hits.iter().map(|r| &r["tool"]).collect();
+            assert!(
+                records
+                    .iter()
+                    .filter(|r| tools.contains(&&r["tool"]))
+                    .any(|r| r["rule"].as_str().unwrap_or("").contains(rule)),
+                "{id}: {want} for {ev}: no record of the call with rule {rule}"
+            );
+        }
         if expected_alert(case) {
             assert!(
                 hits.iter().any(|r| r["alert"] == true),
@@ -671,6 +706,7 @@ fn approval_case(case: &Value) {
             policies: vec![(name.clone(), adopt_pack(&text, "echo", None))],
             approval_timeout_secs: Some(if outcome == Outcome::Timeout { 1 } else { 30 }),
             prepare: (outcome == Outcome::Unreachable).then_some(unwritable_queue as fn(&Path)),
+            no_trust_gate: true,
             ..Setup::default()
         };
         let t0 = Instant::now();
@@ -1149,6 +1185,7 @@ fn tainted_flow_case(case: &Value, high_risk_write: bool) -> Session {
         script,
         policies,
         approval_timeout_secs: Some(30),
+        no_trust_gate: true,
         ..Setup::default()
     };
     let mut s = start(&setup);
@@ -1238,7 +1275,7 @@ fn every_policy_side_case_is_interpreted() {
     }
     let n: usize = CATEGORIES.iter().map(|c| stdio_cases(&[c]).len()).sum();
     assert!(n >= 20, "expected the policy-side corpus, found {n} cases");
-    for (corpus_event, proxy, why) in EVENT_ALIASES {
+    for (corpus_event, proxy, _, why) in EVENT_ALIASES {
         eprintln!("event {corpus_event} is recorded as {proxy}: {why}");
     }
 }
@@ -1316,5 +1353,64 @@ fn result_injection_with_shipped_github_pack() {
         .filter(|c| c["input"]["kind"] == "server_behaviour")
     {
         tainted_flow_case(case, false);
+    }
+}
+
+/// The other side of POL-10: an explicit `mcp-warden approve ID` forwards the held call, once,
+/// with the exact bytes the client sent.
+#[test]
+fn approved_call_is_forwarded_once() {
+    for case in stdio_cases(&["approval"]) {
+        let id = id_of(&case);
+        let msgs = messages(&case);
+        let tool = tool_of(&msgs[0]);
+        let (name, text) = pack_for(tool).expect("a pack for the approval tool");
+        let setup = Setup {
+            script: listing_script(&msgs),
+            policies: vec![(name, adopt_pack(&text, "echo", None))],
+            approval_timeout_secs: Some(30),
+            no_trust_gate: true,
+            ..Setup::default()
+        };
+        let mut s = start(&setup);
+        s.handshake();
+        s.list_tools("list");
+        let line = serde_json::to_vec(&msgs[0]).expect("json");
+        let mut framed = line.clone();
+        framed.push(b'\n');
+        s.w.send_raw(&framed);
+        let ticket = s.pending_approval(tool);
+        assert_eq!(
+            s.upstream_called(tool),
+            0,
+            "{id}: nothing goes out before approval"
+        );
+        let out = cli(&s.state, &["approve", &ticket]);
+        assert!(out.status.success(), "approve {ticket}: {out:?}");
+        let r = s.reply(msgs[0]["id"].clone());
+        assert!(
+            r.get("result").is_some(),
+            "{id}: approved call answered: {r}"
+        );
+        let sent: Vec<Vec<u8>> =
+            s.w.upstream()
+                .into_iter()
+                .filter(|l| {
+                    serde_json::from_slice::<Value>(l)
+                        .is_ok_and(|m| m["method"] == "tools/call" && m["params"]["name"] == tool)
+                })
+                .collect();
+        assert_eq!(sent, vec![line], "{id}: forwarded once, byte for byte");
+        assert!(
+            s.w.audit().iter().any(|r| r["event"] == "approval.granted"),
+            "{id}: approval.granted audited"
+        );
+        assert!(
+            !cli(&s.state, &["approvals"])
+                .stdout
+                .windows(ticket.len())
+                .any(|w| w == ticket.as_bytes()),
+            "{id}: the ticket is no longer pending"
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! several `wrap` processes for one server, and one chain per writer needs no cross-process lock
 //! on the hot path.
 
+use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -35,17 +36,27 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// Queued lines are written (not synced) by the appending thread once they pass this size.
 const WRITE_AT: usize = 64 * 1024;
 /// Past this, an appending thread waits for a write in progress rather than queue more.
-const QUEUE_MAX: usize = 1024 * 1024;
+const QUEUE_MAX: usize = 256 * 1024;
 
-/// Two locks, so that the relay threads never wait for the disk: `chain` (sequence, hash chain,
-/// the lines not yet written) is held only to format and queue one record; `file` is held to
-/// write queued lines and sync them. A writer takes `file` first and `chain` only to swap the
-/// queue out, so an fsync in progress never blocks a record from being queued.
+/// Three locks, so that the relay threads never wait for the disk:
+/// - `chain` (sequence, hash chain, the lines not yet written) is held only to format and queue
+///   one record;
+/// - `sink` is held to swap the queue out (taking `chain` for the swap alone) and `write(2)` it,
+///   which keeps the file in chain order;
+/// - `synced` is held for `fdatasync`, which runs outside the other two: a sync in progress
+///   delays neither the queueing nor the writing of later records.
+///
+/// Lock order: `synced` → `sink` → `chain`, each optional.
 pub struct AuditLog {
     path: PathBuf,
     fsync: Fsync,
     chain: Mutex<Chain>,
-    file: Mutex<Sink>,
+    sink: Mutex<Sink>,
+    file: File,
+    /// Writes done so far (a generation count, bumped under `sink`).
+    written: AtomicU64,
+    /// The generation known to be on disk; held while syncing.
+    synced: Mutex<u64>,
     ids: AtomicU64,
 }
 
@@ -60,12 +71,26 @@ struct Chain {
     ts: String,
 }
 
+impl Chain {
+    /// The line queued from `start` is complete: hash it into `prev`, end it. Returns the
+    /// queue's length.
+    fn link(&mut self, start: usize) -> usize {
+        let digest = Sha256::digest(&self.queue[start..]);
+        self.prev.clear();
+        push_hex(&mut self.prev, &digest);
+        self.queue.push(b'\n');
+        self.queue.len()
+    }
+}
+
+thread_local! {
+    /// Each thread's buffer for serialising a record before it takes the chain lock.
+    static BODY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 struct Sink {
-    file: File,
     /// The queue swapped out of `Chain`, being written; empty (with its capacity) in between.
     spare: Vec<u8>,
-    /// Lines were written since the last sync.
-    unsynced: bool,
 }
 
 impl AuditLog {
@@ -109,11 +134,12 @@ impl AuditLog {
                 clock: Timestamps::default(),
                 ts: String::with_capacity(32),
             }),
-            file: Mutex::new(Sink {
-                file,
+            sink: Mutex::new(Sink {
                 spare: Vec::with_capacity(WRITE_AT + 4096),
-                unsynced: false,
             }),
+            file,
+            written: AtomicU64::new(0),
+            synced: Mutex::new(0),
             ids: AtomicU64::new(1),
         }))
     }
@@ -129,7 +155,7 @@ impl AuditLog {
         let mut id = String::with_capacity(session.len() + 21);
         id.push_str(session);
         id.push('-');
-        push_decimal(&mut id, n);
+        let _ = write!(id, "{n}");
         id
     }
 
@@ -138,8 +164,8 @@ impl AuditLog {
         self.chain.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn file(&self) -> MutexGuard<'_, Sink> {
-        self.file.lock().unwrap_or_else(|p| p.into_inner())
+    fn sink(&self) -> MutexGuard<'_, Sink> {
+        self.sink.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Append one record. With `Fsync::Always` it is on disk when this returns.
@@ -154,31 +180,29 @@ impl AuditLog {
     }
 
     fn append(&self, mut rec: Record, sync: bool) -> io::Result<()> {
-        let queued = {
-            let mut guard = self.chain();
-            let chain = &mut *guard;
-            chain.seq += 1;
-            rec.seq = chain.seq;
-            // `ts` and `prev` are lent to the record for serialisation, then taken back: no
-            // allocation for either.
-            chain.clock.format(SystemTime::now(), &mut chain.ts);
-            std::mem::swap(&mut rec.ts, &mut chain.ts);
-            std::mem::swap(&mut rec.prev, &mut chain.prev);
-            let start = chain.queue.len();
-            let serialised = serde_json::to_writer(&mut chain.queue, &rec);
-            std::mem::swap(&mut rec.ts, &mut chain.ts);
-            std::mem::swap(&mut rec.prev, &mut chain.prev);
-            if let Err(e) = serialised {
-                chain.queue.truncate(start);
-                chain.seq -= 1;
-                return Err(io::Error::other(e));
+        // Everything after the chain fields (`v`, `seq`, `ts`, `prev` come first) is serialised
+        // before the lock is taken: the lock covers only the head, the hash and the copy.
+        rec.seq = 0;
+        rec.ts.clear();
+        rec.prev.clear();
+        let queued = BODY.with(|cell| -> io::Result<usize> {
+            let mut body = cell.borrow_mut();
+            body.clear();
+            serde_json::to_writer(&mut *body, &rec).map_err(io::Error::other)?;
+            let mut head = Vec::with_capacity(48);
+            head.extend_from_slice(b"{\"v\":");
+            push_decimal(&mut head, u64::from(rec.v));
+            head.extend_from_slice(b",\"seq\":0,\"ts\":\"\",\"prev\":\"\",");
+            let queued = match body.strip_prefix(head.as_slice()) {
+                Some(tail) => self.chain_line(rec.v, tail),
+                // Not the field order this relies on: serialise the whole record under the lock.
+                None => self.chain_record(&mut rec)?,
+            };
+            if body.capacity() > WRITE_AT {
+                *body = Vec::new();
             }
-            let digest = Sha256::digest(&chain.queue[start..]);
-            chain.prev.clear();
-            push_hex(&mut chain.prev, &digest);
-            chain.queue.push(b'\n');
-            chain.queue.len()
-        };
+            Ok(queued)
+        })?;
         drop(rec);
         if sync {
             return self.write_out(true);
@@ -186,10 +210,10 @@ impl AuditLog {
         if queued >= WRITE_AT {
             // Hand the queue to the file now, unless someone else is writing (then they, or
             // the flusher, will) and the queue is not yet too long.
-            let sink = match self.file.try_lock() {
+            let sink = match self.sink.try_lock() {
                 Ok(s) => Some(s),
                 Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
-                Err(TryLockError::WouldBlock) if queued >= QUEUE_MAX => Some(self.file()),
+                Err(TryLockError::WouldBlock) if queued >= QUEUE_MAX => Some(self.sink()),
                 Err(TryLockError::WouldBlock) => None,
             };
             if let Some(mut sink) = sink {
@@ -199,28 +223,79 @@ impl AuditLog {
         Ok(())
     }
 
-    /// Swap the queue out (under the chain lock, briefly) and write it (under the file lock).
+    /// Queue one line: the chain fields, then `tail` (the rest of the serialised record, from
+    /// the first field after `prev`). Returns the queue's length.
+    fn chain_line(&self, v: u32, tail: &[u8]) -> usize {
+        let mut guard = self.chain();
+        let chain = &mut *guard;
+        chain.seq += 1;
+        chain.clock.format(SystemTime::now(), &mut chain.ts);
+        let q = &mut chain.queue;
+        let start = q.len();
+        q.extend_from_slice(b"{\"v\":");
+        push_decimal(q, u64::from(v));
+        q.extend_from_slice(b",\"seq\":");
+        push_decimal(q, chain.seq);
+        q.extend_from_slice(b",\"ts\":\"");
+        q.extend_from_slice(chain.ts.as_bytes());
+        q.extend_from_slice(b"\",\"prev\":\"");
+        q.extend_from_slice(chain.prev.as_bytes());
+        q.extend_from_slice(b"\",");
+        q.extend_from_slice(tail);
+        chain.link(start)
+    }
+
+    /// Queue one record serialised whole under the lock (the general path).
+    fn chain_record(&self, rec: &mut Record) -> io::Result<usize> {
+        let mut guard = self.chain();
+        let chain = &mut *guard;
+        rec.seq = chain.seq + 1;
+        chain.clock.format(SystemTime::now(), &mut chain.ts);
+        // `ts` and `prev` are lent to the record for serialisation, then taken back.
+        std::mem::swap(&mut rec.ts, &mut chain.ts);
+        std::mem::swap(&mut rec.prev, &mut chain.prev);
+        let start = chain.queue.len();
+        let serialised = serde_json::to_writer(&mut chain.queue, &*rec);
+        std::mem::swap(&mut rec.ts, &mut chain.ts);
+        std::mem::swap(&mut rec.prev, &mut chain.prev);
+        if let Err(e) = serialised {
+            chain.queue.truncate(start);
+            return Err(io::Error::other(e));
+        }
+        chain.seq += 1;
+        Ok(chain.link(start))
+    }
+
+    /// Swap the queue out (under the chain lock, briefly) and write it (under the sink lock).
     fn write_queue(&self, sink: &mut Sink) -> io::Result<()> {
         std::mem::swap(&mut self.chain().queue, &mut sink.spare);
         if sink.spare.is_empty() {
             return Ok(());
         }
-        let written = sink.file.write_all(&sink.spare);
+        let written = (&self.file).write_all(&sink.spare);
         sink.spare.clear();
         if sink.spare.capacity() > QUEUE_MAX {
             sink.spare = Vec::with_capacity(WRITE_AT + 4096);
         }
-        sink.unsynced = true;
+        self.written.fetch_add(1, Ordering::Release);
         written
     }
 
-    /// Write everything queued so far; with `sync`, make it durable too.
+    /// Write everything queued so far; with `sync`, make it durable too (one sync covers every
+    /// write done before it started: concurrent durable records share it).
     fn write_out(&self, sync: bool) -> io::Result<()> {
-        let mut sink = self.file();
-        self.write_queue(&mut sink)?;
-        if sync && sink.unsynced {
-            sink.file.sync_data()?;
-            sink.unsynced = false;
+        let mine = {
+            let mut sink = self.sink();
+            self.write_queue(&mut sink)?;
+            self.written.load(Ordering::Acquire)
+        };
+        if sync {
+            let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+            if *synced < mine {
+                let upto = self.written.load(Ordering::Acquire);
+                self.file.sync_data()?;
+                *synced = upto;
+            }
         }
         Ok(())
     }
@@ -297,7 +372,7 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
     }
 }
 
-fn push_decimal(out: &mut String, mut n: u64) {
+fn push_decimal(out: &mut impl Extend<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
@@ -308,7 +383,7 @@ fn push_decimal(out: &mut String, mut n: u64) {
             break;
         }
     }
-    out.extend(digits[i..].iter().map(|&b| b as char));
+    out.extend(digits[i..].iter().copied());
 }
 
 impl Drop for AuditLog {
@@ -362,24 +437,44 @@ mod tests {
         let log = AuditLog::open_file(&dir.path().join("a.jsonl"), Fsync::Never).unwrap();
         assert_eq!(log.next_audit_id("s1"), "s1-1");
         assert_eq!(log.next_audit_id("s1"), "s1-2");
-        let mut s = String::new();
+        let mut s = Vec::new();
         push_decimal(&mut s, u64::MAX);
-        assert_eq!(s, u64::MAX.to_string());
+        assert_eq!(s, u64::MAX.to_string().as_bytes());
         let mut h = String::new();
         push_hex(&mut h, &[0x00, 0xab, 0x7f]);
         assert_eq!(h, "00ab7f");
     }
 
+    /// Records with every kind of field filled in, some with characters JSON escapes.
+    fn record(i: u64) -> Record {
+        use crate::audit::{Decision, Direction};
+        let mut r = Record::new("s\"1", "srv", Direction::ClientToServer, i);
+        r.audit_id = format!("s-{i}");
+        r.reason = Some("x\u{2028}\n".repeat(40));
+        r.decision = Decision::Allow;
+        r.latency_us = Some(i * 7);
+        if i % 3 == 0 {
+            r.era = Some("2025-06-18");
+            r.method = Some("tools/call".into());
+            r.id = Some(i.to_string());
+            r.alert = true;
+            r.policy_version = Some("p1".into());
+            r.detail = Some(serde_json::json!({"k": [1, "\u{0}"], "i": i}));
+        }
+        if i == 5 {
+            r.v = 12;
+        }
+        r
+    }
+
     #[test]
     fn chain_survives_queue_writes_and_reopen() {
-        use crate::audit::{Direction, Record};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.jsonl");
         let log = AuditLog::open_file(&path, Fsync::Batch).unwrap();
         // Enough records to pass WRITE_AT several times, some durable.
         for i in 0..2000u64 {
-            let mut r = Record::new("s", "srv", Direction::ClientToServer, i);
-            r.reason = Some("x".repeat(100));
+            let r = record(i);
             if i % 97 == 0 {
                 log.write_durable(r).unwrap();
             } else {
@@ -397,6 +492,15 @@ mod tests {
             let v: serde_json::Value = serde_json::from_slice(line).unwrap();
             assert_eq!(v["seq"], n);
             assert_eq!(v["prev"], prev.as_str());
+            // Byte for byte what serde writes for the record with its chain fields filled in.
+            let mut want = record(n - 1);
+            want.seq = n;
+            want.ts = v["ts"].as_str().unwrap().to_owned();
+            want.prev = prev.clone();
+            assert_eq!(
+                String::from_utf8_lossy(line),
+                serde_json::to_string(&want).unwrap()
+            );
             prev = hex::encode(Sha256::digest(line));
         }
         assert_eq!((n, prev.clone()), (2000, head));

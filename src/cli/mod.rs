@@ -5,6 +5,8 @@
 //! | file             | commands                                      |
 //! |------------------|-----------------------------------------------|
 //! | `wrap_cmd.rs`    | `wrap`                                        |
+//! | `connect_cmd.rs` | `connect`                                     |
+//! | `serve_cmd.rs`   | `serve`                                       |
 //! | `audit_cmd.rs`   | `audit verify`, `audit tail`, `check-config`  |
 //! | `keys_cmd.rs`    | `keygen`, `sign`                              |
 //! | `clients_cmd.rs` | `detect`, `install`, `uninstall`              |
@@ -15,8 +17,10 @@
 mod approval_cmd;
 mod audit_cmd;
 mod clients_cmd;
+mod connect_cmd;
 mod keys_cmd;
 mod pins_cmd;
+mod serve_cmd;
 mod trust_cmd;
 mod wrap_cmd;
 
@@ -45,6 +49,12 @@ struct Cli {
 enum Command {
     /// Run an MCP server as a child process and relay its stdio through the proxy.
     Wrap(wrap_cmd::WrapArgs),
+    /// Relay a stdio client to a remote streamable HTTP server, signing requests and checking
+    /// response signatures against the server's pinned key.
+    Connect(connect_cmd::ConnectArgs),
+    /// Serve Streamable HTTP in front of every configured server (stdio child per session,
+    /// or an HTTP upstream).
+    Serve(serve_cmd::ServeArgs),
     /// Validate a configuration file and name the key path and line of each error.
     CheckConfig {
         #[arg(long)]
@@ -99,6 +109,8 @@ pub fn main() -> i32 {
     };
     match cli.command {
         Command::Wrap(args) => wrap_cmd::run(args),
+        Command::Connect(args) => connect_cmd::run(args),
+        Command::Serve(args) => serve_cmd::run(args),
         Command::CheckConfig { config, file } => audit_cmd::check_config(config.or(file)),
         Command::Audit { command } => audit_cmd::run(command),
         Command::Keygen(args) => keys_cmd::keygen(args),

@@ -221,4 +221,89 @@ mod tests {
             vec![Frame::Oversize { seen: 5000 }]
         );
     }
+
+    /// A reader that hands out at most `step` bytes per read, counting its reads.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    fn trickled(input: &[u8], max: usize, step: usize) -> Vec<Frame> {
+        let mut r = FrameReader::new(Trickle { data: input, step }, max);
+        let mut out = Vec::new();
+        while let Some(f) = r.next_frame().unwrap() {
+            out.push(f);
+        }
+        out
+    }
+
+    #[test]
+    fn lines_split_across_reads_and_buffer_growth() {
+        for step in [1, 3, 7, 4096, 1 << 20] {
+            let long = vec![b'x'; 200_000];
+            let mut input = b"{\"a\":1}\n".to_vec();
+            input.extend_from_slice(&long);
+            input.extend_from_slice(b"\n\n{\"b\":2}\nlast");
+            let got = trickled(&input, 200_000, step);
+            assert_eq!(
+                got,
+                vec![
+                    Frame::Line(b"{\"a\":1}".to_vec()),
+                    Frame::Line(long.clone()),
+                    Frame::Line(Vec::new()),
+                    Frame::Line(b"{\"b\":2}".to_vec()),
+                    Frame::Line(b"last".to_vec())
+                ],
+                "step {step}"
+            );
+            // One byte more than the limit is oversize, whatever the read sizes.
+            let got = trickled(&input, 199_999, step);
+            assert_eq!(got[1], Frame::Oversize { seen: 200_000 }, "step {step}");
+            assert_eq!(got[3], Frame::Line(b"{\"b\":2}".to_vec()), "step {step}");
+        }
+    }
+
+    #[test]
+    fn oversize_inside_one_buffer() {
+        let mut input = vec![b'A'; 5000];
+        input.extend_from_slice(b"\n{}\n");
+        assert_eq!(
+            trickled(&input, 100, 1 << 16),
+            vec![Frame::Oversize { seen: 5000 }, Frame::Line(b"{}".to_vec())]
+        );
+    }
+
+    #[test]
+    fn hook_runs_only_before_reads_and_reports_buffered_input() {
+        let input = b"{\"a\":1}\n{\"b\":2}\n{\"c\"";
+        let mut r = FrameReader::new(
+            Trickle {
+                data: input,
+                step: 1 << 16,
+            },
+            100,
+        );
+        let mut reads = 0;
+        let (f, more) = r.next_frame_ref(&mut || reads += 1).unwrap().unwrap();
+        assert_eq!((f, more), (FrameRef::Line(b"{\"a\":1}"), true));
+        assert!(r.has_buffered_input());
+        let (f, more) = r.next_frame_ref(&mut || reads += 1).unwrap().unwrap();
+        assert_eq!((f, more), (FrameRef::Line(b"{\"b\":2}"), true));
+        assert_eq!(reads, 1, "two lines from one read");
+        // Only part of a line is buffered: the next call reads (and would block) after the hook.
+        let (f, more) = r.next_frame_ref(&mut || reads += 1).unwrap().unwrap();
+        assert_eq!((f, more), (FrameRef::Line(b"{\"c\""), false));
+        assert_eq!(reads, 2);
+        assert!(!r.has_buffered_input());
+        assert!(r.next_frame_ref(&mut || reads += 1).unwrap().is_none());
+    }
 }

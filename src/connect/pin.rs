@@ -26,7 +26,9 @@ pub enum Check {
     Pass,
     /// Signed, but no key is pinned yet: the caller fetches the server's key (first contact) and
     /// calls [`ServerPin::adopt`] before checking again.
-    NeedKey { kid: String },
+    NeedKey {
+        kid: String,
+    },
     Refuse(Rejection),
 }
 
@@ -271,7 +273,9 @@ mod tests {
             panic!("expected NeedKey")
         };
         let text = public_key_to_string(&good.verifying_key());
-        assert!(pin.adopt(&public_key_to_string(&evil.verifying_key()), &kid).is_err());
+        assert!(pin
+            .adopt(&public_key_to_string(&evil.verifying_key()), &kid)
+            .is_err());
         pin.adopt(&text, &kid).unwrap();
         assert!(matches!(pin.check(&msg), Check::Pass));
         let Check::Refuse(r) = pin.check(&signed(&evil, "fs")) else {

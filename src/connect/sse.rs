@@ -125,7 +125,9 @@ mod tests {
         let mut p = SseParser::new(1024);
         assert!(p.feed(b"event: message\r\nid: 7\r").unwrap().is_empty());
         assert!(p.feed(b"\ndata: {\"a\":").unwrap().is_empty());
-        let ev = p.feed(b"1}\r\n\r\n: keep-alive\n\ndata: x\ndata: y\n\n").unwrap();
+        let ev = p
+            .feed(b"1}\r\n\r\n: keep-alive\n\ndata: x\ndata: y\n\n")
+            .unwrap();
         assert_eq!(
             ev,
             vec![

@@ -15,7 +15,11 @@ use serde_json::{json, Value};
 use super::Pipeline;
 use crate::audit::{Decision, Record};
 use crate::checks::elicitation_scan::scan_elicitation;
-use crate::checks::poison_scan::{max_severity, scan_text, Severity};
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::checks::poison_scan::{max_severity, scan_text, Finding, Severity};
 use crate::checks::secrets::{find_secrets, redact_json};
 use crate::session::Session;
 use crate::trust::{self, Observation};
@@ -38,7 +42,8 @@ impl Pipeline {
             return ContentVerdict::Pass;
         };
         let secrets = !find_secrets(text).is_empty();
-        let findings = scan_text::<&str>(text, &[]);
+        let mut findings = scan_text::<&str>(text, &[]);
+        findings.extend(directives(text));
         let severity = max_severity(&findings);
         let elicits = text.contains("elicitation/create");
         if !secrets && severity.is_none() && !elicits {
@@ -81,8 +86,12 @@ impl Pipeline {
             s.tainted = Some(reason);
             return rewrite(&message, record, Decision::Deny);
         }
-        if severity.is_some() {
-            let kinds: Vec<&str> = findings.iter().map(|f| f.kind).collect();
+        if severity >= Some(Severity::Medium) {
+            let kinds: Vec<&str> = findings
+                .iter()
+                .filter(|f| f.severity >= Severity::Medium)
+                .map(|f| f.kind)
+                .collect();
             let reason = format!("possible prompt injection in a result ({}); high-risk calls in this session now need approval", kinds.join(", "));
             s.tainted = Some(reason.clone());
             self.alert(
@@ -145,6 +154,33 @@ impl Pipeline {
             t.record(Observation::Alert { severity });
         }
     }
+}
+
+/// Data that talks to the agent: instructions to gather or publish "everything", or to act
+/// against the user's privacy, inside content that should only be information (RES-01: a
+/// public issue telling the agent to copy private repositories into a README). Results only:
+/// a tool description may legitimately say "list all files".
+static DIRECTIVES: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"(?i)\b(?:to\s+fix\s+this|to\s+resolve\s+this|in\s+order\s+to\s+(?:fix|proceed|continue))\b\s*[:,]?\s*(?:\w+\s+){0,3}?(?:read|list|include|add|send|post|create|open|fetch|copy|push)\b",
+        r"|\b(?:include|collect|gather|publish|post|copy)\s+(?:\w+\s+){0,2}?everything\b",
+        r"|\blist\s+all\s+(?:\w+\s+){0,2}?(?:repos|repositories|projects|secrets|emails|contacts)\b",
+        r"|\b(?:does|do)\s*(?:not|n't)\s+care\s+about\s+(?:privacy|security)\b",
+    ))
+    .expect("directive regex compiles")
+});
+
+fn directives(text: &str) -> Vec<Finding> {
+    DIRECTIVES
+        .find(text)
+        .map(|m| Finding {
+            kind: "agent_directive",
+            severity: Severity::Medium,
+            excerpt: m.as_str().chars().take(80).collect(),
+            location: String::new(),
+        })
+        .into_iter()
+        .collect()
 }
 
 /// The reason, if any elicitation input request of an `input_required` result asks for a

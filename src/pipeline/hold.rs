@@ -22,6 +22,7 @@ pub struct Held {
     /// The audit record of the call, completed when the wait ends.
     pub audit_id: String,
     pub method: String,
+    pub args_sha256: Option<String>,
 }
 
 /// What the client-side check decided for a call that may go on.
@@ -80,6 +81,7 @@ impl Pipeline {
             rule,
             audit_id: record.audit_id.clone(),
             method: record.method.clone().unwrap_or_default(),
+            args_sha256: record.args_sha256.clone(),
         })))
     }
 
@@ -105,6 +107,7 @@ impl Pipeline {
         record.id = Some(held.id.to_string());
         record.tool = Some(held.tool.clone());
         record.rule = Some(held.rule.clone());
+        record.args_sha256 = held.args_sha256.clone();
         if resolution == Resolution::Approved {
             record.decision = Decision::Allow;
             record.event = "approval.granted".into();
@@ -122,7 +125,10 @@ impl Pipeline {
             Resolution::Failed(e) => e.clone(),
             Resolution::Approved => String::new(),
         };
-        let rejection = not_granted(&held.tool, &format!("{why} (ticket {})", held.ticket));
+        let mut rejection = not_granted(&held.tool, &format!("{why} (ticket {})", held.ticket));
+        // The record says why the call was held in the first place (policy rule, padding,
+        // tainted session), not just that approval failed.
+        rejection.rule = held.rule.clone();
         let answer = rejection.to_response(Some(&held.id), &held.audit_id);
         deny(&mut record, &rejection);
         Outcome {

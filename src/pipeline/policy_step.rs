@@ -94,7 +94,7 @@ impl Pipeline {
                         "trust.below_threshold",
                         format!("{}.min_trust", policy.rule_name),
                         format!(
-                            "server {} has trust {score:.2}, below the {required:.2} that {} risk tool {tool} requires; see `mcp-warden trust {}`",
+                            "server {} has trust {score:.4}, below the {required:.4} that {} risk tool {tool} requires; see `mcp-warden trust {}`",
                             self.server,
                             policy.risk.as_str(),
                             self.server

@@ -165,8 +165,13 @@ impl Pipeline {
         }
         self.observe_outcome(&p, env);
         if env.kind == Kind::Response {
-            if let ContentVerdict::Rewrite(bytes) = self.check_result(s, line, record) {
-                return Verdict::Rewrite(bytes);
+            // Content checks cover what the model reads as data (results, resources, prompts).
+            // Listings are the pins' job: their scanner holds a poisoned definition back on its
+            // own instead of replacing the whole listing, and drift is judged on the real bytes.
+            if carries_content(&p.method) {
+                if let ContentVerdict::Rewrite(bytes) = self.check_result(s, line, record) {
+                    return Verdict::Rewrite(bytes);
+                }
             }
             if let Some(bytes) = self.observe_listing(s, &p, env, line, record) {
                 let bytes = codec::escape_line_separators(&bytes).unwrap_or(bytes);
@@ -189,6 +194,14 @@ impl Pipeline {
             _ => {}
         }
     }
+}
+
+/// Answers whose results are content for the model: checked for secrets and injection.
+fn carries_content(method: &str) -> bool {
+    matches!(
+        method,
+        "tools/call" | "resources/read" | "prompts/get" | "completion/complete"
+    )
 }
 
 /// A tool result with `isError: true` is a failed call even though it is not a JSON-RPC error.

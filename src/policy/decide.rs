@@ -177,7 +177,11 @@ fn arg_denial(policy: &ToolPolicy, arg: &str, value: &Value, v: &ArgViolation) -
     // wrong place, anything else for a malformed one. A `file:` URI that
     // escapes counts as malformed: the corpus files it with the encoding and
     // scheme tricks (POL-06), and a plain path would have been the honest form.
-    let outside = v.reason.contains("outside the allowed roots") && !has_file_uri(value);
+    // A plain `..` traversal is an attempt to climb out of the roots (POL-03); encoded and
+    // look-alike forms stay "invalid" (POL-06).
+    let climbs = v.reason.contains("'..' component");
+    let outside =
+        (v.reason.contains("outside the allowed roots") || climbs) && !has_file_uri(value);
     let kind = match v.rule {
         "path_under" if outside => DenyKind::PathOutsideRoot,
         "path_under" => DenyKind::PathInvalid,

@@ -5,6 +5,8 @@
 //! |------------|-----------------------------------------------------------------|
 //! | `stdio.rs` | `wrap`: our stdin/stdout ↔ a child server's stdin/stdout         |
 //! | `child.rs` | spawning the child in its own process group, signalling it       |
+//! | `http/`    | `serve`: Streamable HTTP ↔ a stdio child per session, or an HTTP upstream |
 
 pub mod child;
+pub mod http;
 pub mod stdio;

@@ -256,17 +256,29 @@ impl Sides {
         lock(&self.client).send(bytes, true);
     }
 
-    fn send(&self, side: Side, bytes: &[u8], now: bool) -> bool {
-        match side {
-            Side::Client => lock(&self.client).send(bytes, now),
-            Side::Server => lock(&self.server).send(bytes, now),
+    /// Write (`now`) or queue a line for `side`; returns the sides left with something queued.
+    fn send(&self, side: Side, bytes: &[u8], now: bool) -> Queued {
+        let out = match side {
+            Side::Client => &self.client,
+            Side::Server => &self.server,
+        };
+        if lock(out).send(bytes, now) {
+            side as Queued
+        } else {
+            0
         }
     }
 
-    /// Write out whatever either side has queued.
-    fn flush(&self) {
-        lock(&self.client).flush();
-        lock(&self.server).flush();
+    /// Write out what is queued for the given sides. Only those: a side this thread did not
+    /// queue to is the other thread's (it flushes before it blocks), and locking it here would
+    /// contend with that thread's writes.
+    fn flush(&self, queued: Queued) {
+        if queued & Side::Client as Queued != 0 {
+            lock(&self.client).flush();
+        }
+        if queued & Side::Server as Queued != 0 {
+            lock(&self.server).flush();
+        }
     }
 
     fn close_server(&self) {
@@ -278,9 +290,12 @@ impl Sides {
 
 #[derive(Clone, Copy)]
 enum Side {
-    Client,
-    Server,
+    Client = 1,
+    Server = 2,
 }
+
+/// A set of sides (bits of `Side`) with lines queued.
+type Queued = u8;
 
 /// Run the relay until the child is gone. Returns the exit code for the proxy.
 pub fn run(
@@ -452,11 +467,11 @@ fn relay<R: Read>(
     pipeline: &Arc<Pipeline>,
     sides: &Arc<Sides>,
 ) {
-    let mut queued = false;
+    let mut queued: Queued = 0;
     loop {
         let next = reader.next_frame_ref(&mut || {
-            if std::mem::take(&mut queued) {
-                sides.flush();
+            if queued != 0 {
+                sides.flush(std::mem::take(&mut queued));
             }
         });
         let (frame, more) = match next {
@@ -481,14 +496,14 @@ fn relay<R: Read>(
         };
         queued |= deliver(outcome, line, direction, pipeline, sides, started, !more);
     }
-    if queued {
-        sides.flush();
+    if queued != 0 {
+        sides.flush(queued);
     }
 }
 
 /// Act on one verdict and write its audit record. A record marked durable (high and critical
 /// calls) is on disk before the call is forwarded; if it cannot be written the call is refused.
-/// With `now` false the lines may be queued (see `relay`); returns whether something was.
+/// With `now` false the lines may be queued (see `relay`); returns the sides that were.
 fn deliver(
     outcome: Outcome,
     line: &[u8],
@@ -497,7 +512,7 @@ fn deliver(
     sides: &Arc<Sides>,
     started: Instant,
     now: bool,
-) -> bool {
+) -> Queued {
     let (forward, back) = sides_for(direction);
     let Outcome { verdict, record } = outcome;
     if let Verdict::Hold(held) = verdict {
@@ -512,7 +527,7 @@ fn deliver(
         if let Err(e) = spawned {
             tracing::error!("cannot wait for approval: {e}");
         }
-        return false;
+        return 0;
     }
     let forwards = matches!(
         verdict,
@@ -526,7 +541,7 @@ fn deliver(
             if let Some(answer) = pipeline.audit_failure_answer(id.as_deref()) {
                 return sides.send(back, &answer, now);
             }
-            return false;
+            return 0;
         }
         return act(&verdict, line, forward, back, sides, now);
     }
@@ -542,17 +557,15 @@ fn act(
     back: Side,
     sides: &Sides,
     now: bool,
-) -> bool {
+) -> Queued {
     match verdict {
         Verdict::Forward => sides.send(forward, line, now),
         Verdict::Rewrite(bytes) => sides.send(forward, bytes, now),
         Verdict::Answer(bytes) => sides.send(back, bytes, now),
         Verdict::Split { forward: f, answer } => {
-            let a = sides.send(forward, f, now);
-            let b = sides.send(back, answer, now);
-            a | b
+            sides.send(forward, f, now) | sides.send(back, answer, now)
         }
-        Verdict::Drop | Verdict::Hold(_) => false,
+        Verdict::Drop | Verdict::Hold(_) => 0,
     }
 }
 

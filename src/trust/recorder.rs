@@ -304,6 +304,7 @@ mod tests {
         let other = TrustRecorder::new(store.clone(), "fs", clock);
         for _ in 0..20 {
             other.record(Observation::CallError);
+            other.record(Observation::CallDenied);
         }
         other.flush().unwrap();
         assert_eq!(rec.score(), 0.5, "served from the cache");

@@ -213,8 +213,10 @@ fn compliance(w: &Window) -> FactorReport {
     factor("compliance", value, ev)
 }
 
-/// How long and how much the server has been seen: half age (days since first contact), half
-/// sessions in the window, each saturating. Present only while there is traffic in the window, so
+/// How long and how much the server has been seen: from 0.5 for a server met today to 1.0, a
+/// quarter for age (days since first contact) and a quarter for sessions in the window, each
+/// saturating. Being new lends no confidence but is no evidence of harm either, so a fresh
+/// server is not scored below the neutral 0.5 it starts at. Present only while there is traffic in the window, so
 /// a server that went quiet for a month is new again rather than living on its old age alone.
 fn age_history(w: &Window) -> FactorReport {
     let traffic = w.h.window(w.now).any(|(_, c)| {
@@ -226,8 +228,8 @@ fn age_history(w: &Window) -> FactorReport {
             .map_or(0, |f| w.now.saturating_sub(f) / SECS_PER_DAY);
     let sessions = w.n(Counter::Sessions);
     let value = traffic.then(|| {
-        0.5 * (age_days as f64 / AGE_SATURATION_DAYS).min(1.0)
-            + 0.5 * (sessions as f64 / SESSION_SATURATION).min(1.0)
+        0.5 + 0.25 * (age_days as f64 / AGE_SATURATION_DAYS).min(1.0)
+            + 0.25 * (sessions as f64 / SESSION_SATURATION).min(1.0)
     });
     let ev = evidence([("age_days", age_days.into()), ("sessions", sessions.into())]);
     factor("age_history", value, ev)
@@ -297,12 +299,13 @@ mod tests {
     #[test]
     fn a_single_factor_carries_the_whole_score() {
         let r = compute(&history(&[Observation::CallOk, Observation::CallOk]), T0);
-        // Two good calls: success 3/4; alerts 1.0 (quiet traffic); age 0 (seen today, no session).
+        // Two good calls: success 3/4; alerts 1.0 (quiet traffic); age 0.5 (seen today, no
+        // session).
         assert_eq!(value(&r, "success"), Some(0.75));
         assert_eq!(value(&r, "security_alerts"), Some(1.0));
-        assert_eq!(value(&r, "age_history"), Some(0.0));
+        assert_eq!(value(&r, "age_history"), Some(0.5));
         assert_eq!(value(&r, "compliance"), None);
-        let expected = (0.15 * 0.75 + 0.15 * 1.0 + 0.10 * 0.0) / 0.40;
+        let expected = (0.15 * 0.75 + 0.15 * 1.0 + 0.10 * 0.5) / 0.40;
         assert!(
             (r.score - expected).abs() < 1e-4,
             "{} vs {expected}",

@@ -2,6 +2,7 @@
 """Real-peer MCP client built on the official Python SDK (mcp==2.3.0, see requirements.txt).
 
     .venv-peers/bin/python tests/peers/py_client.py SCENARIO -- CMD [ARGS...]
+    .venv-peers/bin/python tests/peers/py_client.py SCENARIO --url URL   (Streamable HTTP)
     SCENARIO: everything | filesystem | memory
 
 Drives the same scenarios as ts_client.mjs through ClientSession + stdio_client and prints ONE
@@ -30,6 +31,7 @@ from pydantic import BaseModel
 import mcp.types as types
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, get_default_environment, stdio_client
+from mcp.client.streamable_http import streamable_http_client
 
 # set_logging_level warns that logging is deprecated in 2026-07-28; we talk 2025-11-25 here.
 warnings.filterwarnings("ignore", message=".*logging capability is deprecated.*")
@@ -204,8 +206,8 @@ class StepFailed(Exception):
 
 
 class Harness:
-    def __init__(self, scenario: str, command: str, args: list[str]) -> None:
-        self.scenario, self.command, self.args = scenario, command, args
+    def __init__(self, scenario: str, command: str, args: list[str], url: str | None = None) -> None:
+        self.scenario, self.command, self.args, self.url = scenario, command, args, url
         self.transcript: dict[str, Any] = {"client": "python-sdk mcp@2.3.0", "scenario": scenario, "steps": []}
         self.failed = False
         self.tap = Tap()
@@ -487,7 +489,8 @@ class Harness:
         full = self.scenario == "everything"
         t0 = time.monotonic()
         try:
-            async with stdio_client(params, errlog=sys.stderr) as (read, write):
+            transport = streamable_http_client(self.url) if self.url else stdio_client(params, errlog=sys.stderr)
+            async with transport as (read, write):
                 async with ClientSession(
                     TappedRead(read, self.tap),
                     TappedWrite(write, self.tap),
@@ -529,8 +532,10 @@ class Harness:
 
 def main() -> int:
     argv = sys.argv[1:]
+    if len(argv) == 3 and argv[0] in SCENARIOS and argv[1] == "--url":
+        return anyio.run(Harness(argv[0], "", [], url=argv[2]).run)
     if len(argv) < 3 or argv[0] not in SCENARIOS or argv[1] != "--":
-        print(f"usage: py_client.py {{{'|'.join(SCENARIOS)}}} -- CMD [ARGS...]", file=sys.stderr)
+        print(f"usage: py_client.py {{{'|'.join(SCENARIOS)}}} (-- CMD [ARGS...] | --url URL)", file=sys.stderr)
         return 2
     h = Harness(argv[0], argv[2], argv[3:])
     return anyio.run(h.run)

@@ -5,6 +5,7 @@
 // (mcp-warden wrap -- ...) must print byte-identical output.
 //
 //   node ts_client.mjs SCENARIO -- CMD [ARGS...]
+//   node ts_client.mjs SCENARIO --url URL        (Streamable HTTP, e.g. behind mcp-warden serve)
 //   SCENARIO: everything | filesystem | memory
 //
 // Everything except the transcript goes to stderr. Exit status: 0 ok, 1 a step failed
@@ -16,6 +17,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import {
   CreateMessageRequestSchema,
   ElicitRequestSchema,
@@ -28,12 +30,13 @@ const log = (...a) => console.error("[ts_client]", ...a);
 // ---------------------------------------------------------------- CLI
 const argv = process.argv.slice(2);
 const dd = argv.indexOf("--");
-if (argv.length < 3 || dd !== 1 || !SCENARIOS.includes(argv[0]) || dd === argv.length - 1) {
-  console.error(`usage: node ts_client.mjs {${SCENARIOS.join("|")}} -- CMD [ARGS...]`);
+const url = argv[1] === "--url" && argv.length === 3 ? argv[2] : null;
+if (!SCENARIOS.includes(argv[0]) || (!url && (argv.length < 3 || dd !== 1 || dd === argv.length - 1))) {
+  console.error(`usage: node ts_client.mjs {${SCENARIOS.join("|")}} (-- CMD [ARGS...] | --url URL)`);
   process.exit(2);
 }
 const scenario = argv[0];
-const [command, ...args] = argv.slice(dd + 1);
+const [command, ...args] = url ? [null] : argv.slice(dd + 1);
 
 // ---------------------------------------------------------------- normalization
 // Replacements applied to every string in the transcript, longest first.
@@ -118,7 +121,9 @@ if (rootDir) addReplacement(rootDir, "<ROOT>");
 addReplacement(PEERS_DIR, "<PEERS>");
 addReplacement(process.cwd(), "<CWD>");
 
-const transport = new StdioClientTransport({ command, args, env, stderr: "inherit" });
+const transport = url
+  ? new StreamableHTTPClientTransport(new URL(url))
+  : new StdioClientTransport({ command, args, env, stderr: "inherit" });
 // Tap every message the server sends, without altering delivery.
 let inner;
 Object.defineProperty(transport, "onmessage", {

@@ -1,0 +1,158 @@
+//! The admin port (SPEC §9): probes, Prometheus metrics and the operator API, on its own
+//! listener (`[admin] listen`, default 127.0.0.1:9464), separate from the MCP traffic.
+//!
+//! | file              | job                                                               |
+//! |-------------------|-------------------------------------------------------------------|
+//! | `mod.rs`          | `spawn`: config → listener on its own thread; `AdminHandle`        |
+//! | `server.rs`       | accept loop, Origin / Host / bearer-token gates, routing          |
+//! | `metrics.rs`      | `Metrics`: the registry transports feed with `record(&Record)`    |
+//! | `prometheus.rs`   | text exposition format 0.0.4                                     |
+//! | `api.rs`          | `/api/v1/servers`, `/alerts`, `/approvals` (list, approve, deny)  |
+//! | `audit_stream.rs` | `/api/v1/audit/stream`: SSE follow of the audit directory         |
+//!
+//! Use (from `wrap` or `serve`, sync or async callers alike):
+//! ```ignore
+//! let metrics = Arc::new(admin::Metrics::new());
+//! let ready: admin::Readiness = Arc::new(|| true);
+//! let (addr, handle) = admin::spawn(&config, &state, Arc::clone(&metrics), ready)?;
+//! // after each `Pipeline::finish(record)`: metrics.record(&record);
+//! // around each upstream request: metrics.observe_upstream(elapsed);
+//! // at shutdown: handle.stop();
+//! ```
+//!
+//! It runs on its own thread and single-threaded runtime, so a stuck or slow admin client never
+//! competes with the relay, and `wrap` (which has no runtime) can use it unchanged.
+
+mod api;
+mod audit_stream;
+pub mod metrics;
+pub mod prometheus;
+mod server;
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tokio::sync::oneshot;
+
+use crate::config::{self, Config};
+
+pub use metrics::Metrics;
+
+/// `/readyz`: true when the policy is loaded and the upstream is reachable (the caller knows).
+pub type Readiness = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// Stops the admin server when stopped or dropped.
+pub struct AdminHandle {
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl AdminHandle {
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for AdminHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
+
+/// The bearer token from `[admin] token_file` (relative to the state dir), if configured.
+fn read_token(config: &Config, state: &Path) -> io::Result<Option<String>> {
+    let file = config.admin.token_file.trim();
+    if file.is_empty() {
+        return Ok(None);
+    }
+    let path = config::resolve(state, file);
+    let token = std::fs::read_to_string(&path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("admin.token_file {}: {e}", path.display()),
+        )
+    })?;
+    let token = token.trim().to_owned();
+    if token.len() < 16 {
+        return Err(invalid(format!(
+            "admin.token_file {}: the token must be at least 16 characters",
+            path.display()
+        )));
+    }
+    Ok(Some(token))
+}
+
+/// Binds `[admin] listen` and serves on a background thread. Returns the bound address (useful
+/// with port 0) and the handle that stops it. Refuses to start on a non-loopback address
+/// without a bearer token.
+pub fn spawn(
+    config: &Config,
+    state: &Path,
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
+) -> io::Result<(SocketAddr, AdminHandle)> {
+    let listen = config.admin.listen.trim();
+    let addr: SocketAddr = listen
+        .parse()
+        .map_err(|e| invalid(format!("admin.listen {listen:?}: {e} (want IP:PORT)")))?;
+    let token = read_token(config, state)?;
+    let loopback = addr.ip().is_loopback();
+    if !loopback && token.is_none() {
+        return Err(invalid(format!(
+            "admin.listen {addr} is not a loopback address: set admin.token_file to a bearer token \
+             so the approval API is not open to the network"
+        )));
+    }
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("admin.listen {addr}: {e}")))?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    let shared = Arc::new(server::Shared {
+        metrics,
+        readiness,
+        token,
+        loopback,
+        state: state.to_owned(),
+        audit_dir: config::resolve(state, &config.audit.dir),
+        approvals_dir: config::resolve(state, "approvals"),
+        servers: config.servers.iter().map(|s| s.name.clone()).collect(),
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("admin".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => server::serve(l, shared, stop_rx).await,
+                    Err(e) => tracing::error!("admin listener: {e}"),
+                }
+            });
+        })?;
+    tracing::info!("admin port listening on {bound}");
+    Ok((
+        bound,
+        AdminHandle {
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        },
+    ))
+}

@@ -1,0 +1,135 @@
+//! `mcp-warden connect URL [--server NAME] [--key FILE] [--config F]`
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{fail, load_config, state_dir, EXIT_CHECK_FAILED, EXIT_CONFIG, EXIT_USAGE};
+use crate::audit::AuditLog;
+use crate::codec::Limits;
+use crate::config::{self, Config};
+use crate::connect;
+use crate::sig::keys;
+
+#[derive(clap::Args)]
+pub struct ConnectArgs {
+    /// The server's streamable HTTP endpoint, e.g. http://gateway:8080/mcp/filesystem.
+    url: String,
+    /// Server name: the audience of every signature and the pinned key's name. Default: the
+    /// `[[servers]]` entry with this url, else the URL's last path segment (or its host).
+    #[arg(long)]
+    server: Option<String>,
+    /// Private key that signs requests (default: `[identity] key`, identity.pem in the state dir).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Configuration file (default: proxy.toml in the state dir, if present).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// The server name when `--server` is not given.
+fn derive_server(config: &Config, url: &str) -> String {
+    if let Some(s) = config.servers.iter().find(|s| s.url == url) {
+        return s.name.clone();
+    }
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    match path.rsplit('/').find(|s| !s.is_empty()) {
+        Some(seg) if seg != "mcp" && seg != "sse" => seg.to_owned(),
+        _ => {
+            // Host without port: a name must be usable as a file name.
+            let host = authority.rsplit('@').next().unwrap_or(authority);
+            let host = host.strip_prefix('[').map_or_else(
+                || host.split(':').next().unwrap_or(host),
+                |h| h.split(']').next().unwrap_or(h),
+            );
+            host.replace(':', "_")
+        }
+    }
+}
+
+pub fn run(args: ConnectArgs) -> i32 {
+    let config = match load_config(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let server = args
+        .server
+        .clone()
+        .unwrap_or_else(|| derive_server(&config, &args.url));
+    let state = state_dir();
+    let key_path = args
+        .key
+        .clone()
+        .unwrap_or_else(|| config::resolve(&state, &config.identity.key));
+    let key = match std::fs::read_to_string(&key_path) {
+        Ok(pem) => match keys::signing_key_from_pem(&pem) {
+            Ok(k) => k,
+            Err(e) => return fail(EXIT_CONFIG, &format!("{}: {e}", key_path.display())),
+        },
+        Err(e) => {
+            return fail(
+                EXIT_CONFIG,
+                &format!(
+                    "cannot read the signing key {}: {e} (create one with `mcp-warden keygen`)",
+                    key_path.display()
+                ),
+            )
+        }
+    };
+    let pinned_key = config
+        .server(&server)
+        .map(|s| s.public_key.trim().to_owned())
+        .filter(|k| !k.is_empty());
+    let audit_dir = config::resolve(&state, &config.audit.dir);
+    let audit = match AuditLog::open(&audit_dir, &server, config.audit.fsync) {
+        Ok(a) => a,
+        // Fail closed, like wrap: no audit trail, no relay.
+        Err(e) => {
+            return fail(
+                EXIT_CONFIG,
+                &format!(
+                    "cannot open the audit trail under {}: {e}",
+                    audit_dir.display()
+                ),
+            )
+        }
+    };
+    audit.start_flusher();
+    let opts = connect::Options {
+        url: args.url,
+        server,
+        key,
+        pinned_key,
+        state,
+        window_secs: config.signatures.window_secs,
+        limits: Limits {
+            max_message_bytes: config.proxy.max_message_bytes,
+            ..Limits::default()
+        },
+        grace: Duration::from_secs(config.proxy.shutdown_grace_secs),
+        audit,
+    };
+    match connect::run(opts) {
+        Ok(code) => code,
+        Err(e) if e.starts_with("bad URL") || e.starts_with("URL ") => fail(EXIT_USAGE, &e),
+        Err(e) => fail(EXIT_CHECK_FAILED, &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_from_urls() {
+        let c = Config::default();
+        assert_eq!(
+            derive_server(&c, "http://gw:8080/mcp/filesystem"),
+            "filesystem"
+        );
+        assert_eq!(derive_server(&c, "http://127.0.0.1:3001/mcp"), "127.0.0.1");
+        assert_eq!(derive_server(&c, "http://[::1]:3001/mcp?x=1"), "__1");
+        assert_eq!(derive_server(&c, "http://host"), "host");
+    }
+}

@@ -1,0 +1,135 @@
+//! `mcp-warden serve [--config F] [--listen ADDR] [--audit-file F]`: Streamable HTTP in front
+//! of every `[[servers]]` entry.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{fail, load_config, state_dir, EXIT_CHECK_FAILED, EXIT_CONFIG};
+use crate::audit::AuditLog;
+use crate::codec::Limits;
+use crate::config::{self, Config};
+use crate::pins::Origin;
+use crate::pipeline::Guards;
+use crate::sig::verifier::{Clock, SystemClock};
+use crate::transport::http::{self, HttpUpstream, Pool, Route, ServeOptions, Upstream};
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Configuration file (default: proxy.toml in the state dir, if present).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Listen address, overriding `[serve] listen` (port 0 picks a free port; the address is
+    /// printed on stderr as `listening on http://ADDR`).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Write the audit trail to this file instead of a new file in the audit dir.
+    #[arg(long)]
+    audit_file: Option<PathBuf>,
+}
+
+pub fn run(args: ServeArgs) -> i32 {
+    let config = match load_config(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if config.servers.is_empty() {
+        return fail(
+            EXIT_CONFIG,
+            "bad config: servers: serve needs at least one [[servers]] entry",
+        );
+    }
+    let state = state_dir();
+    let audit = match &args.audit_file {
+        Some(f) => AuditLog::open_file(f, config.audit.fsync),
+        None => AuditLog::open(
+            &config::resolve(&state, &config.audit.dir),
+            "serve",
+            config.audit.fsync,
+        ),
+    };
+    let audit = match audit {
+        Ok(a) => a,
+        // Fail closed: a security proxy that cannot keep its audit trail does not run.
+        Err(e) => {
+            return fail(
+                EXIT_CONFIG,
+                &format!("cannot open the audit trail under {}: {e}", state.display()),
+            )
+        }
+    };
+    audit.start_flusher();
+    let routes = match build_routes(&config, &state) {
+        Ok(r) => r,
+        Err(e) => return fail(EXIT_CONFIG, &format!("bad config: {e}")),
+    };
+    let s = &config.serve;
+    let opts = ServeOptions {
+        listen: args.listen.unwrap_or_else(|| s.listen.clone()),
+        allowed_origins: s.allowed_origins.clone(),
+        routes,
+        audit,
+        limits: Limits {
+            max_message_bytes: config.proxy.max_message_bytes,
+            ..Limits::default()
+        },
+        header_read_timeout: Duration::from_millis(s.header_read_timeout_ms),
+        max_connections_per_client: s.max_connections_per_client,
+        max_streams: s.max_streams,
+        max_sessions: s.max_sessions,
+        session_idle: Duration::from_secs(s.session_idle_secs),
+        grace: Duration::from_secs(config.proxy.shutdown_grace_secs),
+    };
+    match http::run(opts) {
+        Ok(code) => code,
+        Err(e) => fail(EXIT_CHECK_FAILED, &e.to_string()),
+    }
+}
+
+/// One route per server (`route`, default `/mcp/NAME`), plus `/mcp` when there is only one.
+fn build_routes(
+    config: &Config,
+    state: &std::path::Path,
+) -> Result<HashMap<String, Arc<Route>>, String> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut routes = HashMap::new();
+    for (i, s) in config.servers.iter().enumerate() {
+        let (origin, upstream) = if s.command.is_empty() {
+            let up = HttpUpstream::new(&s.url).map_err(|e| format!("servers[{i}].url: {e}"))?;
+            (
+                Origin::Url { url: s.url.clone() },
+                Upstream::Http(Arc::new(up)),
+            )
+        } else {
+            let pool = Pool::new(s.command.clone(), config.serve.pool_size);
+            (
+                Origin::Command {
+                    command: s.command.clone(),
+                },
+                Upstream::Stdio(pool),
+            )
+        };
+        let guards = Guards::from_config(config, &s.name, origin, state, clock.clone())?;
+        let route = Arc::new(Route {
+            name: s.name.clone(),
+            upstream,
+            guards: Arc::new(guards),
+        });
+        let path = if s.route.is_empty() {
+            format!("/mcp/{}", s.name)
+        } else {
+            s.route.clone()
+        };
+        if !path.starts_with('/') {
+            return Err(format!("servers[{i}].route: must start with /"));
+        }
+        if routes.insert(path.clone(), route.clone()).is_some() {
+            return Err(format!("servers[{i}].route: {path} is used twice"));
+        }
+        if config.servers.len() == 1 {
+            routes.entry("/mcp".into()).or_insert(route);
+        }
+    }
+    Ok(routes)
+}

@@ -1,0 +1,205 @@
+//! One HTTP request: edge checks first (nothing is routed for a refused Origin or Host), then
+//! the route by path, the protocol era by `MCP-Protocol-Version`, and the method: POST carries
+//! messages, GET opens the session's server-message stream, DELETE ends the session.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderValue, ALLOW};
+use hyper::{Method, Request, Response, StatusCode};
+
+use super::body::OutBody;
+use super::post::{self, accepts_sse, signature, sse_response, unknown_session};
+use super::relay::Relay;
+use super::session::{Session, SessionUpstream};
+use super::status::{self, EdgeRefusal, SESSION_HEADER};
+use super::{modern, Route, Shared, Upstream};
+use crate::sig::outcome::Outcome as SigOutcome;
+use crate::sig::verifier::Mode;
+
+/// Protocol revisions this proxy carries; the newest is the modern era.
+const LEGACY_VERSIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+pub const MODERN_VERSION: &str = "2026-07-28";
+
+pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<OutBody> {
+    let route = shared.routes.get(req.uri().path()).cloned();
+    let server = route.as_ref().map_or("-", |r| r.name.as_str());
+    if let Err(refusal) = shared.edge.check(req.headers()) {
+        return refusal.answer(&shared.audit, server, "", 0);
+    }
+    let Some(route) = route else {
+        return status::text(
+            StatusCode::NOT_FOUND,
+            "no MCP server is served at this path",
+        );
+    };
+    let modern =
+        match era(req.headers()) {
+            Ok(m) => m,
+            Err(v) => return EdgeRefusal::new(
+                StatusCode::BAD_REQUEST,
+                "http.unsupported_version",
+                "protocol_version",
+                format!(
+                    "MCP-Protocol-Version {v:?} is not supported; supported: {}, {MODERN_VERSION}",
+                    LEGACY_VERSIONS.join(", ")
+                ),
+            )
+            .code(-32022)
+            .answer(&shared.audit, &route.name, "", 0),
+        };
+    let (parts, body) = req.into_parts();
+    match (parts.method, modern) {
+        (Method::POST, true) => modern::handle(shared, route, parts.headers, body).await,
+        (Method::POST, false) => post::handle(shared, route, parts.headers, body).await,
+        (Method::GET, false) => get(&shared, &route, &parts.headers).await,
+        (Method::DELETE, false) => delete(&shared, &route, &parts.headers).await,
+        // 2026-07-28 has no sessions and no GET stream.
+        _ => {
+            let mut r = status::empty(StatusCode::METHOD_NOT_ALLOWED);
+            let allow = if modern { "POST" } else { "GET, POST, DELETE" };
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(allow));
+            r
+        }
+    }
+}
+
+/// `Ok(true)` for the modern era; `Err` names an unknown version.
+fn era(headers: &HeaderMap) -> Result<bool, String> {
+    let Some(v) = headers.get("mcp-protocol-version") else {
+        return Ok(false);
+    };
+    let v = v.to_str().unwrap_or("");
+    if v == MODERN_VERSION {
+        Ok(true)
+    } else if LEGACY_VERSIONS.contains(&v) {
+        Ok(false)
+    } else {
+        Err(v.to_owned())
+    }
+}
+
+/// The session a GET or DELETE names, if this caller may use it: signed by the key that opened
+/// it (required in enforce mode when one did).
+fn session_for(
+    shared: &Shared,
+    route: &Route,
+    headers: &HeaderMap,
+) -> Result<Arc<Session>, Response<OutBody>> {
+    let sig =
+        signature(route, headers, b"").map_err(|r| r.answer(&shared.audit, &route.name, "", 0))?;
+    let sid = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok());
+    let Some(sid) = sid else {
+        return Err(EdgeRefusal::new(
+            StatusCode::BAD_REQUEST,
+            "http.session_missing",
+            "session",
+            "this request needs the Mcp-Session-Id header from the initialize response".into(),
+        )
+        .answer(&shared.audit, &route.name, "", 0));
+    };
+    let enforce = route
+        .guards
+        .verifier
+        .as_ref()
+        .is_some_and(|v| v.mode() == Mode::Enforce);
+    match shared.sessions.get(sid, &route.name) {
+        Some(s) if s.admits(sig.as_ref()) => {
+            let signed = matches!(sig, Some(SigOutcome::Valid { .. }));
+            if enforce && s.kid.is_some() && !signed {
+                return Err(unknown_session(shared, route, 0));
+            }
+            Ok(s)
+        }
+        _ => Err(unknown_session(shared, route, 0)),
+    }
+}
+
+/// GET: the stream of server messages not tied to a request.
+async fn get(shared: &Shared, route: &Route, headers: &HeaderMap) -> Response<OutBody> {
+    let session = match session_for(shared, route, headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !accepts_sse(headers) {
+        return status::text(
+            StatusCode::NOT_ACCEPTABLE,
+            "GET opens an event stream: accept text/event-stream",
+        );
+    }
+    match &session.upstream {
+        SessionUpstream::Stdio(s) => {
+            let Some(release) = shared.stream_slot() else {
+                return too_many_streams();
+            };
+            match s.routes.open_get() {
+                Ok(rx) => sse_response(OutBody::channel(rx, true).on_drop(release)),
+                Err(_) => status::text(
+                    StatusCode::CONFLICT,
+                    "this session already has a GET stream open",
+                ),
+            }
+        }
+        SessionUpstream::Http(hs) => {
+            let Upstream::Http(up) = &route.upstream else {
+                return status::empty(StatusCode::INTERNAL_SERVER_ERROR);
+            };
+            let sid = hs.upstream_id();
+            // Last-Event-ID is among the passed headers: resumption is the upstream's.
+            match up
+                .send(Method::GET, headers, sid.as_deref(), Bytes::new())
+                .await
+            {
+                Ok(resp) => {
+                    let relay = Relay {
+                        pipeline: session.pipeline.clone(),
+                        upstream: up.clone(),
+                        session: Some(hs.clone()),
+                        max: shared.limits.max_message_bytes,
+                    };
+                    relay.respond(resp, || shared.stream_slot()).await
+                }
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    status::text(
+                        StatusCode::BAD_GATEWAY,
+                        "the upstream server cannot be reached",
+                    )
+                }
+            }
+        }
+    }
+}
+
+fn too_many_streams() -> Response<OutBody> {
+    let mut r = status::text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too many open streams; retry later",
+    );
+    r.headers_mut()
+        .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("5"));
+    r
+}
+
+/// DELETE: end the session — its process, or the upstream's session.
+async fn delete(shared: &Shared, route: &Route, headers: &HeaderMap) -> Response<OutBody> {
+    let session = match session_for(shared, route, headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    shared.sessions.remove(&session.id);
+    session.close();
+    if let (SessionUpstream::Http(hs), Upstream::Http(up)) = (&session.upstream, &route.upstream) {
+        if let Some(sid) = hs.upstream_id() {
+            if let Err(e) = up
+                .send(Method::DELETE, headers, Some(&sid), Bytes::new())
+                .await
+            {
+                tracing::warn!("ending the upstream session: {e}");
+            }
+        }
+    }
+    status::empty(StatusCode::OK)
+}

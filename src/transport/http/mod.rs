@@ -1,0 +1,125 @@
+//! `serve`: Streamable HTTP in front of each configured server (SPEC §1, §10). Every message
+//! crosses the same `Pipeline` as in `wrap`; this module only moves bytes between HTTP and the
+//! upstream and acts on verdicts.
+//!
+//! | file                | job                                                          |
+//! |---------------------|--------------------------------------------------------------|
+//! | `server.rs`         | accept loop, header timeout, per-client connection cap, reaper |
+//! | `handler.rs`        | one request: edge checks, routing, GET / DELETE, sessions      |
+//! | `post.rs`           | a POSTed message of the legacy era through pipeline and upstream |
+//! | `modern.rs`         | 2026-07-28: header checks, one pipeline and process per request |
+//! | `edge.rs`           | Origin / Host (DNS rebinding), declared size, duplicate headers |
+//! | `status.rs`         | JSON-RPC code → HTTP status, responses, edge-refusal audit     |
+//! | `body.rs`           | capped request bodies; response body with keep-alive and hooks |
+//! | `sse.rs`            | SSE event parser and writer                                   |
+//! | `message.rs`        | the routing facts of a message (id, progress token, target)   |
+//! | `session.rs`        | session table: our ids ↔ pipeline and upstream                |
+//! | `routes.rs`         | which stream a stdio server's message goes to                 |
+//! | `stdio_upstream.rs` | one stdio process per session: writer, reader, keeper threads |
+//! | `pool.rs`           | pre-started stdio processes                                   |
+//! | `http_upstream.rs`  | hyper client and the headers an upstream may see              |
+//! | `relay.rs`          | an HTTP upstream's JSON / SSE answer through `from_server`    |
+
+mod body;
+mod edge;
+mod handler;
+mod http_upstream;
+mod message;
+mod modern;
+mod pool;
+mod post;
+mod relay;
+mod routes;
+mod server;
+mod session;
+mod sse;
+mod status;
+mod stdio_upstream;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::audit::AuditLog;
+use crate::codec::Limits;
+use crate::pipeline::Guards;
+
+pub use http_upstream::HttpUpstream;
+pub use pool::Pool;
+pub use server::run;
+
+/// Where a route's messages go.
+pub enum Upstream {
+    /// A stdio server started per session from a pool of warm processes.
+    Stdio(Arc<Pool>),
+    Http(Arc<HttpUpstream>),
+}
+
+/// One configured server behind one or more paths.
+pub struct Route {
+    /// The `[[servers]]` name: audit, policy, pins, and the signature audience.
+    pub name: String,
+    pub upstream: Upstream,
+    pub guards: Arc<Guards>,
+}
+
+/// Everything `serve` runs with, built by the CLI from the config.
+pub struct ServeOptions {
+    pub listen: String,
+    pub allowed_origins: Vec<String>,
+    /// Path → route (`/mcp/NAME`, the configured `route`, and `/mcp` when there is one server).
+    pub routes: HashMap<String, Arc<Route>>,
+    pub audit: Arc<AuditLog>,
+    pub limits: Limits,
+    pub header_read_timeout: Duration,
+    pub max_connections_per_client: usize,
+    pub max_streams: usize,
+    pub max_sessions: usize,
+    pub session_idle: Duration,
+    /// Wait this long after closing a stdio server's stdin before signalling it.
+    pub grace: Duration,
+}
+
+/// State shared by every connection.
+pub(crate) struct Shared {
+    pub routes: HashMap<String, Arc<Route>>,
+    pub audit: Arc<AuditLog>,
+    pub limits: Limits,
+    pub edge: edge::Edge,
+    pub sessions: Arc<session::SessionTable>,
+    pub max_sessions: usize,
+    pub grace: Duration,
+    streams: Arc<AtomicUsize>,
+    max_streams: usize,
+}
+
+impl Shared {
+    fn new(opts: &ServeOptions, bound: SocketAddr) -> Shared {
+        Shared {
+            routes: opts.routes.clone(),
+            audit: opts.audit.clone(),
+            limits: opts.limits,
+            edge: edge::Edge::new(bound, &opts.allowed_origins),
+            sessions: Arc::new(session::SessionTable::default()),
+            max_sessions: opts.max_sessions,
+            grace: opts.grace,
+            streams: Arc::new(AtomicUsize::new(0)),
+            max_streams: opts.max_streams,
+        }
+    }
+
+    /// Take one of the SSE stream slots; the returned hook gives it back. `None`: all taken.
+    pub fn stream_slot(&self) -> Option<Box<dyn FnOnce() + Send>> {
+        let n = self.streams.fetch_add(1, Ordering::AcqRel);
+        let streams = self.streams.clone();
+        if n >= self.max_streams {
+            streams.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Box::new(move || {
+            streams.fetch_sub(1, Ordering::AcqRel);
+        }))
+    }
+}

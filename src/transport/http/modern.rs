@@ -1,0 +1,260 @@
+//! The modern era (2026-07-28): stateless POSTs. `Mcp-Method` and `Mcp-Name` must say what the
+//! body says (intermediaries route on them: a mismatch is a smuggling attempt → 400, -32020).
+//! Each request gets a pipeline of its own and, for a stdio server, a process of its own from
+//! the pool; a client that disconnects before its answer cancels the request upstream.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use base64::Engine as _;
+use hyper::body::Incoming;
+use hyper::header::HeaderMap;
+use hyper::{Method, Response, StatusCode};
+
+use super::body::OutBody;
+use super::message::{self, Peek};
+use super::post::{self, accepts_sse, collect_json, decide, has_requests, settle, sse_response};
+use super::relay::Relay;
+use super::status::{self, EdgeRefusal, HEADER_MISMATCH};
+use super::stdio_upstream::StdioSession;
+use super::{Route, Shared, Upstream};
+use crate::audit::{Decision, Direction, Record};
+use crate::codec::{self, Decoded, Id};
+use crate::pipeline::Pipeline;
+
+/// Methods whose target (`params.name` / `params.uri`) must be mirrored in `Mcp-Name`.
+const NAMED: &[&str] = &["tools/call", "resources/read", "prompts/get"];
+
+pub async fn handle(
+    shared: Arc<Shared>,
+    route: Arc<Route>,
+    headers: HeaderMap,
+    body: Incoming,
+) -> Response<OutBody> {
+    let body = match post::read_body(&shared, &route, &headers, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let sig = match post::signature(&route, &headers, &body) {
+        Ok(s) => s,
+        Err(r) => return r.answer(&shared.audit, &route.name, "", body.len() as u64),
+    };
+    if let Err(reason) = check_headers(&headers, &body, &shared.limits) {
+        return EdgeRefusal::new(
+            StatusCode::BAD_REQUEST,
+            "http.header_mismatch",
+            "mcp_headers",
+            reason,
+        )
+        .code(HEADER_MISMATCH)
+        .alert()
+        .answer(&shared.audit, &route.name, "", body.len() as u64);
+    }
+    let p = Arc::new(Pipeline::new(
+        &route.name,
+        shared.limits,
+        shared.audit.clone(),
+        route.guards.clone(),
+    ));
+    let started = Instant::now();
+    let outcome = settle(&p, p.from_client_with(&body, sig.as_ref()), started).await;
+    let Some((forward, answer)) = decide(&p, outcome, body, started) else {
+        return status::empty(StatusCode::ACCEPTED);
+    };
+    let Some(forward) = forward else {
+        return status::error_answer(answer.unwrap_or_default());
+    };
+    match &route.upstream {
+        Upstream::Stdio(pool) => {
+            let peeks = message::peek_all(&forward);
+            if !has_requests(&peeks) {
+                // A notification to a stateless server: no process would outlive it.
+                return status::empty(StatusCode::ACCEPTED);
+            }
+            let child = match pool.take() {
+                Ok(c) => c,
+                Err(e) => {
+                    p.upstream_started(false);
+                    tracing::warn!("cannot start {:?}: {e}", pool.argv().join(" "));
+                    return status::text(StatusCode::BAD_GATEWAY, "cannot start the server");
+                }
+            };
+            let s = match StdioSession::start(child, p.clone(), shared.grace, || {}) {
+                Ok(s) => s,
+                Err(e) => return status::text(StatusCode::BAD_GATEWAY, &e.to_string()),
+            };
+            let slot = accepts_sse(&headers)
+                .then(|| shared.stream_slot())
+                .flatten();
+            let (rx, answered) = s.routes.open_request(&peeks, slot.is_some(), None);
+            let _ = s.send(&forward);
+            let guard = Request { s, peeks, answered };
+            match slot {
+                Some(release) => sse_response(
+                    OutBody::channel(rx, true)
+                        .on_drop(release)
+                        .on_drop(move || drop(guard)),
+                ),
+                None => {
+                    let r = collect_json(rx).await;
+                    drop(guard);
+                    r
+                }
+            }
+        }
+        Upstream::Http(up) => {
+            // Dropping this future (client gone) drops the upstream request: the upstream
+            // sees its connection close, the HTTP form of cancellation.
+            let resp = match up.send(Method::POST, &headers, None, forward).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    return status::text(
+                        StatusCode::BAD_GATEWAY,
+                        "the upstream server cannot be reached",
+                    );
+                }
+            };
+            let relay = Relay {
+                pipeline: p,
+                upstream: up.clone(),
+                session: None,
+                max: shared.limits.max_message_bytes,
+            };
+            relay.respond(resp, || shared.stream_slot()).await
+        }
+    }
+}
+
+/// One request's process. Dropped when the answer went out — or when the client went away
+/// first: then the server is told `notifications/cancelled` before its stdin closes.
+struct Request {
+    s: Arc<StdioSession>,
+    peeks: Vec<Peek>,
+    answered: Arc<AtomicBool>,
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        if !self.answered.load(Ordering::Acquire) && self.s.is_alive() {
+            for id in self.peeks.iter().filter_map(|p| p.id.as_ref()) {
+                self.cancel(id);
+            }
+        }
+        self.s.close();
+    }
+}
+
+impl Request {
+    fn cancel(&self, id: &Id) {
+        let line = message::cancelled(id, "the HTTP client disconnected");
+        let p = self.s.pipeline();
+        let mut record = Record::new(
+            &p.session_id(),
+            &p.server,
+            Direction::Proxy,
+            line.len() as u64,
+        );
+        record.audit_id = p.audit().next_audit_id(&record.session);
+        record.event = "http.client_disconnected".into();
+        record.method = Some("notifications/cancelled".into());
+        record.id = Some(id.to_string());
+        record.decision = Decision::Allow;
+        record.reason =
+            Some("the client disconnected before the answer: request cancelled upstream".into());
+        let _ = self.s.send(&line);
+        p.finish(record, Instant::now());
+    }
+}
+
+/// `Mcp-Method` (every message with a method) and `Mcp-Name` (calls, reads, prompt gets) must be
+/// present once and equal the body. A body that does not parse is left to the pipeline, whose
+/// -32700 / -32600 answer is more precise.
+fn check_headers(headers: &HeaderMap, body: &[u8], limits: &codec::Limits) -> Result<(), String> {
+    let Ok(Decoded::Single(env)) = codec::decode(body, limits) else {
+        return Ok(());
+    };
+    let Some(method) = env.method.as_deref() else {
+        return Ok(());
+    };
+    let target = message::peek(body).and_then(|p| p.target);
+    match header(headers, "mcp-method")? {
+        None => return Err("the Mcp-Method header is required in protocol 2026-07-28".into()),
+        Some(h) if h != method => {
+            return Err(format!(
+                "Mcp-Method {h:?} does not match the body's method {method:?}"
+            ))
+        }
+        Some(_) => {}
+    }
+    let name = header(headers, "mcp-name")?;
+    match (name, target) {
+        (None, Some(_)) if NAMED.contains(&method) => {
+            Err(format!("the Mcp-Name header is required for {method}"))
+        }
+        (Some(h), t) if t.as_deref() != Some(h.as_str()) => Err(format!(
+            "Mcp-Name {h:?} does not match the body's {:?}",
+            t.unwrap_or_default()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A header given at most once, decoded (`=?base64?…?=` carries values that are not ASCII).
+fn header(headers: &HeaderMap, name: &str) -> Result<Option<String>, String> {
+    let mut all = headers.get_all(name).iter();
+    let Some(v) = all.next() else {
+        return Ok(None);
+    };
+    if all.next().is_some() {
+        return Err(format!("the {name} header appears more than once"));
+    }
+    let text = v
+        .to_str()
+        .map_err(|_| format!("the {name} header is not ASCII; base64-encode it"))?;
+    let Some(inner) = text
+        .strip_prefix("=?base64?")
+        .and_then(|t| t.strip_suffix("?="))
+    else {
+        return Ok(Some(text.to_owned()));
+    };
+    base64::engine::general_purpose::STANDARD
+        .decode(inner)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .map(Some)
+        .ok_or_else(|| format!("the {name} header is not valid base64 UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::HeaderValue;
+
+    fn check(pairs: &[(&'static str, &str)], body: &str) -> Result<(), String> {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        check_headers(&h, body.as_bytes(), &codec::Limits::default())
+    }
+
+    #[test]
+    fn headers_must_mirror_the_body() {
+        let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#;
+        assert!(check(&[("mcp-method", "tools/call"), ("mcp-name", "echo")], call).is_ok());
+        assert!(check(&[("mcp-method", "tools/call"), ("mcp-name", "rm")], call).is_err());
+        assert!(check(&[("mcp-method", "tools/list"), ("mcp-name", "echo")], call).is_err());
+        assert!(check(&[("mcp-name", "echo")], call).is_err());
+        assert!(check(&[("mcp-method", "tools/call")], call).is_err());
+        let b64 = [
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "=?base64?ZWNobw==?="),
+        ];
+        assert!(check(&b64, call).is_ok());
+        let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+        assert!(check(&[("mcp-method", "tools/list")], list).is_ok());
+        assert!(check(&[], "not json").is_ok(), "left to the pipeline");
+    }
+}

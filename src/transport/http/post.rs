@@ -1,0 +1,429 @@
+//! A POSTed message of the legacy era (2024-11-05 … 2025-11-25): body read under the cap,
+//! signature headers verified, session found (or opened by `initialize`), then the pipeline's
+//! verdict acted on — towards the session's stdio process or its HTTP upstream.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
+use hyper::{Method, Response, StatusCode};
+
+use super::body::{self, OutBody, ReadError};
+use super::edge;
+use super::http_upstream::{HttpSession, HttpUpstream};
+use super::message::{self, Peek};
+use super::relay::{self, Relay};
+use super::session::{Session, SessionUpstream};
+use super::status::{self, EdgeRefusal, EVENT_STREAM, SESSION_HEADER};
+use super::stdio_upstream::{SendError, StdioSession};
+use super::{Route, Shared, Upstream};
+use crate::codec::Kind;
+use crate::pipeline::{Outcome, Pipeline, Verdict};
+use crate::sig::http_scheme::HttpSigHeaders;
+use crate::sig::keys::KeyRole;
+use crate::sig::outcome::Outcome as SigOutcome;
+use crate::sig::verifier::Expect;
+
+/// Read the body: refused on its declared length before a byte is read, or at the cap.
+pub async fn read_body(
+    shared: &Shared,
+    route: &Route,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> Result<Bytes, Response<OutBody>> {
+    let max = shared.limits.max_message_bytes;
+    let too_large = |seen: u64| {
+        EdgeRefusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "frame.oversize",
+            "max_message_bytes",
+            format!("message of {seen} bytes exceeds the limit of {max} bytes (proxy.max_message_bytes)"),
+        )
+        .alert()
+        .answer(&shared.audit, &route.name, "", seen)
+    };
+    if let Some(len) = edge::declared_too_large(headers, max) {
+        return Err(too_large(len));
+    }
+    match body::read_capped(body, max).await {
+        Ok(b) => Ok(b),
+        Err(ReadError::TooLarge { seen }) => Err(too_large(seen)),
+        Err(ReadError::Broken(why)) => Err(status::text(StatusCode::BAD_REQUEST, &why)),
+    }
+}
+
+/// The HTTP header signature, when the request carries one (none: the pipeline looks for a
+/// message-scheme signature inside the body, and finds it missing or not).
+pub fn signature(
+    route: &Route,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Option<SigOutcome>, EdgeRefusal> {
+    let Some(verifier) = route.guards.verifier.as_ref() else {
+        return Ok(None);
+    };
+    if let Some(h) = edge::duplicate_signature_header(headers) {
+        return Err(EdgeRefusal::new(
+            StatusCode::UNAUTHORIZED,
+            "auth.signature_invalid",
+            "signatures.enforce",
+            format!("the {h} header appears more than once; send each signature header once"),
+        )
+        .code(crate::errors::SIGNATURE_INVALID)
+        .alert());
+    }
+    let lookup =
+        HttpSigHeaders::from_lookup(|name| headers.get(name).and_then(|v| v.to_str().ok()));
+    if lookup.pairs().is_empty() {
+        return Ok(None);
+    }
+    let expect = Expect {
+        role: KeyRole::Client,
+        audience: &route.name,
+    };
+    Ok(Some(verifier.check_http(&lookup, body, expect)))
+}
+
+pub fn accepts_sse(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(ACCEPT)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|s| s.contains(EVENT_STREAM)))
+}
+
+/// A legacy-era POST.
+pub async fn handle(
+    shared: Arc<Shared>,
+    route: Arc<Route>,
+    headers: HeaderMap,
+    body: Incoming,
+) -> Response<OutBody> {
+    let body = match read_body(&shared, &route, &headers, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let sig = match signature(&route, &headers, &body) {
+        Ok(s) => s,
+        Err(r) => return r.answer(&shared.audit, &route.name, "", body.len() as u64),
+    };
+    let sid = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok());
+    let Some(sid) = sid else {
+        return initialize(&shared, route, &headers, body, sig).await;
+    };
+    match shared.sessions.get(sid, &route.name) {
+        Some(s) if s.admits(sig.as_ref()) => {
+            client_message(&shared, &s, &headers, body, sig).await.0
+        }
+        _ => unknown_session(&shared, &route, body.len()),
+    }
+}
+
+pub fn unknown_session(shared: &Shared, route: &Route, bytes: usize) -> Response<OutBody> {
+    EdgeRefusal::new(
+        StatusCode::NOT_FOUND,
+        "http.unknown_session",
+        "session",
+        "unknown or ended session: start a new one with initialize".into(),
+    )
+    .code(-32001)
+    .answer(&shared.audit, &route.name, "", bytes as u64)
+}
+
+/// No session header: only `initialize` may open a session.
+async fn initialize(
+    shared: &Arc<Shared>,
+    route: Arc<Route>,
+    headers: &HeaderMap,
+    body: Bytes,
+    sig: Option<SigOutcome>,
+) -> Response<OutBody> {
+    let peeks = message::peek_all(&body);
+    if !peeks
+        .iter()
+        .any(|p| p.method.as_deref() == Some("initialize"))
+    {
+        return EdgeRefusal::new(
+            StatusCode::BAD_REQUEST,
+            "http.session_missing",
+            "session",
+            "no Mcp-Session-Id header: send initialize first, then the session id it returns"
+                .into(),
+        )
+        .answer(&shared.audit, &route.name, "", body.len() as u64);
+    }
+    if shared.sessions.len() >= shared.max_sessions {
+        return status::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many sessions; retry later",
+        );
+    }
+    let pipeline = Arc::new(Pipeline::new(
+        &route.name,
+        shared.limits,
+        shared.audit.clone(),
+        route.guards.clone(),
+    ));
+    let id = crate::session::random_id();
+    let upstream = match &route.upstream {
+        Upstream::Stdio(pool) => {
+            let started = pool.take().and_then(|child| {
+                let (sessions, id) = (shared.sessions.clone(), id.clone());
+                StdioSession::start(child, pipeline.clone(), shared.grace, move || {
+                    sessions.remove(&id);
+                })
+            });
+            match started {
+                Ok(s) => SessionUpstream::Stdio(s),
+                Err(e) => {
+                    pipeline.upstream_started(false);
+                    let msg = format!("cannot start server {:?}: {e}", pool.argv().join(" "));
+                    return status::text(StatusCode::BAD_GATEWAY, &msg);
+                }
+            }
+        }
+        Upstream::Http(_) => SessionUpstream::Http(Arc::new(HttpSession::default())),
+    };
+    let kid = match &sig {
+        Some(SigOutcome::Valid { kid }) => Some(kid.clone()),
+        _ => None,
+    };
+    let session = Arc::new(Session::new(id, route, pipeline, upstream, kid));
+    shared.sessions.insert(session.clone());
+    let (mut resp, forwarded) = client_message(shared, &session, headers, body, sig).await;
+    if !forwarded || !resp.status().is_success() {
+        shared.sessions.remove(&session.id);
+        session.close();
+        return resp;
+    }
+    if let Ok(v) = HeaderValue::from_str(&session.id) {
+        resp.headers_mut()
+            .insert(HeaderName::from_static(SESSION_HEADER), v);
+    }
+    resp
+}
+
+/// Wait out an approval hold off the async threads; other verdicts pass through.
+pub async fn settle(pipeline: &Arc<Pipeline>, outcome: Outcome, started: Instant) -> Outcome {
+    let Outcome { verdict, record } = outcome;
+    let Verdict::Hold(held) = verdict else {
+        return Outcome { verdict, record };
+    };
+    pipeline.finish(record, started);
+    let (p, id) = (pipeline.clone(), held.id.clone());
+    let waited = tokio::task::spawn_blocking(move || {
+        let resolution = p.wait_for(&held);
+        p.resolve_hold(*held, resolution)
+    })
+    .await;
+    waited.unwrap_or_else(|_| {
+        // The wait itself failed: nothing was approved, so the call fails closed.
+        let r = crate::errors::Rejection::new(
+            crate::errors::APPROVAL_FAILED,
+            "approval.not_granted",
+            "approval",
+            "the approval wait failed; the call was not forwarded",
+        );
+        let mut record = crate::audit::Record::new(
+            &pipeline.session_id(),
+            &pipeline.server,
+            crate::audit::Direction::ClientToServer,
+            0,
+        );
+        record.event = r.event.into();
+        Outcome {
+            verdict: Verdict::Answer(r.to_response(Some(&id), "")),
+            record,
+        }
+    })
+}
+
+/// Run one client message through the session's pipeline and act on the verdict. Returns the
+/// answer and whether the message went on to the upstream.
+pub async fn client_message(
+    shared: &Shared,
+    session: &Arc<Session>,
+    headers: &HeaderMap,
+    body: Bytes,
+    sig: Option<SigOutcome>,
+) -> (Response<OutBody>, bool) {
+    let started = Instant::now();
+    let p = &session.pipeline;
+    let outcome = settle(p, p.from_client_with(&body, sig.as_ref()), started).await;
+    let Some((forward, answer)) = decide(p, outcome, body, started) else {
+        return (status::empty(StatusCode::ACCEPTED), false);
+    };
+    let Some(forward) = forward else {
+        return (status::error_answer(answer.unwrap_or_default()), false);
+    };
+    let resp = match &session.upstream {
+        SessionUpstream::Stdio(s) => to_stdio(shared, s, headers, &forward, answer).await,
+        SessionUpstream::Http(hs) => {
+            let Upstream::Http(up) = &session.route.upstream else {
+                return (status::empty(StatusCode::INTERNAL_SERVER_ERROR), false);
+            };
+            to_http(shared, p, hs, up, headers, forward).await
+        }
+    };
+    (resp, true)
+}
+
+/// Settle the record and say what moves: `(Some(bytes), answer)` forwards; `(None, Some)`
+/// answers only; `None` does nothing (202). A durable record is on disk before anything moves.
+pub fn decide(
+    p: &Pipeline,
+    outcome: Outcome,
+    body: Bytes,
+    started: Instant,
+) -> Option<(Option<Bytes>, Option<Vec<u8>>)> {
+    let Outcome { verdict, record } = outcome;
+    let (forward, answer) = match verdict {
+        Verdict::Forward => (Some(body), None),
+        Verdict::Rewrite(b) => (Some(Bytes::from(b)), None),
+        Verdict::Answer(a) => (None, Some(a)),
+        Verdict::Split { forward, answer } => (Some(Bytes::from(forward)), Some(answer)),
+        Verdict::Drop | Verdict::Hold(_) => (None, None),
+    };
+    if forward.is_some() && record.durable {
+        let id = record.id.clone();
+        if let Err(e) = p.finish_durable(record, started) {
+            // Fail closed: no durable record, no high-risk call.
+            tracing::error!("audit write failed, refusing the call: {e}");
+            let refusal = p.audit_failure_answer(id.as_deref());
+            return Some((None, Some(refusal.unwrap_or_default())));
+        }
+    } else {
+        p.finish(record, started);
+    }
+    if forward.is_none() && answer.is_none() {
+        return None;
+    }
+    Some((forward, answer))
+}
+
+/// Forward to the session's stdio process and answer on a stream of the request's own.
+async fn to_stdio(
+    shared: &Shared,
+    s: &Arc<StdioSession>,
+    headers: &HeaderMap,
+    forward: &[u8],
+    answer: Option<Vec<u8>>,
+) -> Response<OutBody> {
+    let peeks = message::peek_all(forward);
+    for id in peeks.iter().filter_map(|p| p.cancels.as_ref()) {
+        s.routes.forget(id);
+    }
+    let slot = accepts_sse(headers).then(|| shared.stream_slot()).flatten();
+    let opened = has_requests(&peeks).then(|| {
+        s.routes
+            .open_request(&peeks, slot.is_some(), answer.as_deref())
+    });
+    if let Err(e) = s.send(forward) {
+        for id in peeks.iter().filter_map(|p| p.id.as_ref()) {
+            s.routes.forget(id);
+        }
+        return match e {
+            SendError::Gone => {
+                status::text(StatusCode::NOT_FOUND, "the session's server has exited")
+            }
+            SendError::Full => status::text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is not reading; retry later",
+            ),
+        };
+    }
+    let Some((rx, _)) = opened else {
+        return match answer {
+            Some(a) => status::json(StatusCode::OK, a),
+            None => status::empty(StatusCode::ACCEPTED),
+        };
+    };
+    match slot {
+        Some(release) => sse_response(OutBody::channel(rx, true).on_drop(release)),
+        None => collect_json(rx).await,
+    }
+}
+
+pub fn has_requests(peeks: &[Peek]) -> bool {
+    peeks.iter().any(|p| p.kind == Kind::Request)
+}
+
+pub fn sse_response(body: OutBody) -> Response<OutBody> {
+    let mut r = Response::new(body);
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(EVENT_STREAM));
+    r.headers_mut().insert(
+        hyper::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
+    r
+}
+
+/// A JSON answer: the one response, or a batch's responses as one array.
+pub async fn collect_json(mut rx: tokio::sync::mpsc::Receiver<Bytes>) -> Response<OutBody> {
+    let mut parts = Vec::new();
+    while let Some(chunk) = rx.recv().await {
+        parts.push(chunk);
+    }
+    match parts.len() {
+        0 => status::text(
+            StatusCode::BAD_GATEWAY,
+            "the server ended without answering",
+        ),
+        1 => status::json(StatusCode::OK, parts.remove(0)),
+        _ => {
+            let items: Vec<&[u8]> = parts
+                .iter()
+                .map(|p| {
+                    let t = p.trim_ascii();
+                    t.strip_prefix(b"[")
+                        .and_then(|t| t.strip_suffix(b"]"))
+                        .unwrap_or(t)
+                })
+                .collect();
+            let mut out = b"[".to_vec();
+            out.extend(items.join(&b","[..]));
+            out.push(b']');
+            status::json(StatusCode::OK, out)
+        }
+    }
+}
+
+/// Forward to the HTTP upstream under its own session id, and relay its answer.
+async fn to_http(
+    shared: &Shared,
+    p: &Arc<Pipeline>,
+    hs: &Arc<HttpSession>,
+    up: &Arc<HttpUpstream>,
+    headers: &HeaderMap,
+    forward: Bytes,
+) -> Response<OutBody> {
+    if let Some(v) = headers.get("mcp-protocol-version") {
+        *hs.version.lock().unwrap_or_else(|e| e.into_inner()) = Some(v.clone());
+    }
+    let sid = hs.upstream_id();
+    let resp = match up
+        .send(Method::POST, headers, sid.as_deref(), forward)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("{e}");
+            return status::text(
+                StatusCode::BAD_GATEWAY,
+                "the upstream server cannot be reached",
+            );
+        }
+    };
+    if sid.is_none() {
+        hs.set_upstream_id(relay::upstream_session_id(&resp));
+    }
+    let relay = Relay {
+        pipeline: p.clone(),
+        upstream: up.clone(),
+        session: Some(hs.clone()),
+        max: shared.limits.max_message_bytes,
+    };
+    relay.respond(resp, || shared.stream_slot()).await
+}

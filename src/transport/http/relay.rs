@@ -1,0 +1,216 @@
+//! An HTTP upstream's answer, relayed to the client with every JSON-RPC message in it run
+//! through `Pipeline::from_server`: a JSON body as one message, an SSE stream event by event as
+//! the events arrive (never buffered whole). Forward → the event as it came; Rewrite → the
+//! rewritten data; Drop → only the event id (the client's resumption cursor stays right);
+//! Answer → POSTed back to the upstream. A client that goes away closes the upstream stream.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use hyper::{Method, Response, StatusCode};
+use tokio::sync::mpsc;
+
+use super::body::{self, OutBody};
+use super::http_upstream::{HttpSession, HttpUpstream};
+use super::sse::{self, Event};
+use super::status::{self, EVENT_STREAM, SESSION_HEADER};
+use crate::pipeline::{Outcome, Pipeline, Verdict};
+
+/// What a relay needs besides the response itself.
+#[derive(Clone)]
+pub struct Relay {
+    pub pipeline: Arc<Pipeline>,
+    pub upstream: Arc<HttpUpstream>,
+    /// `None` in the stateless modern era.
+    pub session: Option<Arc<HttpSession>>,
+    pub max: usize,
+}
+
+impl Relay {
+    /// Turn the upstream's response into ours. `stream_slot` is run when an SSE stream starts
+    /// (it takes a stream slot and returns the hook that gives it back); `None` from it refuses.
+    pub async fn respond(
+        &self,
+        resp: Response<Incoming>,
+        stream_slot: impl FnOnce() -> Option<Box<dyn FnOnce() + Send>>,
+    ) -> Response<OutBody> {
+        let status = resp.status();
+        let ctype = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if status == StatusCode::ACCEPTED || status == StatusCode::NO_CONTENT {
+            return status::empty(status);
+        }
+        if status.is_success() && ctype.starts_with(EVENT_STREAM) {
+            let Some(release) = stream_slot() else {
+                return status::text(StatusCode::SERVICE_UNAVAILABLE, "too many open streams");
+            };
+            let (tx, rx) = mpsc::channel(super::routes::STREAM_BUFFER);
+            let relay = self.clone();
+            tokio::spawn(async move { relay.pump(resp.into_body(), tx).await });
+            let mut r = Response::new(OutBody::channel(rx, true).on_drop(release));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(EVENT_STREAM));
+            return r;
+        }
+        let body = match body::read_capped(resp.into_body(), self.max).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("upstream body: {e:?}");
+                return status::text(StatusCode::BAD_GATEWAY, "upstream answer unreadable");
+            }
+        };
+        if !status.is_success() || !ctype.starts_with(status::JSON) {
+            // An HTTP-level error (unknown session upstream, bad request…): its status is the
+            // message; pass it on without the upstream's other headers.
+            let mut r = Response::new(OutBody::full(body));
+            *r.status_mut() = status;
+            if let Ok(v) = HeaderValue::from_str(&ctype) {
+                r.headers_mut().insert(CONTENT_TYPE, v);
+            }
+            return r;
+        }
+        let started = Instant::now();
+        let outcome = self.pipeline.from_server(&body);
+        match self.verdict(outcome, started).await {
+            Some(out) => status::json(status, if out.is_empty() { body } else { out }),
+            // The message was withheld: the client must not wait for it forever.
+            None => status::text(
+                StatusCode::BAD_GATEWAY,
+                "upstream answer withheld by policy",
+            ),
+        }
+    }
+
+    /// Act on a server-message verdict. `Some(empty)`: forward the original; `Some(bytes)`: the
+    /// rewritten message; `None`: nothing goes to the client.
+    async fn verdict(&self, outcome: Outcome, started: Instant) -> Option<Bytes> {
+        let Outcome { verdict, record } = outcome;
+        let verdict = match verdict {
+            Verdict::Hold(held) => {
+                self.pipeline.finish(record, started);
+                let p = self.pipeline.clone();
+                let resolved = tokio::task::spawn_blocking(move || {
+                    let r = p.wait_for(&held);
+                    p.resolve_hold(*held, r)
+                })
+                .await;
+                let Ok(Outcome { verdict, record }) = resolved else {
+                    return None;
+                };
+                self.pipeline.finish(record, Instant::now());
+                verdict
+            }
+            v => {
+                self.pipeline.finish(record, started);
+                v
+            }
+        };
+        match verdict {
+            Verdict::Forward => Some(Bytes::new()),
+            Verdict::Rewrite(b) => Some(Bytes::from(b)),
+            Verdict::Answer(b) => {
+                self.answer_upstream(b);
+                None
+            }
+            Verdict::Split { forward, answer } => {
+                self.answer_upstream(answer);
+                Some(Bytes::from(forward))
+            }
+            Verdict::Drop | Verdict::Hold(_) => None,
+        }
+    }
+
+    /// The proxy answers a server request itself (e.g. a refused elicitation): POST it upstream.
+    fn answer_upstream(&self, bytes: Vec<u8>) {
+        let (upstream, session) = (self.upstream.clone(), self.session.clone());
+        tokio::spawn(async move {
+            let mut headers = HeaderMap::new();
+            let sid = session.as_ref().and_then(|s| s.upstream_id());
+            if let Some(v) = session
+                .as_ref()
+                .and_then(|s| s.version.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            {
+                headers.insert(HeaderName::from_static("mcp-protocol-version"), v);
+            }
+            if let Err(e) = upstream
+                .send(Method::POST, &headers, sid.as_deref(), Bytes::from(bytes))
+                .await
+            {
+                tracing::warn!("answering the upstream: {e}");
+            }
+        });
+    }
+
+    /// Copy an upstream SSE stream to the client event by event.
+    async fn pump(self, mut body: Incoming, tx: mpsc::Sender<Bytes>) {
+        let mut parser = sse::Parser::new(self.max);
+        loop {
+            let frame = tokio::select! {
+                // Client gone: returning drops the upstream body, which closes that stream
+                // (how a disconnect reaches the upstream).
+                _ = tx.closed() => return,
+                f = body.frame() => f,
+            };
+            let data = match frame {
+                Some(Ok(f)) => match f.into_data() {
+                    Ok(d) => d,
+                    Err(_) => continue,
+                },
+                Some(Err(e)) => {
+                    tracing::debug!("upstream stream: {e}");
+                    return;
+                }
+                None => return,
+            };
+            let Ok(events) = parser.push(&data) else {
+                tracing::warn!("upstream SSE event over the size limit: stream closed");
+                return;
+            };
+            for ev in events {
+                let Some(chunk) = self.event(ev).await else {
+                    continue;
+                };
+                if tx.send(chunk).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn event(&self, ev: Event) -> Option<Bytes> {
+        let data = ev.data.as_deref().unwrap_or(b"");
+        if data.iter().all(u8::is_ascii_whitespace) {
+            // Priming and retry-only events carry no message: nothing to inspect.
+            return Some(ev.encode(None));
+        }
+        let started = Instant::now();
+        let outcome = self.pipeline.from_server(data);
+        match self.verdict(outcome, started).await {
+            Some(b) if b.is_empty() => Some(ev.encode(None)),
+            Some(b) => Some(ev.encode(Some(&b))),
+            None => ev.id.as_ref().map(|id| {
+                Event {
+                    id: Some(id.clone()),
+                    ..Event::default()
+                }
+                .encode(None)
+            }),
+        }
+    }
+}
+
+/// The upstream's session id header from an `initialize` answer.
+pub fn upstream_session_id(resp: &Response<Incoming>) -> Option<String> {
+    resp.headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}

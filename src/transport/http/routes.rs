@@ -1,0 +1,259 @@
+//! Where a stdio upstream's messages go. A stdio server has one output; HTTP has one stream per
+//! POSTed request plus the session's GET stream. A response goes to the stream of the request it
+//! answers (and ends it); a notification tied to a request by its progress token goes there too;
+//! everything else — server requests (sampling, elicitation, roots), log and list-changed
+//! notifications — goes to the GET stream, and waits in a bounded backlog until one is open.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::message::{self, Peek};
+use super::sse;
+use crate::codec::{Id, Kind};
+
+/// Messages waiting for a GET stream; beyond this the oldest are dropped (bounded memory).
+const BACKLOG: usize = 256;
+/// Chunks buffered per stream before the upstream reader waits for the client (backpressure
+/// onto this session's own child only).
+pub const STREAM_BUFFER: usize = 64;
+
+/// One POST's answer stream.
+pub struct Target {
+    tx: mpsc::Sender<Bytes>,
+    /// SSE events, or the bare JSON of the one response (the client accepts only JSON).
+    sse: bool,
+    /// Responses still owed on this stream (a batch owes several).
+    remaining: AtomicUsize,
+    /// Set once every response owed was handed to the stream.
+    pub answered: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+struct Inner {
+    by_id: HashMap<Id, Arc<Target>>,
+    tokens: HashMap<String, Id>,
+    get: Option<mpsc::Sender<Bytes>>,
+    backlog: VecDeque<Bytes>,
+}
+
+#[derive(Default)]
+pub struct Routes {
+    inner: Mutex<Inner>,
+}
+
+/// A second GET stream for the same session is refused (one listener per session).
+#[derive(Debug)]
+pub struct Busy;
+
+impl Routes {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Open the answer stream for the requests among `sent` (what was forwarded), before they
+    /// are written to the server, so no answer can arrive first. `first` goes out before
+    /// anything else (the proxy's own answers to refused elements of a batch).
+    pub fn open_request(
+        &self,
+        sent: &[Peek],
+        sse: bool,
+        first: Option<&[u8]>,
+    ) -> (mpsc::Receiver<Bytes>, Arc<AtomicBool>) {
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        if let Some(f) = first {
+            let chunk = if sse {
+                sse::message(f)
+            } else {
+                Bytes::copy_from_slice(f)
+            };
+            // The channel is new and empty: this cannot be full.
+            let _ = tx.try_send(chunk);
+        }
+        let requests: Vec<&Peek> = sent.iter().filter(|p| p.kind == Kind::Request).collect();
+        let target = Arc::new(Target {
+            tx,
+            sse,
+            remaining: AtomicUsize::new(requests.len()),
+            answered: Arc::new(AtomicBool::new(false)),
+        });
+        let answered = target.answered.clone();
+        let mut inner = self.lock();
+        for p in requests {
+            if let Some(id) = &p.id {
+                inner.by_id.insert(id.clone(), target.clone());
+                if let Some(tok) = &p.progress_token {
+                    inner.tokens.insert(tok.clone(), id.clone());
+                }
+            }
+        }
+        (rx, answered)
+    }
+
+    /// The client cancelled `id` (or went away): no answer will come, end its stream.
+    pub fn forget(&self, id: &Id) {
+        let mut inner = self.lock();
+        inner.by_id.remove(id);
+        inner.tokens.retain(|_, v| v != id);
+    }
+
+    /// The session's GET stream. Messages that waited for it are sent first.
+    pub fn open_get(&self) -> Result<mpsc::Receiver<Bytes>, Busy> {
+        let mut inner = self.lock();
+        if inner.get.as_ref().is_some_and(|g| !g.is_closed()) {
+            return Err(Busy);
+        }
+        // Room for the whole backlog, so flushing it here never blocks.
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER + BACKLOG);
+        while let Some(b) = inner.backlog.pop_front() {
+            let _ = tx.try_send(b);
+        }
+        inner.get = Some(tx);
+        Ok(rx)
+    }
+
+    /// Hand one server message to its stream. Blocks while that stream's buffer is full, so
+    /// call it from the session's reader thread only.
+    pub fn deliver(&self, bytes: &[u8]) {
+        let peek = message::peek(bytes);
+        let (tx, chunk) = {
+            let mut inner = self.lock();
+            let pick = self.pick(&mut inner, peek.as_ref());
+            tracing::debug!(
+                "route {:?} {:?} → {}",
+                peek.as_ref().and_then(|p| p.method.as_deref()),
+                peek.as_ref().and_then(|p| p.id.as_ref()),
+                pick.label()
+            );
+            match pick {
+                Pick::Target(t) => {
+                    let chunk = if t.sse {
+                        sse::message(bytes)
+                    } else {
+                        Bytes::copy_from_slice(bytes)
+                    };
+                    (t.tx.clone(), chunk)
+                }
+                Pick::Get(tx) => (tx, sse::message(bytes)),
+                Pick::Backlog => {
+                    push_backlog(&mut inner, sse::message(bytes));
+                    return;
+                }
+                Pick::Nowhere => return,
+            }
+        };
+        if let Err(mpsc::error::SendError(chunk)) = tx.blocking_send(chunk) {
+            let mut inner = self.lock();
+            if inner.get.as_ref().is_some_and(|g| g.same_channel(&tx)) {
+                // The GET stream went away: keep its messages for the next one.
+                inner.get = None;
+                push_backlog(&mut inner, chunk);
+            }
+        }
+    }
+
+    fn pick(&self, inner: &mut Inner, peek: Option<&Peek>) -> Pick {
+        let Some(p) = peek else {
+            return Pick::Nowhere;
+        };
+        let related = match (p.kind, &p.id, &p.progress_token) {
+            (Kind::Response | Kind::ErrorResponse, Some(id), _) => {
+                let Some(t) = inner.by_id.remove(id) else {
+                    // Its stream is gone (cancelled, client left): a response never goes on
+                    // the GET stream.
+                    return Pick::Nowhere;
+                };
+                inner.tokens.retain(|_, v| v != id);
+                if t.remaining.fetch_sub(1, Ordering::AcqRel) <= 1 {
+                    t.answered.store(true, Ordering::Release);
+                }
+                return Pick::Target(t);
+            }
+            // A JSON answer carries only the response: related notifications take the GET stream.
+            (Kind::Notification, _, Some(tok)) => inner
+                .tokens
+                .get(tok)
+                .and_then(|id| inner.by_id.get(id))
+                .filter(|t| t.sse)
+                .cloned(),
+            _ => None,
+        };
+        if let Some(t) = related.filter(|t| !t.tx.is_closed()) {
+            return Pick::Target(t);
+        }
+        match &inner.get {
+            Some(g) if !g.is_closed() => Pick::Get(g.clone()),
+            _ => Pick::Backlog,
+        }
+    }
+
+    /// The upstream is gone: end every stream.
+    pub fn close_all(&self) {
+        let mut inner = self.lock();
+        inner.by_id.clear();
+        inner.tokens.clear();
+        inner.get = None;
+        inner.backlog.clear();
+    }
+}
+
+enum Pick {
+    Target(Arc<Target>),
+    Get(mpsc::Sender<Bytes>),
+    Backlog,
+    Nowhere,
+}
+
+impl Pick {
+    fn label(&self) -> &'static str {
+        match self {
+            Pick::Target(_) => "request stream",
+            Pick::Get(_) => "GET stream",
+            Pick::Backlog => "backlog",
+            Pick::Nowhere => "nowhere",
+        }
+    }
+}
+
+fn push_backlog(inner: &mut Inner, chunk: Bytes) {
+    if inner.backlog.len() >= BACKLOG {
+        inner.backlog.pop_front();
+        tracing::warn!("no GET stream is reading this session's server messages: oldest dropped");
+    }
+    inner.backlog.push_back(chunk);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(bytes: &[u8]) -> Peek {
+        message::peek(bytes).unwrap()
+    }
+
+    #[test]
+    fn responses_and_progress_follow_their_request() {
+        let r = Routes::default();
+        let req = p(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"progressToken":5}}}"#);
+        let (mut rx, answered) = r.open_request(&[req], true, None);
+        r.deliver(br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":5,"progress":1}}"#);
+        r.deliver(br#"{"jsonrpc":"2.0","id":9,"method":"sampling/createMessage","params":{}}"#);
+        r.deliver(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#);
+        assert!(answered.load(Ordering::Acquire));
+        let first = rx.try_recv().unwrap();
+        assert!(first.starts_with(
+            b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\""
+        ));
+        assert!(rx.try_recv().unwrap().windows(6).any(|w| w == b"result"));
+        assert!(rx.try_recv().is_err(), "stream ended after the response");
+        // The server request waited for a GET stream.
+        let mut get = r.open_get().unwrap();
+        assert!(get.try_recv().unwrap().windows(8).any(|w| w == b"sampling"));
+        assert!(r.open_get().is_err());
+        drop(get);
+        assert!(r.open_get().is_ok());
+    }
+}

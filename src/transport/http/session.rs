@@ -1,0 +1,124 @@
+//! The sessions `serve` hands out. The id a client sees is ours — 128 random bits — and maps to
+//! the session's pipeline and upstream: a stdio process of its own, or an HTTP upstream session
+//! whose own id the client never learns. A session is bound to the route it was opened on and
+//! to the key that signed its `initialize`, if one did.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::http_upstream::HttpSession;
+use super::stdio_upstream::StdioSession;
+use super::Route;
+use crate::pipeline::Pipeline;
+use crate::sig::outcome::Outcome as SigOutcome;
+
+pub enum SessionUpstream {
+    Stdio(Arc<StdioSession>),
+    Http(Arc<HttpSession>),
+}
+
+pub struct Session {
+    pub id: String,
+    pub route: Arc<Route>,
+    pub pipeline: Arc<Pipeline>,
+    pub upstream: SessionUpstream,
+    /// The key whose signature opened the session.
+    pub kid: Option<String>,
+    last_used: Mutex<Instant>,
+}
+
+impl Session {
+    /// `id` comes from [`crate::session::random_id`]: it is made before the session so the
+    /// upstream's exit hook can name it.
+    pub fn new(
+        id: String,
+        route: Arc<Route>,
+        pipeline: Arc<Pipeline>,
+        upstream: SessionUpstream,
+        kid: Option<String>,
+    ) -> Session {
+        Session {
+            id,
+            route,
+            pipeline,
+            upstream,
+            kid,
+            last_used: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Whether a request with this signature outcome may use the session: one signed by another
+    /// key may not (a stolen session id is not a credential).
+    pub fn admits(&self, sig: Option<&SigOutcome>) -> bool {
+        match (&self.kid, sig) {
+            (Some(bound), Some(SigOutcome::Valid { kid })) => bound == kid,
+            _ => true,
+        }
+    }
+
+    pub fn touch(&self) {
+        *self.last_used.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.last_used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
+    }
+
+    /// Stop the upstream side (the process, or nothing for HTTP: the caller forwards DELETE).
+    pub fn close(&self) {
+        if let SessionUpstream::Stdio(s) = &self.upstream {
+            s.close();
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct SessionTable {
+    map: Mutex<HashMap<String, Arc<Session>>>,
+}
+
+impl SessionTable {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Session>>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn insert(&self, s: Arc<Session>) {
+        self.lock().insert(s.id.clone(), s);
+    }
+
+    /// The session `id` if it exists on `route` (an id from another route is unknown here).
+    pub fn get(&self, id: &str, route: &str) -> Option<Arc<Session>> {
+        let s = self.lock().get(id).cloned()?;
+        (s.route.name == route).then(|| {
+            s.touch();
+            s
+        })
+    }
+
+    pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
+        self.lock().remove(id)
+    }
+
+    /// Sessions unused for longer than `max` are ended (clients that vanished without DELETE).
+    pub fn reap(&self, max: Duration) -> Vec<Arc<Session>> {
+        let mut map = self.lock();
+        let stale: Vec<String> = map
+            .iter()
+            .filter(|(_, s)| s.idle_for() > max)
+            .map(|(k, _)| k.clone())
+            .collect();
+        stale.iter().filter_map(|k| map.remove(k)).collect()
+    }
+
+    pub fn drain(&self) -> Vec<Arc<Session>> {
+        self.lock().drain().map(|(_, s)| s).collect()
+    }
+}

@@ -1,0 +1,190 @@
+//! HTTP answers: the JSON-RPC error code → HTTP status table of SPEC §3, response builders, and
+//! the audit record of a refusal made at the HTTP edge (before any pipeline saw the message).
+
+use std::sync::Arc;
+
+use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use hyper::{Response, StatusCode};
+use serde_json::Value;
+
+use super::body::OutBody;
+use crate::audit::{AuditLog, Decision, Direction, Record};
+use crate::errors::Rejection;
+
+pub const JSON: &str = "application/json";
+pub const EVENT_STREAM: &str = "text/event-stream";
+pub const SESSION_HEADER: &str = "mcp-session-id";
+/// 2026-07-28: the headers of a request do not match its body (schema `HEADER_MISMATCH`).
+pub const HEADER_MISMATCH: i64 = -32020;
+
+/// The status for a JSON-RPC error body the proxy answers with (SPEC §3). Errors a JSON-RPC
+/// body describes fully (unknown tool, approval, drift, trust) keep 200 so clients read them as
+/// ordinary JSON-RPC errors. Returns the status and a `Retry-After` in seconds when due.
+pub fn for_error(body: &[u8]) -> (StatusCode, Option<u64>) {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return (StatusCode::OK, None);
+    };
+    let err = &v["error"];
+    let status = match err["code"].as_i64() {
+        Some(-32700 | -32600) if err["data"]["rule"] == "max_message_bytes" => {
+            StatusCode::PAYLOAD_TOO_LARGE
+        }
+        Some(-32700 | -32600 | HEADER_MISMATCH) => StatusCode::BAD_REQUEST,
+        Some(-32012..=-32010) => StatusCode::UNAUTHORIZED,
+        Some(-32013) => StatusCode::FORBIDDEN,
+        Some(-32016) => {
+            // Round up: a client retrying after the floor would be refused again.
+            let ms = err["data"]["retry_after_ms"].as_u64().unwrap_or(1000);
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(ms.div_ceil(1000).max(1)),
+            );
+        }
+        _ => StatusCode::OK,
+    };
+    (status, None)
+}
+
+/// A JSON body with a status.
+pub fn json(status: StatusCode, body: impl Into<bytes::Bytes>) -> Response<OutBody> {
+    let mut r = Response::new(OutBody::full(body));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
+    r
+}
+
+/// A JSON-RPC error the proxy answers with, under the status SPEC §3 gives its code.
+pub fn error_answer(body: Vec<u8>) -> Response<OutBody> {
+    let (status, retry) = for_error(&body);
+    let mut r = json(status, body);
+    if let Some(secs) = retry {
+        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
+    r
+}
+
+/// A status with no body.
+pub fn empty(status: StatusCode) -> Response<OutBody> {
+    let mut r = Response::new(OutBody::empty());
+    *r.status_mut() = status;
+    r
+}
+
+/// A plain-text explanation with a status (edge refusals: no JSON-RPC message to answer).
+pub fn text(status: StatusCode, msg: &str) -> Response<OutBody> {
+    let mut r = Response::new(OutBody::full(format!("{msg}\n")));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// A refusal at the HTTP edge: what to audit and what to answer.
+pub struct EdgeRefusal {
+    pub status: StatusCode,
+    pub event: &'static str,
+    pub rule: &'static str,
+    pub reason: String,
+    pub alert: bool,
+    /// The JSON-RPC code of the error body.
+    pub code: i64,
+}
+
+impl EdgeRefusal {
+    pub fn new(
+        status: StatusCode,
+        event: &'static str,
+        rule: &'static str,
+        reason: String,
+    ) -> Self {
+        EdgeRefusal {
+            status,
+            event,
+            rule,
+            reason,
+            alert: false,
+            code: crate::errors::INVALID_REQUEST,
+        }
+    }
+
+    pub fn code(mut self, code: i64) -> Self {
+        self.code = code;
+        self
+    }
+
+    pub fn alert(mut self) -> Self {
+        self.alert = true;
+        self
+    }
+
+    /// Write the refusal's audit record (one per refused request, like every message) and build
+    /// the answer: a JSON-RPC error body with id null, so SDK clients can show the reason.
+    pub fn answer(
+        self,
+        audit: &Arc<AuditLog>,
+        server: &str,
+        session: &str,
+        bytes: u64,
+    ) -> Response<OutBody> {
+        let mut record = Record::new(session, server, Direction::ClientToServer, bytes);
+        record.audit_id = audit.next_audit_id(if session.is_empty() { "edge" } else { session });
+        let mut rejection = Rejection::new(self.code, self.event, self.rule, self.reason.clone());
+        rejection.alert = self.alert;
+        if self.status == StatusCode::NOT_FOUND {
+            // What SDK servers say, so clients recognise an expired session and start anew.
+            rejection.message = Some("Session not found".into());
+        }
+        record.decision = Decision::Deny;
+        record.event = self.event.to_owned();
+        record.rule = Some(self.rule.to_owned());
+        record.reason = Some(self.reason);
+        record.code = Some(i64::from(self.status.as_u16()));
+        record.alert = self.alert;
+        let body = rejection.to_response(None, &record.audit_id);
+        if let Err(e) = audit.write(record) {
+            tracing::error!("audit write failed: {e}");
+        }
+        json(self.status, body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(code: i64, data: &str) -> Vec<u8> {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":1,"error":{{"code":{code},"message":"m","data":{data}}}}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn spec_table() {
+        let cases = [
+            (-32700, StatusCode::BAD_REQUEST),
+            (-32600, StatusCode::BAD_REQUEST),
+            (-32010, StatusCode::UNAUTHORIZED),
+            (-32011, StatusCode::UNAUTHORIZED),
+            (-32012, StatusCode::UNAUTHORIZED),
+            (-32013, StatusCode::FORBIDDEN),
+            (-32020, StatusCode::BAD_REQUEST),
+            (-32602, StatusCode::OK),
+            (-32014, StatusCode::OK),
+        ];
+        for (code, status) in cases {
+            assert_eq!(for_error(&err(code, "{}")).0, status, "{code}");
+        }
+        assert_eq!(
+            for_error(&err(-32600, r#"{"rule":"max_message_bytes"}"#)).0,
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            for_error(&err(-32016, r#"{"retry_after_ms":1500}"#)),
+            (StatusCode::TOO_MANY_REQUESTS, Some(2))
+        );
+    }
+}

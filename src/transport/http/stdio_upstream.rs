@@ -1,0 +1,217 @@
+//! One HTTP session (or one modern-era request) bound to its own stdio server process. Three
+//! threads, like `wrap`: a writer feeding the child's stdin, a reader running every line of its
+//! stdout through `Pipeline::from_server` and handing the verdict to [`Routes`], and a keeper
+//! that ends the process (closed stdin → SIGTERM → SIGKILL) and reaps it.
+
+use std::io::{BufReader, Write};
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::routes::Routes;
+use crate::audit::Direction;
+use crate::codec::frame::{is_blank, Frame, FrameReader};
+use crate::pipeline::{Outcome, Pipeline, Verdict};
+use crate::transport::child;
+
+/// Lines queued for the child's stdin; a server that stops reading gets no more (503).
+const STDIN_QUEUE: usize = 1024;
+
+pub struct StdioSession {
+    pub routes: Routes,
+    stdin: Mutex<Option<SyncSender<Vec<u8>>>>,
+    alive: AtomicBool,
+    closing: AtomicBool,
+    pipeline: Arc<Pipeline>,
+}
+
+/// Why a line could not be handed to the server.
+#[derive(Debug)]
+pub enum SendError {
+    Gone,
+    Full,
+}
+
+impl StdioSession {
+    /// Attach `child` to a session. `on_exit` runs once the process is gone (the session table
+    /// forgets the session).
+    pub fn start(
+        mut child: Child,
+        pipeline: Arc<Pipeline>,
+        grace: Duration,
+        on_exit: impl FnOnce() + Send + 'static,
+    ) -> std::io::Result<Arc<StdioSession>> {
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(STDIN_QUEUE);
+        let session = Arc::new(StdioSession {
+            routes: Routes::default(),
+            stdin: Mutex::new(Some(tx)),
+            alive: AtomicBool::new(true),
+            closing: AtomicBool::new(false),
+            pipeline: pipeline.clone(),
+        });
+        pipeline.upstream_started(true);
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        spawn("stdio-writer", move || {
+            let Some(mut stdin) = stdin else { return };
+            for mut line in rx {
+                line.push(b'\n');
+                if stdin.write_all(&line).and_then(|_| stdin.flush()).is_err() {
+                    return;
+                }
+            }
+            // Sender dropped: closing stdin is the polite way to ask a stdio server to stop.
+        })?;
+        let s = session.clone();
+        spawn("stdio-reader", move || {
+            if let Some(out) = stdout {
+                let max = s.pipeline.limits().max_message_bytes;
+                s.read_server(FrameReader::new(
+                    BufReader::with_capacity(64 * 1024, out),
+                    max,
+                ));
+            }
+            s.upstream_gone();
+        })?;
+        let s = session.clone();
+        spawn("stdio-keeper", move || {
+            s.keep(&mut child, grace);
+            on_exit();
+        })?;
+        Ok(session)
+    }
+
+    pub fn pipeline(&self) -> &Arc<Pipeline> {
+        &self.pipeline
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+
+    /// Queue one line for the server's stdin.
+    pub fn send(&self, line: &[u8]) -> Result<(), SendError> {
+        let guard = self.stdin.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = guard.as_ref().ok_or(SendError::Gone)?;
+        match tx.try_send(line.to_vec()) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(SendError::Full),
+            Err(TrySendError::Disconnected(_)) => Err(SendError::Gone),
+        }
+    }
+
+    /// End the session: close stdin now; the keeper escalates to signals after the grace.
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::Release);
+        self.stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    fn read_server<R: std::io::BufRead>(self: &Arc<Self>, mut reader: FrameReader<R>) {
+        loop {
+            let frame = match reader.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!("server stdout: {e}");
+                    return;
+                }
+            };
+            let started = Instant::now();
+            let (outcome, line) = match frame {
+                Frame::Line(line) if is_blank(&line) => continue,
+                Frame::Line(line) => (self.pipeline.from_server(&line), line),
+                Frame::Oversize { seen } => (
+                    self.pipeline.oversize(Direction::ServerToClient, seen),
+                    Vec::new(),
+                ),
+            };
+            self.act(outcome, &line, started);
+        }
+    }
+
+    /// Act on a verdict about a server message: forward to the client's stream, or answer the
+    /// server itself (a refused server request).
+    fn act(self: &Arc<Self>, outcome: Outcome, line: &[u8], started: Instant) {
+        let Outcome { verdict, record } = outcome;
+        match verdict {
+            Verdict::Hold(held) => {
+                self.pipeline.finish(record, started);
+                // The wait happens on its own thread: other messages keep flowing meanwhile.
+                let s = self.clone();
+                let _ = spawn("approval-wait", move || {
+                    let resolution = s.pipeline.wait_for(&held);
+                    let outcome = s.pipeline.resolve_hold(*held, resolution);
+                    s.act(outcome, &[], Instant::now());
+                });
+                return;
+            }
+            Verdict::Forward => self.routes.deliver(line),
+            Verdict::Rewrite(b) => self.routes.deliver(&b),
+            Verdict::Answer(b) => {
+                let _ = self.send(&b);
+            }
+            Verdict::Split { forward, answer } => {
+                self.routes.deliver(&forward);
+                let _ = self.send(&answer);
+            }
+            Verdict::Drop => {}
+        }
+        self.pipeline.finish(record, started);
+    }
+
+    /// The server's stdout closed: every request still waiting gets its one answer, then every
+    /// stream ends.
+    fn upstream_gone(&self) {
+        self.alive.store(false, Ordering::Release);
+        self.pipeline.upstream_stopped();
+        for outcome in self
+            .pipeline
+            .abandon_pending("the MCP server exited before answering")
+        {
+            let started = Instant::now();
+            if let Verdict::Answer(bytes) = &outcome.verdict {
+                self.routes.deliver(bytes);
+            }
+            self.pipeline.finish(outcome.record, started);
+        }
+        self.routes.close_all();
+        if let Err(e) = self.pipeline.audit().flush() {
+            tracing::warn!("audit flush: {e}");
+        }
+    }
+
+    /// Wait for the child to exit; once `close` was called, escalate after `grace` each step.
+    fn keep(&self, child: &mut Child, grace: Duration) {
+        let pid = child.id();
+        let mut stage: Option<(Instant, u8)> = None;
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) => {}
+            }
+            let closing = self.closing.load(Ordering::Acquire) || !self.is_alive();
+            match stage {
+                None if closing => stage = Some((Instant::now(), 0)),
+                Some((since, n)) if since.elapsed() >= grace => {
+                    let sig = if n == 0 { libc::SIGTERM } else { libc::SIGKILL };
+                    child::signal_group(pid, sig);
+                    stage = Some((Instant::now(), n.saturating_add(1)));
+                }
+                _ => {}
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        self.alive.store(false, Ordering::Release);
+        self.close();
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map(|_| ())
+}

@@ -1,0 +1,340 @@
+//! `mcp-warden connect URL`: a stdio client in front of a streamable HTTP server.
+//!
+//! - against server-everything (`streamableHttp` mode) the TypeScript SDK's full scenario gives
+//!   the same transcript as talking to the stdio server directly (needs the pinned peers:
+//!   `scripts/setup-peers.sh`);
+//! - every request carries the four `X-MCP-*` headers, valid for the exact body bytes under the
+//!   reference verifier (`fixtures/tools/mcpsig.py verify-http`) and the Rust one;
+//! - a result signed by the pinned key passes, a tampered or wrongly signed one is refused with
+//!   -32010 and nothing else reaches stdout; first contact pins the published key.
+
+#[path = "connect/harness.rs"]
+mod harness;
+#[path = "connect/upstream.rs"]
+mod upstream;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::{by_id, call, client_key, connect, repo, state, INIT, INITIALIZED};
+use mcp_warden::sig::http_scheme::{self, HttpSigHeaders};
+use mcp_warden::sig::keys::public_key_to_string;
+use serde_json::Value;
+use upstream::{evil_key, good_key, Fake, SESSION};
+
+#[test]
+fn every_request_is_signed_over_its_exact_bytes() {
+    let fake = Fake::start("fs");
+    let dir = state(None);
+    let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#;
+    let run = connect(
+        &fake.url,
+        "fs",
+        dir.path(),
+        &[INIT, INITIALIZED, list, "{broken"],
+    );
+    assert_eq!(
+        by_id(&run, 2)["result"]["content"][0]["text"],
+        "answer to tools/list"
+    );
+    let parse_error = run
+        .out
+        .iter()
+        .find(|v| v["id"].is_null())
+        .expect("parse error answer");
+    assert_eq!(parse_error["error"]["code"], -32700);
+
+    let seen = fake.seen();
+    let posts: Vec<_> = seen.iter().filter(|s| s.method == "POST").collect();
+    // The malformed line never left the proxy.
+    assert_eq!(posts.len(), 3, "{seen:#?}");
+    let public = public_key_to_string(&client_key().verifying_key());
+    let python = repo().join(".venv-peers/bin/python");
+    for (post, sent) in posts.iter().zip([INIT, INITIALIZED, list]) {
+        assert_eq!(post.body, sent.as_bytes(), "body forwarded byte for byte");
+        let headers = HttpSigHeaders::from_lookup(|n| post.header(n));
+        let parsed = headers.parse().expect("well-formed").expect("signed");
+        assert!(http_scheme::verify(
+            &client_key().verifying_key(),
+            &parsed,
+            "fs",
+            &post.body
+        ));
+        assert!(!http_scheme::verify(
+            &client_key().verifying_key(),
+            &parsed,
+            "gh",
+            &post.body
+        ));
+        // The reference implementation agrees.
+        if python.exists() {
+            let mut v = Command::new(&python)
+                .arg(repo().join("fixtures/tools/mcpsig.py"))
+                .args(["verify-http", &public, "fs"])
+                .args([
+                    &parsed.ts.to_string(),
+                    &parsed.nonce,
+                    headers.signature.as_deref().unwrap_or(""),
+                ])
+                .stdin(Stdio::piped())
+                .spawn()
+                .expect("mcpsig.py");
+            v.stdin
+                .take()
+                .expect("stdin")
+                .write_all(&post.body)
+                .expect("body");
+            assert!(
+                v.wait().expect("wait").success(),
+                "mcpsig.py verify-http refused {sent}"
+            );
+        }
+        assert_eq!(
+            post.header("accept"),
+            Some("application/json, text/event-stream")
+        );
+    }
+    // Session id and protocol version go back on every request after initialize.
+    assert_eq!(posts[0].header("mcp-session-id"), None);
+    assert_eq!(posts[1].header("mcp-session-id"), Some(SESSION));
+    assert_eq!(posts[2].header("mcp-protocol-version"), Some("2025-06-18"));
+    // The event stream was asked for (the fake has none: 405), and the session ended with DELETE.
+    assert!(seen
+        .iter()
+        .any(|s| s.method == "GET" && s.header("x-mcp-signature").is_some()));
+    let delete = seen
+        .iter()
+        .find(|s| s.method == "DELETE")
+        .expect("DELETE on exit");
+    assert_eq!(delete.header("mcp-session-id"), Some(SESSION));
+}
+
+#[test]
+fn modern_requests_carry_method_and_name_headers() {
+    let fake = Fake::start("fs");
+    let dir = state(None);
+    let req = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"plain","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+    let run = connect(&fake.url, "fs", dir.path(), &[req]);
+    assert_eq!(
+        by_id(&run, 5)["result"]["content"][0]["text"],
+        "answer to tools/call"
+    );
+    let seen = fake.seen();
+    let post = seen.iter().find(|s| s.method == "POST").expect("post");
+    assert_eq!(post.header("mcp-method"), Some("tools/call"));
+    assert_eq!(post.header("mcp-name"), Some("plain"));
+    assert_eq!(post.header("mcp-protocol-version"), Some("2026-07-28"));
+    assert!(!seen
+        .iter()
+        .any(|s| s.method == "GET" || s.method == "DELETE"));
+}
+
+#[test]
+fn pinned_key_passes_signed_results_and_refuses_tampered_ones() {
+    let fake = Fake::start("fs");
+    let good = public_key_to_string(&good_key().verifying_key());
+    let config = format!(
+        "[[servers]]\nname = \"fs\"\nurl = \"{}\"\npublic_key = \"{good}\"\n",
+        fake.url
+    );
+    let dir = state(Some(&config));
+    let run = connect(
+        &fake.url,
+        "fs",
+        dir.path(),
+        &[
+            INIT,
+            INITIALIZED,
+            &call(2, "signed"),
+            &call(3, "sse"),
+            &call(4, "tampered"),
+            &call(5, "evil"),
+            &call(6, "plain"),
+        ],
+    );
+    assert!(by_id(&run, 2)["result"]["_meta"]["dev.mcp-warden/signature"].is_object());
+    assert!(
+        by_id(&run, 3)["result"].is_object(),
+        "SSE-delivered signed result passes"
+    );
+    for id in [4, 5, 6] {
+        let v = by_id(&run, id);
+        assert_eq!(v["error"]["code"], -32010, "{v}");
+        assert!(v.get("result").is_none());
+        assert_eq!(v["error"]["data"]["rule"], "response_signature");
+    }
+    assert!(by_id(&run, 5)["error"]["data"]["reason"]
+        .as_str()
+        .unwrap_or("")
+        .contains("pinned"));
+    // Nothing else on stdout: one line per request (the initialize result included), and the
+    // tampered text never reached the client.
+    assert_eq!(run.out.len(), 6, "{}", run.raw_out);
+    assert!(!run.raw_out.contains("tampered in transit"));
+    assert!(run.err.contains("refused"), "stderr says why: {}", run.err);
+    // The unsigned initialize answer from a pinned server is refused too (downgrade).
+    assert_eq!(by_id(&run, 1)["error"]["code"], -32010);
+}
+
+#[test]
+fn first_contact_pins_the_published_key() {
+    let fake = Fake::start("fs");
+    let dir = state(None);
+    let run = connect(
+        &fake.url,
+        "fs",
+        dir.path(),
+        &[INIT, INITIALIZED, &call(2, "plain"), &call(3, "signed")],
+    );
+    assert!(
+        by_id(&run, 2)["result"].is_object(),
+        "unsigned results pass while nothing is pinned"
+    );
+    assert!(by_id(&run, 3)["result"].is_object());
+    let pin = std::fs::read_to_string(dir.path().join("connect/fs.key"))
+        .expect("pinned on first contact");
+    assert_eq!(
+        pin.trim(),
+        public_key_to_string(&good_key().verifying_key())
+    );
+    assert!(fake
+        .seen()
+        .iter()
+        .any(|s| s.path == "/.well-known/mcp/capabilities"));
+
+    // Later: the server signs with another key → refused, and the pin is unchanged.
+    let run = connect(
+        &fake.url,
+        "fs",
+        dir.path(),
+        &[INIT, INITIALIZED, &call(2, "evil"), &call(3, "signed")],
+    );
+    assert_eq!(by_id(&run, 2)["error"]["code"], -32010);
+    assert!(by_id(&run, 3)["result"].is_object());
+    let again = std::fs::read_to_string(dir.path().join("connect/fs.key")).expect("pin");
+    assert_eq!(again, pin);
+    assert_ne!(
+        again.trim(),
+        public_key_to_string(&evil_key().verifying_key())
+    );
+}
+
+// ---------------------------------------------------------------- real server-everything
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn everything_js() -> PathBuf {
+    repo().join("tests/peers/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+}
+
+/// server-everything in streamableHttp mode on a free port (it reads `PORT`).
+fn start_everything() -> (Server, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut child = Command::new("node")
+        .arg(everything_js())
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node");
+    let stderr = child.stderr.take().expect("stderr");
+    let server = Server(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("listening on port") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("server-everything did not start");
+    (server, format!("http://127.0.0.1:{port}/mcp"))
+}
+
+fn ts_transcript(server_cmd: &[String], state: &Path) -> Value {
+    let started = Instant::now();
+    let out = Command::new("node")
+        .arg(repo().join("tests/peers/ts_client.mjs"))
+        .arg("everything")
+        .arg("--")
+        .args(server_cmd)
+        .env("MCP_WARDEN_STATE", state)
+        .output()
+        .expect("ts client");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "ts client failed after {:?}: {err}",
+        started.elapsed()
+    );
+    serde_json::from_slice(&out.stdout).expect("transcript")
+}
+
+#[test]
+fn server_everything_over_http_matches_direct() {
+    assert!(
+        repo()
+            .join("tests/peers/node_modules/@modelcontextprotocol/sdk/package.json")
+            .exists(),
+        "real MCP peers are not installed: run scripts/setup-peers.sh"
+    );
+    let (_server, url) = start_everything();
+    let dir = state(None);
+
+    // Raw JSON lines: initialize, tools/list, tools/call echo.
+    let echo = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi ✓"}}}"#;
+    let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+    let run = connect(
+        &url,
+        "everything",
+        dir.path(),
+        &[INIT, INITIALIZED, list, echo],
+    );
+    assert_eq!(
+        by_id(&run, 1)["result"]["serverInfo"]["name"],
+        "mcp-servers/everything"
+    );
+    let tools = by_id(&run, 2)["result"]["tools"]
+        .as_array()
+        .expect("tools")
+        .len();
+    assert!(tools > 5, "{tools} tools");
+    assert_eq!(by_id(&run, 3)["result"]["content"][0]["text"], "Echo: hi ✓");
+
+    // The TypeScript SDK's whole scenario (progress, cancellation, sampling, elicitation, roots
+    // over the server's event streams): same transcript as the stdio server spoken to directly.
+    let bin = env!("CARGO_BIN_EXE_mcp-warden").to_owned();
+    let via = ts_transcript(
+        &[
+            bin,
+            "connect".into(),
+            url,
+            "--server".into(),
+            "everything".into(),
+        ],
+        dir.path(),
+    );
+    let direct = ts_transcript(
+        &[
+            "node".into(),
+            everything_js().to_string_lossy().into_owned(),
+            "stdio".into(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(via, direct);
+}

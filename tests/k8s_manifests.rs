@@ -1,0 +1,73 @@
+//! deploy/kubernetes/ checked offline: `tests/k8s/check_manifests.py` validates every object
+//! strictly against the Kubernetes schemas bundled in the `kubernetes-validate` package (pinned in
+//! tests/peers/requirements.txt; no cluster, no network) and checks the deployment's promises;
+//! then the proxy.toml and policy packs it carries must load with mcp-warden's own parsers.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use mcp_warden::config::Config;
+use mcp_warden::policy::file::PolicyFile;
+
+/// The oldest Kubernetes with native sidecars on by default (restartPolicy on init containers).
+const KUBERNETES: &str = "1.29.0";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn manifests_validate_and_carry_a_loadable_config() {
+    let python = repo().join(".venv-peers/bin/python");
+    assert!(
+        python.exists(),
+        "the Python peers venv is missing: run scripts/setup-peers.sh"
+    );
+    let out = tempfile::tempdir().expect("tmp");
+    for version in [KUBERNETES, "1.33.0"] {
+        let run = Command::new(&python)
+            .arg(repo().join("tests/k8s/check_manifests.py"))
+            .arg(repo().join("deploy/kubernetes"))
+            .arg(out.path())
+            .arg(version)
+            .output()
+            .expect("python");
+        assert!(
+            run.status.success(),
+            "manifest check failed for Kubernetes {version}:\n{}{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+
+    let proxy = out.path().join("proxy.toml");
+    let env = std::collections::BTreeMap::new();
+    let config = Config::load(Some(&proxy), &env).unwrap_or_else(|e| panic!("proxy.toml: {e}"));
+    assert_eq!(config.admin.listen, "0.0.0.0:9464");
+    assert!(
+        !config.admin.token_file.is_empty(),
+        "off loopback the admin port needs a token"
+    );
+    assert_eq!(config.policy.dir, "/etc/mcp-warden/policies");
+    assert!(config.server("everything").is_some());
+    // The binary agrees (same loader, plus its own checks).
+    let check = Command::new(env!("CARGO_BIN_EXE_mcp-warden"))
+        .args(["check-config"])
+        .arg(&proxy)
+        .output()
+        .expect("check-config");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let policies: Vec<_> = std::fs::read_dir(out.path().join("policies"))
+        .expect("policies extracted")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert!(!policies.is_empty());
+    for p in policies {
+        PolicyFile::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    }
+}
