@@ -388,7 +388,11 @@ fn modern_disconnect_cancels_the_request_upstream() {
         list.as_bytes(),
     );
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    assert!(String::from_utf8_lossy(&r.body).contains("hang"), "{}", String::from_utf8_lossy(&r.body));
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("hang"),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
     // A call the server never answers; the client reads the stream head and hangs up.
     let call = format!(
         r#"{{"jsonrpc":"2.0","id":77,"method":"tools/call","params":{{"name":"hang","arguments":{{}},{meta}}}}}"#

@@ -64,10 +64,11 @@ pub fn run(args: WrapArgs) -> i32 {
     let origin = crate::pins::Origin::Command {
         command: args.command.clone(),
     };
-    let guards = match Guards::from_config(&config, &server, origin, &state, clock) {
+    let mut guards = match Guards::from_config(&config, &server, origin, &state, clock) {
         Ok(g) => g,
         Err(e) => return fail(EXIT_CONFIG, &format!("bad config: {e}")),
     };
+    let _admin = admin_port(&config, &state, &mut guards);
     let pipeline = Arc::new(Pipeline::new(&server, limits, audit, Arc::new(guards)));
     let opts = stdio::WrapOptions {
         command: args.command,
@@ -81,5 +82,34 @@ pub fn run(args: WrapArgs) -> i32 {
     ) {
         Ok(code) => code,
         Err(e) => fail(EXIT_CHECK_FAILED, &e.to_string()),
+    }
+}
+
+/// The admin port for this process. Desktop hosts start several `wrap` processes on one
+/// machine and only one can hold the port: the others run without it (a note on stderr when
+/// debugging), which costs nothing but their own `/metrics`. Any other error (e.g. a
+/// non-loopback address without a token) is reported on stderr and the port stays closed: the
+/// proxy itself keeps protecting the server.
+fn admin_port(
+    config: &config::Config,
+    state: &std::path::Path,
+    guards: &mut Guards,
+) -> Option<crate::admin::AdminHandle> {
+    let metrics = Arc::new(crate::admin::Metrics::new());
+    let ready: crate::admin::Readiness = Arc::new(|| true);
+    match crate::admin::spawn(config, state, metrics.clone(), ready) {
+        Ok((addr, handle)) => {
+            tracing::info!("admin port on http://{addr}");
+            guards.metrics = Some(metrics);
+            Some(handle)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            tracing::info!("admin port not started: {e}");
+            None
+        }
+        Err(e) => {
+            eprintln!("mcp-warden: admin port not started: {e}");
+            None
+        }
     }
 }

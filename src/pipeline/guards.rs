@@ -28,6 +28,8 @@ pub struct Guards {
     pub approvals: Option<ApprovalQueue>,
     /// The server's command line, for `$SERVER_ARGS` in policies.
     pub server_argv: Vec<String>,
+    /// Counters for the admin port's `/metrics`; set by the command that runs the admin port.
+    pub metrics: Option<Arc<crate::admin::Metrics>>,
     _policy_watcher: Option<Watcher>,
     /// Keeps the trust flusher thread alive as long as the guards live.
     _flusher: Option<Flusher>,
@@ -98,6 +100,7 @@ impl Guards {
             limiter: RateLimiter::new(),
             approvals: Some(approvals),
             server_argv,
+            metrics: None,
             _policy_watcher: watcher,
             verifier,
             trust: Some(recorder),

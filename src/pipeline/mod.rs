@@ -187,6 +187,9 @@ impl Pipeline {
     /// Write a record and make it durable before the message moves on.
     pub fn finish_durable(&self, mut record: Record, started: Instant) -> std::io::Result<()> {
         record.latency_us = Some(started.elapsed().as_micros() as u64);
+        if let Some(m) = &self.guards.metrics {
+            m.record(&record);
+        }
         self.audit.write_durable(record)
     }
 
@@ -215,6 +218,9 @@ impl Pipeline {
     /// Write the record of a handled message, with the time its decision took.
     pub fn finish(&self, mut outcome_record: Record, started: Instant) {
         outcome_record.latency_us = Some(started.elapsed().as_micros() as u64);
+        if let Some(m) = &self.guards.metrics {
+            m.record(&outcome_record);
+        }
         if let Err(e) = self.audit.write(outcome_record) {
             tracing::error!("audit write failed: {e}");
         }

@@ -10,10 +10,11 @@ use hyper::header::{HeaderMap, HeaderValue, ALLOW};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::body::OutBody;
-use super::post::{self, accepts_sse, signature, sse_response, unknown_session};
+use super::post::{self, signature, unknown_session};
 use super::relay::Relay;
 use super::session::{Session, SessionUpstream};
 use super::status::{self, EdgeRefusal, SESSION_HEADER};
+use super::verdict::{accepts_sse, sse_response};
 use super::{modern, Route, Shared, Upstream};
 use crate::sig::outcome::Outcome as SigOutcome;
 use crate::sig::verifier::Mode;
@@ -34,10 +35,10 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Out
             "no MCP server is served at this path",
         );
     };
-    let modern =
-        match era(req.headers()) {
-            Ok(m) => m,
-            Err(v) => return EdgeRefusal::new(
+    let modern = match era(req.headers()) {
+        Ok(m) => m,
+        Err(v) => {
+            return EdgeRefusal::new(
                 StatusCode::BAD_REQUEST,
                 "http.unsupported_version",
                 "protocol_version",
@@ -47,8 +48,9 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Out
                 ),
             )
             .code(-32022)
-            .answer(&shared.audit, &route.name, "", 0),
-        };
+            .answer(&shared.audit, &route.name, "", 0)
+        }
+    };
     let (parts, body) = req.into_parts();
     match (parts.method, modern) {
         (Method::POST, true) => modern::handle(shared, route, parts.headers, body).await,

@@ -7,6 +7,7 @@
 //! | `server.rs`         | accept loop, header timeout, per-client connection cap, reaper |
 //! | `handler.rs`        | one request: edge checks, routing, GET / DELETE, sessions      |
 //! | `post.rs`           | a POSTed message of the legacy era through pipeline and upstream |
+//! | `verdict.rs`        | holds waited out, durable records first, JSON / SSE answers   |
 //! | `modern.rs`         | 2026-07-28: header checks, one pipeline and process per request |
 //! | `edge.rs`           | Origin / Host (DNS rebinding), declared size, duplicate headers |
 //! | `status.rs`         | JSON-RPC code → HTTP status, responses, edge-refusal audit     |
@@ -35,6 +36,7 @@ mod session;
 mod sse;
 mod status;
 mod stdio_upstream;
+mod verdict;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

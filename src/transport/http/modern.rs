@@ -14,10 +14,11 @@ use hyper::{Method, Response, StatusCode};
 
 use super::body::OutBody;
 use super::message::{self, Peek};
-use super::post::{self, accepts_sse, collect_json, decide, has_requests, settle, sse_response};
+use super::post;
 use super::relay::Relay;
 use super::status::{self, EdgeRefusal, HEADER_MISMATCH};
 use super::stdio_upstream::StdioSession;
+use super::verdict::{accepts_sse, collect_json, decide, has_requests, settle, sse_response};
 use super::{Route, Shared, Upstream};
 use crate::audit::{Decision, Direction, Record};
 use crate::codec::{self, Decoded, Id};

@@ -5,6 +5,7 @@
 use std::io;
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 
 use crate::transport::child;
@@ -13,19 +14,38 @@ pub struct Pool {
     argv: Vec<String>,
     size: usize,
     warm: Mutex<Vec<Child>>,
-    refilling: AtomicBool,
+    /// Wakes the pool's own thread to top up. One long-lived thread, not one per refill: the
+    /// kernel sends a child its parent-death signal (`PR_SET_PDEATHSIG`, see `child::spawn`)
+    /// when the *thread* that spawned it exits, so a short-lived spawner would kill its children.
+    wake: Mutex<Option<Sender<()>>>,
     stopped: AtomicBool,
 }
 
 impl Pool {
     pub fn new(argv: Vec<String>, size: usize) -> Arc<Pool> {
+        let (tx, rx) = mpsc::channel::<()>();
         let pool = Arc::new(Pool {
             argv,
             size,
             warm: Mutex::new(Vec::new()),
-            refilling: AtomicBool::new(false),
+            wake: Mutex::new(Some(tx)),
             stopped: AtomicBool::new(false),
         });
+        if size > 0 {
+            // The thread holds only a weak handle, so dropping the pool ends it.
+            let weak = Arc::downgrade(&pool);
+            let spawned = std::thread::Builder::new()
+                .name("pool".into())
+                .spawn(move || {
+                    for () in rx {
+                        let Some(pool) = weak.upgrade() else { return };
+                        pool.fill();
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!("no pre-started processes: {e}");
+            }
+        }
         pool.refill();
         pool
     }
@@ -39,7 +59,7 @@ impl Pool {
     }
 
     /// A started process for a new session: a warm one that is still alive, else a fresh one.
-    pub fn take(self: &Arc<Self>) -> io::Result<Child> {
+    pub fn take(&self) -> io::Result<Child> {
         let found = {
             let mut warm = self.warm();
             let mut found = None;
@@ -59,34 +79,29 @@ impl Pool {
         }
     }
 
-    /// Top the pool up on a background thread (process start-up must not stall a request).
-    pub fn refill(self: &Arc<Self>) {
-        if self.size == 0 || self.refilling.swap(true, Ordering::AcqRel) {
-            return;
+    /// Ask the pool's thread to top up (process start-up must not stall a request).
+    pub fn refill(&self) {
+        if let Some(tx) = self.wake.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = tx.send(());
         }
-        let pool = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name("pool-refill".into())
-            .spawn(move || {
-                while !pool.stopped.load(Ordering::Acquire) && pool.warm().len() < pool.size {
-                    match child::spawn(&pool.argv) {
-                        Ok(c) => pool.warm().push(c),
-                        Err(e) => {
-                            tracing::warn!("cannot pre-start {:?}: {e}", pool.argv.join(" "));
-                            break;
-                        }
-                    }
+    }
+
+    fn fill(&self) {
+        while !self.stopped.load(Ordering::Acquire) && self.warm().len() < self.size {
+            match child::spawn(&self.argv) {
+                Ok(c) => self.warm().push(c),
+                Err(e) => {
+                    tracing::warn!("cannot pre-start {:?}: {e}", self.argv.join(" "));
+                    return;
                 }
-                pool.refilling.store(false, Ordering::Release);
-            });
-        if spawned.is_err() {
-            self.refilling.store(false, Ordering::Release);
+            }
         }
     }
 
     /// Stop the warm processes (shutdown).
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
+        self.wake.lock().unwrap_or_else(|p| p.into_inner()).take();
         for mut c in self.warm().drain(..) {
             child::signal_group(c.id(), libc::SIGTERM);
             let _ = c.wait();
