@@ -135,15 +135,19 @@ impl<R: Read> FrameReader<R> {
     }
 
     /// Make space after `end` for the next read: drop what was handed out, move a partial line to
-    /// the front, grow for a long line (never past `max_bytes + 1`), shrink back when idle.
+    /// the front, grow for a long line, shrink back when idle.
+    ///
+    /// A line longer than the initial buffer gets, once, a buffer with room for the longest
+    /// allowed line (`max_bytes + 1`), allocated but not touched: only the part read into is
+    /// initialised (a chunk at a time), so resident memory follows the line's real length and the
+    /// line is copied once, not at every doubling.
     fn make_room(&mut self) {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
             self.scanned = 0;
-            if self.buf.len() > INITIAL {
-                self.buf.truncate(INITIAL);
-                self.buf.shrink_to_fit();
+            if self.buf.capacity() > INITIAL {
+                self.buf = vec![0; INITIAL];
             }
             return;
         }
@@ -155,14 +159,17 @@ impl<R: Read> FrameReader<R> {
             self.end -= self.start;
             self.scanned -= self.start;
             self.start = 0;
+            return;
         }
-        if self.end == self.buf.len() {
-            // Holding `end <= max_bytes` bytes without a newline: room for the rest of the line
-            // and its `\n`, or for the one byte that proves it oversize.
-            let cap = self.max_bytes.saturating_add(1).max(INITIAL);
-            let grown = self.buf.len().saturating_mul(2).min(cap).max(self.end + 1);
-            self.buf.resize(grown, 0);
+        // Full of one partial line (`end <= max_bytes`, or it would be oversize by now).
+        if self.buf.len() == self.buf.capacity() {
+            let cap = self.max_bytes.saturating_add(1).max(self.end + 1);
+            let mut big = Vec::with_capacity(cap);
+            big.extend_from_slice(&self.buf[..self.end]);
+            self.buf = big;
         }
+        let more = (self.buf.capacity() - self.buf.len()).min(INITIAL);
+        self.buf.resize(self.buf.len() + more, 0);
     }
 }
 

@@ -1,5 +1,6 @@
 //! Transports move bytes between peers and act on the pipeline's verdicts. They never look
-//! inside a message.
+//! inside a message — except that HTTP must route answers by id (`http/message.rs` reads the
+//! id, progress token and target of bytes the pipeline already parsed strictly).
 //!
 //! | file       | job                                                             |
 //! |------------|-----------------------------------------------------------------|

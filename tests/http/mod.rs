@@ -14,6 +14,10 @@ use serde_json::Value;
 
 use crate::support;
 
+mod modern_era;
+pub mod peers;
+mod signing;
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -299,4 +303,33 @@ pub fn transcript(client: &str, url: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+// ------------------------------------------------------------------ shared steps
+
+pub const INIT: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+pub const JSON_ONLY: (&str, &str) = ("Accept", "application/json");
+
+pub fn echo_config(extra: &str) -> String {
+    format!(
+        "{extra}\n[[servers]]\nname = \"echo\"\ncommand = [{:?}]\n",
+        support::echo_server_bin().to_string_lossy()
+    )
+}
+
+pub fn audit_events(serve: &Serve) -> Vec<String> {
+    serve
+        .audit()
+        .iter()
+        .map(|r| r["event"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+/// Open a legacy session on `path`; its id.
+pub fn initialize(serve: &Serve, path: &str, extra: &[(&str, &str)]) -> String {
+    let mut headers = vec![JSON_ONLY];
+    headers.extend_from_slice(extra);
+    let r = request(serve.addr, "POST", path, &headers, INIT.as_bytes());
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.header("mcp-session-id").expect("session id").to_owned()
 }

@@ -283,10 +283,14 @@ async fn to_http(
         *hs.version.lock().unwrap_or_else(|e| e.into_inner()) = Some(v.clone());
     }
     let sid = hs.upstream_id();
-    let resp = match up
+    let sent = up
         .send(Method::POST, headers, sid.as_deref(), forward)
-        .await
-    {
+        .await;
+    if sid.is_none() {
+        // The session's first exchange tells whether the upstream is up (trust: availability).
+        p.upstream_started(sent.as_ref().is_ok_and(|r| r.status().is_success()));
+    }
+    let resp = match sent {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!("{e}");

@@ -18,6 +18,7 @@ use super::body::{self, OutBody};
 use super::http_upstream::{HttpSession, HttpUpstream};
 use super::sse::{self, Event};
 use super::status::{self, EVENT_STREAM, SESSION_HEADER};
+use crate::audit::{Direction, Record};
 use crate::pipeline::{Outcome, Pipeline, Verdict};
 
 /// What a relay needs besides the response itself.
@@ -69,7 +70,22 @@ impl Relay {
         };
         if !status.is_success() || !ctype.starts_with(status::JSON) {
             // An HTTP-level error (unknown session upstream, bad request…): its status is the
-            // message; pass it on without the upstream's other headers.
+            // message; pass it on without the upstream's other headers, and audit it.
+            let p = &self.pipeline;
+            let sid = p.session_id();
+            let mut record = Record::new(
+                &sid,
+                &p.server,
+                Direction::ServerToClient,
+                body.len() as u64,
+            );
+            record.audit_id = p.audit().next_audit_id(&sid);
+            record.event = "upstream.http_status".into();
+            record.reason = Some(format!(
+                "the upstream answered HTTP {status} without a JSON-RPC message"
+            ));
+            record.code = Some(i64::from(status.as_u16()));
+            p.finish(record, Instant::now());
             let mut r = Response::new(OutBody::full(body));
             *r.status_mut() = status;
             if let Ok(v) = HeaderValue::from_str(&ctype) {

@@ -1,7 +1,7 @@
 //! One HTTP session (or one modern-era request) bound to its own stdio server process. Three
 //! threads, like `wrap`: a writer feeding the child's stdin, a reader running every line of its
 //! stdout through `Pipeline::from_server` and handing the verdict to [`Routes`], and a keeper
-//! that ends the process (closed stdin → SIGTERM → SIGKILL) and reaps it.
+//! that reaps it; `close` ends it (closed stdin → SIGTERM → SIGKILL).
 
 use std::io::{BufReader, Write};
 use std::process::Child;
@@ -23,8 +23,13 @@ const STDIN_QUEUE: usize = 1024;
 pub struct StdioSession {
     pub routes: Routes,
     stdin: Mutex<Option<SyncSender<Vec<u8>>>>,
+    /// The server's output is still open (it can still answer).
     alive: AtomicBool,
+    /// The process has been reaped: never signal its pid (group) again.
+    exited: Arc<AtomicBool>,
     closing: AtomicBool,
+    pid: u32,
+    grace: Duration,
     pipeline: Arc<Pipeline>,
 }
 
@@ -49,7 +54,10 @@ impl StdioSession {
             routes: Routes::default(),
             stdin: Mutex::new(Some(tx)),
             alive: AtomicBool::new(true),
+            exited: Arc::new(AtomicBool::new(false)),
             closing: AtomicBool::new(false),
+            pid: child.id(),
+            grace,
             pipeline: pipeline.clone(),
         });
         pipeline.upstream_started(true);
@@ -78,7 +86,11 @@ impl StdioSession {
         })?;
         let s = session.clone();
         spawn("stdio-keeper", move || {
-            s.keep(&mut child, grace);
+            // Blocks until the process exits: no polling per session.
+            let _ = child.wait();
+            s.exited.store(true, Ordering::Release);
+            s.alive.store(false, Ordering::Release);
+            s.close();
             on_exit();
         })?;
         Ok(session)
@@ -103,10 +115,23 @@ impl StdioSession {
         }
     }
 
-    /// End the session: close stdin now; the keeper escalates to signals after the grace.
+    /// End the session: close stdin now (a stdio server's cue to exit), then SIGTERM and
+    /// SIGKILL to its process group, each after the grace, unless it exited meanwhile.
     pub fn close(&self) {
-        self.closing.store(true, Ordering::Release);
         self.stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if self.closing.swap(true, Ordering::AcqRel) || self.exited.load(Ordering::Acquire) {
+            return;
+        }
+        let (exited, pid, grace) = (self.exited.clone(), self.pid, self.grace);
+        let _ = spawn("stdio-stop", move || {
+            for sig in [libc::SIGTERM, libc::SIGKILL] {
+                thread::sleep(grace);
+                if exited.load(Ordering::Acquire) {
+                    return;
+                }
+                child::signal_group(pid, sig);
+            }
+        });
     }
 
     fn read_server<R: std::io::BufRead>(self: &Arc<Self>, mut reader: FrameReader<R>) {
@@ -178,34 +203,11 @@ impl StdioSession {
             self.pipeline.finish(outcome.record, started);
         }
         self.routes.close_all();
+        // A server that closed its output can answer nothing more: end the process too.
+        self.close();
         if let Err(e) = self.pipeline.audit().flush() {
             tracing::warn!("audit flush: {e}");
         }
-    }
-
-    /// Wait for the child to exit; once `close` was called, escalate after `grace` each step.
-    fn keep(&self, child: &mut Child, grace: Duration) {
-        let pid = child.id();
-        let mut stage: Option<(Instant, u8)> = None;
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) => {}
-            }
-            let closing = self.closing.load(Ordering::Acquire) || !self.is_alive();
-            match stage {
-                None if closing => stage = Some((Instant::now(), 0)),
-                Some((since, n)) if since.elapsed() >= grace => {
-                    let sig = if n == 0 { libc::SIGTERM } else { libc::SIGKILL };
-                    child::signal_group(pid, sig);
-                    stage = Some((Instant::now(), n.saturating_add(1)));
-                }
-                _ => {}
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        self.alive.store(false, Ordering::Release);
-        self.close();
     }
 }
 

@@ -1,0 +1,100 @@
+//! The modern era (2026-07-28) through `serve`: `Mcp-Method` / `Mcp-Name` must mirror the
+//! body, and a client that disconnects cancels its request in the stdio server.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use super::{audit_events, echo_config, request, Serve, JSON_ONLY};
+
+#[test]
+fn modern_headers_must_match_the_body() {
+    let serve = Serve::start(&echo_config(""), &[]);
+    let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+    let modern = ("MCP-Protocol-Version", "2026-07-28");
+    for headers in [
+        vec![
+            JSON_ONLY,
+            modern,
+            ("Mcp-Method", "tools/list"),
+            ("Mcp-Name", "echo"),
+        ],
+        vec![
+            JSON_ONLY,
+            modern,
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "rm"),
+        ],
+        vec![JSON_ONLY, modern, ("Mcp-Method", "tools/call")],
+    ] {
+        let r = request(serve.addr, "POST", "/mcp", &headers, body);
+        assert_eq!(r.status, 400);
+        assert_eq!(r.json()["error"]["code"], -32020, "{:?}", r.json());
+    }
+    assert!(audit_events(&serve).contains(&"http.header_mismatch".into()));
+}
+
+#[test]
+fn modern_disconnect_cancels_the_request_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("upstream.log");
+    let script = dir.path().join("script.json");
+    std::fs::write(&script, r#"{"hang": []}"#).unwrap();
+    let serve = Serve::start(
+        &echo_config(""),
+        &[
+            ("ECHO_RECORD", record.to_str().unwrap()),
+            ("ECHO_SCRIPT", script.to_str().unwrap()),
+        ],
+    );
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}"#;
+    let modern = ("MCP-Protocol-Version", "2026-07-28");
+    let list = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{{meta}}}}}"#);
+    let r = request(
+        serve.addr,
+        "POST",
+        "/mcp",
+        &[JSON_ONLY, modern, ("Mcp-Method", "tools/list")],
+        list.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("hang"),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    // A call the server never answers; the client reads the stream head and hangs up.
+    let call = format!(
+        r#"{{"jsonrpc":"2.0","id":77,"method":"tools/call","params":{{"name":"hang","arguments":{{}},{meta}}}}}"#
+    );
+    let mut s = TcpStream::connect(serve.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "POST /mcp HTTP/1.1\r\nHost: {}\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: hang\r\nContent-Length: {}\r\n\r\n{call}",
+        serve.addr,
+        call.len()
+    )
+    .unwrap();
+    let mut head = [0u8; 512];
+    let n = s.read(&mut head).unwrap();
+    assert!(
+        head[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head[..n])
+    );
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = std::fs::read_to_string(&record).unwrap_or_default();
+        if seen.contains("notifications/cancelled") && seen.contains(r#""requestId":77"#) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no cancellation reached the server:\n{seen}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(audit_events(&serve).contains(&"http.client_disconnected".into()));
+}
