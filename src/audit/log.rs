@@ -58,6 +58,8 @@ pub struct AuditLog {
     /// The generation known to be on disk; held while syncing.
     synced: Mutex<u64>,
     ids: AtomicU64,
+    /// Signs a checkpoint every N records; `None` until `set_checkpoints`.
+    checkpoints: std::sync::OnceLock<super::checkpoint::Checkpointer>,
 }
 
 struct Chain {
@@ -69,6 +71,8 @@ struct Chain {
     clock: Timestamps,
     /// A reused buffer for the record's `ts`.
     ts: String,
+    /// `seq` of the last checkpoint record (0: none yet).
+    last_checkpoint: u64,
 }
 
 impl Chain {
@@ -133,6 +137,7 @@ impl AuditLog {
                 queue: Vec::with_capacity(WRITE_AT + 4096),
                 clock: Timestamps::default(),
                 ts: String::with_capacity(32),
+                last_checkpoint: seq,
             }),
             sink: Mutex::new(Sink {
                 spare: Vec::with_capacity(WRITE_AT + 4096),
@@ -141,6 +146,7 @@ impl AuditLog {
             written: AtomicU64::new(0),
             synced: Mutex::new(0),
             ids: AtomicU64::new(1),
+            checkpoints: std::sync::OnceLock::new(),
         }))
     }
 
@@ -242,7 +248,48 @@ impl AuditLog {
         q.extend_from_slice(chain.prev.as_bytes());
         q.extend_from_slice(b"\",");
         q.extend_from_slice(tail);
+        chain.link(start);
+        self.maybe_checkpoint(chain, false)
+    }
+
+    /// Sign checkpoints with `key` every `every` records from now on (once per log).
+    pub fn set_checkpoints(&self, key: ed25519_dalek::SigningKey, every: u64) {
+        let _ = self
+            .checkpoints
+            .set(super::checkpoint::Checkpointer::new(key, every));
+    }
+
+    /// Queue a checkpoint record when one is due (or `force`d and records came since the last).
+    /// Returns the queue's length.
+    fn maybe_checkpoint(&self, chain: &mut Chain, force: bool) -> usize {
+        let Some(cp) = self.checkpoints.get() else {
+            return chain.queue.len();
+        };
+        let due = chain.seq % cp.every == 0 || (force && chain.seq > chain.last_checkpoint);
+        if !due || chain.seq == chain.last_checkpoint {
+            return chain.queue.len();
+        }
+        let mut rec = Record::new("", "", super::Direction::Proxy, 0);
+        rec.event = "checkpoint".into();
+        rec.decision = super::Decision::Allow;
+        rec.seq = chain.seq + 1;
+        chain.clock.format(SystemTime::now(), &mut rec.ts);
+        rec.prev = chain.prev.clone();
+        rec.detail = Some(cp.detail(rec.seq, &rec.prev));
+        let start = chain.queue.len();
+        if serde_json::to_writer(&mut chain.queue, &rec).is_err() {
+            chain.queue.truncate(start);
+            return chain.queue.len();
+        }
+        chain.seq += 1;
+        chain.last_checkpoint = chain.seq;
         chain.link(start)
+    }
+
+    /// Append a checkpoint now if records came since the last one (on close, and periodically).
+    pub fn checkpoint_now(&self) {
+        let mut chain = self.chain();
+        self.maybe_checkpoint(&mut chain, true);
     }
 
     /// Queue one record serialised whole under the lock (the general path).
@@ -263,7 +310,8 @@ impl AuditLog {
             return Err(io::Error::other(e));
         }
         chain.seq += 1;
-        Ok(chain.link(start))
+        chain.link(start);
+        Ok(self.maybe_checkpoint(chain, false))
     }
 
     /// Swap the queue out (under the chain lock, briefly) and write it (under the sink lock).
@@ -316,15 +364,24 @@ impl AuditLog {
         let weak = Arc::downgrade(self);
         let spawned = std::thread::Builder::new()
             .name("audit-flush".into())
-            .spawn(move || loop {
-                std::thread::sleep(Duration::from_millis(100));
-                match weak.upgrade() {
-                    Some(log) => {
-                        if let Err(e) = log.flush() {
-                            tracing::error!("audit flush failed: {e}");
+            .spawn(move || {
+                let mut ticks = 0u64;
+                loop {
+                    std::thread::sleep(Duration::from_millis(100));
+                    ticks += 1;
+                    match weak.upgrade() {
+                        Some(log) => {
+                            // Besides every N records, a checkpoint at least once a minute while
+                            // records arrive, so a quiet proxy's tail is not left unsigned.
+                            if ticks % 600 == 0 {
+                                log.checkpoint_now();
+                            }
+                            if let Err(e) = log.flush() {
+                                tracing::error!("audit flush failed: {e}");
+                            }
                         }
+                        None => return,
                     }
-                    None => return,
                 }
             });
         if let Err(e) = spawned {
@@ -388,6 +445,8 @@ fn push_decimal(out: &mut impl Extend<u8>, mut n: u64) {
 
 impl Drop for AuditLog {
     fn drop(&mut self) {
+        // The tail after the last periodic checkpoint is signed too.
+        self.checkpoint_now();
         let _ = self.flush();
     }
 }

@@ -4,9 +4,11 @@
 //! |-------------|------------------------------------------------------------|
 //! | `record.rs` | the record's fields, direction and decision                |
 //! | `log.rs`    | the hash-chained JSONL writer, fsync policy, flusher       |
-//! | `verify.rs` | chain verification for `audit verify`                      |
+//! | `checkpoint.rs` | signed checkpoints of the chain head                   |
+//! | `verify.rs` | chain and checkpoint verification for `audit verify`       |
 //! | `tail.rs`   | `audit tail`: follow the newest files                      |
 
+pub mod checkpoint;
 pub mod log;
 pub mod record;
 pub mod tail;

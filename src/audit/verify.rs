@@ -11,6 +11,48 @@ pub enum ChainReport {
     Broken { line: u64, reason: String },
 }
 
+/// What the checkpoints of an intact file say, when a key was given.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CheckpointReport {
+    pub checkpoints: u64,
+    /// Records after the last valid checkpoint (not covered by a signature).
+    pub unsigned_tail: u64,
+}
+
+/// Check the chain, then every checkpoint's signature with `key`. A checkpoint that does not
+/// verify breaks the file at its line.
+pub fn verify_with_key(
+    bytes: &[u8],
+    key: &ed25519_dalek::VerifyingKey,
+) -> Result<CheckpointReport, ChainReport> {
+    match verify_chain(bytes) {
+        ChainReport::Intact { .. } => {}
+        broken => return Err(broken),
+    }
+    let (mut checkpoints, mut tail) = (0, 0);
+    for (i, line) in bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        let v: serde_json::Value = serde_json::from_slice(line).unwrap_or_default();
+        if v.get("event").and_then(|e| e.as_str()) == Some("checkpoint") {
+            super::checkpoint::verify(&v, key).map_err(|reason| ChainReport::Broken {
+                line: i as u64 + 1,
+                reason,
+            })?;
+            checkpoints += 1;
+            tail = 0;
+        } else {
+            tail += 1;
+        }
+    }
+    Ok(CheckpointReport {
+        checkpoints,
+        unsigned_tail: tail,
+    })
+}
+
 /// Check every line's `prev` against the hash of the line before, and that `seq` counts up.
 pub fn verify_chain(bytes: &[u8]) -> ChainReport {
     let mut prev = GENESIS.to_owned();

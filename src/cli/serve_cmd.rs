@@ -1,5 +1,5 @@
 //! `mcp-warden serve [--config F] [--listen ADDR] [--audit-file F]`: Streamable HTTP in front
-//! of every `[[servers]]` entry.
+//! of every `[[servers]]` entry, with the admin port (SPEC §9) beside it.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -7,13 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{fail, load_config, state_dir, EXIT_CHECK_FAILED, EXIT_CONFIG};
+use crate::admin::{self, AdminHandle, Metrics};
 use crate::audit::AuditLog;
 use crate::codec::Limits;
 use crate::config::{self, Config};
 use crate::pins::Origin;
 use crate::pipeline::Guards;
 use crate::sig::verifier::{Clock, SystemClock};
-use crate::transport::http::{self, HttpUpstream, Pool, Route, ServeOptions, Upstream};
+use crate::sig::SigningKey;
+use crate::transport::http::{
+    self, Health, HttpUpstream, Pool, ResponseSigner, Route, ServeOptions, Upstream,
+};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -60,10 +64,23 @@ pub fn run(args: ServeArgs) -> i32 {
         }
     };
     audit.start_flusher();
-    let routes = match build_routes(&config, &state) {
+    let identity = match identity(&config, &state) {
+        Ok(k) => k,
+        Err(code) => return code,
+    };
+    let signing = config.identity.sign_responses;
+    let metrics = Arc::new(Metrics::new());
+    let built = Built {
+        metrics: &metrics,
+        signer: identity.as_ref().filter(|_| signing),
+    };
+    let routes = match build_routes(&config, &state, &built) {
         Ok(r) => r,
         Err(e) => return fail(EXIT_CONFIG, &format!("bad config: {e}")),
     };
+    let health = Arc::new(Health::new(routes.values()));
+    // Held until serve returns: dropping the handle stops the admin port.
+    let _admin = admin_port(&config, &state, &metrics, &health);
     let s = &config.serve;
     let opts = ServeOptions {
         listen: args.listen.unwrap_or_else(|| s.listen.clone()),
@@ -80,6 +97,10 @@ pub fn run(args: ServeArgs) -> i32 {
         max_sessions: s.max_sessions,
         session_idle: Duration::from_secs(s.session_idle_secs),
         grace: Duration::from_secs(config.proxy.shutdown_grace_secs),
+        identity: identity.map(|k| k.verifying_key()),
+        pins_dir: config::resolve(&state, &config.pins.dir),
+        health,
+        metrics: Some(metrics),
     };
     match http::run(opts) {
         Ok(code) => code,
@@ -87,16 +108,70 @@ pub fn run(args: ServeArgs) -> i32 {
     }
 }
 
+/// The proxy's identity key (`[identity] key`): it signs responses and is published in the
+/// capabilities document. Created on first use. Without `sign_responses` a key that cannot be
+/// loaded costs only the published key (a warning); with it, serve refuses to start rather than
+/// send unsigned results that pinned clients would refuse.
+fn identity(config: &Config, state: &std::path::Path) -> Result<Option<SigningKey>, i32> {
+    let path = config::resolve(state, &config.identity.key);
+    match crate::identity::load_or_create(&path) {
+        Ok(k) => Ok(Some(k)),
+        Err(e) if config.identity.sign_responses => Err(fail(
+            EXIT_CONFIG,
+            &format!("identity.key: {e} (needed by identity.sign_responses)"),
+        )),
+        Err(e) => {
+            eprintln!("mcp-warden: identity.key: {e}; the capabilities document has no key");
+            Ok(None)
+        }
+    }
+}
+
+/// The admin port (SPEC §9): `/readyz` is ready when every route's policy is loaded and its
+/// upstream is reachable. A port already taken (another proxy on this machine) or refused
+/// (non-loopback without a token) is reported on stderr and serve runs on without it: the
+/// proxy keeps protecting the servers either way.
+fn admin_port(
+    config: &Config,
+    state: &std::path::Path,
+    metrics: &Arc<Metrics>,
+    health: &Arc<Health>,
+) -> Option<AdminHandle> {
+    let h = health.clone();
+    let ready: admin::Readiness = Arc::new(move || h.ready());
+    match admin::spawn(config, state, metrics.clone(), ready) {
+        Ok((addr, handle)) => {
+            // Tests and operators read the real address here (the port may have been 0).
+            eprintln!("mcp-warden: admin on http://{addr}");
+            Some(handle)
+        }
+        Err(e) => {
+            eprintln!("mcp-warden: admin port not started: {e}");
+            None
+        }
+    }
+}
+
+/// What every route shares besides the config.
+struct Built<'a> {
+    metrics: &'a Arc<Metrics>,
+    /// The identity key when `sign_responses` is set.
+    signer: Option<&'a SigningKey>,
+}
+
 /// One route per server (`route`, default `/mcp/NAME`), plus `/mcp` when there is only one.
 fn build_routes(
     config: &Config,
     state: &std::path::Path,
+    built: &Built<'_>,
 ) -> Result<HashMap<String, Arc<Route>>, String> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut routes = HashMap::new();
     for (i, s) in config.servers.iter().enumerate() {
         let (origin, upstream) = if s.command.is_empty() {
-            let up = HttpUpstream::new(&s.url).map_err(|e| format!("servers[{i}].url: {e}"))?;
+            let up = HttpUpstream::new(&s.url)
+                .map_err(|e| format!("servers[{i}].url: {e}"))?
+                .with_metrics(Some(built.metrics.clone()));
             (
                 Origin::Url { url: s.url.clone() },
                 Upstream::Http(Arc::new(up)),
@@ -110,11 +185,16 @@ fn build_routes(
                 Upstream::Stdio(pool),
             )
         };
-        let guards = Guards::from_config(config, &s.name, origin, state, clock.clone())?;
+        let mut guards = Guards::from_config(config, &s.name, origin, state, clock.clone())?;
+        guards.metrics = Some(built.metrics.clone());
         let route = Arc::new(Route {
             name: s.name.clone(),
             upstream,
             guards: Arc::new(guards),
+            // The audience of a response signature is the server's name (SPEC §4).
+            signer: built
+                .signer
+                .map(|k| Arc::new(ResponseSigner::new(k.clone(), &s.name))),
         });
         let path = if s.route.is_empty() {
             format!("/mcp/{}", s.name)

@@ -55,6 +55,11 @@ pub fn run(args: WrapArgs) -> i32 {
             )
         }
     };
+    // The proxy's own key signs audit checkpoints (created on first use).
+    match crate::identity::load_or_create(&config::resolve(&state, &config.identity.key)) {
+        Ok(key) => audit.set_checkpoints(key, config.audit.checkpoint_every),
+        Err(e) => return fail(EXIT_CONFIG, &format!("identity key: {e}")),
+    }
     audit.start_flusher();
     let limits = Limits {
         max_message_bytes: config.proxy.max_message_bytes,

@@ -21,6 +21,7 @@ const PROTOCOL_HEADER: &str = "mcp-protocol-version";
 const METHOD_HEADER: &str = "mcp-method";
 const NAME_HEADER: &str = "mcp-name";
 const LAST_EVENT_HEADER: &str = "last-event-id";
+const WELL_KNOWN: &str = "/.well-known/mcp/capabilities";
 /// The legacy POST must accept both answers a server may choose (SPEC, streamable HTTP).
 const ACCEPT_BOTH: &str = "application/json, text/event-stream";
 
@@ -171,13 +172,29 @@ impl Upstream {
         }
     }
 
-    /// `GET /.well-known/mcp/capabilities` → `server.public_key`: where the server's identity key
-    /// is published for the first contact (SPEC §4 "Server identity").
+    /// `GET …/.well-known/mcp/capabilities` → `server.public_key`: where the server's identity
+    /// key is published for the first contact (SPEC §4 "Server identity"). Asked next to the
+    /// endpoint first (`/mcp/fs/.well-known/…`: a gateway serving several servers answers per
+    /// route), then at the root (one server per host).
     pub async fn published_key(&self) -> Result<String, String> {
+        let path = self.url.path().trim_end_matches('/');
+        let mut tried = Vec::new();
+        for candidate in [format!("{path}{WELL_KNOWN}"), WELL_KNOWN.to_owned()] {
+            if tried.contains(&candidate) {
+                continue;
+            }
+            match self.fetch_key(&candidate).await {
+                Ok(key) => return Ok(key),
+                Err(e) => tried.push(format!("{candidate}: {e}")),
+            }
+        }
+        Err(tried.join("; "))
+    }
+
+    async fn fetch_key(&self, path: &str) -> Result<String, String> {
         let mut parts = self.url.clone().into_parts();
-        parts.path_and_query = Some(hyper::http::uri::PathAndQuery::from_static(
-            "/.well-known/mcp/capabilities",
-        ));
+        parts.path_and_query =
+            Some(hyper::http::uri::PathAndQuery::try_from(path).map_err(|e| e.to_string())?);
         let uri = Uri::from_parts(parts).map_err(|e| e.to_string())?;
         let mut req = self.request(Method::GET, uri, Bytes::new())?;
         req.headers_mut()

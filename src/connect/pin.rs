@@ -4,7 +4,8 @@
 //!
 //! Once a key is pinned, every successful result must carry a valid signature by it: an unsigned
 //! result from a pinned server reads as a stripped signature (downgrade, corpus SIG-06) and is
-//! refused like a wrong one. A server that stopped signing on purpose is fixed by the operator
+//! refused like a wrong one. Error responses have no `result` to hold a signature and pass
+//! unsigned (`serve` cannot sign them either). A server that stopped signing on purpose is fixed by the operator
 //! deleting the pin file, never silently.
 
 use std::fs;
@@ -284,6 +285,9 @@ mod tests {
         assert_eq!(r.code, -32010);
         assert!(r.reason.contains("pinned"), "{}", r.reason);
         assert!(matches!(pin.check(&unsigned), Check::Refuse(_)));
+        // Errors have no `result` to hold a signature (serve leaves them unsigned): they pass.
+        let error = json!({"jsonrpc":"2.0","id":1,"error":{"code":-32013,"message":"denied"}});
+        assert!(matches!(pin.check(&error), Check::Pass));
         assert!(matches!(pin.check(&signed(&good, "gh")), Check::Refuse(_)));
         // A second process finds the pin file.
         let again = ServerPin::load("fs", None, dir.path(), 300).unwrap();

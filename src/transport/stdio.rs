@@ -386,6 +386,8 @@ pub fn run(
         }
         pipeline.finish(outcome.record, started);
     }
+    // A last signed checkpoint covers the tail, then everything is on disk before we exit.
+    pipeline.audit().checkpoint_now();
     pipeline.audit().flush()?;
     Ok(status.map_or(1, |s| child::exit_code(&s)))
 }

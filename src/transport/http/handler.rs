@@ -13,9 +13,10 @@ use super::body::OutBody;
 use super::post::{self, signature, unknown_session};
 use super::relay::Relay;
 use super::session::{Session, SessionUpstream};
+use super::signer::Egress;
 use super::status::{self, EdgeRefusal, SESSION_HEADER};
 use super::verdict::{accepts_sse, sse_response};
-use super::{modern, Route, Shared, Upstream};
+use super::{capabilities, modern, Route, Shared, Upstream};
 use crate::sig::outcome::Outcome as SigOutcome;
 use crate::sig::verifier::Mode;
 
@@ -27,7 +28,10 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Out
     let route = shared.routes.get(req.uri().path()).cloned();
     let server = route.as_ref().map_or("-", |r| r.name.as_str());
     if let Err(refusal) = shared.edge.check(req.headers()) {
-        return refusal.answer(&shared.audit, server, "", 0);
+        return refusal.answer(&shared, server, "", 0);
+    }
+    if let Some(prefix) = req.uri().path().strip_suffix(capabilities::WELL_KNOWN) {
+        return capabilities::answer(&shared, prefix, req.method(), req.headers()).await;
     }
     let Some(route) = route else {
         return status::text(
@@ -48,7 +52,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Out
                 ),
             )
             .code(-32022)
-            .answer(&shared.audit, &route.name, "", 0)
+            .answer(&shared, &route.name, "", 0)
         }
     };
     let (parts, body) = req.into_parts();
@@ -90,8 +94,7 @@ fn session_for(
     route: &Route,
     headers: &HeaderMap,
 ) -> Result<Arc<Session>, Response<OutBody>> {
-    let sig =
-        signature(route, headers, b"").map_err(|r| r.answer(&shared.audit, &route.name, "", 0))?;
+    let sig = signature(route, headers, b"").map_err(|r| r.answer(&shared, &route.name, "", 0))?;
     let sid = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok());
     let Some(sid) = sid else {
         return Err(EdgeRefusal::new(
@@ -100,7 +103,7 @@ fn session_for(
             "session",
             "this request needs the Mcp-Session-Id header from the initialize response".into(),
         )
-        .answer(&shared.audit, &route.name, "", 0));
+        .answer(&shared, &route.name, "", 0));
     };
     let enforce = route
         .guards
@@ -160,6 +163,7 @@ async fn get(shared: &Shared, route: &Route, headers: &HeaderMap) -> Response<Ou
                         upstream: up.clone(),
                         session: Some(hs.clone()),
                         max: shared.limits.max_message_bytes,
+                        egress: Egress::of(route),
                     };
                     relay.respond(resp, || shared.stream_slot()).await
                 }

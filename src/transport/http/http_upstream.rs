@@ -2,8 +2,8 @@
 //! gets. Only MCP's own headers are passed on — never `Authorization`, cookies or our `X-MCP-*`
 //! signature headers: the client's credentials are for the proxy, not for the server behind it.
 
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -15,6 +15,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use super::status::{JSON, SESSION_HEADER};
+use crate::admin::Metrics;
 
 /// Request headers an upstream may see, besides `Mcp-Param-*`.
 const PASSED: &[&str] = &[
@@ -31,6 +32,8 @@ const PASSED: &[&str] = &[
 pub struct HttpUpstream {
     url: Uri,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// Upstream latency for the admin port's `/metrics`.
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// The upstream side of one proxied session: the upstream's own session id, kept here and
@@ -67,7 +70,28 @@ impl HttpUpstream {
         connector.set_connect_timeout(Some(Duration::from_secs(10)));
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new()).build(connector);
-        Ok(HttpUpstream { url: uri, client })
+        Ok(HttpUpstream {
+            url: uri,
+            client,
+            metrics: None,
+        })
+    }
+
+    /// Record how long each request takes to answer (time to the response head).
+    pub fn with_metrics(mut self, metrics: Option<Arc<Metrics>>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Whether the upstream accepts a TCP connection within `timeout` (`/readyz`).
+    pub async fn reachable(&self, timeout: Duration) -> bool {
+        let Some(host) = self.url.host() else {
+            return false;
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = self.url.port_u16().unwrap_or(80);
+        let connect = tokio::net::TcpStream::connect((host, port));
+        matches!(tokio::time::timeout(timeout, connect).await, Ok(Ok(_)))
     }
 
     /// Send one request. `from` is the client's request headers (filtered here), `session` the
@@ -100,10 +124,12 @@ impl HttpUpstream {
                 "application/json, text/event-stream",
             ));
         }
-        self.client
-            .request(req)
-            .await
-            .map_err(|e| format!("upstream {}: {e}", self.url))
+        let started = Instant::now();
+        let answered = self.client.request(req).await;
+        if let (Some(m), Ok(_)) = (&self.metrics, &answered) {
+            m.observe_upstream(started.elapsed());
+        }
+        answered.map_err(|e| format!("upstream {}: {e}", self.url))
     }
 }
 

@@ -20,10 +20,18 @@
 //! | `pool.rs`           | pre-started stdio processes                                   |
 //! | `http_upstream.rs`  | hyper client and the headers an upstream may see              |
 //! | `relay.rs`          | an HTTP upstream's JSON / SSE answer through `from_server`    |
+//! | `signer.rs`         | response signatures (`sign_responses`); `Egress`: a server message's last step |
+//! | `capabilities.rs`   | `GET [ROUTE]/.well-known/mcp/capabilities`: key, pinned tools  |
+//! | `health.rs`         | `/readyz`: policy loaded, upstream reachable or pool warm      |
+//!
+//! A server → client message's final bytes are chosen in two places, one per upstream kind:
+//! `StdioSession::act` and `Relay::verdict`; both end in `Egress::finish` (signing).
 
 mod body;
+mod capabilities;
 mod edge;
 mod handler;
+mod health;
 mod http_upstream;
 mod message;
 mod modern;
@@ -33,6 +41,7 @@ mod relay;
 mod routes;
 mod server;
 mod session;
+mod signer;
 mod sse;
 mod status;
 mod stdio_upstream;
@@ -40,17 +49,22 @@ mod verdict;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::admin::Metrics;
 use crate::audit::AuditLog;
 use crate::codec::Limits;
 use crate::pipeline::Guards;
+use crate::sig::VerifyingKey;
 
+pub use health::Health;
 pub use http_upstream::HttpUpstream;
 pub use pool::Pool;
 pub use server::run;
+pub use signer::ResponseSigner;
 
 /// Where a route's messages go.
 pub enum Upstream {
@@ -65,6 +79,8 @@ pub struct Route {
     pub name: String,
     pub upstream: Upstream,
     pub guards: Arc<Guards>,
+    /// Signs the results sent to clients (`[identity] sign_responses`); `None`: bytes untouched.
+    pub signer: Option<Arc<ResponseSigner>>,
 }
 
 /// Everything `serve` runs with, built by the CLI from the config.
@@ -82,6 +98,14 @@ pub struct ServeOptions {
     pub session_idle: Duration,
     /// Wait this long after closing a stdio server's stdin before signalling it.
     pub grace: Duration,
+    /// The proxy's identity key, published in the capabilities document.
+    pub identity: Option<VerifyingKey>,
+    /// Where the pin files are (`[pins] dir`): the capabilities document lists pinned tools.
+    pub pins_dir: PathBuf,
+    /// Readiness of every route; HTTP upstreams are probed on the serve runtime.
+    pub health: Arc<Health>,
+    /// The admin port's registry: edge refusals are counted here (pipelines count the rest).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// State shared by every connection.
@@ -93,6 +117,9 @@ pub(crate) struct Shared {
     pub sessions: Arc<session::SessionTable>,
     pub max_sessions: usize,
     pub grace: Duration,
+    pub identity: Option<VerifyingKey>,
+    pub pins_dir: PathBuf,
+    pub metrics: Option<Arc<Metrics>>,
     streams: Arc<AtomicUsize>,
     max_streams: usize,
 }
@@ -107,6 +134,9 @@ impl Shared {
             sessions: Arc::new(session::SessionTable::default()),
             max_sessions: opts.max_sessions,
             grace: opts.grace,
+            identity: opts.identity,
+            pins_dir: opts.pins_dir.clone(),
+            metrics: opts.metrics.clone(),
             streams: Arc::new(AtomicUsize::new(0)),
             max_streams: opts.max_streams,
         }

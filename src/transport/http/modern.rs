@@ -16,6 +16,7 @@ use super::body::OutBody;
 use super::message::{self, Peek};
 use super::post;
 use super::relay::Relay;
+use super::signer::Egress;
 use super::status::{self, EdgeRefusal, HEADER_MISMATCH};
 use super::stdio_upstream::StdioSession;
 use super::verdict::{accepts_sse, collect_json, decide, has_requests, settle, sse_response};
@@ -39,7 +40,7 @@ pub async fn handle(
     };
     let sig = match post::signature(&route, &headers, &body) {
         Ok(s) => s,
-        Err(r) => return r.answer(&shared.audit, &route.name, "", body.len() as u64),
+        Err(r) => return r.answer(&shared, &route.name, "", body.len() as u64),
     };
     if let Err(reason) = check_headers(&headers, &body, &shared.limits) {
         return EdgeRefusal::new(
@@ -50,7 +51,7 @@ pub async fn handle(
         )
         .code(HEADER_MISMATCH)
         .alert()
-        .answer(&shared.audit, &route.name, "", body.len() as u64);
+        .answer(&shared, &route.name, "", body.len() as u64);
     }
     let p = Arc::new(Pipeline::new(
         &route.name,
@@ -81,7 +82,13 @@ pub async fn handle(
                     return status::text(StatusCode::BAD_GATEWAY, "cannot start the server");
                 }
             };
-            let s = match StdioSession::start(child, p.clone(), shared.grace, || {}) {
+            let s = match StdioSession::start(
+                child,
+                p.clone(),
+                Egress::of(&route),
+                shared.grace,
+                || {},
+            ) {
                 Ok(s) => s,
                 Err(e) => return status::text(StatusCode::BAD_GATEWAY, &e.to_string()),
             };
@@ -122,6 +129,7 @@ pub async fn handle(
                 upstream: up.clone(),
                 session: None,
                 max: shared.limits.max_message_bytes,
+                egress: Egress::of(&route),
             };
             relay.respond(resp, || shared.stream_slot()).await
         }

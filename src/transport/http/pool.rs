@@ -19,6 +19,9 @@ pub struct Pool {
     /// when the *thread* that spawned it exits, so a short-lived spawner would kill its children.
     wake: Mutex<Option<Sender<()>>>,
     stopped: AtomicBool,
+    /// Whether the last attempt to start the server worked (`/readyz`); a pool of size 0 is
+    /// assumed able to start one until a session proves otherwise.
+    last_start_ok: AtomicBool,
 }
 
 impl Pool {
@@ -30,6 +33,7 @@ impl Pool {
             warm: Mutex::new(Vec::new()),
             wake: Mutex::new(Some(tx)),
             stopped: AtomicBool::new(false),
+            last_start_ok: AtomicBool::new(size == 0),
         });
         if size > 0 {
             // The thread holds only a weak handle, so dropping the pool ends it.
@@ -75,8 +79,17 @@ impl Pool {
         self.refill();
         match found {
             Some(c) => Ok(c),
-            None => child::spawn(&self.argv),
+            None => {
+                let started = child::spawn(&self.argv);
+                self.last_start_ok.store(started.is_ok(), Ordering::Release);
+                started
+            }
         }
+    }
+
+    /// Ready to serve a session: the last start of the server succeeded (warm or refillable).
+    pub fn healthy(&self) -> bool {
+        self.last_start_ok.load(Ordering::Acquire)
     }
 
     /// Ask the pool's thread to top up (process start-up must not stall a request).
@@ -89,8 +102,12 @@ impl Pool {
     fn fill(&self) {
         while !self.stopped.load(Ordering::Acquire) && self.warm().len() < self.size {
             match child::spawn(&self.argv) {
-                Ok(c) => self.warm().push(c),
+                Ok(c) => {
+                    self.last_start_ok.store(true, Ordering::Release);
+                    self.warm().push(c)
+                }
                 Err(e) => {
+                    self.last_start_ok.store(false, Ordering::Release);
                     tracing::warn!("cannot pre-start {:?}: {e}", self.argv.join(" "));
                     return;
                 }

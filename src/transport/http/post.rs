@@ -16,6 +16,7 @@ use super::http_upstream::{HttpSession, HttpUpstream};
 use super::message;
 use super::relay::{self, Relay};
 use super::session::{Session, SessionUpstream};
+use super::signer::Egress;
 use super::status::{self, EdgeRefusal, SESSION_HEADER};
 use super::stdio_upstream::{SendError, StdioSession};
 use super::verdict::{accepts_sse, collect_json, decide, has_requests, settle, sse_response};
@@ -42,7 +43,7 @@ pub async fn read_body(
             format!("message of {seen} bytes exceeds the limit of {max} bytes (proxy.max_message_bytes)"),
         )
         .alert()
-        .answer(&shared.audit, &route.name, "", seen)
+        .answer(&shared, &route.name, "", seen)
     };
     if let Some(len) = edge::declared_too_large(headers, max) {
         return Err(too_large(len));
@@ -99,7 +100,7 @@ pub async fn handle(
     };
     let sig = match signature(&route, &headers, &body) {
         Ok(s) => s,
-        Err(r) => return r.answer(&shared.audit, &route.name, "", body.len() as u64),
+        Err(r) => return r.answer(&shared, &route.name, "", body.len() as u64),
     };
     let sid = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok());
     let Some(sid) = sid else {
@@ -121,7 +122,7 @@ pub fn unknown_session(shared: &Shared, route: &Route, bytes: usize) -> Response
         "unknown or ended session: start a new one with initialize".into(),
     )
     .code(-32001)
-    .answer(&shared.audit, &route.name, "", bytes as u64)
+    .answer(&shared, &route.name, "", bytes as u64)
 }
 
 /// No session header: only `initialize` may open a session.
@@ -144,7 +145,7 @@ async fn initialize(
             "no Mcp-Session-Id header: send initialize first, then the session id it returns"
                 .into(),
         )
-        .answer(&shared.audit, &route.name, "", body.len() as u64);
+        .answer(&shared, &route.name, "", body.len() as u64);
     }
     if shared.sessions.len() >= shared.max_sessions {
         return status::text(
@@ -161,9 +162,10 @@ async fn initialize(
     let id = crate::session::random_id();
     let upstream = match &route.upstream {
         Upstream::Stdio(pool) => {
+            let egress = Egress::of(&route);
             let started = pool.take().and_then(|child| {
                 let (sessions, id) = (shared.sessions.clone(), id.clone());
-                StdioSession::start(child, pipeline.clone(), shared.grace, move || {
+                StdioSession::start(child, pipeline.clone(), egress, shared.grace, move || {
                     sessions.remove(&id);
                 })
             });
@@ -221,7 +223,8 @@ pub async fn client_message(
             let Upstream::Http(up) = &session.route.upstream else {
                 return (status::empty(StatusCode::INTERNAL_SERVER_ERROR), false);
             };
-            to_http(shared, p, hs, up, headers, forward).await
+            let egress = Egress::of(&session.route);
+            to_http(shared, p, hs, up, headers, forward, egress).await
         }
     };
     (resp, true)
@@ -278,6 +281,7 @@ async fn to_http(
     up: &Arc<HttpUpstream>,
     headers: &HeaderMap,
     forward: Bytes,
+    egress: Egress,
 ) -> Response<OutBody> {
     if let Some(v) = headers.get("mcp-protocol-version") {
         *hs.version.lock().unwrap_or_else(|e| e.into_inner()) = Some(v.clone());
@@ -308,6 +312,7 @@ async fn to_http(
         upstream: up.clone(),
         session: Some(hs.clone()),
         max: shared.limits.max_message_bytes,
+        egress,
     };
     relay.respond(resp, || shared.stream_slot()).await
 }

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use super::body::{self, OutBody};
 use super::http_upstream::{HttpSession, HttpUpstream};
+use super::signer::Egress;
 use super::sse::{self, Event};
 use super::status::{self, EVENT_STREAM, SESSION_HEADER};
 use crate::audit::{Direction, Record};
@@ -29,6 +30,8 @@ pub struct Relay {
     /// `None` in the stateless modern era.
     pub session: Option<Arc<HttpSession>>,
     pub max: usize,
+    /// Response signing on the way to the client.
+    pub egress: Egress,
 }
 
 impl Relay {
@@ -95,7 +98,7 @@ impl Relay {
         }
         let started = Instant::now();
         let outcome = self.pipeline.from_server(&body);
-        match self.verdict(outcome, started).await {
+        match self.verdict(outcome, &body, started).await {
             Some(out) => status::json(status, if out.is_empty() { body } else { out }),
             // The message was withheld: the client must not wait for it forever.
             None => status::text(
@@ -106,8 +109,18 @@ impl Relay {
     }
 
     /// Act on a server-message verdict. `Some(empty)`: forward the original; `Some(bytes)`: the
-    /// rewritten message; `None`: nothing goes to the client.
-    async fn verdict(&self, outcome: Outcome, started: Instant) -> Option<Bytes> {
+    /// rewritten (or signed) message; `None`: nothing goes to the client. `original` is the
+    /// message as the upstream sent it.
+    async fn verdict(&self, outcome: Outcome, original: &[u8], started: Instant) -> Option<Bytes> {
+        let out = self.settle(outcome, started).await?;
+        let last = if out.is_empty() { original } else { &out[..] };
+        match self.egress.finish(last) {
+            Some(signed) => Some(Bytes::from(signed)),
+            None => Some(out),
+        }
+    }
+
+    async fn settle(&self, outcome: Outcome, started: Instant) -> Option<Bytes> {
         let Outcome { verdict, record } = outcome;
         let verdict = match verdict {
             Verdict::Hold(held) => {
@@ -209,7 +222,7 @@ impl Relay {
         }
         let started = Instant::now();
         let outcome = self.pipeline.from_server(data);
-        match self.verdict(outcome, started).await {
+        match self.verdict(outcome, data, started).await {
             Some(b) if b.is_empty() => Some(ev.encode(None)),
             Some(b) => Some(ev.encode(Some(&b))),
             None => ev.id.as_ref().map(|id| {

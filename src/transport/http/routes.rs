@@ -7,6 +7,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -30,6 +31,8 @@ pub struct Target {
     remaining: AtomicUsize,
     /// Set once every response owed was handed to the stream.
     pub answered: Arc<AtomicBool>,
+    /// When the request went to the server: a response's upstream latency counts from here.
+    opened: Instant,
 }
 
 #[derive(Default)]
@@ -79,6 +82,7 @@ impl Routes {
             sse,
             remaining: AtomicUsize::new(requests.len()),
             answered: Arc::new(AtomicBool::new(false)),
+            opened: Instant::now(),
         });
         let answered = target.answered.clone();
         let mut inner = self.lock();
@@ -116,9 +120,11 @@ impl Routes {
     }
 
     /// Hand one server message to its stream. Blocks while that stream's buffer is full, so
-    /// call it from the session's reader thread only.
-    pub fn deliver(&self, bytes: &[u8]) {
+    /// call it from the session's reader thread only. Returns, for a response, how long its
+    /// request waited for it (upstream latency).
+    pub fn deliver(&self, bytes: &[u8]) -> Option<Duration> {
         let peek = message::peek(bytes);
+        let mut took = None;
         let (tx, chunk) = {
             let mut inner = self.lock();
             let pick = self.pick(&mut inner, peek.as_ref());
@@ -130,6 +136,12 @@ impl Routes {
             );
             match pick {
                 Pick::Target(t) => {
+                    if peek
+                        .as_ref()
+                        .is_some_and(|p| matches!(p.kind, Kind::Response | Kind::ErrorResponse))
+                    {
+                        took = Some(t.opened.elapsed());
+                    }
                     let chunk = if t.sse {
                         sse::message(bytes)
                     } else {
@@ -140,9 +152,9 @@ impl Routes {
                 Pick::Get(tx) => (tx, sse::message(bytes)),
                 Pick::Backlog => {
                     push_backlog(&mut inner, sse::message(bytes));
-                    return;
+                    return None;
                 }
-                Pick::Nowhere => return,
+                Pick::Nowhere => return None,
             }
         };
         if let Err(mpsc::error::SendError(chunk)) = tx.blocking_send(chunk) {
@@ -153,6 +165,7 @@ impl Routes {
                 push_backlog(&mut inner, chunk);
             }
         }
+        took
     }
 
     fn pick(&self, inner: &mut Inner, peek: Option<&Peek>) -> Pick {

@@ -38,6 +38,7 @@ async fn serve(opts: ServeOptions) -> io::Result<i32> {
     let shared = Arc::new(Shared::new(&opts, bound));
     let per_client: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     spawn_reaper(&shared, opts.session_idle);
+    opts.health.spawn_probes();
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     loop {
@@ -74,7 +75,7 @@ async fn serve(opts: ServeOptions) -> io::Result<i32> {
                             .routes
                             .get(req.uri().path())
                             .map_or("-", |r| r.name.as_str());
-                        return Ok::<_, Infallible>(refusal.answer(&shared.audit, name, "", 0));
+                        return Ok::<_, Infallible>(refusal.answer(&shared, name, "", 0));
                     }
                     Ok(handler::handle(shared, req).await)
                 }

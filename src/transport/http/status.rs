@@ -1,14 +1,13 @@
 //! HTTP answers: the JSON-RPC error code → HTTP status table of SPEC §3, response builders, and
 //! the audit record of a refusal made at the HTTP edge (before any pipeline saw the message).
 
-use std::sync::Arc;
-
 use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 use serde_json::Value;
 
 use super::body::OutBody;
-use crate::audit::{AuditLog, Decision, Direction, Record};
+use super::Shared;
+use crate::audit::{Decision, Direction, Record};
 use crate::errors::Rejection;
 
 pub const JSON: &str = "application/json";
@@ -124,11 +123,12 @@ impl EdgeRefusal {
     /// the answer: a JSON-RPC error body with id null, so SDK clients can show the reason.
     pub fn answer(
         self,
-        audit: &Arc<AuditLog>,
+        shared: &Shared,
         server: &str,
         session: &str,
         bytes: u64,
     ) -> Response<OutBody> {
+        let audit = &shared.audit;
         let mut record = Record::new(session, server, Direction::ClientToServer, bytes);
         record.audit_id = audit.next_audit_id(if session.is_empty() { "edge" } else { session });
         let mut rejection = Rejection::new(self.code, self.event, self.rule, self.reason.clone());
@@ -144,6 +144,9 @@ impl EdgeRefusal {
         record.code = Some(i64::from(self.status.as_u16()));
         record.alert = self.alert;
         let body = rejection.to_response(None, &record.audit_id);
+        if let Some(m) = &shared.metrics {
+            m.record(&record);
+        }
         if let Err(e) = audit.write(record) {
             tracing::error!("audit write failed: {e}");
         }

@@ -12,6 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::routes::Routes;
+use super::signer::Egress;
 use crate::audit::Direction;
 use crate::codec::frame::{is_blank, Frame, FrameReader};
 use crate::pipeline::{Outcome, Pipeline, Verdict};
@@ -31,6 +32,8 @@ pub struct StdioSession {
     pid: u32,
     grace: Duration,
     pipeline: Arc<Pipeline>,
+    /// Signing and metrics on the way to the client.
+    egress: Egress,
 }
 
 /// Why a line could not be handed to the server.
@@ -46,6 +49,7 @@ impl StdioSession {
     pub fn start(
         mut child: Child,
         pipeline: Arc<Pipeline>,
+        egress: Egress,
         grace: Duration,
         on_exit: impl FnOnce() + Send + 'static,
     ) -> std::io::Result<Arc<StdioSession>> {
@@ -59,6 +63,7 @@ impl StdioSession {
             pid: child.id(),
             grace,
             pipeline: pipeline.clone(),
+            egress,
         });
         pipeline.upstream_started(true);
         let stdin = child.stdin.take();
@@ -173,18 +178,27 @@ impl StdioSession {
                 });
                 return;
             }
-            Verdict::Forward => self.routes.deliver(line),
-            Verdict::Rewrite(b) => self.routes.deliver(&b),
+            Verdict::Forward => self.to_client(line),
+            Verdict::Rewrite(b) => self.to_client(&b),
             Verdict::Answer(b) => {
                 let _ = self.send(&b);
             }
             Verdict::Split { forward, answer } => {
-                self.routes.deliver(&forward);
+                self.to_client(&forward);
                 let _ = self.send(&answer);
             }
             Verdict::Drop => {}
         }
         self.pipeline.finish(record, started);
+    }
+
+    /// A message the pipeline let through, in its final form (signed when signing is on).
+    fn to_client(&self, bytes: &[u8]) {
+        let signed = self.egress.finish(bytes);
+        let took = self.routes.deliver(signed.as_deref().unwrap_or(bytes));
+        if let Some(took) = took {
+            self.egress.upstream_took(took);
+        }
     }
 
     /// The server's stdout closed: every request still waiting gets its one answer, then every

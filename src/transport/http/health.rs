@@ -1,0 +1,97 @@
+//! `/readyz` for `serve` (SPEC §9): ready when every route's policy is loaded and its upstream
+//! can serve — a stdio server whose last start succeeded (its pool is warm or can be refilled),
+//! an HTTP upstream that accepted a TCP connection on the last probe. The admin port runs on
+//! its own thread and asks synchronously, so HTTP upstreams are probed in the background and
+//! the answer is only read here.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{HttpUpstream, Pool, Route, Upstream};
+
+/// How often HTTP upstreams are probed, and how long one probe may take.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+enum Probe {
+    Pool(Arc<Pool>),
+    Http {
+        upstream: Arc<HttpUpstream>,
+        up: AtomicBool,
+    },
+}
+
+struct Entry {
+    name: String,
+    policy: bool,
+    probe: Probe,
+}
+
+pub struct Health {
+    entries: Vec<Entry>,
+}
+
+impl Health {
+    /// One entry per configured server (a route reachable under several paths counts once).
+    pub fn new<'a>(routes: impl IntoIterator<Item = &'a Arc<Route>>) -> Health {
+        let mut entries: Vec<Entry> = Vec::new();
+        for r in routes {
+            if entries.iter().any(|e| e.name == r.name) {
+                continue;
+            }
+            let probe = match &r.upstream {
+                Upstream::Stdio(pool) => Probe::Pool(pool.clone()),
+                Upstream::Http(up) => Probe::Http {
+                    upstream: up.clone(),
+                    up: AtomicBool::new(false),
+                },
+            };
+            entries.push(Entry {
+                name: r.name.clone(),
+                // The guards refuse to build without a policy; a reload error keeps the old one.
+                policy: r.guards.policy.is_some(),
+                probe,
+            });
+        }
+        Health { entries }
+    }
+
+    /// Every server ready (see the module doc).
+    pub fn ready(&self) -> bool {
+        self.entries.iter().all(|e| {
+            let up = match &e.probe {
+                Probe::Pool(pool) => pool.healthy(),
+                Probe::Http { up, .. } => up.load(Ordering::Acquire),
+            };
+            if !up {
+                tracing::debug!("not ready: server {} cannot be reached", e.name);
+            }
+            e.policy && up
+        })
+    }
+
+    /// Probe the HTTP upstreams now and every few seconds, on the serve runtime.
+    pub fn spawn_probes(self: &Arc<Self>) {
+        if !self
+            .entries
+            .iter()
+            .any(|e| matches!(e.probe, Probe::Http { .. }))
+        {
+            return;
+        }
+        let health = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PROBE_EVERY);
+            loop {
+                tick.tick().await;
+                for e in &health.entries {
+                    if let Probe::Http { upstream, up } = &e.probe {
+                        let ok = upstream.reachable(PROBE_TIMEOUT).await;
+                        up.store(ok, Ordering::Release);
+                    }
+                }
+            }
+        });
+    }
+}
