@@ -60,6 +60,9 @@ pub struct Session {
     /// Set when a result looked like a prompt injection: from then on, high-risk calls in this
     /// session need approval (the private-read → public-write flow of RES-01).
     pub tainted: Option<String>,
+    /// Resolved policies per tool, with the policy version they were resolved under: resolution
+    /// walks every rule's globs, and a session calls the same few tools over and over.
+    pub policy_cache: HashMap<String, (String, std::sync::Arc<crate::policy::ToolPolicy>)>,
 }
 
 impl Session {
@@ -73,6 +76,7 @@ impl Session {
             requested_version: None,
             tool_annotations: HashMap::new(),
             tainted: None,
+            policy_cache: HashMap::new(),
         }
     }
 

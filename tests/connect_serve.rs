@@ -79,13 +79,7 @@ fn signed_both_ways_with_trust_on_first_use() {
 
     // Unsigned, straight to serve: 401 with the signature error.
     let json = ("Accept".to_owned(), "application/json".to_owned());
-    let (status, body) = http(
-        serve.addr,
-        "POST",
-        "/mcp/echo",
-        &[json.clone()],
-        INIT.as_bytes(),
-    );
+    let (status, body) = http(serve.addr, "POST", "/mcp/echo", &[json], INIT.as_bytes());
     assert_eq!(status, 401, "{body}");
     assert!(body.contains("-32010"), "{body}");
 
@@ -155,6 +149,10 @@ fn a_tampered_result_is_refused() {
         !line.contains("tamper-m"),
         "the tampered text never reaches the client: {line}"
     );
+    // Refused for the signature over the changed bytes, not for anything else.
+    assert_eq!(out["error"]["data"]["rule"], "response_signature", "{out}");
+    let reason = out["error"]["data"]["reason"].as_str().unwrap_or("");
+    assert!(reason.contains("does not verify"), "{reason}");
     // The session goes on: an untouched result still passes.
     c.send(&call(4, "echo", "fine"));
     let (_, ok) = c.recv();

@@ -159,19 +159,20 @@ fn run() -> Res<()> {
             results.push(r);
         }
     }
+    // Before the streams' sessions add their handshakes to it.
+    let audit = procs::audit_stats(&state.0);
     let streams = if opts.streams > 0 {
         let s = idle_streams(&opts, &echo, &config, &state.0)
             .map_err(|e| format!("idle streams: {e}"))?;
         eprintln!(
-            "idle streams: {} open in {:.2} s; serve RSS {} KiB at rest, {} KiB with them (peak {} KiB), {} threads, {} fds",
-            s.n, s.open_s, s.rss_rest_kib, s.rss_kib, s.hwm_kib, s.threads, s.fds
+            "idle streams: {} open in {:.2} s; serve RSS {} KiB at rest, {} KiB with them (peak {} KiB), {} threads, {} fds; echo server: {} threads",
+            s.n, s.open_s, s.rss_rest_kib, s.rss_kib, s.hwm_kib, s.threads, s.fds, s.echo_threads
         );
         Some(s)
     } else {
         None
     };
     let load_after = procs::loadavg();
-    let audit = procs::audit_stats(&state.0);
     drop(echo);
     report::print(
         &opts,

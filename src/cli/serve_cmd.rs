@@ -63,16 +63,21 @@ pub fn run(args: ServeArgs) -> i32 {
             )
         }
     };
+    // The proxy's own key (created on first use) signs audit checkpoints, and responses when
+    // `sign_responses` is set; it is published in the capabilities document. Like wrap, serve
+    // does not run without it: its trail would not be tamper-evident.
+    let identity =
+        match crate::identity::load_or_create(&config::resolve(&state, &config.identity.key)) {
+            Ok(k) => k,
+            Err(e) => return fail(EXIT_CONFIG, &format!("identity key: {e}")),
+        };
+    audit.set_checkpoints(identity.clone(), config.audit.checkpoint_every);
     audit.start_flusher();
-    let identity = match identity(&config, &state) {
-        Ok(k) => k,
-        Err(code) => return code,
-    };
     let signing = config.identity.sign_responses;
     let metrics = Arc::new(Metrics::new());
     let built = Built {
         metrics: &metrics,
-        signer: identity.as_ref().filter(|_| signing),
+        signer: signing.then_some(&identity),
     };
     let routes = match build_routes(&config, &state, &built) {
         Ok(r) => r,
@@ -97,7 +102,7 @@ pub fn run(args: ServeArgs) -> i32 {
         max_sessions: s.max_sessions,
         session_idle: Duration::from_secs(s.session_idle_secs),
         grace: Duration::from_secs(config.proxy.shutdown_grace_secs),
-        identity: identity.map(|k| k.verifying_key()),
+        identity: Some(identity.verifying_key()),
         pins_dir: config::resolve(&state, &config.pins.dir),
         health,
         metrics: Some(metrics),
@@ -105,25 +110,6 @@ pub fn run(args: ServeArgs) -> i32 {
     match http::run(opts) {
         Ok(code) => code,
         Err(e) => fail(EXIT_CHECK_FAILED, &e.to_string()),
-    }
-}
-
-/// The proxy's identity key (`[identity] key`): it signs responses and is published in the
-/// capabilities document. Created on first use. Without `sign_responses` a key that cannot be
-/// loaded costs only the published key (a warning); with it, serve refuses to start rather than
-/// send unsigned results that pinned clients would refuse.
-fn identity(config: &Config, state: &std::path::Path) -> Result<Option<SigningKey>, i32> {
-    let path = config::resolve(state, &config.identity.key);
-    match crate::identity::load_or_create(&path) {
-        Ok(k) => Ok(Some(k)),
-        Err(e) if config.identity.sign_responses => Err(fail(
-            EXIT_CONFIG,
-            &format!("identity.key: {e} (needed by identity.sign_responses)"),
-        )),
-        Err(e) => {
-            eprintln!("mcp-warden: identity.key: {e}; the capabilities document has no key");
-            Ok(None)
-        }
     }
 }
 

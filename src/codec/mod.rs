@@ -48,10 +48,8 @@ pub fn decode<'a>(line: &'a [u8], limits: &Limits) -> Result<Decoded<'a>, Reject
             limits.max_message_bytes,
         ));
     }
-    strict_json::validate(line, limits.max_depth).map_err(Rejection::from_strict)?;
-    // validate() proved the bytes are UTF-8.
-    let text = std::str::from_utf8(line)
-        .map_err(|_| Rejection::from_strict(strict_json::StrictError::InvalidUtf8))?;
+    let text =
+        strict_json::validate_text(line, limits.max_depth).map_err(Rejection::from_strict)?;
     if text.trim_start().starts_with('[') {
         let items: Vec<&'a RawValue> = serde_json::from_str(text)
             .map_err(|e| Rejection::from_strict(strict_json::StrictError::Syntax(e.to_string())))?;

@@ -45,6 +45,11 @@ impl fmt::Display for StrictError {
 
 /// Validate `bytes` as exactly one JSON value with the rules above.
 pub fn validate(bytes: &[u8], max_depth: usize) -> Result<(), StrictError> {
+    validate_text(bytes, max_depth).map(|_| ())
+}
+
+/// `validate`, returning the bytes as the text they proved to be (one UTF-8 check, not two).
+pub fn validate_text(bytes: &[u8], max_depth: usize) -> Result<&str, StrictError> {
     let text = std::str::from_utf8(bytes).map_err(|_| StrictError::InvalidUtf8)?;
     let failure = Cell::new(None);
     let mut de = serde_json::Deserializer::from_str(text);
@@ -55,7 +60,7 @@ pub fn validate(bytes: &[u8], max_depth: usize) -> Result<(), StrictError> {
     };
     let outcome = seed.deserialize(&mut de).and_then(|()| de.end());
     match outcome {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(text),
         Err(e) => Err(failure.take().unwrap_or_else(|| classify(&e))),
     }
 }

@@ -273,8 +273,7 @@ impl Pipeline {
                 // Pins before policy: a held or never-listed tool reads as unknown, whatever a
                 // policy would say about it.
                 self.check_pinned(pins::Kind::Tool, &call.name)?;
-                let annotations = s.tool_annotations.get(call.name.as_ref());
-                match self.check_policy(&call.name, annotations, call.arguments, record)? {
+                match self.check_policy(s, &call.name, call.arguments, record)? {
                     // After a result that looked like an injection, nothing high-risk goes
                     // out without a human (private read → public write, RES-01).
                     CallPlan::Forward { risk } if risk >= Risk::High && s.tainted.is_some() => {

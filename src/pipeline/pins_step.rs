@@ -80,6 +80,8 @@ impl Pipeline {
         }
         let mut hidden = Vec::new();
         if kind == Kind::Tool {
+            // New annotations may change policy defaults: resolve again on the next call.
+            s.policy_cache.clear();
             let set = self.guards.policy.as_ref().map(|p| p.current());
             let server = ServerRef {
                 name: &self.server,

@@ -10,7 +10,10 @@ use super::Pipeline;
 use crate::audit::Record;
 use crate::errors::{Rejection, RATE_LIMITED, TRUST_TOO_LOW};
 use crate::policy::{evaluate, Decision, RateDecision, Risk, ServerRef};
+use crate::session::Session;
 use crate::trust::Observation;
+
+use std::sync::Arc;
 
 /// What the policy wants done with a call that was not refused outright.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,8 +32,8 @@ pub enum CallPlan {
 impl Pipeline {
     pub(super) fn check_policy(
         &self,
+        s: &mut Session,
         tool: &str,
-        annotations: Option<&Value>,
         arguments: Option<&RawValue>,
         record: &mut Record,
     ) -> Result<CallPlan, Rejection> {
@@ -40,11 +43,23 @@ impl Pipeline {
         // One policy version decides the whole call, approval wait included.
         let set = handle.current();
         record.policy_version = Some(set.version().chars().take(16).collect());
-        let server = ServerRef {
-            name: &self.server,
-            argv: &self.guards.server_argv,
+        let policy = match s.policy_cache.get(tool) {
+            Some((version, p)) if version == set.version() => p.clone(),
+            _ => {
+                let server = ServerRef {
+                    name: &self.server,
+                    argv: &self.guards.server_argv,
+                };
+                let p = Arc::new(set.resolve(&server, tool, s.tool_annotations.get(tool)));
+                // Bounded: one entry per tool the server listed (and a few guesses).
+                if s.policy_cache.len() > 4096 {
+                    s.policy_cache.clear();
+                }
+                s.policy_cache
+                    .insert(tool.to_owned(), (set.version().to_owned(), p.clone()));
+                p
+            }
         };
-        let policy = set.resolve(&server, tool, annotations);
         // Unparseable arguments cannot happen after strict parsing; `Null` fails every rule.
         let args: Option<Value> =
             arguments.map(|raw| serde_json::from_str(raw.get()).unwrap_or(Value::Null));

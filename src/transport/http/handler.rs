@@ -94,7 +94,7 @@ fn session_for(
     route: &Route,
     headers: &HeaderMap,
 ) -> Result<Arc<Session>, Response<OutBody>> {
-    let sig = signature(route, headers, b"").map_err(|r| r.answer(&shared, &route.name, "", 0))?;
+    let sig = signature(route, headers, b"").map_err(|r| r.answer(shared, &route.name, "", 0))?;
     let sid = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok());
     let Some(sid) = sid else {
         return Err(EdgeRefusal::new(
@@ -103,7 +103,7 @@ fn session_for(
             "session",
             "this request needs the Mcp-Session-Id header from the initialize response".into(),
         )
-        .answer(&shared, &route.name, "", 0));
+        .answer(shared, &route.name, "", 0));
     };
     let enforce = route
         .guards

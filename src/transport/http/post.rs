@@ -43,7 +43,7 @@ pub async fn read_body(
             format!("message of {seen} bytes exceeds the limit of {max} bytes (proxy.max_message_bytes)"),
         )
         .alert()
-        .answer(&shared, &route.name, "", seen)
+        .answer(shared, &route.name, "", seen)
     };
     if let Some(len) = edge::declared_too_large(headers, max) {
         return Err(too_large(len));
@@ -122,7 +122,7 @@ pub fn unknown_session(shared: &Shared, route: &Route, bytes: usize) -> Response
         "unknown or ended session: start a new one with initialize".into(),
     )
     .code(-32001)
-    .answer(&shared, &route.name, "", bytes as u64)
+    .answer(shared, &route.name, "", bytes as u64)
 }
 
 /// No session header: only `initialize` may open a session.
@@ -145,7 +145,7 @@ async fn initialize(
             "no Mcp-Session-Id header: send initialize first, then the session id it returns"
                 .into(),
         )
-        .answer(&shared, &route.name, "", body.len() as u64);
+        .answer(shared, &route.name, "", body.len() as u64);
     }
     if shared.sessions.len() >= shared.max_sessions {
         return status::text(
