@@ -557,18 +557,47 @@ fn act(
     line: &[u8],
     forward: Side,
     back: Side,
-    sides: &Sides,
+    sides: &Arc<Sides>,
     now: bool,
 ) -> Queued {
+    let answer = |bytes: &[u8]| match back {
+        Side::Server => answer_server(sides, bytes),
+        Side::Client => sides.send(back, bytes, now),
+    };
     match verdict {
         Verdict::Forward => sides.send(forward, line, now),
         Verdict::Rewrite(bytes) => sides.send(forward, bytes, now),
-        Verdict::Answer(bytes) => sides.send(back, bytes, now),
-        Verdict::Split { forward: f, answer } => {
-            sides.send(forward, f, now) | sides.send(back, answer, now)
-        }
+        Verdict::Answer(bytes) => answer(bytes),
+        Verdict::Split {
+            forward: f,
+            answer: a,
+        } => sides.send(forward, f, now) | answer(a),
         Verdict::Drop | Verdict::Hold(_) => 0,
     }
+}
+
+/// The server reader answering the server itself (a declined elicitation, a refused request).
+/// The client reader may be holding the server side, blocked writing to a child that is in turn
+/// blocked writing to us: waiting for that lock here would deadlock all three. When the side is
+/// busy, a short-lived thread delivers the answer as soon as it is free.
+fn answer_server(sides: &Arc<Sides>, bytes: &[u8]) -> Queued {
+    match sides.server.try_lock() {
+        Ok(mut out) => {
+            out.send(bytes, true);
+        }
+        Err(std::sync::TryLockError::Poisoned(p)) => {
+            p.into_inner().send(bytes, true);
+        }
+        Err(std::sync::TryLockError::WouldBlock) => {
+            let (s, b) = (sides.clone(), bytes.to_vec());
+            if let Err(e) = spawn_named("answer-server", move || {
+                lock(&s.server).send(&b, true);
+            }) {
+                tracing::error!("cannot deliver an answer to the server: {e}");
+            }
+        }
+    }
+    0
 }
 
 fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
