@@ -21,6 +21,12 @@
 //! trail (default fsync "batch") goes there; the directory is removed at the end. `--config`
 //! is passed through to `wrap`, to benchmark with policies or signatures enabled.
 //!
+//! With `--sign-key PEM`, every message sent (handshake included) carries a message-scheme
+//! signature for audience `bench` (the name passed to `wrap --server`), with a fresh nonce and
+//! the current time. The calls of a round are signed before it starts, so the client's signing
+//! cost is not measured; the direct server ignores the signature. Pair it with a `--config`
+//! that sets `[signatures] mode = "enforce"` and trusts the key's public half as a client.
+//!
 //! Usage: see `--help`, or `scripts/bench.sh`. This is a tool, not a test: timings depend on the
 //! machine and its load, which is printed next to the figures.
 
@@ -28,10 +34,11 @@ use std::fs;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use mcp_warden::sig::{keys::signing_key_from_pem, message_scheme, new_nonce, SigningKey};
 use serde_json::{json, Value};
 
 type Res<T> = Result<T, String>;
@@ -51,6 +58,8 @@ Options:
   --rounds N         rounds; each runs direct and proxied, alternating which goes first
                      (default 3)
   --config FILE      passed to `mcp-warden wrap --config`
+  --sign-key PEM     sign every message with this Ed25519 key (message scheme, audience
+                     \"bench\"), pre-signed before each round
   --json FILE        also write a JSON summary to FILE
   -h, --help         this text";
 
@@ -66,7 +75,11 @@ struct Opts {
     text: String,
     config: Option<PathBuf>,
     json: Option<PathBuf>,
+    sign_key: Option<(PathBuf, SigningKey)>,
 }
+
+/// The server name the benchmark gives `wrap --server`: the audience of signed messages.
+const SERVER_NAME: &str = "bench";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Mode {
@@ -127,8 +140,9 @@ fn run() -> Res<()> {
         } else {
             [Mode::Proxied, Mode::Direct]
         };
+        let requests = Arc::new(Requests::for_round(&opts)?);
         for mode in order {
-            let r = run_one(&opts, mode, &state.0)
+            let r = run_one(&opts, &requests, mode, &state.0)
                 .map_err(|e| format!("round {} ({}): {e}", round + 1, mode.label()))?;
             eprintln!(
                 "round {} {:<7}  seq {:>8.0} calls/s  p50 {:>7.1} µs  p99 {:>7.1} µs  pipe {:>8.0} calls/s  cpu {:.1}/{:.1} µs/call  hwm {} KiB",
@@ -173,6 +187,12 @@ fn run() -> Res<()> {
     );
     if let Some(c) = &opts.config {
         t += &format!("config: {}\n", c.display());
+    }
+    if let Some((k, _)) = &opts.sign_key {
+        t += &format!(
+            "requests signed (message scheme, aud {SERVER_NAME:?}) with {}\n",
+            k.display()
+        );
     }
     t += &format!("load average before: {load_before}\nload average after:  {load_after}\n");
     t += &line;
@@ -268,6 +288,7 @@ fn run() -> Res<()> {
             "warden": opts.warden.display().to_string(),
             "server": opts.server.display().to_string(),
             "config": opts.config.as_ref().map(|c| c.display().to_string()),
+            "sign_key": opts.sign_key.as_ref().map(|(k, _)| k.display().to_string()),
             "params": {
                 "calls": opts.calls, "warmup": opts.warmup, "pipe_calls": opts.pipe_calls,
                 "window": opts.window, "rounds": opts.rounds,
@@ -368,12 +389,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 // ---------------------------------------------------------------------------------------------
 // One run against one fresh process
 
-fn run_one(opts: &Opts, mode: Mode, state: &Path) -> Res<RoundResult> {
+fn run_one(opts: &Opts, reqs: &Arc<Requests>, mode: Mode, state: &Path) -> Res<RoundResult> {
     let mut cmd = match mode {
         Mode::Direct => Command::new(&opts.server),
         Mode::Proxied => {
             let mut c = Command::new(&opts.warden);
-            c.arg("wrap").arg("--server").arg("bench");
+            c.arg("wrap").arg("--server").arg(SERVER_NAME);
             if let Some(cfg) = &opts.config {
                 c.arg("--config").arg(cfg);
             }
@@ -393,21 +414,14 @@ fn run_one(opts: &Opts, mode: Mode, state: &Path) -> Res<RoundResult> {
     let mut reader = BufReader::with_capacity(64 * 1024, child.stdout.take().ok_or("no stdout")?);
 
     let result = (|| -> Res<RoundResult> {
-        handshake(&mut stdin, &mut reader)?;
+        handshake(&mut stdin, &mut reader, reqs)?;
         let mut next_id: u64 = 1;
 
         // Sequential.
         let mut buf = Vec::with_capacity(256);
         let mut line = Vec::with_capacity(256);
         for _ in 0..opts.warmup {
-            call(
-                &mut stdin,
-                &mut reader,
-                next_id,
-                &opts.text,
-                &mut buf,
-                &mut line,
-            )?;
+            call(&mut stdin, &mut reader, next_id, reqs, &mut buf, &mut line)?;
             next_id += 1;
         }
         let mut lat_ns: Vec<u64> = Vec::with_capacity(opts.calls);
@@ -415,14 +429,7 @@ fn run_one(opts: &Opts, mode: Mode, state: &Path) -> Res<RoundResult> {
         let t0 = Instant::now();
         for _ in 0..opts.calls {
             let s = Instant::now();
-            call(
-                &mut stdin,
-                &mut reader,
-                next_id,
-                &opts.text,
-                &mut buf,
-                &mut line,
-            )?;
+            call(&mut stdin, &mut reader, next_id, reqs, &mut buf, &mut line)?;
             lat_ns.push(s.elapsed().as_nanos() as u64);
             next_id += 1;
         }
@@ -439,7 +446,7 @@ fn run_one(opts: &Opts, mode: Mode, state: &Path) -> Res<RoundResult> {
             pipe_start_id,
             opts.pipe_calls,
             opts.window,
-            opts.text.clone(),
+            Arc::clone(reqs),
         )?;
         stdin = s;
         reader = r;
@@ -481,7 +488,11 @@ fn run_one(opts: &Opts, mode: Mode, state: &Path) -> Res<RoundResult> {
     result
 }
 
-fn handshake(stdin: &mut ChildStdin, reader: &mut BufReader<ChildStdout>) -> Res<()> {
+fn handshake(
+    stdin: &mut ChildStdin,
+    reader: &mut BufReader<ChildStdout>,
+    reqs: &Requests,
+) -> Res<()> {
     let init = json!({
         "jsonrpc": "2.0", "id": 0, "method": "initialize",
         "params": {
@@ -490,23 +501,86 @@ fn handshake(stdin: &mut ChildStdin, reader: &mut BufReader<ChildStdout>) -> Res
             "clientInfo": {"name": "bench_stdio", "version": "1.0.0"}
         }
     });
-    writeln!(stdin, "{init}").map_err(|e| format!("write initialize: {e}"))?;
+    stdin
+        .write_all(&reqs.control(init)?)
+        .map_err(|e| format!("write initialize: {e}"))?;
     let mut line = Vec::new();
     read_line(reader, &mut line)?;
     check_answer(&line, 0)?;
     stdin
-        .write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n")
+        .write_all(&reqs.control(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))?)
         .map_err(|e| format!("write initialized: {e}"))?;
     // List the tools first, as a client does: the proxy pins them on first sight and refuses
     // calls to tools it has never seen listed.
     stdin
-        .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"tools/list\"}\n")
+        .write_all(&reqs.control(json!({"jsonrpc": "2.0", "id": 0, "method": "tools/list"}))?)
         .map_err(|e| format!("write tools/list: {e}"))?;
     read_line(reader, &mut line)?;
     check_answer(&line, 0)
 }
 
-/// The request line for call `id` (with its newline), into `buf`.
+/// The lines a round sends: calls built on the fly, or all signed before the round.
+struct Requests {
+    text: String,
+    key: Option<SigningKey>,
+    /// With `--sign-key`: the signed line (with its newline) of call id `i + 1`.
+    signed: Vec<Vec<u8>>,
+}
+
+impl Requests {
+    fn for_round(opts: &Opts) -> Res<Requests> {
+        let mut r = Requests {
+            text: opts.text.clone(),
+            key: opts.sign_key.as_ref().map(|(_, k)| k.clone()),
+            signed: Vec::new(),
+        };
+        if r.key.is_some() {
+            let n = opts.warmup + opts.calls + opts.pipe_calls;
+            let mut buf = Vec::new();
+            r.signed = (1..=n as u64)
+                .map(|id| {
+                    request(&mut buf, id, &r.text);
+                    let call: Value = serde_json::from_slice(&buf).map_err(|e| e.to_string())?;
+                    r.control(call)
+                })
+                .collect::<Res<_>>()?;
+        }
+        Ok(r)
+    }
+
+    /// `message` as one line, signed now (fresh nonce, current time) when there is a key.
+    fn control(&self, message: Value) -> Res<Vec<u8>> {
+        let line = match &self.key {
+            Some(key) => {
+                let ts = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_err(|e| e.to_string())?
+                    .as_secs() as i64;
+                message_scheme::sign_value(&message, key, SERVER_NAME, ts, &new_nonce())
+                    .map_err(|e| format!("signing: {e}"))?
+            }
+            None => message,
+        };
+        let mut bytes = serde_json::to_vec(&line).map_err(|e| e.to_string())?;
+        bytes.push(b'\n');
+        Ok(bytes)
+    }
+
+    /// The line of call `id`: pre-signed, or built into `buf`.
+    fn line<'a>(&'a self, id: u64, buf: &'a mut Vec<u8>) -> Res<&'a [u8]> {
+        if self.key.is_none() {
+            request(buf, id, &self.text);
+            return Ok(buf);
+        }
+        usize::try_from(id)
+            .ok()
+            .and_then(|id| self.signed.get(id.checked_sub(1)?))
+            .map(Vec::as_slice)
+            .ok_or_else(|| format!("no pre-signed request for id {id}"))
+    }
+}
+
+/// The unsigned request line for call `id` (with its newline), into `buf`.
 fn request(buf: &mut Vec<u8>, id: u64, text: &str) {
     buf.clear();
     let _ = writeln!(
@@ -519,12 +593,13 @@ fn call(
     stdin: &mut ChildStdin,
     reader: &mut BufReader<ChildStdout>,
     id: u64,
-    text: &str,
+    reqs: &Requests,
     buf: &mut Vec<u8>,
     line: &mut Vec<u8>,
 ) -> Res<()> {
-    request(buf, id, text);
-    stdin.write_all(buf).map_err(|e| format!("write: {e}"))?;
+    stdin
+        .write_all(reqs.line(id, buf)?)
+        .map_err(|e| format!("write: {e}"))?;
     read_line(reader, line)?;
     check_answer(line, id)
 }
@@ -574,7 +649,7 @@ fn pipelined(
     first_id: u64,
     n: usize,
     window: usize,
-    text: String,
+    reqs: Arc<Requests>,
 ) -> Res<(Duration, ChildStdin, BufReader<ChildStdout>)> {
     // A bounded channel as a semaphore: the writer puts one token per call sent (blocking when
     // `window` are unanswered), the reader takes one per answer.
@@ -584,8 +659,9 @@ fn pipelined(
         let mut buf = Vec::with_capacity(256);
         for i in 0..n as u64 {
             tokens.send(()).map_err(|_| "reader stopped".to_string())?;
-            request(&mut buf, first_id + i, &text);
-            stdin.write_all(&buf).map_err(|e| format!("write: {e}"))?;
+            stdin
+                .write_all(reqs.line(first_id + i, &mut buf)?)
+                .map_err(|e| format!("write: {e}"))?;
         }
         Ok(stdin)
     });
@@ -763,6 +839,7 @@ fn parse_args() -> Res<Opts> {
         text: "hello, warden".into(),
         config: None,
         json: None,
+        sign_key: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -783,6 +860,14 @@ fn parse_args() -> Res<Opts> {
             "--payload" => o.text = "x".repeat(num(val("--payload")?, "--payload")?),
             "--config" => o.config = Some(PathBuf::from(val("--config")?)),
             "--json" => o.json = Some(PathBuf::from(val("--json")?)),
+            "--sign-key" => {
+                let path = PathBuf::from(val("--sign-key")?);
+                let pem = fs::read_to_string(&path)
+                    .map_err(|e| format!("--sign-key {}: {e}", path.display()))?;
+                let key = signing_key_from_pem(&pem)
+                    .map_err(|e| format!("--sign-key {}: {e}", path.display()))?;
+                o.sign_key = Some((path, key));
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);

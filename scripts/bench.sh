@@ -12,8 +12,13 @@
 # Usage: scripts/bench.sh [bench_stdio options]
 #   e.g. scripts/bench.sh --rounds 5 --json bench.json
 #        scripts/bench.sh --config my-proxy.toml      (policies/signatures enabled)
+#        scripts/bench.sh --config enforce.toml --sign-key client.pem
+#                      (signed requests, [signatures] mode = "enforce"; see README "Signatures")
 # Options: --calls N --warmup N --pipe-calls N --window N --rounds N --config FILE --json FILE
-#          --warden PATH --server PATH  (see: target/release/examples/bench_stdio --help)
+#          --sign-key PEM --warden PATH --server PATH
+#          (see: target/release/examples/bench_stdio --help)
+# The in-process verification micro-benchmark is separate:
+#   cargo run --release --example bench_verify -- [--iters N] [--runs N] [--json FILE]
 # Env: CARGO (default cargo).
 set -euo pipefail
 

@@ -16,7 +16,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use harness::{connect_state, http, signed, tamper_relay, Connect, Serve};
+use harness::{connect_state, http, http_echo, signed, tamper_relay, Connect, Serve};
 use mcp_warden::sig::keys::{kid_of, public_key_to_string};
 use mcp_warden::sig::message_scheme;
 use mcp_warden::sig::VerifyingKey;
@@ -185,4 +185,33 @@ fn a_server_whose_key_changed_after_the_pin_is_refused() {
     let reason = out["error"]["data"]["reason"].as_str().unwrap_or("");
     assert!(reason.contains("pinned"), "{reason}");
     assert!(c.finish().is_empty(), "nothing else on stdout");
+}
+
+#[test]
+fn results_relayed_from_an_http_upstream_are_signed_too() {
+    let record = tempfile::NamedTempFile::new().expect("record file");
+    let (_up, up_url) = http_echo(record.path());
+    let serve = Serve::with(&format!("url = {up_url:?}"));
+    let key = serve.key();
+    let state = connect_state(None);
+    let mut c = Connect::start(&serve.url("/mcp/echo"), state.path());
+    c.send(INIT);
+    let (_, init) = c.recv();
+    assert_signed(&init, &key);
+    assert_eq!(init["result"]["serverInfo"]["name"], "echo-http");
+    c.send(INITIALIZED);
+    c.send(LIST);
+    let (_, list) = c.recv();
+    assert_signed(&list, &key);
+    c.send(&call(3, "echo", "over http"));
+    let (_, out) = c.recv();
+    assert_signed(&out, &key);
+    assert_eq!(out["result"]["echo"], "tools/call");
+    assert!(c.finish().is_empty(), "nothing else on stdout");
+    // The upstream never saw the client's signature headers.
+    let seen = std::fs::read_to_string(record.path()).expect("record");
+    assert!(
+        !seen.to_ascii_lowercase().contains("x-mcp-signature"),
+        "{seen}"
+    );
 }

@@ -210,7 +210,9 @@ fn start_serve(opts: &Opts, config: &Path, state: &Path) -> Res<Server> {
         )
         .env("MCP_WARDEN_SERVE_MAX_CONNECTIONS_PER_CLIENT", &cap)
         .env("MCP_WARDEN_SERVE_MAX_STREAMS", &cap)
-        .env("MCP_WARDEN_SERVE_MAX_SESSIONS", &cap);
+        .env("MCP_WARDEN_SERVE_MAX_SESSIONS", &cap)
+        // The admin port runs, as by default, but on a free port: 9464 may be taken.
+        .env("MCP_WARDEN_ADMIN_LISTEN", "127.0.0.1:0");
     Server::start(cmd, "serve")
 }
 

@@ -29,13 +29,21 @@ pub fn now() -> i64 {
         .as_secs() as i64
 }
 
-/// serve's config: signatures enforced for the client key, responses signed, admin on a free port.
-pub fn serve_config() -> String {
+/// serve's config: signatures enforced for the client key, responses signed, admin on a free
+/// port, and the echo server behind it (`upstream`: its `command = …` or `url = …` line).
+pub fn serve_config(upstream: &str) -> String {
     let client = public_key_to_string(&client_key().verifying_key());
     format!(
         "[signatures]\nmode = \"enforce\"\n\n[identity]\nsign_responses = true\n\n\
          [[identity.trusted_keys]]\nname = \"desktop\"\npublic_key = {client:?}\nrole = \"client\"\n\n\
-         [admin]\nlisten = \"127.0.0.1:0\"\n\n[[servers]]\nname = \"echo\"\ncommand = [{:?}]\n",
+         [admin]\nlisten = \"127.0.0.1:0\"\n\n[[servers]]\nname = \"echo\"\n{upstream}\n"
+    )
+}
+
+/// The example echo server as a stdio upstream.
+pub fn stdio_echo() -> String {
+    format!(
+        "command = [{:?}]",
         support::echo_server_bin().to_string_lossy()
     )
 }
@@ -68,9 +76,14 @@ pub struct Serve {
 
 impl Serve {
     pub fn start() -> Serve {
+        Serve::with(&stdio_echo())
+    }
+
+    /// With another upstream line (see [`serve_config`]).
+    pub fn with(upstream: &str) -> Serve {
         let state = tempfile::tempdir().expect("tempdir");
         let cfg = state.path().join("proxy.toml");
-        std::fs::write(&cfg, serve_config()).expect("config");
+        std::fs::write(&cfg, serve_config(upstream)).expect("config");
         let mut child = Command::new(support::warden_bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(&cfg)
@@ -276,19 +289,33 @@ impl Drop for Proc {
     }
 }
 
-/// The tampering relay in front of `upstream`; its address.
-pub fn tamper_relay(upstream: SocketAddr) -> (Proc, SocketAddr) {
+/// A Python helper that prints its port on the first line; the process and the port.
+fn python_server(args: &[&std::ffi::OsStr]) -> (Proc, u16) {
     let mut child = Command::new("python3")
-        .arg(relay_script())
-        .arg(upstream.to_string())
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("python3 for the relay");
+        .expect("python3");
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
         .expect("port");
-    let port: u16 = line.trim().parse().expect("port number");
-    (Proc(child), SocketAddr::from(([127, 0, 0, 1], port)))
+    (Proc(child), line.trim().parse().expect("port number"))
+}
+
+/// The recording HTTP echo upstream of the serve tests (`tests/http/echo_upstream.py`): a JSON
+/// answer per request; its endpoint URL.
+pub fn http_echo(record: &Path) -> (Proc, String) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/http/echo_upstream.py");
+    let (p, port) = python_server(&[script.as_os_str(), record.as_os_str()]);
+    (p, format!("http://127.0.0.1:{port}/mcp"))
+}
+
+/// The tampering relay in front of `upstream`; its address.
+pub fn tamper_relay(upstream: SocketAddr) -> (Proc, SocketAddr) {
+    let target = upstream.to_string();
+    let script = relay_script();
+    let (p, port) = python_server(&[script.as_os_str(), target.as_ref()]);
+    (p, SocketAddr::from(([127, 0, 0, 1], port)))
 }
