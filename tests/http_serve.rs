@@ -116,8 +116,11 @@ fn origin_and_host_are_checked() {
     );
     assert_eq!(ok.status, 200, "{}", String::from_utf8_lossy(&ok.body));
     let events = audit_events(&serve);
-    assert!(events.contains(&"http.origin_refused".into()), "{events:?}");
-    assert!(events.contains(&"http.host_refused".into()), "{events:?}");
+    assert!(
+        events.contains(&"http.origin_rejected".into()),
+        "{events:?}"
+    );
+    assert!(events.contains(&"http.host_rejected".into()), "{events:?}");
 }
 
 #[test]
@@ -148,13 +151,7 @@ fn unknown_session_is_404_and_delete_ends_a_session() {
     let after = request(serve.addr, "POST", "/mcp", &hdrs, ping);
     assert_eq!(after.status, 404);
     let events = audit_events(&serve);
-    assert!(
-        events
-            .iter()
-            .filter(|e| *e == "http.unknown_session")
-            .count()
-            >= 2
-    );
+    assert!(events.iter().filter(|e| *e == "session.unknown").count() >= 2);
 }
 
 #[test]

@@ -27,6 +27,7 @@
 //! Usage: see `--help`, or `scripts/bench_http.sh`. This is a tool, not a test: timings depend
 //! on the machine and its load, which is printed next to the figures.
 
+mod args;
 mod client;
 mod procs;
 mod report;
@@ -38,41 +39,11 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub use args::Opts;
 use client::{Conn, Session};
-use procs::{cpu_us, status_field, Server, TempDir};
+use procs::{cpu_us, ctx_switches, status_field, Server, TempDir};
 
 pub type Res<T> = Result<T, String>;
-
-const USAGE: &str = "\
-bench_http: a Streamable HTTP echo server measured directly and through `mcp-warden serve`
-
-Options:
-  --warden PATH      mcp-warden binary (default: target/release/mcp-warden if present,
-                     else target/debug/mcp-warden)
-  --server PATH      echo server binary (default: examples/echo_http_server next to the warden)
-  --calls N          measured calls per phase, split over the connections (default 10000)
-  --warmup N         warm-up calls per connection (default 500)
-  --conc N           connections of the concurrent phase (default 8)
-  --rounds N         rounds; each runs direct and proxied, alternating which goes first
-                     (default 3)
-  --streams N        idle SSE streams held open for the memory figure (default 1000; 0: skip)
-  --payload BYTES    length of the echoed text argument (default 13: \"hello, warden\")
-  --config FILE      base config for serve (its [[servers]] entry is appended by the bench)
-  --json FILE        also write a JSON summary to FILE
-  -h, --help         this text";
-
-pub struct Opts {
-    pub warden: PathBuf,
-    pub server: PathBuf,
-    pub calls: usize,
-    pub warmup: usize,
-    pub conc: usize,
-    pub rounds: usize,
-    pub streams: usize,
-    pub text: String,
-    pub config: Option<PathBuf>,
-    pub json: Option<PathBuf>,
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Mode {
@@ -91,6 +62,9 @@ pub struct Phase {
     /// CPU µs per measured call: the proxy (0 when direct) and the echo server.
     pub proxy_cpu_us: f64,
     pub echo_cpu_us: f64,
+    /// Context switches (all threads) per measured call: the proxy, the echo server.
+    pub proxy_ctxsw: f64,
+    pub echo_ctxsw: f64,
 }
 
 /// One (round, mode).
@@ -124,7 +98,7 @@ fn main() {
 }
 
 fn run() -> Res<()> {
-    let opts = parse_args()?;
+    let opts = args::parse_args()?;
     let nofile = procs::raise_nofile();
     let state = TempDir::new("mcp-warden-bench-http")?;
     let load_before = procs::loadavg();
@@ -212,7 +186,8 @@ fn start_serve(opts: &Opts, config: &Path, state: &Path) -> Res<Server> {
         .env("MCP_WARDEN_SERVE_MAX_STREAMS", &cap)
         .env("MCP_WARDEN_SERVE_MAX_SESSIONS", &cap)
         // The admin port runs, as by default, but on a free port: 9464 may be taken.
-        .env("MCP_WARDEN_ADMIN_LISTEN", "127.0.0.1:0");
+        .env("MCP_WARDEN_ADMIN_LISTEN", "127.0.0.1:0")
+        .envs(opts.serve_env.iter().map(|(k, v)| (k, v)));
     Server::start(cmd, "serve")
 }
 
@@ -273,18 +248,23 @@ fn phase(
             })
         })
         .collect();
+    let sample = || {
+        let p = proxy.map_or((0, 0), |p| (cpu_us(p), ctx_switches(p)));
+        [p.0, cpu_us(echo), p.1, ctx_switches(echo)]
+    };
     barrier.wait();
-    let cpu0 = (proxy.map_or(0, cpu_us), cpu_us(echo));
+    let before = sample();
     let t0 = Instant::now();
     barrier.wait();
     let elapsed = t0.elapsed();
-    let cpu1 = (proxy.map_or(0, cpu_us), cpu_us(echo));
+    let after = sample();
+    let calls = (conc * per).max(1) as f64;
+    let per_call = |i: usize| after[i].saturating_sub(before[i]) as f64 / calls;
     let mut lat = Vec::with_capacity(conc * per);
     for w in workers {
         lat.extend(w.join().map_err(|_| "a client thread panicked")??);
     }
     lat.sort_unstable();
-    let calls = lat.len().max(1) as f64;
     let pct = |p: usize| lat[(lat.len() * p / 100).min(lat.len() - 1)] as f64 / 1e3;
     Ok(Phase {
         calls_per_s: lat.len() as f64 / elapsed.as_secs_f64(),
@@ -292,8 +272,10 @@ fn phase(
         p90_us: pct(90),
         p99_us: pct(99),
         max_us: *lat.last().unwrap_or(&0) as f64 / 1e3,
-        proxy_cpu_us: cpu1.0.saturating_sub(cpu0.0) as f64 / calls,
-        echo_cpu_us: cpu1.1.saturating_sub(cpu0.1) as f64 / calls,
+        proxy_cpu_us: per_call(0),
+        echo_cpu_us: per_call(1),
+        proxy_ctxsw: per_call(2),
+        echo_ctxsw: per_call(3),
     })
 }
 
@@ -339,85 +321,4 @@ pub fn build_profile(warden: &Path) -> String {
         .and_then(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "?".into())
-}
-
-fn parse_args() -> Res<Opts> {
-    let (mut warden, mut server) = (None, None);
-    let mut o = Opts {
-        warden: PathBuf::new(),
-        server: PathBuf::new(),
-        calls: 10_000,
-        warmup: 500,
-        conc: 8,
-        rounds: 3,
-        streams: 1_000,
-        text: "hello, warden".into(),
-        config: None,
-        json: None,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut val = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-        let num = |s: String, name: &str| -> Res<usize> {
-            s.replace('_', "")
-                .parse()
-                .map_err(|_| format!("{name}: not a number: {s}"))
-        };
-        match a.as_str() {
-            "--warden" => warden = Some(PathBuf::from(val("--warden")?)),
-            "--server" => server = Some(PathBuf::from(val("--server")?)),
-            "--calls" => o.calls = num(val("--calls")?, "--calls")?,
-            "--warmup" => o.warmup = num(val("--warmup")?, "--warmup")?,
-            "--conc" => o.conc = num(val("--conc")?, "--conc")?,
-            "--rounds" => o.rounds = num(val("--rounds")?, "--rounds")?,
-            "--streams" => o.streams = num(val("--streams")?, "--streams")?,
-            "--payload" => o.text = "x".repeat(num(val("--payload")?, "--payload")?),
-            "--config" => o.config = Some(PathBuf::from(val("--config")?)),
-            "--json" => o.json = Some(PathBuf::from(val("--json")?)),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
-        }
-    }
-    if o.calls == 0 || o.rounds == 0 || o.conc == 0 {
-        return Err("--calls, --rounds and --conc must be at least 1".into());
-    }
-    // This example lives in <target>/<profile>/examples/.
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let target = exe
-        .parent()
-        .and_then(Path::parent)
-        .and_then(Path::parent)
-        .ok_or("cannot find the target dir; pass --warden")?;
-    let warden = warden.unwrap_or_else(|| {
-        let release = target.join("release/mcp-warden");
-        if release.is_file() {
-            release
-        } else {
-            target.join("debug/mcp-warden")
-        }
-    });
-    let server = server.unwrap_or_else(|| {
-        warden
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("examples/echo_http_server")
-    });
-    for (what, p) in [("--warden", &warden), ("--server", &server)] {
-        if !p.is_file() {
-            return Err(format!(
-                "{what} {} does not exist (build it: cargo build --release --bin mcp-warden --example echo_http_server --example bench_http)",
-                p.display()
-            ));
-        }
-    }
-    o.warden = fs::canonicalize(&warden).unwrap_or(warden);
-    o.server = fs::canonicalize(&server).unwrap_or(server);
-    if let Some(c) = o.config.take() {
-        o.config =
-            Some(fs::canonicalize(&c).map_err(|e| format!("--config {}: {e}", c.display()))?);
-    }
-    Ok(o)
 }

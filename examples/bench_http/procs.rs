@@ -96,6 +96,25 @@ pub fn cpu_us(pid: u32) -> u64 {
     (ticks(14) + ticks(15)) * 1_000_000 / hz
 }
 
+/// Voluntary + involuntary context switches of all the threads of `pid` (live ones).
+pub fn ctx_switches(pid: u32) -> u64 {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    let mut n = 0;
+    for t in tasks.flatten() {
+        let Ok(status) = fs::read_to_string(t.path().join("status")) else {
+            continue;
+        };
+        n += status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split(':').nth(1)?.trim().parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    n
+}
+
 /// A `/proc/PID/status` field in KiB (`VmRSS`, `VmHWM`) or as a count (`Threads`).
 pub fn status_field(pid: u32, field: &str) -> u64 {
     fs::read_to_string(format!("/proc/{pid}/status"))
@@ -177,5 +196,5 @@ pub fn raise_nofile() -> u64 {
             let _ = libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
         }
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }

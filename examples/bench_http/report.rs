@@ -39,6 +39,8 @@ fn summary(rs: &[RoundResult], mode: Mode, pick: fn(&RoundResult) -> &Phase) -> 
         max_us: m(|p| p.max_us),
         proxy_cpu_us: m(|p| p.proxy_cpu_us),
         echo_cpu_us: m(|p| p.echo_cpu_us),
+        proxy_ctxsw: m(|p| p.proxy_ctxsw),
+        echo_ctxsw: m(|p| p.echo_ctxsw),
     }
 }
 
@@ -47,6 +49,7 @@ fn phase_json(p: &Phase) -> Value {
         "calls_per_s": p.calls_per_s, "p50_us": p.p50_us, "p90_us": p.p90_us,
         "p99_us": p.p99_us, "max_us": p.max_us,
         "proxy_cpu_us_per_call": p.proxy_cpu_us, "echo_cpu_us_per_call": p.echo_cpu_us,
+        "proxy_ctx_switches_per_call": p.proxy_ctxsw, "echo_ctx_switches_per_call": p.echo_ctxsw,
     })
 }
 
@@ -90,6 +93,9 @@ pub fn print(
     if let Some(cfg) = &o.config {
         t += &format!("base config: {}\n", cfg.display());
     }
+    for (k, v) in &o.serve_env {
+        t += &format!("serve env: {k}={v}\n");
+    }
     t += &format!("load average before: {load_before}\nload average after:  {load_after}\n");
     t += &format!("{line}\n");
     t += &format!(
@@ -131,6 +137,10 @@ pub fn print(
     t += &format!(
         "{:<34} {:>12.1} {:>12.1}\n",
         "echo server CPU µs/call, c1", d1.echo_cpu_us, p1.echo_cpu_us
+    );
+    t += &format!(
+        "{:<34} {:>12} {:>12.1}\n",
+        "serve context switches/call, c1", "", p1.proxy_ctxsw
     );
     t += &format!(
         "{:<34} {:>12} {:>12.1}\n",
@@ -217,7 +227,8 @@ pub fn print(
         "server": o.server.display().to_string(),
         "config": o.config.as_ref().map(|c| c.display().to_string()),
         "params": {"calls": o.calls, "warmup": o.warmup, "conc": o.conc, "rounds": o.rounds,
-                   "streams": o.streams, "payload": o.text.len()},
+                   "streams": o.streams, "payload": o.text.len(),
+                   "serve_env": o.serve_env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>()},
         "loadavg_before": load_before,
         "loadavg_after": load_after,
         "cpus": thread::available_parallelism().map(|n| n.get()).unwrap_or(0),

@@ -66,7 +66,12 @@ impl Pipeline {
             _ => SIGNATURE_INVALID,
         };
         debug_assert_eq!(verifier.mode(), Mode::Enforce);
-        Err(Rejection::new(code, event, "signatures.enforce", reason).alert())
+        let rejection = Rejection::new(code, event, "signatures.enforce", reason);
+        // A stale timestamp is usually a skewed clock, not an attack; everything else is.
+        Err(match outcome {
+            Outcome::Expired { .. } => rejection,
+            _ => rejection.alert(),
+        })
     }
 }
 

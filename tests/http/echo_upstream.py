@@ -4,13 +4,29 @@ result (initialize with a session id of its own), 202 for notifications, and app
 request's method, path and headers as one JSON line to RECORD_FILE, so a test can see exactly
 what the proxy passed on.
 
-    python3 echo_upstream.py RECORD_FILE      # prints the port it listens on, then serves
+    python3 echo_upstream.py RECORD_FILE [options]   # prints the port it listens on, then serves
+
+Options (all optional; without them the behaviour above is unchanged):
+    --tools a,b          tools/list offers these tool names (default: echo)
+    --reply-status N     answer every request with status N and an empty body (still recorded),
+    --reply-header 'K: V'  with this header (repeatable): e.g. a 401 with a WWW-Authenticate
+                         that points OAuth discovery somewhere (corpus AUTH-02)
+    --sse-get            GET with Accept: text/event-stream opens an event stream that stays
+                         open (a comment every 0.5 s) until the client goes away
 """
+import argparse
 import json
-import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-RECORD = sys.argv[1]
+ap = argparse.ArgumentParser()
+ap.add_argument("record")
+ap.add_argument("--tools", default="echo")
+ap.add_argument("--reply-status", type=int)
+ap.add_argument("--reply-header", action="append", default=[])
+ap.add_argument("--sse-get", action="store_true")
+ARGS = ap.parse_args()
+RECORD = ARGS.record
 UPSTREAM_SESSION = "upstream-secret-session-id"
 
 
@@ -36,9 +52,19 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def fixed_reply(self):
+        """--reply-status: the same answer to everything."""
+        if ARGS.reply_status is None:
+            return False
+        extra = [tuple(h.split(":", 1)) for h in ARGS.reply_header]
+        self.reply(ARGS.reply_status, b"", [(k.strip(), v.strip()) for k, v in extra])
+        return True
+
     def do_POST(self):
         raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.record(raw.decode("utf-8", "replace"))
+        if self.fixed_reply():
+            return
         msg = json.loads(raw)
         if "id" not in msg or "method" not in msg:
             return self.reply(202)
@@ -48,20 +74,42 @@ class Handler(BaseHTTPRequestHandler):
             body = json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}).encode()
             return self.reply(200, body, [("Mcp-Session-Id", UPSTREAM_SESSION)])
         if msg["method"] == "tools/list":
-            result = {"tools": [{"name": "echo", "inputSchema": {"type": "object"}}]}
+            tools = [{"name": t, "inputSchema": {"type": "object"}} for t in ARGS.tools.split(",")]
+            result = {"tools": tools}
         else:
             result = {"echo": msg["method"]}
         self.reply(200, json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}).encode())
 
     def do_GET(self):
         self.record("")
+        if self.fixed_reply():
+            return
+        if ARGS.sse_get and "text/event-stream" in self.headers.get("Accept", ""):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.end_headers()
+            try:
+                while True:
+                    self.wfile.write(b": idle\n\n")
+                    self.wfile.flush()
+                    time.sleep(0.5)
+            except OSError:
+                self.close_connection = True
+                return
         self.reply(405)
 
     def do_DELETE(self):
         self.record("")
+        if self.fixed_reply():
+            return
         self.reply(200)
 
 
-server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+
+server = Server(("127.0.0.1", 0), Handler)
 print(server.server_address[1], flush=True)
 server.serve_forever()

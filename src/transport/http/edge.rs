@@ -53,7 +53,7 @@ impl Edge {
             let o = text.to_ascii_lowercase();
             if origins.next().is_some() || !self.origin_allowed(&o) {
                 return refuse(
-                    "http.origin_refused",
+                    "http.origin_rejected",
                     "serve.allowed_origins",
                     format!("Origin {text:?} is not allowed; add it to [serve] allowed_origins if this browser origin may call the proxy"),
                 );
@@ -63,7 +63,7 @@ impl Edge {
         let host = hosts.next().and_then(|h| h.to_str().ok()).unwrap_or("");
         if hosts.next().is_some() || !self.host_allowed(&host.to_ascii_lowercase()) {
             return refuse(
-                "http.host_refused",
+                "http.host_rejected",
                 "serve.host",
                 format!("Host {host:?} is not a name this proxy is served under (DNS rebinding defence); use the address it is bound to or list the origin in [serve] allowed_origins"),
             );

@@ -95,7 +95,11 @@ fn session_for(
     headers: &HeaderMap,
 ) -> Result<Arc<Session>, Response<OutBody>> {
     let sig = signature(route, headers, b"").map_err(|r| r.answer(shared, &route.name, "", 0))?;
-    let sid = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok());
+    let sid = match headers.get(SESSION_HEADER).map(|v| v.to_str()) {
+        Some(Ok(sid)) => Some(sid),
+        Some(Err(_)) => return Err(post::malformed_session(shared, route, 0)),
+        None => None,
+    };
     let Some(sid) = sid else {
         return Err(EdgeRefusal::new(
             StatusCode::BAD_REQUEST,

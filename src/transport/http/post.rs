@@ -102,9 +102,11 @@ pub async fn handle(
         Ok(s) => s,
         Err(r) => return r.answer(&shared, &route.name, "", body.len() as u64),
     };
-    let sid = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok());
-    let Some(sid) = sid else {
-        return initialize(&shared, route, &headers, body, sig).await;
+    let sid = match headers.get(SESSION_HEADER).map(|v| v.to_str()) {
+        Some(Ok(sid)) => sid,
+        // A session id that is not even visible ASCII is no id we issued: a probe.
+        Some(Err(_)) => return malformed_session(&shared, &route, body.len()),
+        None => return initialize(&shared, route, &headers, body, sig).await,
     };
     match shared.sessions.get(sid, &route.name) {
         Some(s) if s.admits(sig.as_ref()) => {
@@ -114,13 +116,28 @@ pub async fn handle(
     }
 }
 
+pub fn malformed_session(shared: &Shared, route: &Route, bytes: usize) -> Response<OutBody> {
+    EdgeRefusal::new(
+        StatusCode::BAD_REQUEST,
+        "session.malformed",
+        "session",
+        "the Mcp-Session-Id header is not a session id this proxy issued (visible ASCII only)"
+            .into(),
+    )
+    .alert()
+    .code(-32600)
+    .answer(shared, &route.name, "", bytes as u64)
+}
+
 pub fn unknown_session(shared: &Shared, route: &Route, bytes: usize) -> Response<OutBody> {
+    // Guessing at session ids is probing: an alert, like any refused credential.
     EdgeRefusal::new(
         StatusCode::NOT_FOUND,
-        "http.unknown_session",
+        "session.unknown",
         "session",
         "unknown or ended session: start a new one with initialize".into(),
     )
+    .alert()
     .code(-32001)
     .answer(shared, &route.name, "", bytes as u64)
 }
