@@ -5,6 +5,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY examples ./examples
+# The policy packs are compiled into the binary as its defaults.
+COPY policies ./policies
 RUN cargo build --release --locked --bin mcp-warden
 
 FROM debian:bookworm-slim
@@ -21,5 +23,9 @@ ENV MCP_WARDEN_STATE=/var/lib/mcp-warden \
     MCP_WARDEN_POLICY_DIR=/etc/mcp-warden/policies
 USER warden
 VOLUME ["/var/lib/mcp-warden"]
+# Sidecar by default: mount the real config (its [[servers]] routes) at /etc/mcp-warden/proxy.toml.
+# The ports: 8080 streamable HTTP, 9464 admin (health, metrics, approvals). Bind beyond loopback
+# in the config ([serve] listen, [admin] listen + token_file) when the pod needs it.
+EXPOSE 8080 9464
 ENTRYPOINT ["/usr/local/bin/mcp-warden"]
-CMD ["--help"]
+CMD ["serve", "--config", "/etc/mcp-warden/proxy.toml"]
