@@ -315,6 +315,10 @@ pub struct ServerSection {
     pub public_key: String,
     #[serde(default)]
     pub sampling: SamplingRoute,
+    /// Headers `serve` adds to every request to a `url` upstream (its credentials, e.g.
+    /// `Authorization`); the client's own `Authorization` is never passed on.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
 }
 
 /// A configuration error, naming where it is.
@@ -472,6 +476,21 @@ impl Config {
                     &format!("servers[{i}]"),
                     "set exactly one of command or url",
                 );
+            }
+            if !s.headers.is_empty() && s.url.is_empty() {
+                return bad(
+                    &format!("servers[{i}].headers"),
+                    "only an url upstream takes headers",
+                );
+            }
+            for (k, v) in &s.headers {
+                let key = format!("servers[{i}].headers.{k}");
+                if hyper::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
+                    return bad(&key, "is not a valid HTTP header name");
+                }
+                if hyper::header::HeaderValue::from_str(v).is_err() {
+                    return bad(&key, "must be visible ASCII (no line breaks)");
+                }
             }
         }
         for (i, k) in self.identity.trusted_keys.iter().enumerate() {

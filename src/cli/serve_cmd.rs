@@ -157,6 +157,8 @@ fn build_routes(
         let (origin, upstream) = if s.command.is_empty() {
             let up = HttpUpstream::new(&s.url)
                 .map_err(|e| format!("servers[{i}].url: {e}"))?
+                .with_headers(&s.headers)
+                .map_err(|e| format!("servers[{i}].headers.{e}"))?
                 .with_metrics(Some(built.metrics.clone()));
             (
                 Origin::Url { url: s.url.clone() },

@@ -1,6 +1,7 @@
 //! One HTTP request: edge checks first (nothing is routed for a refused Origin or Host), then
 //! the route by path, the protocol era by `MCP-Protocol-Version`, and the method: POST carries
-//! messages, GET opens the session's server-message stream, DELETE ends the session.
+//! messages, GET opens the session's server-message stream, DELETE ends the session. The
+//! 2024-11-05 endpoints `ROUTE/sse` and `ROUTE/messages` go to `legacy_sse`.
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use super::session::{Session, SessionUpstream};
 use super::signer::Egress;
 use super::status::{self, EdgeRefusal, SESSION_HEADER};
 use super::verdict::{accepts_sse, sse_response};
-use super::{capabilities, modern, Route, Shared, Upstream};
+use super::{capabilities, legacy_sse, modern, Route, Shared, Upstream};
 use crate::sig::outcome::Outcome as SigOutcome;
 use crate::sig::verifier::Mode;
 
@@ -34,6 +35,10 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Out
         return capabilities::answer(&shared, prefix, req.method(), req.headers()).await;
     }
     let Some(route) = route else {
+        // 2024-11-05 HTTP+SSE endpoints: `ROUTE/sse` and `ROUTE/messages`.
+        if let Some(legacy) = legacy_sse::route_of(&shared, req.uri().path()) {
+            return legacy_sse::handle(shared, legacy, req).await;
+        }
         return status::text(
             StatusCode::NOT_FOUND,
             "no MCP server is served at this path",
@@ -138,6 +143,16 @@ async fn get(shared: &Shared, route: &Route, headers: &HeaderMap) -> Response<Ou
             "GET opens an event stream: accept text/event-stream",
         );
     }
+    open_stream(shared, route, &session, headers).await
+}
+
+/// The session's stream of server messages not tied to a request (GET, or a legacy SSE stream).
+pub async fn open_stream(
+    shared: &Shared,
+    route: &Route,
+    session: &Session,
+    headers: &HeaderMap,
+) -> Response<OutBody> {
     match &session.upstream {
         SessionUpstream::Stdio(s) => {
             let Some(release) = shared.stream_slot() else {
@@ -183,7 +198,7 @@ async fn get(shared: &Shared, route: &Route, headers: &HeaderMap) -> Response<Ou
     }
 }
 
-fn too_many_streams() -> Response<OutBody> {
+pub fn too_many_streams() -> Response<OutBody> {
     let mut r = status::text(
         StatusCode::SERVICE_UNAVAILABLE,
         "too many open streams; retry later",

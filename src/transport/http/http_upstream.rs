@@ -1,6 +1,7 @@
 //! An HTTP upstream (`url = "http://…/mcp"`): the hyper client, and which request headers it
 //! gets. Only MCP's own headers are passed on — never `Authorization`, cookies or our `X-MCP-*`
 //! signature headers: the client's credentials are for the proxy, not for the server behind it.
+//! The upstream's own credentials come from config (`[[servers]] headers`).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,6 +35,8 @@ pub struct HttpUpstream {
     client: Client<HttpConnector, Full<Bytes>>,
     /// Upstream latency for the admin port's `/metrics`.
     metrics: Option<Arc<Metrics>>,
+    /// `[[servers]] headers`: the upstream's own credentials, added to every request.
+    extra: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// The upstream side of one proxied session: the upstream's own session id, kept here and
@@ -74,6 +77,7 @@ impl HttpUpstream {
             url: uri,
             client,
             metrics: None,
+            extra: Vec::new(),
         })
     }
 
@@ -81,6 +85,20 @@ impl HttpUpstream {
     pub fn with_metrics(mut self, metrics: Option<Arc<Metrics>>) -> Self {
         self.metrics = metrics;
         self
+    }
+
+    /// Add these headers to every request (configured credentials; they replace any the
+    /// client's request would have passed).
+    pub fn with_headers<'a>(
+        mut self,
+        headers: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> Result<Self, String> {
+        for (k, v) in headers {
+            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|e| format!("{k}: {e}"))?;
+            let value = HeaderValue::from_str(v).map_err(|e| format!("{k}: {e}"))?;
+            self.extra.push((name, value));
+        }
+        Ok(self)
     }
 
     /// Whether the upstream accepts a TCP connection within `timeout` (`/readyz`).
@@ -112,6 +130,9 @@ impl HttpUpstream {
             if PASSED.contains(&n) || n.starts_with("mcp-param-") {
                 headers.append(name.clone(), value.clone());
             }
+        }
+        for (name, value) in &self.extra {
+            headers.insert(name.clone(), value.clone());
         }
         if let Some(id) = session.and_then(|s| HeaderValue::from_str(s).ok()) {
             headers.insert(HeaderName::from_static(SESSION_HEADER), id);

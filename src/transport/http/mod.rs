@@ -7,6 +7,7 @@
 //! | `server.rs`         | accept loop, header timeout, per-client connection cap, reaper |
 //! | `handler.rs`        | one request: edge checks, routing, GET / DELETE, sessions      |
 //! | `post.rs`           | a POSTed message of the legacy era through pipeline and upstream |
+//! | `legacy_sse.rs`     | 2024-11-05 HTTP+SSE: `ROUTE/sse` stream, `ROUTE/messages` POSTs |
 //! | `verdict.rs`        | holds waited out, durable records first, JSON / SSE answers   |
 //! | `modern.rs`         | 2026-07-28: header checks, one pipeline and process per request |
 //! | `edge.rs`           | Origin / Host (DNS rebinding), declared size, duplicate headers |
@@ -33,6 +34,7 @@ mod edge;
 mod handler;
 mod health;
 mod http_upstream;
+mod legacy_sse;
 mod message;
 mod modern;
 mod pool;
@@ -120,6 +122,7 @@ pub(crate) struct Shared {
     pub identity: Option<VerifyingKey>,
     pub pins_dir: PathBuf,
     pub metrics: Option<Arc<Metrics>>,
+    pub legacy: legacy_sse::LegacyStreams,
     streams: Arc<AtomicUsize>,
     max_streams: usize,
 }
@@ -137,6 +140,7 @@ impl Shared {
             identity: opts.identity,
             pins_dir: opts.pins_dir.clone(),
             metrics: opts.metrics.clone(),
+            legacy: legacy_sse::LegacyStreams::default(),
             streams: Arc::new(AtomicUsize::new(0)),
             max_streams: opts.max_streams,
         }

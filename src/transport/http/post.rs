@@ -164,11 +164,40 @@ async fn initialize(
         )
         .answer(shared, &route.name, "", body.len() as u64);
     }
+    let kid = match &sig {
+        Some(SigOutcome::Valid { kid }) => Some(kid.clone()),
+        _ => None,
+    };
+    let session = match open_session(shared, route, kid) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    shared.sessions.insert(session.clone());
+    let (mut resp, forwarded) = client_message(shared, &session, headers, body, sig).await;
+    if !forwarded || !resp.status().is_success() {
+        shared.sessions.remove(&session.id);
+        session.close();
+        return resp;
+    }
+    if let Ok(v) = HeaderValue::from_str(&session.id) {
+        resp.headers_mut()
+            .insert(HeaderName::from_static(SESSION_HEADER), v);
+    }
+    resp
+}
+
+/// A new session on `route`, its upstream started (not yet in the table): `initialize`, or a
+/// legacy SSE stream opening.
+pub fn open_session(
+    shared: &Arc<Shared>,
+    route: Arc<Route>,
+    kid: Option<String>,
+) -> Result<Arc<Session>, Response<OutBody>> {
     if shared.sessions.len() >= shared.max_sessions {
-        return status::text(
+        return Err(status::text(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many sessions; retry later",
-        );
+        ));
     }
     let pipeline = Arc::new(Pipeline::new(
         &route.name,
@@ -191,29 +220,13 @@ async fn initialize(
                 Err(e) => {
                     pipeline.upstream_started(false);
                     let msg = format!("cannot start server {:?}: {e}", pool.argv().join(" "));
-                    return status::text(StatusCode::BAD_GATEWAY, &msg);
+                    return Err(status::text(StatusCode::BAD_GATEWAY, &msg));
                 }
             }
         }
         Upstream::Http(_) => SessionUpstream::Http(Arc::new(HttpSession::default())),
     };
-    let kid = match &sig {
-        Some(SigOutcome::Valid { kid }) => Some(kid.clone()),
-        _ => None,
-    };
-    let session = Arc::new(Session::new(id, route, pipeline, upstream, kid));
-    shared.sessions.insert(session.clone());
-    let (mut resp, forwarded) = client_message(shared, &session, headers, body, sig).await;
-    if !forwarded || !resp.status().is_success() {
-        shared.sessions.remove(&session.id);
-        session.close();
-        return resp;
-    }
-    if let Ok(v) = HeaderValue::from_str(&session.id) {
-        resp.headers_mut()
-            .insert(HeaderName::from_static(SESSION_HEADER), v);
-    }
-    resp
+    Ok(Arc::new(Session::new(id, route, pipeline, upstream, kid)))
 }
 
 /// Run one client message through the session's pipeline and act on the verdict. Returns the

@@ -1,0 +1,292 @@
+//! The HTTP+SSE transport of 2024-11-05, for old clients. `GET ROUTE/sse` opens a session and
+//! its one stream, whose first event (`endpoint`) says where to POST; `POST
+//! ROUTE/messages?sessionId=ID` takes a message and answers 202 at once; every server message
+//! comes back on the stream as a `message` event. Sessions, pipelines and upstreams are the
+//! streamable transport's: each POST runs `post::client_message` as an SSE-accepting request
+//! (in arrival order, one session's messages at a time), and its answer — the JSON or the events
+//! `from_server` let through — is copied onto the stream. Closing the stream ends the session.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::sync::mpsc;
+
+use super::body::OutBody;
+use super::handler::open_stream;
+use super::message;
+use super::post::{client_message, open_session, read_body, signature, unknown_session};
+use super::routes::STREAM_BUFFER;
+use super::session::{Session, SessionUpstream};
+use super::sse::{self, Event};
+use super::status::{self, EVENT_STREAM, JSON};
+use super::verdict::{accepts_sse, sse_response};
+use super::{Route, Shared, Upstream};
+use crate::sig::outcome::Outcome as SigOutcome;
+use crate::sig::verifier::Mode;
+
+/// Messages POSTed but not yet through the pipeline, per session; beyond this: 503.
+const QUEUE: usize = 64;
+
+/// Which legacy endpoint a path names.
+#[derive(Clone, Copy)]
+pub enum Endpoint {
+    Stream,
+    Messages,
+}
+
+struct Job {
+    headers: HeaderMap,
+    body: Bytes,
+    sig: Option<SigOutcome>,
+}
+
+/// Open legacy streams: our session id → the queue of its POSTed messages.
+#[derive(Default)]
+pub struct LegacyStreams {
+    map: Mutex<HashMap<String, mpsc::Sender<Job>>>,
+}
+
+impl LegacyStreams {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<Job>>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `ROUTE/sse` or `ROUTE/messages`: the route, the path prefix it was reached by, the endpoint.
+pub fn route_of(shared: &Shared, path: &str) -> Option<(Arc<Route>, String, Endpoint)> {
+    let (prefix, which) = if let Some(p) = path.strip_suffix("/sse") {
+        (p, Endpoint::Stream)
+    } else {
+        (path.strip_suffix("/messages")?, Endpoint::Messages)
+    };
+    let route = shared.routes.get(prefix)?.clone();
+    Some((route, prefix.to_owned(), which))
+}
+
+pub async fn handle(
+    shared: Arc<Shared>,
+    (route, prefix, which): (Arc<Route>, String, Endpoint),
+    req: Request<Incoming>,
+) -> Response<OutBody> {
+    match (req.method(), which) {
+        (&Method::GET, Endpoint::Stream) => open(shared, route, &prefix, req.headers()).await,
+        (&Method::POST, Endpoint::Messages) => post(shared, route, req).await,
+        (_, which) => {
+            let mut r = status::empty(StatusCode::METHOD_NOT_ALLOWED);
+            let allow = match which {
+                Endpoint::Stream => "GET",
+                Endpoint::Messages => "POST",
+            };
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(allow));
+            r
+        }
+    }
+}
+
+/// `GET ROUTE/sse`: a new session, its upstream started, and the stream that carries it.
+async fn open(
+    shared: Arc<Shared>,
+    route: Arc<Route>,
+    prefix: &str,
+    headers: &HeaderMap,
+) -> Response<OutBody> {
+    if !accepts_sse(headers) {
+        return status::text(
+            StatusCode::NOT_ACCEPTABLE,
+            "GET ROUTE/sse opens an event stream: accept text/event-stream",
+        );
+    }
+    let sig = match signature(&route, headers, b"") {
+        Ok(s) => s,
+        Err(r) => return r.answer(&shared, &route.name, "", 0),
+    };
+    let kid = match sig {
+        Some(SigOutcome::Valid { kid }) => Some(kid),
+        _ => None,
+    };
+    let session = match open_session(&shared, route.clone(), kid) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    shared.sessions.insert(session.clone());
+    let (out, out_rx) = mpsc::channel::<Bytes>(STREAM_BUFFER);
+    let endpoint = format!("{prefix}/messages?sessionId={}", session.id);
+    let event = Event {
+        event: Some("endpoint".into()),
+        data: Some(endpoint.into_bytes()),
+        ..Event::default()
+    };
+    // The channel is new and empty: this cannot be full.
+    let _ = out.try_send(event.encode(None));
+    let (jobs, jobs_rx) = mpsc::channel(QUEUE);
+    shared.legacy.lock().insert(session.id.clone(), jobs);
+    if matches!(session.upstream, SessionUpstream::Stdio(_)) {
+        // The stdio server's own messages (server requests, notifications) from the start.
+        let get = open_stream(&shared, &route, &session, headers).await;
+        if !get.status().is_success() {
+            end_session(&shared, &session.id);
+            return get;
+        }
+        let (shared, id, out) = (shared.clone(), session.id.clone(), out.clone());
+        tokio::spawn(async move {
+            pipe(get, out).await;
+            // The server is gone: end the client's stream too.
+            shared.legacy.lock().remove(&id);
+        });
+    }
+    tokio::spawn(worker(shared.clone(), session.clone(), jobs_rx, out));
+    let id = session.id.clone();
+    sse_response(OutBody::channel(out_rx, true).on_drop(move || end_session(&shared, &id)))
+}
+
+/// `POST ROUTE/messages?sessionId=ID`: checked at the edge, queued, 202.
+async fn post(shared: Arc<Shared>, route: Arc<Route>, req: Request<Incoming>) -> Response<OutBody> {
+    let sid = req.uri().query().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("sessionId="))
+            .map(str::to_owned)
+    });
+    let (parts, body) = req.into_parts();
+    let body = match read_body(&shared, &route, &parts.headers, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let sig = match signature(&route, &parts.headers, &body) {
+        Ok(s) => s,
+        Err(r) => return r.answer(&shared, &route.name, "", body.len() as u64),
+    };
+    let Some(sid) = sid else {
+        return status::text(
+            StatusCode::BAD_REQUEST,
+            "POST ROUTE/messages needs ?sessionId= from the endpoint event",
+        );
+    };
+    let enforce = route
+        .guards
+        .verifier
+        .as_ref()
+        .is_some_and(|v| v.mode() == Mode::Enforce);
+    let signed = matches!(sig, Some(SigOutcome::Valid { .. }));
+    let session = shared
+        .sessions
+        .get(&sid, &route.name)
+        .filter(|s| s.admits(sig.as_ref()) && !(enforce && s.kid.is_some() && !signed));
+    let queue = shared.legacy.lock().get(&sid).cloned();
+    let (Some(_), Some(queue)) = (session, queue) else {
+        return unknown_session(&shared, &route, body.len());
+    };
+    let mut headers = parts.headers;
+    headers.insert(
+        ACCEPT,
+        HeaderValue::from_static("application/json, text/event-stream"),
+    );
+    match queue.try_send(Job { headers, body, sig }) {
+        Ok(()) => status::empty(StatusCode::ACCEPTED),
+        Err(mpsc::error::TrySendError::Full(_)) => status::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many messages waiting for this session; retry later",
+        ),
+        Err(mpsc::error::TrySendError::Closed(_)) => unknown_session(&shared, &route, 0),
+    }
+}
+
+/// One session's messages through its pipeline, in the order they were POSTed; each answer is
+/// copied onto the stream on a task of its own. An HTTP upstream's stream of server messages
+/// is opened once the client said `notifications/initialized`.
+async fn worker(
+    shared: Arc<Shared>,
+    session: Arc<Session>,
+    mut jobs: mpsc::Receiver<Job>,
+    out: mpsc::Sender<Bytes>,
+) {
+    let mut get_open = matches!(session.upstream, SessionUpstream::Stdio(_));
+    while let Some(job) = jobs.recv().await {
+        let initialized = !get_open
+            && message::peek_all(&job.body)
+                .iter()
+                .any(|p| p.method.as_deref() == Some("notifications/initialized"));
+        let (resp, _) = client_message(&shared, &session, &job.headers, job.body, job.sig).await;
+        tokio::spawn(pipe(resp, out.clone()));
+        if initialized {
+            get_open = true;
+            let mut headers = job.headers;
+            headers.insert(ACCEPT, HeaderValue::from_static(EVENT_STREAM));
+            let get = open_stream(&shared, &session.route, &session, &headers).await;
+            if get.status().is_success() {
+                tokio::spawn(pipe(get, out.clone()));
+            }
+        }
+    }
+}
+
+/// Copy an answer onto the legacy stream: SSE events as they come, a JSON body as one
+/// `message` event. Returns when the answer ends or the client's stream is gone.
+async fn pipe(resp: Response<OutBody>, out: mpsc::Sender<Bytes>) {
+    let status = resp.status();
+    let kind = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let mut body = resp.into_body();
+    if kind.starts_with(EVENT_STREAM) {
+        loop {
+            let frame = tokio::select! {
+                _ = out.closed() => return,
+                f = body.frame() => f,
+            };
+            let Some(Ok(frame)) = frame else { return };
+            let Ok(chunk) = frame.into_data() else {
+                continue;
+            };
+            // The outer stream keeps itself alive.
+            if chunk.starts_with(b":") {
+                continue;
+            }
+            if out.send(chunk).await.is_err() {
+                return;
+            }
+        }
+    }
+    let Ok(collected) = body.collect().await;
+    let bytes = collected.to_bytes();
+    if kind.starts_with(JSON) && !bytes.is_empty() {
+        let _ = out.send(sse::message(&bytes)).await;
+    } else if !status.is_success() {
+        let why = String::from_utf8_lossy(&bytes);
+        tracing::warn!("legacy SSE: a message got no answer to send: {status} {why}");
+    }
+}
+
+/// The stream closed (or never opened): forget the session and stop its upstream.
+fn end_session(shared: &Arc<Shared>, id: &str) {
+    shared.legacy.lock().remove(id);
+    let Some(session) = shared.sessions.remove(id) else {
+        return;
+    };
+    session.close();
+    let (SessionUpstream::Http(hs), Upstream::Http(up)) =
+        (&session.upstream, &session.route.upstream)
+    else {
+        return;
+    };
+    let (Some(sid), Ok(rt)) = (hs.upstream_id(), tokio::runtime::Handle::try_current()) else {
+        return;
+    };
+    let up = up.clone();
+    rt.spawn(async move {
+        if let Err(e) = up
+            .send(Method::DELETE, &HeaderMap::new(), Some(&sid), Bytes::new())
+            .await
+        {
+            tracing::warn!("ending the upstream session: {e}");
+        }
+    });
+}
