@@ -9,5 +9,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
+echo "== cargo build (binary and examples: the tests run the example servers)"
+cargo build --bins --examples
 echo "== cargo test"
 cargo test --all-targets
