@@ -26,14 +26,23 @@ fn create(path: &Path) -> Result<SigningKey, String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    // create_new: two processes starting at once must not overwrite each other's key.
+    // Several processes may start at once (desktop hosts launch 2–5 `wrap`s): the key is written
+    // to a private temp file and published with `link`, which is atomic and never overwrites, so
+    // nobody ever reads a half-written key and the first writer's key wins.
+    let tmp = path.with_extension(format!("pem.{}.tmp", std::process::id()));
     let written = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
+        .open(&tmp)
         .and_then(|mut f| f.write_all(pem.as_bytes()).and_then(|_| f.sync_all()));
-    match written {
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!("cannot write {}: {e}", tmp.display()));
+    }
+    let published = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match published {
         Ok(()) => Ok(key),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create(path),
         Err(e) => Err(format!("cannot write {}: {e}", path.display())),

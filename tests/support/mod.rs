@@ -52,56 +52,7 @@ pub struct Options {
 
 impl Wrapped {
     pub fn start(opts: Options) -> Wrapped {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut cmd = Command::new(warden_bin());
-        cmd.arg("wrap").arg("--server").arg("echo");
-        if let Some(cfg) = &opts.config {
-            let p = dir.path().join("proxy.toml");
-            std::fs::write(&p, cfg).expect("write config");
-            cmd.arg("--config").arg(p);
-        }
-        cmd.arg("--audit-file").arg(dir.path().join("audit.jsonl"));
-        cmd.arg("--").arg(echo_server_bin());
-        cmd.env("MCP_WARDEN_STATE", dir.path().join("state"));
-        cmd.env("ECHO_RECORD", dir.path().join("upstream.log"));
-        if let Some(script) = &opts.script {
-            let p = dir.path().join("script.json");
-            std::fs::write(&p, serde_json::to_vec(script).expect("script")).expect("write script");
-            cmd.env("ECHO_SCRIPT", p);
-        }
-        for (k, v) in &opts.extra_env {
-            cmd.env(k, v);
-        }
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn mcp-warden");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut r = BufReader::new(stdout);
-            loop {
-                let mut line = Vec::new();
-                match r.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {
-                        if line.last() == Some(&b'\n') {
-                            line.pop();
-                        }
-                        if tx.send(line).is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        Wrapped {
-            child,
-            stdin,
-            lines: rx,
-            dir,
-        }
+        start_upstream(opts, "echo", &[echo_server_bin().into_os_string()])
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
