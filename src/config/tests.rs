@@ -1,4 +1,5 @@
 use super::*;
+use crate::audit::Fsync;
 
 fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs

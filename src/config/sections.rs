@@ -1,0 +1,267 @@
+//! The typed sections of `proxy.toml`, with their defaults. Validation that spans keys lives in
+//! `config.rs`; these are the shapes serde fills.
+
+use serde::Deserialize;
+
+use crate::audit::Fsync;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxySection {
+    pub max_message_bytes: usize,
+    /// Seconds to wait for the child after closing its stdin before SIGTERM (and again before
+    /// SIGKILL).
+    pub shutdown_grace_secs: u64,
+}
+impl Default for ProxySection {
+    fn default() -> Self {
+        ProxySection {
+            max_message_bytes: 4 * 1024 * 1024,
+            shutdown_grace_secs: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentitySection {
+    pub key: String,
+    pub sign_responses: bool,
+    pub trusted_keys: Vec<TrustedKey>,
+}
+impl Default for IdentitySection {
+    fn default() -> Self {
+        IdentitySection {
+            key: "identity.pem".into(),
+            sign_responses: false,
+            trusted_keys: vec![],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedKey {
+    pub name: String,
+    pub public_key: String,
+    pub role: KeyRoleName,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyRoleName {
+    Client,
+    Server,
+    Operator,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureMode {
+    Off,
+    #[default]
+    Audit,
+    Enforce,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignaturesSection {
+    pub mode: SignatureMode,
+    pub window_secs: u64,
+}
+impl Default for SignaturesSection {
+    fn default() -> Self {
+        SignaturesSection {
+            mode: SignatureMode::Audit,
+            window_secs: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySection {
+    pub dir: String,
+    pub approval_timeout_secs: u64,
+    pub risk_thresholds: RiskThresholds,
+}
+impl Default for PolicySection {
+    fn default() -> Self {
+        PolicySection {
+            dir: "policies".into(),
+            approval_timeout_secs: 60,
+            risk_thresholds: RiskThresholds::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RiskThresholds {
+    pub low: f64,
+    pub medium: f64,
+    pub high: f64,
+}
+impl Default for RiskThresholds {
+    fn default() -> Self {
+        RiskThresholds {
+            low: 0.3,
+            medium: 0.5,
+            high: 0.7,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDrift {
+    #[default]
+    Hold,
+    Alert,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PinsSection {
+    pub dir: String,
+    pub require: bool,
+    pub require_signed: bool,
+    pub on_drift: OnDrift,
+}
+impl Default for PinsSection {
+    fn default() -> Self {
+        PinsSection {
+            dir: "pins".into(),
+            require: false,
+            require_signed: false,
+            on_drift: OnDrift::Hold,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogArguments {
+    #[default]
+    Digest,
+    Redacted,
+    Full,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSection {
+    pub dir: String,
+    pub fsync: Fsync,
+    pub checkpoint_every: u64,
+    pub log_arguments: LogArguments,
+}
+impl Default for AuditSection {
+    fn default() -> Self {
+        AuditSection {
+            dir: "audit".into(),
+            fsync: Fsync::Batch,
+            checkpoint_every: 1000,
+            log_arguments: LogArguments::Digest,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySection {
+    pub otlp_endpoint: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    pub listen: String,
+    pub token_file: String,
+}
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection {
+            listen: "127.0.0.1:9464".into(),
+            token_file: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeSection {
+    pub listen: String,
+    pub allowed_origins: Vec<String>,
+    /// A client that has not sent its request headers within this time is disconnected.
+    pub header_read_timeout_ms: u64,
+    /// Open connections one client address may hold.
+    pub max_connections_per_client: usize,
+    /// Open SSE streams over all clients.
+    pub max_streams: usize,
+    /// Open sessions over all clients.
+    pub max_sessions: usize,
+    /// Pre-started processes kept ready per stdio server.
+    pub pool_size: usize,
+    /// A session unused for this long is ended.
+    pub session_idle_secs: u64,
+}
+impl Default for ServeSection {
+    fn default() -> Self {
+        ServeSection {
+            listen: "127.0.0.1:8080".into(),
+            allowed_origins: vec![],
+            header_read_timeout_ms: 10_000,
+            max_connections_per_client: 64,
+            max_streams: 1024,
+            max_sessions: 1024,
+            pool_size: 2,
+            session_idle_secs: 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InferenceSection {
+    pub backend: String,
+    pub max_tokens_cap: u64,
+}
+impl Default for InferenceSection {
+    fn default() -> Self {
+        InferenceSection {
+            backend: String::new(),
+            max_tokens_cap: 4096,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SamplingRoute {
+    #[default]
+    Client,
+    Backend,
+    Deny,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    pub name: String,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub url: String,
+    #[serde(default)]
+    pub route: String,
+    #[serde(default)]
+    pub public_key: String,
+    #[serde(default)]
+    pub sampling: SamplingRoute,
+    /// Headers `serve` adds to every request to a `url` upstream (its credentials, e.g.
+    /// `Authorization`); the client's own `Authorization` is never passed on.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+}
