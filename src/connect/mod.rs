@@ -8,7 +8,6 @@
 //! | `client.rs`  | client → server: strict parse, pending ids, era, POST ordering           |
 //! | `relay.rs`   | server → client: bodies and SSE events to stdout, exactly one answer     |
 //! | `http.rs`    | the upstream HTTP client: signing, session and protocol headers          |
-//! | `sse.rs`     | incremental `text/event-stream` parser                                   |
 //! | `pin.rs`     | the pinned server key, trust on first use, response verification         |
 //! | `audit.rs`   | one audit record per message                                             |
 //!
@@ -21,7 +20,6 @@ mod client;
 mod http;
 mod pin;
 mod relay;
-pub mod sse;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -16,11 +16,11 @@ use tokio::sync::mpsc;
 use super::audit::{Auditor, Fate};
 use super::http::{read_body, Upstream};
 use super::pin::{Check, ServerPin};
-use super::sse::SseParser;
 use crate::audit::Direction;
 use crate::codec::{self, Decoded, Envelope, Id, Kind, Limits};
 use crate::errors::{Rejection, Source, INTERNAL_ERROR};
 use crate::sig::message_scheme::META_KEY;
+use crate::transport::http::sse::Parser as SseParser;
 
 /// Protocol facts learnt along the way.
 #[derive(Debug, Default)]
@@ -199,7 +199,7 @@ impl Ctx {
             let Some(chunk) = frame.data_ref() else {
                 continue;
             };
-            let events = match parser.feed(chunk) {
+            let events = match parser.push(chunk) {
                 Ok(ev) => ev,
                 Err(e) => {
                     tracing::warn!("upstream event stream refused: {e:?}");
@@ -208,8 +208,12 @@ impl Ctx {
             };
             for ev in events {
                 last_id = ev.id.clone().or(last_id);
-                if !ev.data.iter().all(u8::is_ascii_whitespace) {
-                    self.deliver(&ev.data).await;
+                // Priming events (an id, no data) and blank data carry no message.
+                match ev.data {
+                    Some(data) if !data.iter().all(u8::is_ascii_whitespace) => {
+                        self.deliver(&data).await
+                    }
+                    _ => {}
                 }
             }
         }

@@ -44,7 +44,8 @@ mod routes;
 mod server;
 mod session;
 mod signer;
-mod sse;
+/// Also the `connect` client's parser for upstream event streams.
+pub mod sse;
 mod status;
 mod stdio_upstream;
 mod verdict;
