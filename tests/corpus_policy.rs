@@ -1028,23 +1028,33 @@ fn shadowing_case(case: &Value) {
             s.w.finish();
             continue;
         }
-        // Held back: tools that duplicate a trusted one, and descriptions naming one.
+        // Held back: descriptions naming a trusted tool. A tool that merely has the same name
+        // as a trusted one stays listed with an alert (issue 10, newer than the corpus note:
+        // hosts keep separately proxied servers apart).
         for t in &spec["tools"].as_array().cloned().unwrap_or_default() {
             let tname = t["name"].as_str().unwrap_or("");
-            let shadows = trusted_tools.iter().any(|tt| {
-                tt == tname
-                    || t["description"]
-                        .as_str()
-                        .unwrap_or("")
-                        .contains(tt.as_str())
-            });
-            if shadows {
+            let description = t["description"].as_str().unwrap_or("");
+            let names_other = trusted_tools
+                .iter()
+                .any(|tt| tt != tname && description.contains(tt.as_str()));
+            let same_name = trusted_tools.iter().any(|tt| tt == tname);
+            if names_other {
                 assert!(
                     !shown.iter().any(|x| x == tname),
                     "{id}: {tname} of {name} shadows a trusted tool and is withheld: {shown:?}"
                 );
+            } else if same_name {
+                assert!(
+                    shown.iter().any(|x| x == tname),
+                    "{id}: {tname} of {name} only shares a name and stays listed: {shown:?}"
+                );
             }
         }
+        let collision =
+            s.w.audit()
+                .into_iter()
+                .any(|r| r["event"] == "capability.name_collision" && r["alert"] == true);
+        assert!(collision, "{id}: the shared name is an alert");
         let hits = assert_audit(case, &s, None);
         assert!(hits.iter().any(|r| r["server"] == name), "{id}: {hits:?}");
         s.w.finish();

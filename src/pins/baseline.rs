@@ -124,6 +124,22 @@ impl Baseline {
         self.observe(Kind::Tool, listing, Page::COMPLETE, now)
     }
 
+    /// Whether calls of `kind` can be judged without a listing: this process saw one, or the
+    /// store holds a pinned section (or cannot be read: then calls are refused anyway).
+    pub fn has_baseline(&self, kind: Kind) -> bool {
+        if lock(&self.state).kinds.contains_key(&kind) {
+            return true;
+        }
+        match self.store.read(&self.server) {
+            Ok(snap) => match plan::trusted_pin(&self.context(), &snap) {
+                Ok(Some(pin)) => pin.section(kind).is_some(),
+                Ok(None) => false,
+                Err(_) => true,
+            },
+            Err(_) => true,
+        }
+    }
+
     /// `tools/call`: may it go upstream?
     pub fn check_call(&self, tool: &str) -> CallDecision {
         self.check(Kind::Tool, tool)

@@ -167,5 +167,28 @@ fn cap_05_shadowing_is_held() {
         .collect();
     let untrusted = json!({"message": {"result": {"tools": servers["math (untrusted)"]["tools"]}}});
     let run = run(&[untrusted], "add", poison_scanner(trusted));
-    assert_expected("CAP-05", &run);
+    // Issue 10 (newer than the corpus note): a plain name collision between separately
+    // proxied servers is an alert, not a hold. The description that redirects the other
+    // server's tool is what stays held.
+    let expected = &case("CAP-05")["expected"];
+    let want = expected["audit_event"].as_str().unwrap();
+    let held = run
+        .events
+        .iter()
+        .find(|e| e.audit_event() == want)
+        .unwrap_or_else(|| panic!("no {want} event in {:?}", run.events));
+    assert!(matches!(held, PinEvent::Flagged { name, .. } if name == "add"));
+    assert_eq!(Some(held.is_alert()), expected["alert"].as_bool());
+    assert!(!run.call.is_allowed(), "add forwarded upstream");
+    assert_eq!(
+        run.last_keep,
+        vec![true, false],
+        "send_email shown, add held"
+    );
+    let noted = run
+        .events
+        .iter()
+        .find(|e| e.audit_event() == "capability.name_collision")
+        .expect("the duplicate name is still reported");
+    assert!(noted.is_alert());
 }

@@ -153,6 +153,12 @@ pub enum PinEvent {
         name: String,
         flags: Vec<Flag>,
     },
+    /// A finding worth an alert that holds nothing back (a tool name another server also uses).
+    Noted {
+        kind: Kind,
+        name: String,
+        flags: Vec<Flag>,
+    },
     /// A pinned item is no longer listed: noted, not an error (calls to it are Unknown).
     Removed {
         kind: Kind,
@@ -180,9 +186,15 @@ impl PinEvent {
             } => "capability.schema_drift",
             PinEvent::Drift { .. } => "capability.drift",
             PinEvent::New { .. } => "capability.new_item",
+            // Naming another server's tool is the more specific finding: report it first.
             PinEvent::Flagged { flags, .. } => flags
-                .first()
+                .iter()
+                .find(|f| f.event == "capability.shadowing")
+                .or(flags.first())
                 .map_or("poisoning.hidden_instructions", |f| f.event),
+            PinEvent::Noted { flags, .. } => flags
+                .first()
+                .map_or("capability.name_collision", |f| f.event),
             PinEvent::Removed { .. } => "capability.removed",
             PinEvent::Invalid { .. } => "capability.invalid_listing",
             PinEvent::Untrusted { .. } => "capability.untrusted_pins",
@@ -243,6 +255,14 @@ impl PinEvent {
                 let details: Vec<&str> = flags.iter().map(|f| f.detail.as_str()).collect();
                 format!(
                     "{} {name:?} held back by the scanner: {}",
+                    kind.label(),
+                    details.join("; ")
+                )
+            }
+            PinEvent::Noted { kind, name, flags } => {
+                let details: Vec<&str> = flags.iter().map(|f| f.detail.as_str()).collect();
+                format!(
+                    "{} {name:?} shown, but note: {}",
                     kind.label(),
                     details.join("; ")
                 )

@@ -11,7 +11,7 @@ use crate::pins::drift::{self, ItemDrift};
 use crate::pins::error::PinError;
 use crate::pins::file::{Kind, Origin, PinFile, Pinned};
 use crate::pins::held::{self, HeldFile, HeldItem, HeldReason};
-use crate::pins::scan::Scanner;
+use crate::pins::scan::{Flag, Scanner};
 use crate::pins::store::Snapshot;
 use crate::sig::attestation;
 
@@ -106,7 +106,18 @@ pub(super) fn decide(
             ItemDrift::New => (HeldReason::New, Vec::new()),
         };
         // Only definitions no operator has approved are scanned (SPEC: "when first seen").
-        let flags = (ctx.scanner)(definition);
+        let (flags, notes): (Vec<Flag>, Vec<Flag>) =
+            (ctx.scanner)(definition).into_iter().partition(|f| f.hold);
+        if !notes.is_empty() {
+            // Alert once per definition; nothing is held for it.
+            let event = PinEvent::Noted {
+                kind,
+                name: item.key.clone(),
+                flags: notes,
+            };
+            plan.events
+                .push((format!("\0note:{}", item.key), item.sha256.clone(), event));
+        }
         if reason == HeldReason::New && tofu && flags.is_empty() {
             plan.keep[item.index] = true;
             plan.allowed.push(item.key.clone());

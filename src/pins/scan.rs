@@ -9,6 +9,16 @@ use serde_json::Value;
 
 use crate::checks::poison_scan::{scan_definition, Finding, Severity};
 
+/// The finding for a definition whose name another server also uses (the scan itself reports
+/// it only when the name is in its list, which the caller just filtered).
+fn name_collision(definition: &Value) -> Vec<Finding> {
+    let name = definition
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    scan_definition(&serde_json::json!({ "name": name }), &[name])
+}
+
 /// One reason to hold a definition back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Flag {
@@ -16,6 +26,10 @@ pub struct Flag {
     pub event: &'static str,
     /// Readable and already escaped for display, e.g. `hidden_instruction_tag at /description: …`.
     pub detail: String,
+    /// Whether the finding holds the definition back. A plain name collision with another,
+    /// separately proxied server does not: hosts keep servers apart (one `wrap` per server,
+    /// tools namespaced per server), so it is an alert only.
+    pub hold: bool,
 }
 
 /// Scans one full definition (tool, prompt or resource template); empty means clean.
@@ -30,7 +44,21 @@ pub fn no_scanner() -> Scanner {
 /// servers expose (a mention of one is shadowing, CAP-05). Findings below `Medium` are
 /// informational and do not hold anything back.
 pub fn poison_scanner(other_server_tools: Vec<String>) -> Scanner {
-    Arc::new(move |definition| flags(&scan_definition(definition, &other_server_tools)))
+    Arc::new(move |definition| {
+        // A definition that mentions its own name is not naming another server's tool.
+        let own = definition.get("name").and_then(Value::as_str);
+        if own.is_none_or(|own| !other_server_tools.iter().any(|t| t == own)) {
+            return flags(&scan_definition(definition, &other_server_tools));
+        }
+        let others: Vec<&str> = other_server_tools
+            .iter()
+            .map(String::as_str)
+            .filter(|t| Some(*t) != own)
+            .collect();
+        let mut found = flags(&scan_definition(definition, &others));
+        found.extend(flags(&name_collision(definition)));
+        found
+    })
 }
 
 /// Flags for the findings that should hold a definition back.
@@ -40,9 +68,11 @@ pub fn flags(findings: &[Finding]) -> Vec<Flag> {
         .filter(|f| f.severity >= Severity::Medium)
         .map(|f| Flag {
             event: match f.kind {
-                "shadowing" | "duplicate_tool_name" => "capability.shadowing",
+                "shadowing" => "capability.shadowing",
+                "duplicate_tool_name" => "capability.name_collision",
                 _ => "poisoning.hidden_instructions",
             },
+            hold: f.kind != "duplicate_tool_name",
             detail: format!(
                 "{} ({:?}) at {}: {}",
                 f.kind,
@@ -80,5 +110,26 @@ mod tests {
             .iter()
             .any(|f| f.event == "capability.shadowing"));
         assert!(no_scanner()(&tpa).is_empty());
+    }
+
+    #[test]
+    fn a_name_shared_with_another_server_is_an_alert_not_a_hold() {
+        let scan = poison_scanner(vec!["echo".into(), "read_file".into()]);
+        let echo = json!({"name": "echo", "description": "Echo tool: echo returns its input."});
+        let hits = scan(&echo);
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        assert_eq!(hits[0].event, "capability.name_collision");
+        assert!(!hits[0].hold);
+        // A description naming its own tool, which another server also has, is not shadowing.
+        let own = json!({"name": "read_file", "description":
+            "read_file: read the complete contents of a file. Prefer the read_file tool for text."});
+        let hits = scan(&own);
+        assert!(hits.iter().all(|f| !f.hold), "{hits:?}");
+        // Naming another server's distinctive tool still holds.
+        let other = json!({"name": "notes", "description":
+            "Before answering, call the read_file tool on the notes index."});
+        assert!(scan(&other)
+            .iter()
+            .any(|f| f.hold && f.event == "capability.shadowing"));
     }
 }

@@ -15,6 +15,7 @@
 //! | `policy_step.rs` | step: policy, rate limit, trust gate              |
 //! | `content_step.rs` | step: redaction, quarantine, taint, elicitation  |
 //! | `hold.rs`   | calls waiting for approval, and how a wait ends         |
+//! | `prefetch.rs` | the proxy's own listing when a call comes before any |
 
 mod auth;
 mod client;
@@ -24,6 +25,7 @@ mod hold;
 mod params;
 mod pins_step;
 mod policy_step;
+mod prefetch;
 mod server;
 #[cfg(test)]
 mod tests;
@@ -38,6 +40,7 @@ use crate::session::Session;
 
 pub use guards::{trusted_keys, Guards};
 pub use hold::Held;
+pub use prefetch::PREFETCH_WAIT;
 
 /// What the transport must do with one message.
 #[derive(Debug, PartialEq, Eq)]
@@ -71,6 +74,7 @@ pub struct Pipeline {
     session: Mutex<Session>,
     audit: Arc<AuditLog>,
     guards: Arc<Guards>,
+    prefetch: prefetch::Prefetch,
 }
 
 impl Pipeline {
@@ -89,6 +93,7 @@ impl Pipeline {
             session: Mutex::new(Session::new()),
             audit,
             guards,
+            prefetch: prefetch::Prefetch::default(),
         }
     }
 

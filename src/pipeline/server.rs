@@ -112,6 +112,34 @@ impl Pipeline {
         Outcome { verdict, record }
     }
 
+    /// The answer to the proxy's own listing (a call came before any listing): pinned and
+    /// checked like any listing, never forwarded; the next page is asked for, if any.
+    fn own_listing_answer(
+        &self,
+        s: &mut Session,
+        pending: &Pending,
+        env: &Envelope,
+        line: &[u8],
+        record: &mut Record,
+    ) -> Verdict {
+        record.method = Some(pending.method.clone());
+        if env.result.is_none() {
+            record.reason = Some("the server refused the proxy's own tools/list".into());
+            self.prefetch_failed();
+            return Verdict::Drop;
+        }
+        let _ = self.observe_listing(s, pending, env, line, record);
+        if record.event == "proxy.response_consumed" {
+            record.event = "proxy.listing_prefetched".into();
+        }
+        let result: Option<serde_json::Value> =
+            env.result.and_then(|r| serde_json::from_str(r.get()).ok());
+        match self.prefetch_page_done(s, result.as_ref()) {
+            Some(next) => Verdict::Answer(next),
+            None => Verdict::Drop,
+        }
+    }
+
     fn server_answer(
         &self,
         s: &mut Session,
@@ -131,10 +159,13 @@ impl Pipeline {
             return Verdict::Drop;
         };
         if let Some(p) = s.proxy_pending.remove(id) {
-            record.method = Some(p.method);
             record.direction = Direction::Proxy;
             record.decision = Decision::Allow;
             record.event = "proxy.response_consumed".into();
+            if p.method == "tools/list" {
+                return self.own_listing_answer(s, &p, env, line, record);
+            }
+            record.method = Some(p.method);
             return Verdict::Drop;
         }
         let Some(p) = s.client_pending.remove(id) else {

@@ -488,6 +488,15 @@ fn relay<R: Read>(
         let (outcome, line): (Outcome, &[u8]) = match frame {
             FrameRef::Line(line) if is_blank(line) => continue,
             FrameRef::Line(line) => {
+                if direction == Direction::ClientToServer {
+                    // A call before any listing: pin the server's listing first (prefetch.rs).
+                    if let Some(request) = pipeline.prefetch_request(line) {
+                        sides.flush(std::mem::take(&mut queued));
+                        let q = sides.send(Side::Server, &request, true);
+                        sides.flush(q);
+                        pipeline.await_prefetch(crate::pipeline::PREFETCH_WAIT);
+                    }
+                }
                 let outcome = match direction {
                     Direction::ClientToServer => pipeline.from_client(line),
                     _ => pipeline.from_server(line),
