@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod lint;
 mod sections;
 
 pub use sections::*;
@@ -91,7 +92,7 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-const ENV_PREFIX: &str = "MCP_WARDEN_";
+pub(crate) const ENV_PREFIX: &str = "MCP_WARDEN_";
 const SECTIONS: &[&str] = &[
     "proxy",
     "identity",
@@ -258,7 +259,7 @@ impl Config {
 
 /// `MCP_WARDEN_SIGNATURES_WINDOW_SECS` → (`signatures`, `window_secs`). `MCP_WARDEN_STATE` and
 /// unknown sections are not config keys.
-fn split_env_name(name: &str) -> Option<(String, String)> {
+pub(crate) fn split_env_name(name: &str) -> Option<(String, String)> {
     let rest = name.strip_prefix(ENV_PREFIX)?.to_ascii_lowercase();
     let (section, key) = rest.split_once('_')?;
     SECTIONS

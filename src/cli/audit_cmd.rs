@@ -109,16 +109,28 @@ fn public_key(arg: &str) -> Result<ed25519_dalek::VerifyingKey, String> {
 }
 
 pub fn check_config(file: Option<PathBuf>) -> i32 {
-    match load_config(file.as_deref()) {
-        Ok(c) => {
-            eprintln!(
-                "config ok: {} server(s), signatures {:?}, audit fsync {:?}",
-                c.servers.len(),
-                c.signatures.mode,
-                c.audit.fsync
-            );
-            0
-        }
-        Err(code) => code,
+    let c = match load_config(file.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let state = crate::config::state_dir(&crate::config::ProcessEnv);
+    let findings = crate::config::lint::check(&c, &crate::config::ProcessEnv, &state);
+    for f in &findings {
+        eprintln!("{}: {}", if f.error { "error" } else { "warning" }, f.text);
     }
+    let sources = crate::config::lint::policy_sources(&c, &state);
+    eprintln!("policy in force: {}", sources.join(", "));
+    let errors = findings.iter().filter(|f| f.error).count();
+    if errors > 0 {
+        eprintln!("config has {errors} error(s)");
+        return super::EXIT_CONFIG;
+    }
+    eprintln!(
+        "config ok: {} server(s), signatures {:?}, audit fsync {:?}, {} warning(s)",
+        c.servers.len(),
+        c.signatures.mode,
+        c.audit.fsync,
+        findings.len()
+    );
+    0
 }

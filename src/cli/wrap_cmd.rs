@@ -73,7 +73,21 @@ pub fn run(args: WrapArgs) -> i32 {
         Ok(g) => g,
         Err(e) => return fail(EXIT_CONFIG, &format!("bad config: {e}")),
     };
-    let _admin = admin_port(&config, &state, &mut guards);
+    let (_admin, admin_note) = admin_port(&config, &state, &mut guards);
+    for f in config::lint::check(&config, &config::ProcessEnv, &state) {
+        eprintln!(
+            "mcp-warden: {}: {}",
+            if f.error { "error" } else { "warning" },
+            f.text
+        );
+    }
+    // One line that says what this process is doing, where its files are, what is in force.
+    eprintln!(
+        "mcp-warden: wrap {server}: state {}, audit {}, policy {}, {admin_note}",
+        state.display(),
+        audit.path().display(),
+        config::lint::policy_sources(&config, &state).join(" + "),
+    );
     let pipeline = Arc::new(Pipeline::new(&server, limits, audit, Arc::new(guards)));
     let opts = stdio::WrapOptions {
         command: args.command,
@@ -99,22 +113,18 @@ fn admin_port(
     config: &config::Config,
     state: &std::path::Path,
     guards: &mut Guards,
-) -> Option<crate::admin::AdminHandle> {
+) -> (Option<crate::admin::AdminHandle>, String) {
     let metrics = Arc::new(crate::admin::Metrics::new());
     let ready: crate::admin::Readiness = Arc::new(|| true);
     match crate::admin::spawn(config, state, metrics.clone(), ready) {
         Ok((addr, handle)) => {
-            tracing::info!("admin port on http://{addr}");
             guards.metrics = Some(metrics);
-            Some(handle)
+            (Some(handle), format!("admin http://{addr}"))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            tracing::info!("admin port not started: {e}");
-            None
-        }
-        Err(e) => {
-            eprintln!("mcp-warden: admin port not started: {e}");
-            None
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => (
+            None,
+            format!("admin port {} held by another process", config.admin.listen),
+        ),
+        Err(e) => (None, format!("admin port not started: {e}")),
     }
 }

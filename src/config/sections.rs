@@ -83,6 +83,8 @@ impl Default for SignaturesSection {
 #[serde(deny_unknown_fields, default)]
 pub struct PolicySection {
     pub dir: String,
+    /// The shipped packs stay in force beside the directory's files unless this is false.
+    pub builtin: bool,
     pub approval_timeout_secs: u64,
     pub risk_thresholds: RiskThresholds,
 }
@@ -90,6 +92,7 @@ impl Default for PolicySection {
     fn default() -> Self {
         PolicySection {
             dir: "policies".into(),
+            builtin: true,
             approval_timeout_secs: 60,
             risk_thresholds: RiskThresholds::default(),
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::approval::ApprovalQueue;
 use crate::config::{Config, KeyRoleName, SignatureMode};
 use crate::pins::{poison_scanner, Baseline, BaselineConfig, OnDrift, Origin, PinStore};
-use crate::policy::{register_sighup, PolicyHandle, PolicySet, RateLimiter, Watcher};
+use crate::policy::{register_sighup, PolicyHandle, RateLimiter, Watcher};
 use crate::sig::keys::{KeyRole, TrustedKeys};
 use crate::sig::verifier::{Clock, Mode, Verifier, VerifierConfig};
 use crate::trust::{Flusher, Thresholds, TrustRecorder, TrustStore};
@@ -84,7 +84,7 @@ impl Guards {
         let scanner = poison_scanner(other_servers_tools(&store, server));
         let pins = Arc::new(Baseline::new(server, origin, store, baseline, scanner));
         let policy_dir = crate::config::resolve(state, &config.policy.dir);
-        let policy = Arc::new(load_policy(&policy_dir)?);
+        let policy = Arc::new(load_policy(config, &policy_dir)?);
         let watcher = watch_policy(&policy);
         let approvals = ApprovalQueue::new(
             crate::config::resolve(state, "approvals"),
@@ -155,35 +155,18 @@ fn other_servers_tools(store: &PinStore, server: &str) -> Vec<String> {
     names
 }
 
-/// The packs shipped in `policies/`, built into the binary: the defaults when the configured
-/// policy directory does not exist, so `wrap` is protected with no set-up at all.
-const EMBEDDED_PACKS: &[(&str, &str)] = &[
-    (
-        "everything.toml",
-        include_str!("../../policies/everything.toml"),
-    ),
-    ("fetch.toml", include_str!("../../policies/fetch.toml")),
-    (
-        "filesystem.toml",
-        include_str!("../../policies/filesystem.toml"),
-    ),
-    ("github.toml", include_str!("../../policies/github.toml")),
-    ("memory.toml", include_str!("../../policies/memory.toml")),
-    (
-        "postgres.toml",
-        include_str!("../../policies/postgres.toml"),
-    ),
-];
-
-/// The policy directory if it exists (a bad file there is a start-up error naming path and
-/// line), else the embedded packs.
-fn load_policy(dir: &std::path::Path) -> Result<PolicyHandle, String> {
-    if dir.is_dir() {
-        return PolicyHandle::load(dir).map_err(|e| format!("policy: {e}"));
+/// The built-in packs (unless `policy.builtin = false`) plus the policy directory's files, which
+/// add to them or replace a pack of the same file name. A directory the operator named that does
+/// not exist is an error, never a silent fall-back.
+fn load_policy(config: &Config, dir: &std::path::Path) -> Result<PolicyHandle, String> {
+    let configured = config.policy.dir != crate::config::PolicySection::default().dir;
+    if configured && !dir.is_dir() {
+        return Err(format!(
+            "policy.dir {}: no such directory (create it, or remove the key to use the built-in packs)",
+            dir.display()
+        ));
     }
-    let set =
-        PolicySet::from_sources(EMBEDDED_PACKS).map_err(|e| format!("embedded policy: {e}"))?;
-    Ok(PolicyHandle::with_set(dir, set))
+    PolicyHandle::open(dir, config.policy.builtin).map_err(|e| format!("policy: {e}"))
 }
 
 /// Reload on file change and on SIGHUP; a broken file keeps the previous policy in force.

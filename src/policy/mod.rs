@@ -4,7 +4,8 @@
 //! | file           | job                                                              |
 //! |----------------|------------------------------------------------------------------|
 //! | `file.rs`      | the policy file format; parse errors with path, line and key     |
-//! | `set.rs`       | a loaded directory; which rule applies to (server, tool)         |
+//! | `builtin.rs`   | the shipped packs compiled in; in force unless `builtin = false`  |
+//! | `set.rs`       | built-in packs + a directory; which rule applies to (server, tool) |
 //! | `decide.rs`    | `evaluate`: policy + arguments → allow / deny / approve          |
 //! | `ratelimit.rs` | GCRA per (client, server, tool), injectable clock, bounded keys  |
 //! | `reload.rs`    | `PolicyHandle`: atomic swap, polling watcher, SIGHUP flag        |
@@ -15,6 +16,7 @@
 //! Shipped packs live in `policies/` at the repository root; `pack_tests.rs`
 //! and `pack_tests_servers.rs` hold them to what their comments promise.
 
+pub mod builtin;
 pub mod decide;
 pub mod file;
 pub mod ratelimit;

@@ -35,6 +35,8 @@ pub enum ReloadOutcome {
 /// The shared, swappable policy. Put it in an `Arc`.
 pub struct PolicyHandle {
     dir: PathBuf,
+    /// The built-in packs are part of every load (see `PolicySet::load_layered`).
+    builtin: bool,
     current: RwLock<Arc<PolicySet>>,
     /// Serialises reloads (watcher tick and SIGHUP may race).
     reloading: Mutex<()>,
@@ -47,11 +49,20 @@ impl PolicyHandle {
         Ok(PolicyHandle::with_set(dir, set))
     }
 
+    /// The built-in packs (if `builtin`) plus `dir`'s files, now and on every reload.
+    pub fn open(dir: &Path, builtin: bool) -> Result<PolicyHandle, PolicyError> {
+        let set = PolicySet::load_layered(dir, builtin)?;
+        let mut handle = PolicyHandle::with_set(dir, set);
+        handle.builtin = builtin;
+        Ok(handle)
+    }
+
     /// Wrap an already loaded set (e.g. `PolicySet::empty()` when the
     /// operator configured no directory); `reload()` reads `dir`.
     pub fn with_set(dir: &Path, set: PolicySet) -> PolicyHandle {
         PolicyHandle {
             dir: dir.to_owned(),
+            builtin: false,
             current: RwLock::new(Arc::new(set)),
             reloading: Mutex::new(()),
         }
@@ -80,7 +91,11 @@ impl PolicyHandle {
             .reloading
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let new = PolicySet::load_dir(&self.dir)?;
+        let new = if self.builtin {
+            PolicySet::load_layered(&self.dir, true)?
+        } else {
+            PolicySet::load_dir(&self.dir)?
+        };
         let old = self.current();
         if new.version() == old.version() {
             return Ok(ReloadOutcome::Unchanged {

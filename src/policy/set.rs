@@ -79,6 +79,8 @@ pub struct PolicySet {
     files: Vec<PolicyFile>,
     version: String,
     dir: Option<PathBuf>,
+    /// Which of `files` are built-in packs (the rest came from `dir`).
+    builtin: Vec<String>,
 }
 
 impl PolicySet {
@@ -103,6 +105,60 @@ impl PolicySet {
         Ok(set)
     }
 
+    /// The built-in packs (when `builtin`) and then every file of `dir` (when it exists): a
+    /// directory file named like a pack replaces it, the others add to them and, loading
+    /// later, win ties.
+    pub fn load_layered(dir: &Path, builtin: bool) -> Result<PolicySet, PolicyError> {
+        let paths = if dir.is_dir() {
+            policy_paths(dir)?
+        } else {
+            Vec::new()
+        };
+        let local: Vec<String> = paths
+            .iter()
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        let mut files = Vec::new();
+        let mut texts = Vec::new();
+        let mut packs = Vec::new();
+        if builtin {
+            for (name, text) in crate::policy::builtin::BUILTIN_PACKS {
+                if local.iter().any(|l| l == name) {
+                    continue;
+                }
+                files.push(PolicyFile::parse(Path::new(name), text)?);
+                texts.push((format!("builtin:{name}"), text.to_string()));
+                packs.push(name.to_string());
+            }
+        }
+        for path in paths {
+            let (file, text) = PolicyFile::load(&path)?;
+            texts.push((file.name.clone(), text));
+            files.push(file);
+        }
+        let mut set = PolicySet::from_files(files, &texts);
+        set.dir = dir.is_dir().then(|| dir.to_owned());
+        set.builtin = packs;
+        Ok(set)
+    }
+
+    /// What is in force, one line each: `built-in everything.toml`, `/etc/…/local.toml`.
+    pub fn sources(&self) -> Vec<String> {
+        self.files
+            .iter()
+            .map(|f| {
+                if self.builtin.contains(&f.name) {
+                    format!("built-in {}", f.name)
+                } else {
+                    match &self.dir {
+                        Some(d) => d.join(&f.name).display().to_string(),
+                        None => f.name.clone(),
+                    }
+                }
+            })
+            .collect()
+    }
+
     /// Parse in-memory sources `(file name, text)`; for tests and `check-config`.
     pub fn from_sources(sources: &[(&str, &str)]) -> Result<PolicySet, PolicyError> {
         let mut files = Vec::new();
@@ -119,6 +175,7 @@ impl PolicySet {
             files,
             version: content_version(texts),
             dir: None,
+            builtin: Vec::new(),
         }
     }
 
