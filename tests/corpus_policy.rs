@@ -844,7 +844,18 @@ fn trust_case(case: &Value) {
     let report: Value = serde_json::from_slice(&report.stdout).expect("trust --json");
     let score = report["score"].as_f64().expect("score");
     assert!(score < 0.7, "{id}: trust was driven down: {report}");
+    let compliance = |r: &Value| {
+        r["factors"]
+            .as_array()
+            .and_then(|f| f.iter().find(|f| f["name"] == "compliance").cloned())
+            .unwrap_or(Value::Null)
+    };
+    let before = compliance(&report);
     let s = run_calls(case, setup, &msgs, Outcome::Deny);
+    // Issue 19: refusals by the trust gate itself are not the server's non-compliance.
+    let after = cli(state.path(), &["trust", "echo", "--json"]);
+    let after: Value = serde_json::from_slice(&after.stdout).expect("trust --json");
+    assert_eq!(compliance(&after), before, "{id}: the gate fed on itself");
     let hits = assert_audit(case, &s, Some(tool));
     assert!(
         hits.iter()

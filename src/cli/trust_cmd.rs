@@ -7,8 +7,13 @@ use crate::trust::{self, TrustStore, Vote};
 pub struct TrustArgs {
     /// One server's breakdown; all servers when omitted.
     server: Option<String>,
+    /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Forget SERVER's recorded history (the score starts over as a new server's); the old
+    /// file is kept as `<file>.reset-<unix time>` for the record.
+    #[arg(long, requires = "server")]
+    reset: bool,
 }
 
 #[derive(clap::Args)]
@@ -28,6 +33,25 @@ fn now() -> u64 {
 
 pub fn show(args: TrustArgs) -> i32 {
     let store = TrustStore::new(&state_dir());
+    if let Some(server) = &args.server {
+        if !store.exists(server) {
+            let known = store.servers().unwrap_or_default();
+            return fail(
+                EXIT_CHECK_FAILED,
+                &format!(
+                    "no trust history for {server:?} (known: {})",
+                    if known.is_empty() {
+                        "none yet".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            );
+        }
+        if args.reset {
+            return reset(&store, server);
+        }
+    }
     match args.server {
         Some(server) => match trust::report(&store, &server, now()) {
             Ok(r) if args.json => {
@@ -58,6 +82,23 @@ pub fn show(args: TrustArgs) -> i32 {
             }
             Err(e) => fail(EXIT_CHECK_FAILED, &format!("trust: {e}")),
         },
+    }
+}
+
+fn reset(store: &TrustStore, server: &str) -> i32 {
+    let result = store.path_of(server).and_then(|path| {
+        let aside = path.with_extension(format!("json.reset-{}", now()));
+        std::fs::rename(&path, &aside).map(|()| aside)
+    });
+    match result {
+        Ok(aside) => {
+            println!(
+                "{server}: trust history reset (kept as {}); it scores as a new server",
+                aside.display()
+            );
+            0
+        }
+        Err(e) => fail(EXIT_CHECK_FAILED, &format!("trust {server} --reset: {e}")),
     }
 }
 

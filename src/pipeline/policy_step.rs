@@ -103,7 +103,8 @@ impl Pipeline {
                 // starting value: the gate waits for evidence, and says so in the audit.
                 let measured = t.report().factors.iter().any(|f| f.value.is_some());
                 if measured {
-                    t.record(Observation::CallDenied);
+                    // Not recorded as the server's non-compliance: a refusal the gate itself
+                    // caused would lower the score further and lock the server out for good.
                     return Err(Rejection::new(
                         TRUST_TOO_LOW,
                         "trust.below_threshold",

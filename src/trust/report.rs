@@ -94,6 +94,14 @@ pub fn render_table(r: &TrustReport) -> String {
             r.factors.len()
         );
     }
+    // How an operator gets back a server that the evidence (or a bad day) pushed down.
+    let name = printable(&r.server);
+    let _ = writeln!(
+        out,
+        "recover: fix the cause above, then `mcp-warden feedback {name} +1`, or start over \
+         with `mcp-warden trust {name} --reset`; evidence ages out after 30 days. Refusals by \
+         the trust gate itself never count against the server."
+    );
     out
 }
 

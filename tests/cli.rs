@@ -1,0 +1,129 @@
+//! The day-one and day-two command line (issue 19), through the real binary: exit codes, what
+//! each command prints, and the recovery paths an operator is told about.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::json;
+use support::{echo_server_bin, start_upstream, warden_bin, Options, Wrapped};
+
+fn cli(state: &Path, args: &[&str]) -> Output {
+    Command::new(warden_bin())
+        .args(args)
+        .env("MCP_WARDEN_STATE", state)
+        .env_remove("MCP_WARDEN_LOG")
+        .output()
+        .expect("run mcp-warden")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn trust_of_an_unknown_server_fails_and_names_the_known_ones() {
+    let state = tempfile::tempdir().unwrap();
+    let out = cli(state.path(), &["trust", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr(&out).contains("no trust history for \"nosuch\""),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn trust_reset_starts_a_server_over_and_the_report_says_how_to_recover() {
+    let w = {
+        let mut w = Wrapped::start(Options::default());
+        w.initialize();
+        w.finish();
+        w
+    };
+    let state = w.dir.path().join("state");
+    for _ in 0..6 {
+        assert!(cli(&state, &["feedback", "echo", "-1"]).status.success());
+    }
+    let out = cli(&state, &["trust", "echo"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("mcp-warden trust echo --reset"), "{text}");
+    let out = cli(&state, &["trust", "echo", "--reset"]);
+    assert!(out.status.success(), "{out:?}");
+    // Nothing is recorded any more: the server is unknown until it is seen again.
+    let out = cli(&state, &["trust", "echo", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let kept = std::fs::read_dir(state.join("trust"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().contains(".reset-"));
+    assert!(kept, "the old history is kept aside");
+}
+
+#[test]
+fn check_config_reports_every_problem_and_the_policy_in_force() {
+    let state = tempfile::tempdir().unwrap();
+    let cfg = state.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "[admin]\nlisten = \"0.0.0.0:9464\"\n[policy]\ndir = \"/nonexistent/policies\"\n\
+         [inference]\nbackend = \"http://127.0.0.1:8000\"\n",
+    )
+    .unwrap();
+    let out = cli(
+        state.path(),
+        &["check-config", "--config", cfg.to_str().unwrap()],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("admin.listen"), "{err}");
+    assert!(err.contains("policy.dir /nonexistent/policies"), "{err}");
+    assert!(err.contains("inference.backend"), "{err}");
+    assert!(!err.contains("config ok"), "{err}");
+
+    let out = cli(state.path(), &["check-config"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("built-in filesystem.toml"), "{err}");
+}
+
+#[test]
+fn one_policy_file_does_not_disable_the_built_in_packs() {
+    // The everything pack hides get-env; a local file for another server must not undo that.
+    let state = tempfile::tempdir().unwrap();
+    let policies = state.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(
+        policies.join("local.toml"),
+        "[server]\nmatch = [\"other\"]\ndefault_risk = \"low\"\n",
+    )
+    .unwrap();
+    let opts = Options {
+        script: Some(json!({"get-env": []})),
+        extra_env: vec![(
+            "MCP_WARDEN_STATE".into(),
+            state.path().to_string_lossy().into_owned(),
+        )],
+        ..Options::default()
+    };
+    let mut w = start_upstream(opts, "everything", &[echo_server_bin().into_os_string()]);
+    w.send(&json!({"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}));
+    w.recv();
+    w.send(&json!({"jsonrpc":"2.0","id":"list","method":"tools/list"}));
+    let listed = w.recv();
+    let names: Vec<&str> = listed["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["echo"],
+        "get-env stays hidden by the built-in pack: {listed}"
+    );
+    let sources = cli(state.path(), &["check-config"]);
+    let err = stderr(&sources);
+    assert!(err.contains("built-in everything.toml"), "{err}");
+    assert!(err.contains("policies/local.toml"), "{err}");
+}
