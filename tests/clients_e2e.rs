@@ -120,6 +120,21 @@ fn install_run_uninstall_claude_desktop() {
     let found: Value = serde_json::from_slice(&detect.stdout).expect("detect json");
     assert_eq!(found[0]["wrapped"], true);
     assert_eq!(found[0]["server"], "echo");
+    // Issue 19: the status comes from the state dir the session just wrote.
+    assert_eq!(found[0]["pins"], "pinned", "{found}");
+    assert!(found[0]["trust"].as_f64().is_some(), "{found}");
+    // A server or client name that does not exist is an error that names what does.
+    let out = warden(home.path(), &["install", "--server", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no server \"nosuch\"") && err.contains("echo"),
+        "{err}"
+    );
+    let out = warden(home.path(), &["install", "--client", "clod"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("claude-desktop, claude-code"), "{err}");
     let before = std::fs::read(&cfg).expect("read");
     assert!(warden(home.path(), &["install"]).status.success());
     assert_eq!(

@@ -1,13 +1,71 @@
 //! `detect`, `install`, `uninstall`: MCP client configs on this machine.
 
-use super::{fail, EXIT_CHECK_FAILED, EXIT_USAGE};
-use crate::clients::{self, Client, Env, InstallOptions, NoStatus, UninstallOptions};
+use super::{fail, load_config, state_dir, EXIT_CHECK_FAILED, EXIT_USAGE};
+use crate::clients::{
+    self, Client, Env, InstallOptions, PinStatus, StatusSource, UninstallOptions,
+};
+use crate::pins::PinStore;
+use crate::trust::TrustStore;
+
+/// Pin and trust status from this machine's state dir, for `detect`.
+struct StateStatus {
+    pins: PinStore,
+    trust: TrustStore,
+}
+
+impl StateStatus {
+    fn open(config: Option<&std::path::Path>) -> StateStatus {
+        let state = state_dir();
+        let pins_dir = load_config(config)
+            .map(|c| c.pins.dir)
+            .unwrap_or_else(|_| "pins".into());
+        StateStatus {
+            pins: PinStore::new(crate::config::resolve(&state, &pins_dir)),
+            trust: TrustStore::new(&state),
+        }
+    }
+}
+
+impl StatusSource for StateStatus {
+    fn pin_status(&self, server: &str) -> PinStatus {
+        match self.pins.read(server) {
+            Ok(snap) if snap.pin.is_some() => {
+                let held = snap
+                    .held
+                    .as_ref()
+                    .is_some_and(|h| h.iter().any(|(_, _, item)| !item.exposed));
+                if held {
+                    PinStatus::Drifted
+                } else {
+                    PinStatus::Pinned
+                }
+            }
+            _ => PinStatus::None,
+        }
+    }
+
+    fn trust(&self, server: &str) -> Option<f64> {
+        if !self.trust.exists(server) {
+            return None;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        crate::trust::report(&self.trust, server, now)
+            .ok()
+            .map(|r| r.score)
+    }
+}
 
 #[derive(clap::Args)]
 pub struct DetectArgs {
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
+    /// Configuration file (where the pins are kept; default: proxy.toml in the state dir).
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -39,13 +97,13 @@ fn parse_client(c: Option<String>) -> Result<Option<Client>, i32> {
         Some(name) => name
             .parse::<Client>()
             .map(Some)
-            .map_err(|_| fail(EXIT_USAGE, &format!("unknown client {name:?}"))),
+            .map_err(|e| fail(EXIT_USAGE, &e)),
     }
 }
 
 pub fn detect(args: DetectArgs) -> i32 {
     let env = Env::from_process();
-    let found = clients::detect_all(&env, &NoStatus);
+    let found = clients::detect_all(&env, &StateStatus::open(args.config.as_deref()));
     for p in &found.problems {
         eprintln!("mcp-warden: {p}");
     }
@@ -69,6 +127,9 @@ pub fn install(args: InstallArgs) -> i32 {
         Ok(p) => p,
         Err(e) => return fail(EXIT_CHECK_FAILED, &format!("cannot find my own path: {e}")),
     };
+    if let Some(code) = unknown_server(args.server.as_deref(), client) {
+        return code;
+    }
     let opts = InstallOptions {
         client,
         server: args.server,
@@ -83,12 +144,43 @@ pub fn uninstall(args: UninstallArgs) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if let Some(code) = unknown_server(args.server.as_deref(), client) {
+        return code;
+    }
     let opts = UninstallOptions {
         client,
         server: args.server,
         dry_run: args.dry_run,
     };
     report(clients::uninstall(&Env::from_process(), &opts))
+}
+
+/// `--server NAME` that no client config on this machine has: an error naming the ones there are.
+fn unknown_server(server: Option<&str>, client: Option<Client>) -> Option<i32> {
+    let server = server?;
+    let found = clients::detect_all(&Env::from_process(), &clients::NoStatus);
+    let mut names: Vec<&str> = found
+        .servers
+        .iter()
+        .filter(|s| client.is_none_or(|c| s.client == c))
+        .map(|s| s.server.as_str())
+        .collect();
+    if names.contains(&server) {
+        return None;
+    }
+    names.sort_unstable();
+    names.dedup();
+    Some(fail(
+        EXIT_CHECK_FAILED,
+        &format!(
+            "no server {server:?} in any client config (found: {})",
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            }
+        ),
+    ))
 }
 
 fn report(result: Result<clients::InstallReport, clients::ClientError>) -> i32 {
