@@ -330,11 +330,22 @@ fn pins_lifecycle_through_the_cli() {
         .output()
         .expect("keygen");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let public = text(&out.stdout)
-        .split_whitespace()
-        .next()
-        .expect("public key")
+    let stdout = text(&out.stdout);
+    let public = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("public_key = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("labelled public key")
         .to_string();
+    assert!(public.starts_with("ed25519:"), "{stdout}");
+    // Asked again, keygen shows the same key instead of failing.
+    let again = Command::new(support::warden_bin())
+        .args(["keygen", "--out"])
+        .arg(&key)
+        .output()
+        .expect("keygen");
+    assert_eq!(again.status.code(), Some(0));
+    assert_eq!(text(&again.stdout), stdout);
     let trusting = format!(
         "[[identity.trusted_keys]]\nname = \"ops\"\npublic_key = \"{public}\"\nrole = \"operator\"\n"
     );

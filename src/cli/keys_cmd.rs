@@ -9,7 +9,8 @@ use crate::sig::{self, keys, message_scheme};
 
 #[derive(clap::Args)]
 pub struct KeygenArgs {
-    /// Where to write the private key (default: identity.pem in the state dir).
+    /// Where to write the private key (default: identity.pem in the state dir). If it exists,
+    /// its public key is printed and nothing is written.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Replace an existing file.
@@ -35,6 +36,30 @@ pub struct SignArgs {
 
 pub fn keygen(args: KeygenArgs) -> i32 {
     let path = args.out.unwrap_or_else(|| state_dir().join("identity.pem"));
+    // `wrap` and `serve` create the identity key on first use: keygen then shows that key
+    // rather than failing (replace it only with --force).
+    if path.exists() && !args.force {
+        return match std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| keys::signing_key_from_pem(&pem).map_err(|e| e.to_string()))
+        {
+            Ok(key) => {
+                print_key(&key.verifying_key(), &path);
+                eprintln!(
+                    "{} already exists: its public key is shown (use --force to replace it)",
+                    path.display()
+                );
+                0
+            }
+            Err(e) => fail(
+                EXIT_CHECK_FAILED,
+                &format!(
+                    "{} exists but is not a readable Ed25519 key: {e} (use --force to replace)",
+                    path.display()
+                ),
+            ),
+        };
+    }
     let key = keys::generate_signing_key();
     let pem = match keys::signing_key_to_pem(&key) {
         Ok(p) => p,
@@ -67,14 +92,18 @@ pub fn keygen(args: KeygenArgs) -> i32 {
             ),
         );
     }
-    let public = key.verifying_key();
-    println!(
-        "{} {}",
-        keys::public_key_to_string(&public),
-        keys::kid_of(&public)
-    );
-    eprintln!("wrote {}", path.display());
+    print_key(&key.verifying_key(), &path);
     0
+}
+
+/// Labelled, in the form `[[identity.trusted_keys]]` takes, so it can be pasted into a config.
+fn print_key(public: &ed25519_dalek::VerifyingKey, path: &std::path::Path) {
+    println!(
+        "public_key = \"ed25519:{}\"\nkid = \"{}\"\nprivate_key = {:?}",
+        keys::public_key_to_string(public),
+        keys::kid_of(public),
+        path.display().to_string()
+    );
 }
 
 pub fn sign(args: SignArgs) -> i32 {
