@@ -169,12 +169,29 @@ impl Rejection {
         let id_json = id
             .or(self.id.as_ref())
             .map_or_else(|| "null".to_owned(), Id::to_json);
+        // Many clients show only `message`, never `data`: it carries the short reason too.
         let message = self
             .message
             .clone()
-            .unwrap_or_else(|| self.default_message().to_owned());
+            .unwrap_or_else(|| short_message(self.default_message(), &self.reason));
         let error = json!({"code": self.code, "message": message, "data": Value::Object(data)});
         // Spliced by hand so the id is echoed exactly as received (big integers stay exact).
         format!(r#"{{"jsonrpc":"2.0","id":{id_json},"error":{error}}}"#).into_bytes()
     }
+}
+
+/// `"Denied by policy: path outside the allowed roots"`: the generic text for the code, then
+/// the reason, cut at a readable length on a character boundary.
+fn short_message(generic: &str, reason: &str) -> String {
+    const MAX: usize = 200;
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return generic.to_owned();
+    }
+    let mut cut = reason.len().min(MAX);
+    while !reason.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let ellipsis = if cut < reason.len() { "…" } else { "" };
+    format!("{generic}: {}{ellipsis}", &reason[..cut])
 }

@@ -338,3 +338,46 @@ fn server_everything_over_http_matches_direct() {
     );
     assert_eq!(via, direct);
 }
+
+/// Issue 19: remote servers are https. `connect` speaks TLS, trusts a CA from config, and
+/// refuses a certificate it cannot verify.
+#[test]
+fn https_servers_with_a_configured_ca() {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let fake = Fake::start_tls("fs", &leaf.pem(), &leaf_key.serialize_pem());
+    assert!(fake.url.starts_with("https://"));
+    let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#;
+
+    let dir = state(Some(
+        "[[servers]]\nname = \"fs\"\nurl = \"https://example.invalid\"\ntls_ca_file = \"ca.pem\"\n",
+    ));
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    let run = connect(&fake.url, "fs", dir.path(), &[INIT, INITIALIZED, list]);
+    assert_eq!(
+        by_id(&run, 2)["result"]["content"][0]["text"],
+        "answer to tools/list",
+        "{}",
+        run.err
+    );
+    assert_eq!(fake.seen().iter().filter(|s| s.method == "POST").count(), 3);
+
+    // Without the CA the certificate does not verify: nothing is sent, the request is answered
+    // with an error that says why.
+    let before = fake.seen().len();
+    let dir = state(None);
+    let run = connect(&fake.url, "fs", dir.path(), &[INIT]);
+    let answer = by_id(&run, 1);
+    assert!(answer["error"].is_object(), "{answer}");
+    let text = answer.to_string().to_lowercase();
+    assert!(text.contains("certificate"), "{answer}");
+    assert_eq!(fake.seen().len(), before);
+}

@@ -62,20 +62,32 @@ pub fn run(args: ConnectArgs) -> i32 {
         .key
         .clone()
         .unwrap_or_else(|| config::resolve(&state, &config.identity.key));
-    let key = match std::fs::read_to_string(&key_path) {
-        Ok(pem) => match keys::signing_key_from_pem(&pem) {
-            Ok(k) => k,
-            Err(e) => return fail(EXIT_CONFIG, &format!("{}: {e}", key_path.display())),
-        },
-        Err(e) => {
-            return fail(
-                EXIT_CONFIG,
-                &format!(
-                    "cannot read the signing key {}: {e} (create one with `mcp-warden keygen`)",
-                    key_path.display()
-                ),
-            )
-        }
+    // The configured identity key is created on first use, like `wrap`'s; a key named with
+    // --key must exist.
+    let loaded = if args.key.is_some() {
+        std::fs::read_to_string(&key_path)
+            .map_err(|e| format!("cannot read the signing key {}: {e}", key_path.display()))
+            .and_then(|pem| {
+                keys::signing_key_from_pem(&pem).map_err(|e| format!("{}: {e}", key_path.display()))
+            })
+    } else {
+        crate::identity::load_or_create(&key_path)
+            .map_err(|e| format!("identity key {}: {e}", key_path.display()))
+    };
+    let key = match loaded {
+        Ok(k) => k,
+        Err(e) => return fail(EXIT_CONFIG, &e),
+    };
+    let entry = config.server(&server);
+    let file = |f: Option<&String>| {
+        f.map(|f| f.trim())
+            .filter(|f| !f.is_empty())
+            .map(|f| config::resolve(&state, f))
+    };
+    let tls = crate::connect::TlsFiles {
+        ca_file: file(entry.map(|e| &e.tls_ca_file)),
+        client_cert: file(entry.map(|e| &e.tls_client_cert)),
+        client_key: file(entry.map(|e| &e.tls_client_key)),
     };
     let pinned_key = config
         .server(&server)
@@ -101,6 +113,7 @@ pub fn run(args: ConnectArgs) -> i32 {
         server,
         key,
         pinned_key,
+        tls,
         state,
         window_secs: config.signatures.window_secs,
         limits: Limits {

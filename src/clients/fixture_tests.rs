@@ -152,6 +152,13 @@ fn check_installed(name: &str, p: &Placed, text: &str) {
                 assert_eq!(&args[..3], ["wrap", "--server", e.name.as_str()], "{name}")
             }
             Kind::WrappedHttp { .. } => assert_eq!(args[0], "connect", "{name}"),
+            // Left as it was, with a note: `connect` could not start it (issue 19).
+            Kind::Http { .. }
+                if e.node.get("headers").is_some()
+                    || e.node.get("type").and_then(|t| t.as_str()) == Some("sse") =>
+            {
+                continue
+            }
             other => panic!("{name}: {} not wrapped: {other:?}", e.name),
         }
         let cmd = e

@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 
 use super::env::Env;
+use super::jsonc::Node;
 use super::load::load;
 use super::locations::{locations, Client, Location};
 use super::report::{finish, FileReport, InstallReport, Outcome};
@@ -89,15 +90,11 @@ fn install_file(
                 continue;
             }
             Kind::Stdio { .. } => wrap_stdio(src, e.node, &e.name, bin),
-            Kind::Http { url_key, .. } => {
-                if e.node.get("headers").is_some() {
-                    report.notes.push(format!(
-                        "{}: its `headers` stay in the entry but are not passed to `mcp-warden connect`",
-                        e.name
-                    ));
-                }
-                wrap_http(src, e.node, &url_key, &e.name, bin)
-            }
+            Kind::Http { url, url_key } => match connect_cannot_start(e.node, &url) {
+                // Never rewrite an entry into a command that cannot start: leave it working.
+                Some(why) => Err(why),
+                None => wrap_http(src, e.node, &url_key, &e.name, bin),
+            },
             Kind::WrappedStdio { .. } | Kind::WrappedHttp { .. } => continue,
             Kind::Unknown => Err("neither a command nor a url".to_string()),
         };
@@ -122,6 +119,25 @@ fn install_file(
             Ok(Some(report))
         }
     }
+}
+
+/// Why `mcp-warden connect URL` could not stand in for this remote entry, if it could not.
+fn connect_cannot_start(node: &Node, url: &str) -> Option<String> {
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    if !matches!(scheme.as_deref(), Some("http" | "https")) {
+        return Some(format!("{url:?} is not an http(s) URL"));
+    }
+    if node.get("type").and_then(Node::as_str) == Some("sse") {
+        return Some(
+            "legacy SSE transport (type \"sse\"): `connect` speaks streamable HTTP only".into(),
+        );
+    }
+    if node.get("headers").is_some() {
+        return Some(
+            "its `headers` (credentials) cannot be passed through `mcp-warden connect` yet".into(),
+        );
+    }
+    None
 }
 
 #[cfg(test)]
@@ -199,5 +215,23 @@ mod tests {
         assert_eq!(r.files[0].outcome, Outcome::Changed);
         assert!(r.files[0].notes[0].starts_with("odd: not wrapped"), "{r}");
         assert!(r.to_string().contains("backup: "), "{r}");
+    }
+
+    #[test]
+    fn remote_entries_connect_cannot_start_are_left_alone() {
+        let (_d, env) = setup(
+            r#"{"mcpServers": {
+                "remote": {"type": "http", "url": "https://mcp.example.com/mcp"},
+                "old": {"type": "sse", "url": "https://old.example.com/sse"},
+                "ws": {"url": "wss://ws.example.com/mcp"},
+                "auth": {"type": "http", "url": "https://a.example.com/mcp", "headers": {"Authorization": "Bearer x"}}
+            }}"#,
+        );
+        let r = install(&env, &opts()).unwrap();
+        assert_eq!(r.files[0].servers, vec!["remote"], "{r}");
+        let notes = r.files[0].notes.join("\n");
+        for skipped in ["old: not wrapped", "ws: not wrapped", "auth: not wrapped"] {
+            assert!(notes.contains(skipped), "{notes}");
+        }
     }
 }

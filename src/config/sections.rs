@@ -267,4 +267,12 @@ pub struct ServerSection {
     /// `Authorization`); the client's own `Authorization` is never passed on.
     #[serde(default)]
     pub headers: std::collections::BTreeMap<String, String>,
+    /// `connect` to an https URL: an extra CA bundle (PEM), and a client certificate chain and
+    /// key (PEM) for servers that require mutual TLS. Relative to the state dir.
+    #[serde(default)]
+    pub tls_ca_file: String,
+    #[serde(default)]
+    pub tls_client_cert: String,
+    #[serde(default)]
+    pub tls_client_key: String,
 }

@@ -10,6 +10,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 use hyper::{Method, Request, Response, Uri};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -33,7 +34,7 @@ pub struct Route {
 }
 
 pub struct Upstream {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     url: Uri,
     audience: String,
     key: SigningKey,
@@ -48,18 +49,28 @@ fn now_unix() -> i64 {
 }
 
 impl Upstream {
-    /// `url` must be plain `http://` (TLS is terminated elsewhere, e.g. by an ingress).
-    pub fn new(url: &str, audience: &str, key: SigningKey) -> Result<Upstream, String> {
+    /// `url` is `http://` or `https://` (TLS per `tls`: Mozilla roots, an extra CA file, an
+    /// optional client certificate).
+    pub fn new(
+        url: &str,
+        audience: &str,
+        key: SigningKey,
+        tls: &super::tls::TlsFiles,
+    ) -> Result<Upstream, String> {
         let uri: Uri = url.parse().map_err(|e| format!("bad URL {url:?}: {e}"))?;
-        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-            return Err(format!(
-                "URL {url:?} must be http://HOST[:PORT]/PATH (https is not supported; terminate TLS in front)"
-            ));
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+            return Err(format!("URL {url:?} must be http(s)://HOST[:PORT]/PATH"));
         }
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(10)));
         connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        connector.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(super::tls::client_config(tls)?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
+        let client = Client::builder(TokioExecutor::new()).build(https);
         Ok(Upstream {
             client,
             url: uri,
@@ -137,7 +148,7 @@ impl Upstream {
         self.client
             .request(req)
             .await
-            .map_err(|e| format!("{}: {e}", self.url))
+            .map_err(|e| format!("{}: {}", self.url, error_chain(&e)))
     }
 
     /// Opens the GET stream for server-initiated messages (legacy sessions only).
@@ -154,7 +165,7 @@ impl Upstream {
         self.client
             .request(req)
             .await
-            .map_err(|e| format!("{}: {e}", self.url))
+            .map_err(|e| format!("{}: {}", self.url, error_chain(&e)))
     }
 
     /// Ends the session on the server (DELETE), if there is one. Best effort, bounded in time.
@@ -223,4 +234,20 @@ pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, String> {
         .await
         .map(|c| c.to_bytes())
         .map_err(|e| format!("reading the upstream body: {e}"))
+}
+
+/// An error with its causes ("client error (Connect): invalid peer certificate: UnknownIssuer"):
+/// hyper's own text hides the reason a person can act on.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
 }

@@ -20,6 +20,7 @@ mod client;
 mod http;
 mod pin;
 mod relay;
+mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,7 @@ use crate::codec::{Frame, FrameReader, Limits};
 use crate::sig::SigningKey;
 
 pub use pin::ServerPin;
+pub use tls::TlsFiles;
 
 /// Everything `connect` needs, resolved by the CLI.
 pub struct Options {
@@ -43,6 +45,8 @@ pub struct Options {
     pub key: SigningKey,
     /// `[[servers]] public_key` for this server, if configured.
     pub pinned_key: Option<String>,
+    /// `[[servers]] tls_*` for this server.
+    pub tls: tls::TlsFiles,
     pub state: std::path::PathBuf,
     pub window_secs: u64,
     pub limits: Limits,
@@ -62,7 +66,7 @@ pub fn run(opts: Options) -> Result<i32, String> {
 }
 
 async fn serve(opts: Options) -> Result<i32, String> {
-    let upstream = http::Upstream::new(&opts.url, &opts.server, opts.key)?;
+    let upstream = http::Upstream::new(&opts.url, &opts.server, opts.key, &opts.tls)?;
     let pin = ServerPin::load(
         &opts.server,
         opts.pinned_key.as_deref(),

@@ -62,6 +62,29 @@ pub fn evil_key() -> SigningKey {
 
 impl Fake {
     pub fn start(aud: &str) -> Fake {
+        Fake::start_with(aud, None)
+    }
+
+    /// The same server behind TLS with this certificate chain and key (PEM); the URL is
+    /// `https://localhost:PORT/mcp`.
+    pub fn start_tls(aud: &str, cert_pem: &str, key_pem: &str) -> Fake {
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("cert");
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("key");
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("server config");
+        Fake::start_with(aud, Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+    }
+
+    fn start_with(aud: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> Fake {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -78,6 +101,10 @@ impl Fake {
             aud: aud.to_owned(),
         });
         let recorded = Arc::clone(&seen);
+        let url = match &tls {
+            Some(_) => format!("https://localhost:{}/mcp", addr.port()),
+            None => format!("http://{addr}/mcp"),
+        };
         runtime.spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -85,20 +112,33 @@ impl Fake {
                 };
                 let recorded = Arc::clone(&recorded);
                 let keys = Arc::clone(&keys);
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
                         let recorded = Arc::clone(&recorded);
                         let keys = Arc::clone(&keys);
                         async move { Ok::<_, Infallible>(answer(req, &recorded, &keys).await) }
                     });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    match tls {
+                        Some(acceptor) => {
+                            let Ok(stream) = acceptor.accept(stream).await else {
+                                return;
+                            };
+                            let _ = http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), svc)
+                                .await;
+                        }
+                        None => {
+                            let _ = http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), svc)
+                                .await;
+                        }
+                    }
                 });
             }
         });
         Fake {
-            url: format!("http://{addr}/mcp"),
+            url,
             seen,
             _runtime: runtime,
         }
