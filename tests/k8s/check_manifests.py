@@ -99,11 +99,96 @@ def main(manifest_dir, out_dir, version):
     if any(labels.get(k) != v for k, v in svc["spec"]["selector"].items()):
         fail("the Service selects no pod of the Deployment")
 
+    check_server_isolation(manifest_dir, docs, pod)
+
     out = pathlib.Path(out_dir)
     for rel, text in paths.items():
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_text(text)
     print(f"ok: {len(docs)} objects valid against Kubernetes {version}; extracted {sorted(paths)}")
+
+
+def check_server_isolation(manifest_dir, docs, pod):
+    """The MCP server container is reachable through the sidecar only: a NetworkPolicy admits the
+    sidecar's ports and nothing else, and the Node.js server is bound to loopback by a preload
+    that really does bind server-everything to 127.0.0.1 (started here to prove it)."""
+    policy = docs.get(("NetworkPolicy", "mcp-warden")) or fail("no NetworkPolicy mcp-warden")
+    if policy["spec"].get("policyTypes") != ["Ingress"]:
+        fail("the NetworkPolicy must restrict Ingress")
+    ports = sorted(p["port"] for rule in policy["spec"]["ingress"] for p in rule.get("ports", []))
+    if ports != [8080, 9464]:
+        fail(f"the NetworkPolicy must admit 8080 and 9464 only, got {ports}")
+    server = next(c for c in pod["containers"] if c["name"] == "mcp-server")
+    env = {e["name"]: e.get("value") for e in server.get("env", [])}
+    preload = "/etc/mcp-loopback/loopback.cjs"
+    if env.get("NODE_OPTIONS") != f"--require {preload}":
+        fail(f"mcp-server NODE_OPTIONS must preload {preload}, got {env.get('NODE_OPTIONS')}")
+    mounts = {m["mountPath"]: m["name"] for m in server.get("volumeMounts", [])}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    vol = volumes.get(mounts.get("/etc/mcp-loopback")) or fail("the preload is not mounted")
+    kust = yaml.safe_load((pathlib.Path(manifest_dir) / "kustomization.yaml").read_text())
+    gens = {g["name"]: g for g in kust.get("configMapGenerator", [])}
+    gen = gens.get(vol["configMap"]["name"]) or fail("no configMapGenerator for the preload")
+    script = pathlib.Path(manifest_dir) / gen["files"][0]
+    if script.name != "loopback.cjs" or not script.exists():
+        fail(f"preload file {script} missing")
+    prove_loopback(script)
+
+
+def prove_loopback(script):
+    import os, socket, subprocess, time
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    entry = repo / "tests/peers/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
+    if not entry.exists():
+        fail(f"{entry} missing: run scripts/setup-peers.sh")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, PORT=str(port), NODE_OPTIONS=f"--require {script}")
+    proc = subprocess.Popen(["node", str(entry), "streamableHttp"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            found = listening(port)
+            if found:
+                if found != {"127.0.0.1"}:
+                    fail(f"server-everything with the preload listens on {found}, not loopback only")
+                return
+            time.sleep(0.2)
+        fail("server-everything did not start listening within 30 s")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def listening(port):
+    """Local addresses in LISTEN state on `port`, from /proc/net/tcp and tcp6."""
+    found = set()
+    for table, v6 in (("/proc/net/tcp", False), ("/proc/net/tcp6", True)):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            addr, p = f[1].split(":")
+            if int(p, 16) != port or f[3] != "0A":
+                continue
+            raw = bytes.fromhex(addr)
+            if v6:
+                words = [raw[i:i + 4][::-1] for i in range(0, 16, 4)]
+                ip = socket_ntop6(b"".join(words))
+            else:
+                ip = ".".join(str(b) for b in raw[::-1])
+            found.add(ip)
+    return found
+
+
+def socket_ntop6(raw):
+    import socket
+    ip = socket.inet_ntop(socket.AF_INET6, raw)
+    return "127.0.0.1" if ip in ("::1", "::ffff:127.0.0.1") else ip
 
 
 if __name__ == "__main__":
