@@ -89,7 +89,15 @@ def servers(tmp: str) -> list[Server]:
             "filesystem",
             "npm @modelcontextprotocol/server-filesystem 2026.8.31",
             node("server-filesystem", fs_root),
-            [("list_allowed_directories", {}), ("list_directory", {"path": fs_root})],
+            [
+                ("list_allowed_directories", {}),
+                ("list_directory", {"path": fs_root}),
+                # Ordinary project files a coding agent reads (see prepare()).
+                ("list_directory", {"path": os.path.join(fs_root, ".vscode")}),
+                ("read_text_file", {"path": os.path.join(fs_root, "src", "lib.rs")}),
+                ("read_text_file", {"path": os.path.join(fs_root, "app.py")}),
+                ("read_text_file", {"path": os.path.join(fs_root, "src", "App.tsx")}),
+            ],
         ),
         Server(
             "memory",
@@ -172,12 +180,51 @@ def servers(tmp: str) -> list[Server]:
     ]
 
 
+# Benign source files: generics and JSX that look like tags, code that assigns `password`.
+FIXTURE_FILES = {
+    "src/lib.rs": (
+        "use std::sync::Arc;\n\n"
+        "/// Runs one request with the shared context.\n"
+        "pub fn handle(ctx: Arc<Context>, key: Option<Secret>) -> Result<(), Error> {\n"
+        "    let pwd = std::env::current_dir()?;\n"
+        "    ctx.run(&pwd, key)\n"
+        "}\n"
+    ),
+    "app.py": (
+        "import getpass\nimport os\n\n\n"
+        "def connect(user, password=None):\n"
+        "    pwd = os.getcwd()\n"
+        "    if password is None:\n"
+        "        password = getpass.getpass('Password: ')\n"
+        "    return db.connect(user=user, password=password, cwd=pwd)\n"
+    ),
+    "src/App.tsx": (
+        "export function App({ theme }: Props) {\n"
+        "  return (\n"
+        "    <Context.Provider value={theme}>\n"
+        "      <Hidden smDown>\n"
+        "        <Sidebar />\n"
+        "      </Hidden>\n"
+        "    </Context.Provider>\n"
+        "  );\n"
+        "}\n"
+    ),
+}
+
+
 def prepare(tmp: str) -> None:
     """Fixtures the harmless calls read: directories, a git repo with one commit, a workbook."""
     fs_root = os.path.join(tmp, "fs-root")
     os.makedirs(os.path.join(fs_root, "docs"))
     with open(os.path.join(fs_root, "README.md"), "w") as f:
         f.write("# fixture\n")
+    os.makedirs(os.path.join(fs_root, ".vscode"))
+    with open(os.path.join(fs_root, ".vscode", "mcp.json"), "w") as f:
+        f.write('{"servers": {}}\n')
+    os.makedirs(os.path.join(fs_root, "src"))
+    for name, text in FIXTURE_FILES.items():
+        with open(os.path.join(fs_root, name), "w") as f:
+            f.write(text)
     repo = os.path.join(tmp, "git-repo")
     os.makedirs(repo)
     genv = {
@@ -308,7 +355,7 @@ async def pages(fn: Any, attr: str) -> list[Any]:
     return out
 
 
-async def session(srv: Server, argv: list[str], env: dict[str, str], errlog: Any, norm: Norm) -> dict[str, Any]:
+async def session(srv: Server, argv: list[str], env: dict[str, str], errlog: Any, norm: Norm, calls_first: bool = False) -> dict[str, Any]:
     params = StdioServerParameters(command=argv[0], args=argv[1:], env=env, cwd=REPO)
     out: dict[str, Any] = {"lists": {}, "calls": {}}
     with anyio.fail_after(TIMEOUT_S):
@@ -328,6 +375,8 @@ async def session(srv: Server, argv: list[str], env: dict[str, str], errlog: Any
                 kinds.append(("prompts", caps.prompts, s.list_prompts, "prompts", "name"))
                 kinds.append(("resources", caps.resources, s.list_resources, "resources", "uri"))
                 kinds.append(("templates", caps.resources, s.list_resource_templates, "resource_templates", "uri_template"))
+                if calls_first:
+                    await calls(s, srv, norm, out)
                 for kind, cap, fn, attr, key in kinds:
                     if cap is None:
                         continue
@@ -336,14 +385,20 @@ async def session(srv: Server, argv: list[str], env: dict[str, str], errlog: Any
                         out["lists"][kind] = {norm(getattr(i, key)): norm(i) for i in items}
                     except Exception as e:  # noqa: BLE001 - recorded and compared like a result
                         out["lists"][kind] = err_info(e)
-                for tool, arguments in srv.calls:
-                    try:
-                        r = await s.call_tool(tool, arguments)
-                        res = norm(r)
-                        out["calls"][tool] = shape(res) if tool in srv.shape_only else res
-                    except Exception as e:  # noqa: BLE001
-                        out["calls"][tool] = err_info(e)
+                if not calls_first:
+                    await calls(s, srv, norm, out)
     return out
+
+
+async def calls(s: ClientSession, srv: Server, norm: Norm, out: dict[str, Any]) -> None:
+    for i, (tool, arguments) in enumerate(srv.calls):
+        key = f"{tool}#{i}"  # a tool may be called more than once
+        try:
+            r = await s.call_tool(tool, arguments)
+            res = norm(r)
+            out["calls"][key] = shape(res) if tool in srv.shape_only else res
+        except Exception as e:  # noqa: BLE001
+            out["calls"][key] = err_info(e)
 
 
 # ------------------------------------------------------------------ comparison
@@ -375,7 +430,7 @@ def diff_text(a: Any, b: Any) -> str:
     return "\n".join(difflib.unified_diff(jdump(a).splitlines(), jdump(b).splitlines(), "direct", "proxied", lineterm="", n=2))
 
 
-def compare(srv: Server, label: str, direct: dict[str, Any], prox: dict[str, Any], t: Tally) -> None:
+def compare(srv: Server, label: str, direct: dict[str, Any], prox: dict[str, Any], t: Tally, norm: Norm) -> None:
     n = srv.name
     for k in ("serverInfo", "capabilities", "instructions"):
         if direct[k] != prox[k]:
@@ -394,10 +449,12 @@ def compare(srv: Server, label: str, direct: dict[str, Any], prox: dict[str, Any
                 t.differ((n, single + "+", name), f"{n} {label} {single} {name!r} only through the proxy", jdump(p[name]))
             elif d[name] != p[name]:
                 t.differ((n, single + "~", name), f"{n} {label} {single} {name!r} changed by the proxy", diff_text(d[name], p[name]))
-    for tool in sorted(set(direct["calls"]) | set(prox["calls"])):
-        d, p = direct["calls"].get(tool), prox["calls"].get(tool)
+    for key in sorted(set(direct["calls"]) | set(prox["calls"])):
+        d, p = direct["calls"].get(key), prox["calls"].get(key)
+        tool, i = key.rsplit("#", 1)
         if d != p:
-            t.differ((n, "call", tool), f"{n} {label} call {tool}", diff_text(d, p))
+            args = norm(srv.calls[int(i)][1])
+            t.differ((n, "call", tool), f"{n} {label} call {tool} {json.dumps(args)}", diff_text(d, p))
 
 
 def audit_alerts(state: str) -> list[dict[str, Any]]:
@@ -462,7 +519,9 @@ async def run_all(warden: str, only: set[str] | None) -> int:
                 argv = [warden, "wrap", "--server", s.name, "--", *s.cmd]
                 t1 = time.monotonic()
                 try:
-                    prox = await session(s, argv, env, errlog, norm)
+                    # Session 2 calls before it lists, as a client with a cached listing does
+                    # (the 2026-07-28 era's ttlMs): the pins of session 1 must be enough.
+                    prox = await session(s, argv, env, errlog, norm, calls_first=label == "session 2")
                 except Exception as e:  # noqa: BLE001
                     prox = {"sessionError": f"{type(e).__name__}: {e}"}
                 log(f"{s.name} {label} through wrap: {(time.monotonic() - t1) * 1000:.0f} ms")
@@ -470,7 +529,7 @@ async def run_all(warden: str, only: set[str] | None) -> int:
                 if "sessionError" in prox:
                     t.defects.append(f"{s.name} {label}: the proxied session failed: {prox['sessionError']}")
                     continue
-                compare(s, label, results[s.name]["direct"], prox, t)
+                compare(s, label, results[s.name]["direct"], prox, t, norm)
         alerts = audit_alerts(state)
         for r in alerts:
             srv, tool, rule = r.get("server", ""), r.get("tool") or "", r.get("rule") or ""
