@@ -59,7 +59,9 @@ const PHRASES: &[(&str, Severity, &str)] = &[
     (
         "hidden_instruction_tag",
         Severity::High,
-        r"(?i)<\s*/?\s*(?:important|system|instructions?|secret|hidden|admin|priority|critical|override|assistant|context)\b[^>]{0,80}>",
+        // The name ends the tag or is followed by whitespace and attributes: `<secret-name>`
+        // and `<Context.Provider …>` are placeholders and code, see `markup_tag`.
+        r"(?i)<\s*/?\s*(?:important|system|instructions?|secret|hidden|admin|priority|critical|override|assistant|context)(?:\s[^>]{0,80})?/?>",
     ),
     (
         "chat_template_token",
@@ -126,13 +128,40 @@ pub fn scan_text<S: AsRef<str>>(text: &str, other_server_tools: &[S]) -> Vec<Fin
     scan_chars(text, &mut out);
     let (set, each) = &*PHRASE_SET;
     for i in set.matches(text).iter() {
-        if let Some(m) = each[i].find(text) {
-            let (kind, severity, _) = PHRASES[i];
+        let (kind, severity, _) = PHRASES[i];
+        let hit = if kind == "hidden_instruction_tag" {
+            each[i].find_iter(text).find(|m| markup_tag(text, m.start(), m.as_str()))
+        } else {
+            each[i].find(text)
+        };
+        if let Some(m) = hit {
             push_finding(&mut out, kind, severity, text, m.start(), m.end());
         }
     }
     scan_shadowing(text, other_server_tools, &mut out);
     out
+}
+
+/// A tag match that reads as prompt markup (`<IMPORTANT>`, `</system>`, `< secret >`,
+/// `<Important>`), not code a coding agent reads every day: a generic argument (`Arc<Context>`,
+/// `Option<Secret>`: the `<` follows an identifier) or a JSX component (`<Hidden smDown>`,
+/// `</Hidden>`: PascalCase with attributes, or closing). Injection tags come in one case, or as
+/// a bare opening `<Important>`.
+fn markup_tag(text: &str, start: usize, tag: &str) -> bool {
+    let generic = text[..start]
+        .chars()
+        .next_back()
+        .is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let after_lt = tag[1..].trim_start();
+    let closing = after_lt.starts_with('/');
+    let name: String = after_lt
+        .trim_start_matches(|c: char| c == '/' || c.is_whitespace())
+        .chars()
+        .take_while(char::is_ascii_alphabetic)
+        .collect();
+    let one_case = name == name.to_ascii_lowercase() || name == name.to_ascii_uppercase();
+    let bare = tag.trim_end_matches('>').trim_end().ends_with(name.as_str());
+    !generic && (one_case || (!closing && bare))
 }
 
 /// Scan a tool, prompt or resource(-template) definition: every string in it

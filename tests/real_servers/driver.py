@@ -589,6 +589,15 @@ async def run_all(warden: str, only: set[str] | None) -> int:
             f"{deliberate} deliberate denials, {expected} known false positives pending a fix (expected failures), "
             f"{len(t.defects)} new false positives"
         )
+        if os.environ.get("REAL_SERVERS_CAPTURE"):
+            # The direct listings, for the detectors' false-positive unit tests
+            # (tests/real_servers/definitions.json, read by src/checks/poison_scan_tests.rs).
+            cap = {}
+            for name, r in results.items():
+                lists = r["direct"]["lists"]
+                cap[name] = {k: list(v.values()) for k, v in lists.items() if k != "resources" and isinstance(v, dict) and "error" not in v}
+            with open(os.environ["REAL_SERVERS_CAPTURE"], "w") as f:
+                f.write(json.dumps(cap, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
         if os.environ.get("REAL_SERVERS_DUMP"):
             with open(os.environ["REAL_SERVERS_DUMP"], "w") as f:
                 f.write(jdump(results))
