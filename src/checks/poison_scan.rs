@@ -129,10 +129,14 @@ pub fn scan_text<S: AsRef<str>>(text: &str, other_server_tools: &[S]) -> Vec<Fin
     let (set, each) = &*PHRASE_SET;
     for i in set.matches(text).iter() {
         let (kind, severity, _) = PHRASES[i];
-        let hit = if kind == "hidden_instruction_tag" {
-            each[i].find_iter(text).find(|m| markup_tag(text, m.start(), m.as_str()))
-        } else {
-            each[i].find(text)
+        let hit = match kind {
+            "hidden_instruction_tag" => each[i]
+                .find_iter(text)
+                .find(|m| markup_tag(text, m.start(), m.as_str())),
+            "secret_file_reference" => each[i]
+                .find_iter(text)
+                .find(|m| secret_path_in_use(text, m.start(), m.as_str())),
+            _ => each[i].find(text),
         };
         if let Some(m) = hit {
             push_finding(&mut out, kind, severity, text, m.start(), m.end());
@@ -140,6 +144,32 @@ pub fn scan_text<S: AsRef<str>>(text: &str, other_server_tools: &[S]) -> Vec<Fin
     }
     scan_shadowing(text, other_server_tools, &mut out);
     out
+}
+
+/// A secret file named as a place to go, not merely listed: under the home directory (`~/.ssh`,
+/// `$HOME/.aws/credentials`, `%USERPROFILE%\.ssh`), a system path (`/etc/passwd`,
+/// `/proc/self/environ`), or after an access verb ("read …", "cat …", "contents of …").
+/// A directory listing (`[FILE] mcp.json`, `[DIR] .ssh`) or a project path
+/// (`/src/app/.vscode/mcp.json`, `.cursor/rules`) in a result is ordinary.
+fn secret_path_in_use(text: &str, start: usize, hit: &str) -> bool {
+    static VERB: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(&ascii_word_boundaries(
+            r"(?i)\b(?:read|reads|reading|open|cat|send|upload|include|pass|copy|attach|paste|forward|print|dump|load|steal|grab|exfiltrate|contents?\s+of)\b",
+        ))
+        .expect("verb regex compiles")
+    });
+    if hit.starts_with('/') {
+        return true;
+    }
+    let token_start = text[..start]
+        .rfind(|c: char| c.is_whitespace() || "`'\"([<=,".contains(c))
+        .map_or(0, |i| i + 1);
+    if text[token_start..start].starts_with(['~', '$', '%']) {
+        return true;
+    }
+    let line_start = text[..token_start].rfind('\n').map_or(0, |i| i + 1);
+    let window = &text[floor_char(text, token_start.saturating_sub(40).max(line_start))..token_start];
+    VERB.is_match(window)
 }
 
 /// A tag match that reads as prompt markup (`<IMPORTANT>`, `</system>`, `< secret >`,
