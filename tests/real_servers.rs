@@ -64,5 +64,8 @@ fn real_servers_through_wrap_have_no_false_positives() {
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    assert!(servers >= 10, "the guard must cover 10 or more real servers: {totals}");
+    assert!(
+        servers >= 10,
+        "the guard must cover 10 or more real servers: {totals}"
+    );
 }

@@ -85,8 +85,24 @@ pub fn scan_elicitation(params: &Value) -> Vec<Finding> {
 /// a number or a setting.
 fn names_credential(field_re: &Regex, label: &str) -> bool {
     const ABOUT: &[&str] = &[
-        "name", "names", "id", "ids", "label", "title", "type", "kind", "count", "length", "limit",
-        "policy", "expiry", "expiration", "scope", "scopes", "rotation", "description",
+        "name",
+        "names",
+        "id",
+        "ids",
+        "label",
+        "title",
+        "type",
+        "kind",
+        "count",
+        "length",
+        "limit",
+        "policy",
+        "expiry",
+        "expiration",
+        "scope",
+        "scopes",
+        "rotation",
+        "description",
     ];
     field_re.find_iter(label).any(|m| {
         let next = label[m.end()..].split_whitespace().next();
@@ -190,7 +206,7 @@ mod tests {
                 "homepage": {"type": "string", "format": "uri", "title": "String with uri format", "description": "Portfolio / personal website"},
                 "birthdate": {"title": "String with date format", "type": "string", "format": "date", "description": "Your date of birth"},
                 "integer": {"title": "Integer", "type": "integer", "description": "Your favorite integer (do not give us your phone number, pin, or other sensitive info)", "minimum": 1, "maximum": 100, "default": 42},
-                "number": {"title": "Number in range 1-1000", "type": "number", "description": "Favorite number (there are no wrong answers)", "minimum": 0, "maximum": 1000, "default": 3.14}
+                "number": {"title": "Number in range 1-1000", "type": "number", "description": "Favorite number (there are no wrong answers)", "minimum": 0, "maximum": 1000, "default": 2.5}
             }}
         });
         let research = json!({
@@ -212,7 +228,14 @@ mod tests {
             assert!(hits.is_empty(), "{}: {hits:?}", p["message"]);
         }
         // Naming the credential itself still hits, whatever follows it.
-        for label in ["secret", "secretKey", "api_key", "GitHub token", "Secret value", "pin code"] {
+        for label in [
+            "secret",
+            "secretKey",
+            "api_key",
+            "GitHub token",
+            "Secret value",
+            "pin code",
+        ] {
             let p = json!({"message": "x", "requestedSchema": {"properties": {"f": {"type": "string", "title": label}}}});
             assert!(!scan_elicitation(&p).is_empty(), "{label}");
         }

@@ -168,7 +168,8 @@ fn secret_path_in_use(text: &str, start: usize, hit: &str) -> bool {
         return true;
     }
     let line_start = text[..token_start].rfind('\n').map_or(0, |i| i + 1);
-    let window = &text[floor_char(text, token_start.saturating_sub(40).max(line_start))..token_start];
+    let window =
+        &text[floor_char(text, token_start.saturating_sub(40).max(line_start))..token_start];
     VERB.is_match(window)
 }
 
@@ -190,7 +191,10 @@ fn markup_tag(text: &str, start: usize, tag: &str) -> bool {
         .take_while(char::is_ascii_alphabetic)
         .collect();
     let one_case = name == name.to_ascii_lowercase() || name == name.to_ascii_uppercase();
-    let bare = tag.trim_end_matches('>').trim_end().ends_with(name.as_str());
+    let bare = tag
+        .trim_end_matches('>')
+        .trim_end()
+        .ends_with(name.as_str());
     !generic && (one_case || (!closing && bare))
 }
 

@@ -219,14 +219,19 @@ fn holding(findings: Vec<Finding>) -> Vec<Finding> {
 /// server's tool names as the shadowing list, as the proxy does with one shared state dir.
 #[test]
 fn real_server_definitions_pass() {
-    let all: Value = serde_json::from_str(include_str!("../../tests/real_servers/definitions.json"))
-        .expect("definitions.json");
+    let all: Value =
+        serde_json::from_str(include_str!("../../tests/real_servers/definitions.json"))
+            .expect("definitions.json");
     let servers = all.as_object().expect("object");
     assert!(servers.len() >= 10, "{}", servers.len());
     let tools_of = |s: &Value| -> Vec<String> {
         s["tools"]
             .as_array()
-            .map(|a| a.iter().filter_map(|t| t["name"].as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t["name"].as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let mut scanned = 0;

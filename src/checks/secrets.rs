@@ -224,9 +224,22 @@ fn code_or_placeholder(value: &str) -> bool {
         return true;
     }
     const KEYWORDS: &[&str] = &[
-        "None", "null", "nil", "true", "false", "True", "False", "undefined", "NULL", "nullptr",
+        "None",
+        "null",
+        "nil",
+        "true",
+        "false",
+        "True",
+        "False",
+        "undefined",
+        "NULL",
+        "nullptr",
     ];
-    if KEYWORDS.contains(&v) || ["password", "passwd", "pwd"].iter().any(|k| v.eq_ignore_ascii_case(k)) {
+    if KEYWORDS.contains(&v)
+        || ["password", "passwd", "pwd"]
+            .iter()
+            .any(|k| v.eq_ignore_ascii_case(k))
+    {
         return true;
     }
     if !v.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
