@@ -1,8 +1,10 @@
 //! The false-positive guard (issue 10): 13 real MCP servers from npm and PyPI that start offline,
 //! each run once directly and twice through `mcp-warden wrap --server NAME` with the embedded
 //! default configuration and ONE state dir shared by all of them (the second proxied session
-//! catches pin and drift false alarms). Listings (tools, prompts, resources, templates), one or
-//! two harmless calls per server, and every alert or refusal in the audit trail are compared.
+//! catches pin and drift false alarms, and calls before it lists). Listings (tools, prompts,
+//! resources, templates), one or two harmless calls per server, and every alert or refusal in the
+//! audit trail are compared; two servers are also called before any listing with a fresh state
+//! dir (issue 10 part 2).
 //!
 //! The driver, `tests/real_servers/driver.py`, holds the server table and the table of
 //! deliberate denials (each with its reason, e.g. everything's `get-env`) and of known false

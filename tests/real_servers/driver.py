@@ -7,7 +7,9 @@ For every server below: one session run directly, then two sessions through
 `WARDEN_BIN wrap --server NAME -- CMD` with the embedded default configuration (no policy dir,
 no proxy.toml) and ONE state dir shared by all servers, in the order of the table, so pins,
 trust and every cross-server check see all of them. Each session initializes, lists tools,
-prompts, resources and resource templates (all pages), and makes one or two harmless calls.
+prompts, resources and resource templates (all pages), and makes one or two harmless calls
+(session 2 calls before it lists, as a client with a cached listing does). Two servers are also
+called "cold": a fresh state dir of their own and calls before any listing.
 
 Every difference between the direct and a proxied session, and every alert or refusal in the
 audit trail, must be a deliberate denial from DENIALS below (with its reason) or a known defect
@@ -276,12 +278,21 @@ KNOWN_DEFECTS: dict[tuple[str, str, str], str] = {
         "filesystem server is held as capability.shadowing/duplicate_tool_name because the first one is pinned"
     ),
     ("filesystem-notes", "call", "*"): "consequence of the held listing: the call reads as an unknown tool (-32602)",
+    ("time", "cold-call", "*"): (
+        "issue 10 part 2: with a fresh state dir, a call before any tools/list in the session is refused as "
+        "an unknown tool (-32602) instead of the proxy listing and pinning first"
+    ),
+    ("memory", "cold-call", "*"): "issue 10 part 2, as for time",
     ("filesystem-notes", "tool", "read_file"): (
         "also held as capability.shadowing (High) at /description: 'DEPRECATED: Use read_text_file instead.' "
         "names the server's OWN read_text_file, which the first filesystem server also has; the shadowing "
         "scan should not count names the listing itself defines (src/pins/ builds the other-servers list)"
     ),
 }
+
+
+# Servers also called cold (see run_all).
+COLD_CALL = {"time", "memory"}
 
 
 def lookup(table: dict[tuple[str, str, str], str], key: tuple[str, str, str]) -> str | None:
@@ -430,7 +441,9 @@ def diff_text(a: Any, b: Any) -> str:
     return "\n".join(difflib.unified_diff(jdump(a).splitlines(), jdump(b).splitlines(), "direct", "proxied", lineterm="", n=2))
 
 
-def compare(srv: Server, label: str, direct: dict[str, Any], prox: dict[str, Any], t: Tally, norm: Norm) -> None:
+def compare(
+    srv: Server, label: str, direct: dict[str, Any], prox: dict[str, Any], t: Tally, norm: Norm, call_kind: str = "call"
+) -> None:
     n = srv.name
     for k in ("serverInfo", "capabilities", "instructions"):
         if direct[k] != prox[k]:
@@ -454,7 +467,7 @@ def compare(srv: Server, label: str, direct: dict[str, Any], prox: dict[str, Any
         tool, i = key.rsplit("#", 1)
         if d != p:
             args = norm(srv.calls[int(i)][1])
-            t.differ((n, "call", tool), f"{n} {label} call {tool} {json.dumps(args)}", diff_text(d, p))
+            t.differ((n, call_kind, tool), f"{n} {label} call {tool} {json.dumps(args)}", diff_text(d, p))
 
 
 def audit_alerts(state: str) -> list[dict[str, Any]]:
@@ -539,10 +552,26 @@ async def run_all(warden: str, only: set[str] | None) -> int:
                     t.defects.append(f"{s.name} {label}: the proxied session failed: {prox['sessionError']}")
                     continue
                 compare(s, label, results[s.name]["direct"], prox, t, norm)
-        alerts = audit_alerts(state)
+        # Cold calls: a fresh state dir of its own, calls before any listing, as a script or an
+        # agent that knows its tools does (issue 10 part 2). Two servers suffice.
+        cold_alerts = []
+        for s in srvs:
+            if s.name not in COLD_CALL or s.name not in results:
+                continue
+            cold = os.path.join(tmp, f"state-cold-{s.name}")
+            os.makedirs(cold)
+            argv = [warden, "wrap", "--server", s.name, "--", *s.cmd]
+            try:
+                prox = await session(s, argv, {**base_env, **s.env, "MCP_WARDEN_STATE": cold}, errlog, norm, calls_first=True)
+            except Exception as e:  # noqa: BLE001
+                t.defects.append(f"{s.name} cold call: the proxied session failed: {type(e).__name__}: {e}")
+                continue
+            compare(s, "cold call (fresh state dir, no listing first)", results[s.name]["direct"], prox, t, norm, call_kind="cold-call")
+            cold_alerts += [{**r, "_cold": True} for r in audit_alerts(cold)]
+        alerts = audit_alerts(state) + cold_alerts
         for r in alerts:
             srv, tool, rule = r.get("server", ""), r.get("tool") or "", r.get("rule") or ""
-            key_tool, key_call = (srv, "tool", tool), (srv, "call", tool)
+            key_tool, key_call = (srv, "tool", tool), (srv, "cold-call" if r.get("_cold") else "call", tool)
             what = f"audit {srv}: {r.get('event')} decision={r.get('decision')} rule={rule} tool={tool or '-'} reason={r.get('reason')}"
             if tool and (lookup(DENIALS, key_tool) or lookup(DENIALS, key_call)):
                 continue  # the same deliberate denial, already counted from the listing/call
@@ -589,12 +618,14 @@ async def run_all(warden: str, only: set[str] | None) -> int:
         for line in t.defects:
             print(f"DEFECT: {line}")
         n_servers = len(results)
+        n_cold = sum(len(s.calls) for s in srvs if s.name in COLD_CALL and s.name in results)
         deliberate = len(t.deliberate)
         expected = sum(len(w) for w in t.expected.values())
-        print(f"audit: {len(alerts)} alert/refusal records in the shared state dir; wall {elapsed:.1f} s")
+        print(f"audit: {len(alerts)} alert/refusal records in the state dirs (shared + cold); wall {elapsed:.1f} s")
         print(
             f"{n_servers} servers, {n_tools} tools, {n_prompts} prompts, {n_templates} templates, "
-            f"{n_resources} resources, {n_calls * 3} calls ({n_calls} per session, 1 direct + 2 proxied sessions each): "
+            f"{n_resources} resources, {n_calls * 3 + n_cold} calls ({n_calls} per session, 1 direct + 2 proxied sessions "
+            f"each, + {n_cold} cold): "
             f"{deliberate} deliberate denials, {expected} known false positives pending a fix (expected failures), "
             f"{len(t.defects)} new false positives"
         )
