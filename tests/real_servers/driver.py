@@ -258,7 +258,8 @@ def prepare(tmp: str) -> None:
 
 # ------------------------------------------------------------------ what may differ, and why
 # (server, kind, name) → reason. kind: "tool" / "prompt" / "resource" / "template" (hidden from
-# its listing), "call" (refused by the proxy with a JSON-RPC error), "alert" (an audit record
+# its listing), "call" (refused by the proxy with a JSON-RPC error; "cold-call" in the cold
+# sessions), "alert" (an audit record
 # with this event or rule that alerts but neither hides nor refuses anything). name "*": any.
 DENIALS: dict[tuple[str, str, str], str] = {
     ("everything", "tool", "get-env"): "everything pack: get-env dumps the server's whole environment (API keys), denied and hidden",
