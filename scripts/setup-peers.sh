@@ -44,7 +44,8 @@ node_stamp="$peers/node_modules/.warden-peers-stamp"
 node_want="$(sha "$peers/package-lock.json") node$node_major"
 if [ "$force" = 1 ] || [ ! -f "$node_stamp" ] || [ "$(cat "$node_stamp")" != "$node_want" ]; then
   (cd "$peers" && run npm ci --no-audit --no-fund --loglevel=error)
-  for p in sdk server-everything server-filesystem server-memory inspector-cli conformance; do
+  for p in sdk server-everything server-filesystem server-memory inspector-cli conformance \
+    server-sequential-thinking server-github server-brave-search server-system-monitor; do
     [ -f "$peers/node_modules/@modelcontextprotocol/$p/package.json" ] || die "npm ci did not install @modelcontextprotocol/$p"
   done
   # The conformance suite needs Node >= 22: tests/conformance/ runs it with this pinned binary.
@@ -73,6 +74,10 @@ if [ "$force" = 1 ] || [ ! -x "$venv/bin/python" ] || [ ! -f "$py_stamp" ] || [ 
   run "$venv/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$req"
   run "$venv/bin/python" -m pip check
   run "$venv/bin/python" -c 'import mcp, mcp.client.stdio, cryptography, rfc8785'
+  # The real servers of tests/real_servers.rs.
+  for exe in mcp-server-fetch mcp-server-git mcp-server-time excel-mcp-server awslabs.aws-documentation-mcp-server; do
+    [ -x "$venv/bin/$exe" ] || die "pip did not install $exe"
+  done
   echo "$py_want" >"$py_stamp"
 fi
 exit 0

@@ -60,7 +60,7 @@ pub fn scan_elicitation(params: &Value) -> Vec<Finding> {
         let named = labels
             .into_iter()
             .flatten()
-            .any(|l| field_re.is_match(&words(l)));
+            .any(|l| names_credential(field_re, &words(l)));
         let asked = prop
             .get("description")
             .and_then(Value::as_str)
@@ -78,6 +78,36 @@ pub fn scan_elicitation(params: &Value) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// A label naming a credential ("api key", "githubToken"), not something about one: "secret
+/// name" (which Kubernetes secret to mount), "token count", "password policy" ask for a name,
+/// a number or a setting.
+fn names_credential(field_re: &Regex, label: &str) -> bool {
+    const ABOUT: &[&str] = &[
+        "name",
+        "names",
+        "id",
+        "ids",
+        "label",
+        "title",
+        "type",
+        "kind",
+        "count",
+        "length",
+        "limit",
+        "policy",
+        "expiry",
+        "expiration",
+        "scope",
+        "scopes",
+        "rotation",
+        "description",
+    ];
+    field_re.find_iter(label).any(|m| {
+        let next = label[m.end()..].split_whitespace().next();
+        !next.is_some_and(|w| ABOUT.contains(&w))
+    })
 }
 
 /// An ask for a credential that is not negated.
@@ -159,5 +189,55 @@ mod tests {
             "{:?}",
             scan_elicitation(&ok)
         );
+    }
+
+    /// False-positive guard: ordinary elicitations of real servers (server-everything's form,
+    /// its research clarification) and of everyday tools pass; the field names, titles and
+    /// messages below mention pins, tokens, keys and secrets without asking for one.
+    #[test]
+    fn benign_elicitations_pass() {
+        let everything = json!({
+            "message": "Please provide inputs for the following fields:",
+            "requestedSchema": {"type": "object", "required": ["name"], "properties": {
+                "name": {"title": "String", "type": "string", "description": "Your full, legal name"},
+                "check": {"title": "Boolean", "type": "boolean", "description": "Agree to the terms and conditions"},
+                "firstLine": {"title": "String with default", "type": "string", "description": "Favorite first line of a story", "default": "It was a dark and stormy night."},
+                "email": {"title": "String with email format", "type": "string", "format": "email", "description": "Your email address (will be verified, and never shared with anyone else)"},
+                "homepage": {"type": "string", "format": "uri", "title": "String with uri format", "description": "Portfolio / personal website"},
+                "birthdate": {"title": "String with date format", "type": "string", "format": "date", "description": "Your date of birth"},
+                "integer": {"title": "Integer", "type": "integer", "description": "Your favorite integer (do not give us your phone number, pin, or other sensitive info)", "minimum": 1, "maximum": 100, "default": 42},
+                "number": {"title": "Number in range 1-1000", "type": "number", "description": "Favorite number (there are no wrong answers)", "minimum": 0, "maximum": 1000, "default": 2.5}
+            }}
+        });
+        let research = json!({
+            "message": "The research query \"token bucket rate limiting\" could have multiple interpretations. Please clarify what you're looking for:",
+            "requestedSchema": {"type": "object", "properties": {"interpretation": {"type": "string", "title": "Clarify research focus",
+                "enum": ["algorithm", "implementation", "comparison"]}}}
+        });
+        let deploy = json!({
+            "message": "Deploy commit 3f786850e387550fdab836ed7e6dc881de23001b to production? The API keys stay in the vault; nothing is shared.",
+            "requestedSchema": {"type": "object", "properties": {
+                "confirm": {"type": "boolean", "title": "Deploy now"},
+                "max_tokens": {"type": "integer", "title": "Max tokens per reply"},
+                "key_name": {"type": "string", "title": "Name for the new deploy key", "description": "A label such as ci-runner; the key itself is generated on the server"},
+                "secret_name": {"type": "string", "title": "Secret name", "description": "The Kubernetes secret to mount, e.g. app-config (its name, not its contents)"}
+            }}
+        });
+        for p in [everything, research, deploy] {
+            let hits = scan_elicitation(&p);
+            assert!(hits.is_empty(), "{}: {hits:?}", p["message"]);
+        }
+        // Naming the credential itself still hits, whatever follows it.
+        for label in [
+            "secret",
+            "secretKey",
+            "api_key",
+            "GitHub token",
+            "Secret value",
+            "pin code",
+        ] {
+            let p = json!({"message": "x", "requestedSchema": {"properties": {"f": {"type": "string", "title": label}}}});
+            assert!(!scan_elicitation(&p).is_empty(), "{label}");
+        }
     }
 }

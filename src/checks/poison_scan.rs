@@ -59,7 +59,9 @@ const PHRASES: &[(&str, Severity, &str)] = &[
     (
         "hidden_instruction_tag",
         Severity::High,
-        r"(?i)<\s*/?\s*(?:important|system|instructions?|secret|hidden|admin|priority|critical|override|assistant|context)\b[^>]{0,80}>",
+        // The name ends the tag or is followed by whitespace and attributes: `<secret-name>`
+        // and `<Context.Provider …>` are placeholders and code, see `markup_tag`.
+        r"(?i)<\s*/?\s*(?:important|system|instructions?|secret|hidden|admin|priority|critical|override|assistant|context)(?:\s[^>]{0,80})?/?>",
     ),
     (
         "chat_template_token",
@@ -126,13 +128,74 @@ pub fn scan_text<S: AsRef<str>>(text: &str, other_server_tools: &[S]) -> Vec<Fin
     scan_chars(text, &mut out);
     let (set, each) = &*PHRASE_SET;
     for i in set.matches(text).iter() {
-        if let Some(m) = each[i].find(text) {
-            let (kind, severity, _) = PHRASES[i];
+        let (kind, severity, _) = PHRASES[i];
+        let hit = match kind {
+            "hidden_instruction_tag" => each[i]
+                .find_iter(text)
+                .find(|m| markup_tag(text, m.start(), m.as_str())),
+            "secret_file_reference" => each[i]
+                .find_iter(text)
+                .find(|m| secret_path_in_use(text, m.start(), m.as_str())),
+            _ => each[i].find(text),
+        };
+        if let Some(m) = hit {
             push_finding(&mut out, kind, severity, text, m.start(), m.end());
         }
     }
     scan_shadowing(text, other_server_tools, &mut out);
     out
+}
+
+/// A secret file named as a place to go, not merely listed: under the home directory (`~/.ssh`,
+/// `$HOME/.aws/credentials`, `%USERPROFILE%\.ssh`), a system path (`/etc/passwd`,
+/// `/proc/self/environ`), or after an access verb ("read …", "cat …", "contents of …").
+/// A directory listing (`[FILE] mcp.json`, `[DIR] .ssh`) or a project path
+/// (`/src/app/.vscode/mcp.json`, `.cursor/rules`) in a result is ordinary.
+fn secret_path_in_use(text: &str, start: usize, hit: &str) -> bool {
+    static VERB: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(&ascii_word_boundaries(
+            r"(?i)\b(?:read|reads|reading|open|cat|send|upload|include|pass|copy|attach|paste|forward|print|dump|load|steal|grab|exfiltrate|contents?\s+of)\b",
+        ))
+        .expect("verb regex compiles")
+    });
+    if hit.starts_with('/') {
+        return true;
+    }
+    let token_start = text[..start]
+        .rfind(|c: char| c.is_whitespace() || "`'\"([<=,".contains(c))
+        .map_or(0, |i| i + 1);
+    if text[token_start..start].starts_with(['~', '$', '%']) {
+        return true;
+    }
+    let line_start = text[..token_start].rfind('\n').map_or(0, |i| i + 1);
+    let window =
+        &text[floor_char(text, token_start.saturating_sub(40).max(line_start))..token_start];
+    VERB.is_match(window)
+}
+
+/// A tag match that reads as prompt markup (`<IMPORTANT>`, `</system>`, `< secret >`,
+/// `<Important>`), not code a coding agent reads every day: a generic argument (`Arc<Context>`,
+/// `Option<Secret>`: the `<` follows an identifier) or a JSX component (`<Hidden smDown>`,
+/// `</Hidden>`: PascalCase with attributes, or closing). Injection tags come in one case, or as
+/// a bare opening `<Important>`.
+fn markup_tag(text: &str, start: usize, tag: &str) -> bool {
+    let generic = text[..start]
+        .chars()
+        .next_back()
+        .is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let after_lt = tag[1..].trim_start();
+    let closing = after_lt.starts_with('/');
+    let name: String = after_lt
+        .trim_start_matches(|c: char| c == '/' || c.is_whitespace())
+        .chars()
+        .take_while(char::is_ascii_alphabetic)
+        .collect();
+    let one_case = name == name.to_ascii_lowercase() || name == name.to_ascii_uppercase();
+    let bare = tag
+        .trim_end_matches('>')
+        .trim_end()
+        .ends_with(name.as_str());
+    !generic && (one_case || (!closing && bare))
 }
 
 /// Scan a tool, prompt or resource(-template) definition: every string in it

@@ -180,6 +180,9 @@ pub fn find_secrets(text: &str) -> Vec<SecretHit> {
             if needs_digit && !m.as_str().bytes().any(|b| b.is_ascii_digit()) {
                 continue;
             }
+            if kind == "connection_string_password" && code_or_placeholder(m.as_str()) {
+                continue;
+            }
             let kind = refine_kind(kind, m.as_str());
             hits.push((
                 i,
@@ -208,6 +211,55 @@ pub fn find_secrets(text: &str) -> Vec<SecretHit> {
         }
     }
     out
+}
+
+/// A `password=` / `pwd =` / `user:…@` value that is source code or a placeholder, not a
+/// secret: `None`, `password` (passed on), `os.getcwd()`, `getpass.getpass(…)`,
+/// `os.environ[…]`, `self.password`, `process.env.DB_PASSWORD`, `${DB_PASSWORD}`,
+/// `<your-password>`. Code read or written by an agent is full of these. The price: a real
+/// password that is a dotted word path without digits (`my.secret.pass`) is not redacted.
+fn code_or_placeholder(value: &str) -> bool {
+    let v = value.trim_end_matches([')', ',', ':', ';', '}', ']', '?']);
+    if v.starts_with(['$', '<', '%']) || v.starts_with("{{") {
+        return true;
+    }
+    const KEYWORDS: &[&str] = &[
+        "None",
+        "null",
+        "nil",
+        "true",
+        "false",
+        "True",
+        "False",
+        "undefined",
+        "NULL",
+        "nullptr",
+    ];
+    if KEYWORDS.contains(&v)
+        || ["password", "passwd", "pwd"]
+            .iter()
+            .any(|k| v.eq_ignore_ascii_case(k))
+    {
+        return true;
+    }
+    if !v.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        return false;
+    }
+    let end = v
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':')))
+        .unwrap_or(v.len());
+    let (path, rest) = v.split_at(end);
+    // A call or a subscript: `os.getcwd()`, `std::env::current_dir()?`, `os.environ["X"]`.
+    if rest.starts_with(['(', '[']) {
+        return true;
+    }
+    // A member path: `self.password`, `process.env.DB_PASSWORD`.
+    rest.is_empty()
+        && path.contains('.')
+        && !path.bytes().any(|b| b.is_ascii_digit())
+        && path
+            .split('.')
+            .all(|seg| seg.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
 }
 
 /// Name PEM blocks by their header so the audit says what leaked.

@@ -108,3 +108,43 @@ fn json_walker() {
     assert!(redact_json(&mut clean).is_empty());
     assert_eq!(clean, before);
 }
+
+/// Source code an agent reads (filesystem, git diffs) or writes (write_file arguments are
+/// refused on a hit): `password=` and `pwd =` assignments of code, not of secrets.
+#[test]
+fn code_assignments_and_placeholders_pass() {
+    let texts = [
+        "def connect(user, password=None):\n    pwd = os.getcwd()\n",
+        "    if password is None:\n        password = getpass.getpass('Password: ')\n",
+        "    return db.connect(user=user, password=password, cwd=pwd)",
+        "password = os.environ[\"DB_PASSWORD\"]\npwd = Path.cwd()",
+        "    self.password = password\n    password = self.password",
+        "const password = process.env.DB_PASSWORD;\nlet pwd = std::env::current_dir()?;",
+        "password: str = Field(default=None)\npassword = input(\"Password: \")",
+        "DATABASE_URL=postgres://app:${DB_PASSWORD}@db:5432/app",
+        "connect with postgres://user:password@localhost:5432/mydb (replace the placeholders)",
+        "Set password=<your-password> in the config, or Password={{ vault_password }};",
+        "headers = {\"Authorization\": f\"Bearer {token}\"}",
+        "git clone git@github.com:org/repo.git && cd repo",
+        "image: registry.example.com:5000/app@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    ];
+    for t in texts {
+        assert_eq!(redact(t), None, "{t}");
+    }
+}
+
+/// The code exceptions stop at literal values: real passwords in config and connection strings
+/// are still found.
+#[test]
+fn literal_passwords_still_hit() {
+    for t in [
+        "password = hunter2",
+        "Server=db;Database=app;User Id=sa;Password=Sup3rS3cret!;",
+        "pwd=Tr0ub4dor&3",
+        "postgres://app:s3cr3t@db:5432/x",
+        "redis://:p4ssw0rd@cache:6379/0",
+        "https://h.example/login?user=a&password=letmein99",
+    ] {
+        assert_eq!(kinds(t), vec!["connection_string_password"], "{t}");
+    }
+}
