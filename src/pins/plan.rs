@@ -92,6 +92,10 @@ pub(super) fn decide(
         ..Plan::default()
     };
     let mut first_pins: Vec<(String, Pinned)> = Vec::new();
+    let own_names: Vec<&str> = listing
+        .iter()
+        .filter_map(|d| d.get("name").and_then(Value::as_str))
+        .collect();
     for item in cmp.items {
         let definition = &listing[item.index];
         let (reason, changes) = match item.drift {
@@ -106,8 +110,9 @@ pub(super) fn decide(
             ItemDrift::New => (HeldReason::New, Vec::new()),
         };
         // Only definitions no operator has approved are scanned (SPEC: "when first seen").
-        let (flags, notes): (Vec<Flag>, Vec<Flag>) =
-            (ctx.scanner)(definition).into_iter().partition(|f| f.hold);
+        let (flags, notes): (Vec<Flag>, Vec<Flag>) = (ctx.scanner)(definition, &own_names)
+            .into_iter()
+            .partition(|f| f.hold);
         if !notes.is_empty() {
             // Alert once per definition; nothing is held for it.
             let event = PinEvent::Noted {

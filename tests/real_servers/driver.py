@@ -264,7 +264,7 @@ def prepare(tmp: str) -> None:
 DENIALS: dict[tuple[str, str, str], str] = {
     ("everything", "tool", "get-env"): "everything pack: get-env dumps the server's whole environment (API keys), denied and hidden",
     ("fetch", "call", "fetch"): "fetch pack: URLs must be public http(s); loopback/private targets are refused (SSRF)",
-    ("filesystem-notes", "alert", "capability.shadowing"): (
+    ("filesystem-notes", "alert", "capability.name_collision"): (
         "a second filesystem server has the same tool names as the first: reported as an alert (issue 10: a name "
         "collision between separately wrapped servers is at most an alert)"
     ),
@@ -273,23 +273,7 @@ DENIALS: dict[tuple[str, str, str], str] = {
 # Real false positives whose fix is under way: reported as expected failures, not counted as
 # passes, and the run stays green; once fixed, the run prints "listed but not observed" and
 # the entry goes. (server, kind, name) → what trips and the fix it waits for.
-KNOWN_DEFECTS: dict[tuple[str, str, str], str] = {
-    ("filesystem-notes", "tool", "*"): (
-        "issue 10 part 1, fix under way in src/checks/poison_scan.rs + src/pins/: every tool of the second "
-        "filesystem server is held as capability.shadowing/duplicate_tool_name because the first one is pinned"
-    ),
-    ("filesystem-notes", "call", "*"): "consequence of the held listing: the call reads as an unknown tool (-32602)",
-    ("time", "cold-call", "*"): (
-        "issue 10 part 2: with a fresh state dir, a call before any tools/list in the session is refused as "
-        "an unknown tool (-32602) instead of the proxy listing and pinning first"
-    ),
-    ("memory", "cold-call", "*"): "issue 10 part 2, as for time",
-    ("filesystem-notes", "tool", "read_file"): (
-        "also held as capability.shadowing (High) at /description: 'DEPRECATED: Use read_text_file instead.' "
-        "names the server's OWN read_text_file, which the first filesystem server also has; the shadowing "
-        "scan should not count names the listing itself defines (src/pins/ builds the other-servers list)"
-    ),
-}
+KNOWN_DEFECTS: dict[tuple[str, str, str], str] = {}
 
 
 # Servers also called cold (see run_all).
