@@ -24,7 +24,7 @@ use crate::sig::outcome::Outcome as SigOutcome;
 
 use super::hold::Admit;
 use super::policy_step::CallPlan;
-use crate::session::{Era, Pending, Session, MAX_PENDING};
+use crate::session::{ClientCaps, Era, Pending, Session, MAX_PENDING};
 
 impl Pipeline {
     /// Decide what happens to one line the client sent.
@@ -182,6 +182,9 @@ impl Pipeline {
         record.method = env.method.as_deref().map(str::to_owned);
         record.id = env.id.as_ref().map(Id::to_string);
         if matches!(env.kind, Kind::Request | Kind::Notification) {
+            // Before anything keyed on the method: policy must judge what the server would
+            // dispatch, and a look-alike name could be dispatched as the real one.
+            super::method_step::check_method(env.method())?;
             self.check_signature(line, checked, record)?;
         }
         match env.kind {
@@ -256,6 +259,13 @@ impl Pipeline {
         } else if env.method() == "server/discover" && s.era == Era::Unknown {
             s.era = Era::Modern(String::new());
             record.era = s.era.label();
+        }
+        let declared = match env.method() {
+            "initialize" => peek.capabilities,
+            _ => peek.meta.as_ref().and_then(|m| m.client_capabilities),
+        };
+        if let Some(caps) = declared.and_then(|c| serde_json::from_str(c.get()).ok()) {
+            s.client_caps = Some(ClientCaps::from_json(&caps));
         }
         let mut tool = None;
         let mut admit = Admit::Forward;

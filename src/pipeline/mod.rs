@@ -15,16 +15,24 @@
 //! | `policy_step.rs` | step: policy, rate limit, trust gate              |
 //! | `content_step.rs` | step: redaction, quarantine, taint, elicitation  |
 //! | `hold.rs`   | calls waiting for approval, and how a wait ends         |
+//! | `method_step.rs` | step: well-formed, non-confusable method names    |
+//! | `server_requests.rs` | step: server requests need declared capabilities, rate, valid schema |
+//! | `elicit_schema.rs` | the flat primitive `requestedSchema` the spec allows |
+//! | `flood.rs`  | step: server notifications bounded per second, coalesced |
 
 mod auth;
 mod client;
 mod content_step;
+mod elicit_schema;
+mod flood;
 mod guards;
 mod hold;
+mod method_step;
 mod params;
 mod pins_step;
 mod policy_step;
 mod server;
+mod server_requests;
 #[cfg(test)]
 mod tests;
 
@@ -36,7 +44,9 @@ use crate::codec::{Id, Limits};
 use crate::errors::{Rejection, Source, INTERNAL_ERROR};
 use crate::session::Session;
 
+pub use flood::FloodWindow;
 pub use guards::{trusted_keys, Guards};
+pub use method_step::check_method;
 pub use hold::Held;
 
 /// What the transport must do with one message.
@@ -71,6 +81,10 @@ pub struct Pipeline {
     session: Mutex<Session>,
     audit: Arc<AuditLog>,
     guards: Arc<Guards>,
+    /// Notifications the flood bound held back and now released, for the transport to send
+    /// (`take_released`); the flag spares the hot path a lock.
+    released: Mutex<Vec<Vec<u8>>>,
+    has_released: std::sync::atomic::AtomicBool,
 }
 
 impl Pipeline {
@@ -89,6 +103,8 @@ impl Pipeline {
             session: Mutex::new(Session::new()),
             audit,
             guards,
+            released: Mutex::new(Vec::new()),
+            has_released: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -152,10 +168,91 @@ impl Pipeline {
         Outcome { verdict, record }
     }
 
+    /// Lines the flood bound held back and has now released, in order: the transport sends
+    /// them to the client before the message it is handling. Cheap when there are none.
+    pub fn take_released(&self) -> Vec<Vec<u8>> {
+        use std::sync::atomic::Ordering;
+        if !self.has_released.swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        std::mem::take(&mut *self.released.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// A flood window ended: queue its held-back lines for the transport and write the ONE
+    /// record that counts what it shed.
+    fn release_held(
+        &self,
+        session: &Session,
+        (lines, summary): (Vec<Vec<u8>>, Option<flood::WindowSummary>),
+    ) {
+        if !lines.is_empty() {
+            self.released
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(lines);
+            self.has_released
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        if let Some(sum) = summary {
+            let mut r = self.record(session, Direction::ServerToClient, 0);
+            r.event = "notifications.flood_bounded".into();
+            r.decision = Decision::Deny;
+            r.rule = Some("notifications.rate".into());
+            r.reason = Some(format!(
+                "server sent more than {} notifications in one second: {} dropped, {} coalesced (latest per progress token kept)",
+                flood::NOTIFICATIONS_PER_SECOND, sum.dropped, sum.coalesced
+            ));
+            r.alert = true;
+            self.finish(r, Instant::now());
+        }
+    }
+
+    /// A server line over the limit was discarded; `id` is the JSON text of its top-level id as
+    /// far as the transport could see it. If that id is a client request waiting for its
+    /// answer, the request gets a -32603 in its place (forwarded to the client) and its id is
+    /// freed; otherwise the line is dropped and audited as any oversize frame.
+    pub fn oversize_answer(&self, seen: u64, id: Option<&str>) -> Outcome {
+        let mut session = self.session();
+        let key = id.and_then(|id| {
+            session
+                .client_pending
+                .keys()
+                .find(|k| k.to_json() == id)
+                .cloned()
+        });
+        let Some((key, pending)) = key.and_then(|k| session.client_pending.remove_entry(&k))
+        else {
+            drop(session);
+            return self.oversize(Direction::ServerToClient, seen);
+        };
+        let mut record = self.record(&session, Direction::ServerToClient, seen as usize);
+        record.method = Some(pending.method);
+        record.tool = pending.tool;
+        record.id = Some(key.to_string());
+        let limit = self.limits.max_message_bytes;
+        let rejection = Rejection::new(
+            INTERNAL_ERROR,
+            "upstream.oversize_answer",
+            "max_message_bytes",
+            format!("response exceeded proxy.max_message_bytes: the server's answer of {seen} bytes is over the {limit}-byte limit and was discarded"),
+        )
+        .from(Source::Upstream)
+        .alert();
+        let answer = rejection.to_response(Some(&key), &record.audit_id);
+        deny(&mut record, &rejection);
+        Outcome {
+            verdict: Verdict::Rewrite(answer),
+            record,
+        }
+    }
+
     /// The upstream is gone: every client request still waiting gets an error, so no request is
     /// left without exactly one answer.
     pub fn abandon_pending(&self, why: &str) -> Vec<Outcome> {
         let mut session = self.session();
+        // The last flood window's count is written too (its held lines are moot now).
+        let (_, summary) = session.flood.end_window();
+        self.release_held(&session, (Vec::new(), summary));
         let pending: Vec<(Id, String)> = session
             .client_pending
             .drain()
@@ -217,6 +314,10 @@ impl Pipeline {
 
     /// Write the record of a handled message, with the time its decision took.
     pub fn finish(&self, mut outcome_record: Record, started: Instant) {
+        // Counted in its flood window's one record instead.
+        if outcome_record.event == flood::SUPPRESSED {
+            return;
+        }
         outcome_record.latency_us = Some(started.elapsed().as_micros() as u64);
         if let Some(m) = &self.guards.metrics {
             m.record(&outcome_record);

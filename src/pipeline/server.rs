@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use super::client::allow;
 use super::content_step::ContentVerdict;
+use super::flood::{self, Flood};
 use super::params::{self, VersionPeek};
 use super::{deny, Outcome, Pipeline, Verdict};
 use crate::audit::{Decision, Direction, Record};
@@ -72,12 +73,56 @@ impl Pipeline {
         };
         record.method = env.method.as_deref().map(str::to_owned);
         record.id = env.id.as_ref().map(Id::to_string);
+        let held = session.flood.roll(Instant::now());
+        self.release_held(&session, held);
         let verdict = match env.kind {
             Kind::Response | Kind::ErrorResponse => {
+                // Progress held back by the flood bound goes out before the answer it leads to.
+                if session.flood.holding() {
+                    let held = session.flood.end_window();
+                    self.release_held(&session, held);
+                }
                 self.server_answer(&mut session, &env, line, &mut record)
             }
+            Kind::Notification if flood::bounded(env.method()) => {
+                match session.flood.admit(env.method(), env.params, line) {
+                    Flood::Pass => allow(line, &mut record),
+                    Flood::Coalesced | Flood::Dropped => {
+                        record.event = flood::SUPPRESSED.into();
+                        record.decision = Decision::Deny;
+                        Verdict::Drop
+                    }
+                }
+            }
+            Kind::Request | Kind::Notification => {
+                match self.check_server_request(&session, &env) {
+                    Ok(()) => self.server_message(&mut session, &env, line, &mut record),
+                    Err(r) => {
+                        deny(&mut record, &r);
+                        match env.kind {
+                            Kind::Request => {
+                                Verdict::Answer(r.to_response(env.id.as_ref(), &record.audit_id))
+                            }
+                            _ => Verdict::Drop,
+                        }
+                    }
+                }
+            }
+        };
+        Outcome { verdict, record }
+    }
+
+    /// A server request or unbounded notification that passed `check_server_request`.
+    fn server_message(
+        &self,
+        session: &mut Session,
+        env: &Envelope,
+        line: &[u8],
+        record: &mut Record,
+    ) -> Verdict {
+        match env.kind {
             Kind::Request if env.method() == "elicitation/create" && env.id.is_some() => {
-                match self.check_elicitation(env.params.map(|p| p.get()), &mut record) {
+                match self.check_elicitation(env.params.map(|p| p.get()), record) {
                     // Declined on the user's behalf: the client never sees it.
                     Some(result) => {
                         let id = env
@@ -89,27 +134,26 @@ impl Pipeline {
                                 .into_bytes(),
                         )
                     }
-                    None => match server_request(&mut session, &env) {
-                        Ok(()) => allow(line, &mut record),
+                    None => match server_request(session, env) {
+                        Ok(()) => allow(line, record),
                         Err(r) => {
                             let answer = r.to_response(env.id.as_ref(), &record.audit_id);
-                            deny(&mut record, &r);
+                            deny(record, &r);
                             Verdict::Answer(answer)
                         }
                     },
                 }
             }
-            Kind::Request => match server_request(&mut session, &env) {
-                Ok(()) => allow(line, &mut record),
+            Kind::Request => match server_request(session, env) {
+                Ok(()) => allow(line, record),
                 Err(r) => {
                     let answer = r.to_response(env.id.as_ref(), &record.audit_id);
-                    deny(&mut record, &r);
+                    deny(record, &r);
                     Verdict::Answer(answer)
                 }
             },
-            Kind::Notification => allow(line, &mut record),
-        };
-        Outcome { verdict, record }
+            _ => allow(line, record),
+        }
     }
 
     fn server_answer(
