@@ -156,6 +156,8 @@ pub struct AuditSection {
     pub fsync: Fsync,
     pub checkpoint_every: u64,
     pub log_arguments: LogArguments,
+    /// `refuse` (default) or `forward`: a message whose record cannot be written.
+    pub on_failure: crate::audit::OnFailure,
 }
 impl Default for AuditSection {
     fn default() -> Self {
@@ -164,6 +166,7 @@ impl Default for AuditSection {
             fsync: Fsync::Batch,
             checkpoint_every: 1000,
             log_arguments: LogArguments::Digest,
+            on_failure: crate::audit::OnFailure::Refuse,
         }
     }
 }

@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 
 use super::params::{self, CallParams, CancelParams, VersionPeek};
 use super::{deny, Outcome, Pipeline, Verdict};
-use crate::audit::{args_digest, Decision, Direction, Record};
+use crate::audit::{args_digest, Decision, Direction, OnFailure, Record};
 use crate::codec::{self, Decoded, Envelope, Id, Kind};
 use crate::errors::{Rejection, INVALID_REQUEST};
 use crate::pins;
@@ -72,6 +72,11 @@ impl Pipeline {
                 self.client_batch(&mut session, items, line, checked, &mut record)
             }
         };
+        // While the audit sink fails, a message goes on only once its record is on disk: the
+        // transports' durable path writes it first and refuses (-32603) when it cannot.
+        if self.guards.audit_on_failure == OnFailure::Refuse && !self.audit.healthy() {
+            record.durable = true;
+        }
         Outcome { verdict, record }
     }
 

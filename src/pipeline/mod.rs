@@ -305,7 +305,7 @@ impl Pipeline {
             INTERNAL_ERROR,
             "audit.write_failed",
             "audit",
-            "the audit record of this high-risk call could not be written, so it was not forwarded",
+            "the audit record of this call could not be written (audit sink failing, or a high-risk call that must be on disk first), so it was not forwarded; see audit.on_failure",
         )
         .from(Source::Internal)
         .alert();
