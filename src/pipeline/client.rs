@@ -308,6 +308,14 @@ impl Pipeline {
                 }
                 tool = Some(call.name.into_owned());
             }
+            "resources/read" | "resources/subscribe" => {
+                if let Some(uri) = peek.uri {
+                    // Not a string: the server will refuse it; nothing names a file.
+                    if let Ok(uri) = serde_json::from_str::<std::borrow::Cow<str>>(uri.get()) {
+                        self.check_resource_uri(&uri, record)?;
+                    }
+                }
+            }
             "prompts/get" => {
                 if let Some(name) = peek.name.as_deref() {
                     self.check_pinned(pins::Kind::Prompt, name)?;

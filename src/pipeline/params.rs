@@ -28,6 +28,10 @@ pub struct VersionPeek<'a> {
     /// `prompts/get` name.
     #[serde(borrow, default)]
     pub name: Option<Cow<'a, str>>,
+    /// `resources/read` (and subscribe) URI.
+    /// (Raw: a non-string `uri` of some other method must not spoil the rest of the peek.)
+    #[serde(borrow, default)]
+    pub uri: Option<&'a RawValue>,
     /// `initialize` client capabilities.
     #[serde(borrow, default)]
     pub capabilities: Option<&'a RawValue>,
