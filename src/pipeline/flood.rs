@@ -119,6 +119,7 @@ impl FloodWindow {
         }
         self.index.insert(key.clone(), self.latest.len());
         self.latest.push((key, line.to_vec()));
+        self.coalesced += 1;
         Flood::Coalesced
     }
 }
