@@ -250,7 +250,8 @@ fn run_sequence_case(case: &Value) {
         script: Some(Value::Object(script)),
         ..Default::default()
     });
-    w.initialize();
+    // Sequences include server requests (sampling) the client answers: it declares them.
+    w.initialize_with(json!({"sampling": {}, "elicitation": {}, "roots": {}}));
     let mut sent_ids = std::collections::HashSet::new();
     let expected = &case["expected"];
     let mut refused = Vec::new();
