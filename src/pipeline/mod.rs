@@ -44,6 +44,7 @@ use crate::codec::{Id, Limits};
 use crate::errors::{Rejection, Source, INTERNAL_ERROR};
 use crate::session::Session;
 
+pub use content_step::{screen_result, Screened};
 pub use flood::FloodWindow;
 pub use guards::{trusted_keys, Guards};
 pub use method_step::check_method;

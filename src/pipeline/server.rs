@@ -241,7 +241,7 @@ impl Pipeline {
 }
 
 /// Answers whose results are content for the model: checked for secrets and injection.
-fn carries_content(method: &str) -> bool {
+pub(super) fn carries_content(method: &str) -> bool {
     matches!(
         method,
         "tools/call" | "resources/read" | "prompts/get" | "completion/complete"
