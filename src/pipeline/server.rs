@@ -15,6 +15,7 @@ use std::time::Instant;
 use super::client::allow;
 use super::content_step::ContentVerdict;
 use super::flood::{self, Flood};
+use super::server_requests;
 use super::params::{self, VersionPeek};
 use super::{deny, Outcome, Pipeline, Verdict};
 use crate::audit::{Decision, Direction, Record};
@@ -208,6 +209,15 @@ impl Pipeline {
             }
         }
         self.observe_outcome(&p, env);
+        if env.kind == Kind::Response && contains(line, b"\"inputRequests\"") {
+            if let Some(r) =
+                server_requests::undeclared_input_request(s.client_caps.as_ref(), env.result)
+            {
+                let answer = r.to_response(Some(id), &record.audit_id);
+                deny(record, &r);
+                return Verdict::Rewrite(answer);
+            }
+        }
         if env.kind == Kind::Response {
             // Content checks cover what the model reads as data (results, resources, prompts).
             // Listings are the pins' job: their scanner holds a poisoned definition back on its
@@ -246,6 +256,11 @@ pub(super) fn carries_content(method: &str) -> bool {
         method,
         "tools/call" | "resources/read" | "prompts/get" | "completion/complete"
     )
+}
+
+/// Whether `needle` occurs in `hay` (a cheap pre-check before a parse).
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// A tool result with `isError: true` is a failed call even though it is not a JSON-RPC error.

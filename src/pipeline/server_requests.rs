@@ -92,6 +92,33 @@ impl Pipeline {
     }
 }
 
+/// Modern era: an `input_required` result asks the client, through `inputRequests`, for the
+/// same things a legacy server request would; each must be something the client declared.
+/// Returns the refusal for the first that is not.
+pub(super) fn undeclared_input_request(
+    caps: Option<&ClientCaps>,
+    result: Option<&serde_json::value::RawValue>,
+) -> Option<Rejection> {
+    let result: Value = serde_json::from_str(result?.get()).ok()?;
+    let requests = result.get("inputRequests")?.as_object()?;
+    for (key, req) in requests {
+        let method = req.get("method").and_then(Value::as_str).unwrap_or("");
+        if let Some(missing) = undeclared(caps, method, req.get("params")) {
+            return Some(
+                Rejection::new(
+                    crate::errors::INTERNAL_ERROR,
+                    "server_request.undeclared_capability",
+                    "capability.undeclared",
+                    format!("the server's input request {key:?} ({method}) needs {missing}, which the client did not declare in its capabilities; the result was not forwarded"),
+                )
+                .from(Source::Upstream)
+                .alert(),
+            );
+        }
+    }
+    None
+}
+
 /// The capability `method` needs that `caps` lacks, if any. Methods no capability governs
 /// (ping, vendor extensions) need none.
 pub(super) fn undeclared(
