@@ -96,10 +96,7 @@ impl ClientCaps {
         };
         ClientCaps {
             sampling: has("sampling"),
-            sampling_tools: caps
-                .get("sampling")
-                .and_then(|s| s.get("tools"))
-                .is_some(),
+            sampling_tools: caps.get("sampling").and_then(|s| s.get("tools")).is_some(),
             elicitation_form: form,
             elicitation_url: url,
             roots: has("roots"),

@@ -267,7 +267,10 @@ fn connect_audit(state: &std::path::Path) -> Vec<Value> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(state.join("audit")).expect("audit dir") {
         let text = std::fs::read_to_string(e.expect("entry").path()).expect("read");
-        out.extend(text.lines().map(|l| serde_json::from_str::<Value>(l).expect("json")));
+        out.extend(
+            text.lines()
+                .map(|l| serde_json::from_str::<Value>(l).expect("json")),
+        );
     }
     out
 }
@@ -289,7 +292,10 @@ fn unsigned_results_from_an_unpinned_server_are_flagged_or_refused_and_always_sc
     c.send(&call(3, "anything", "x"));
     let (line, out) = c.recv();
     assert_eq!(out["id"], 3);
-    assert!(!line.contains("A1b2C3d4E5f6G7h8"), "secret reached the client: {line}");
+    assert!(
+        !line.contains("A1b2C3d4E5f6G7h8"),
+        "secret reached the client: {line}"
+    );
     assert!(line.contains("[REDACTED:github_token]"), "{line}");
     c.send(&call(4, "anything", "y"));
     let _ = c.recv();

@@ -140,10 +140,7 @@ fn shipped_filesystem_pack_confines_reads_to_the_server_root() {
     // A resource read names a file as surely as a tool argument: held to the same roots.
     for (id, uri) in [
         ("res-passwd", "file:///etc/passwd".to_owned()),
-        (
-            "res-link",
-            format!("file://{}", via_link.to_str().unwrap()),
-        ),
+        ("res-link", format!("file://{}", via_link.to_str().unwrap())),
     ] {
         w.send(&json!({"jsonrpc":"2.0","id":id,"method":"resources/read","params":{"uri":uri}}));
         let r = reply(&w, id);

@@ -371,16 +371,28 @@ fn server_requests_reach_only_a_client_that_declared_them() {
     handshake(&mut w, json!({}));
     w.send(&json!({"jsonrpc":"2.0","id":"call","method":"tools/call","params":{"name":"ask","arguments":{}}}));
     let got = until_answer(&w, "call");
-    assert_eq!(got.len(), 1, "only the tool's answer reached the client: {got:?}");
+    assert_eq!(
+        got.len(),
+        1,
+        "only the tool's answer reached the client: {got:?}"
+    );
     w.ping("p");
     let answers = answers_to_server(&w);
-    for (id, code) in [("s1", -32601), ("e1", -32601), ("r1", -32601), ("e2", -32601)] {
+    for (id, code) in [
+        ("s1", -32601),
+        ("e1", -32601),
+        ("r1", -32601),
+        ("e2", -32601),
+    ] {
         let a = answers
             .iter()
             .find(|a| a["id"] == id)
             .unwrap_or_else(|| panic!("{id} answered to the server: {answers:?}"));
         assert_eq!(a["error"]["code"], code, "{id}: {a}");
-        assert_eq!(a["error"]["data"]["rule"], "capability.undeclared", "{id}: {a}");
+        assert_eq!(
+            a["error"]["data"]["rule"], "capability.undeclared",
+            "{id}: {a}"
+        );
     }
 
     // A client that declared all three gets them byte for byte; the nested schema is still
@@ -395,14 +407,27 @@ fn server_requests_reach_only_a_client_that_declared_them() {
     );
     w.send(&json!({"jsonrpc":"2.0","id":"call","method":"tools/call","params":{"name":"ask","arguments":{}}}));
     let got = until_answer(&w, "call");
-    assert_eq!(&got[..3], &[SAMPLING, ELICIT, ROOTS], "forwarded byte for byte");
+    assert_eq!(
+        &got[..3],
+        &[SAMPLING, ELICIT, ROOTS],
+        "forwarded byte for byte"
+    );
     assert_eq!(got.len(), 4, "{got:?}");
     w.ping("p");
     let answers = answers_to_server(&w);
-    let nested = answers.iter().find(|a| a["id"] == "e2").expect("e2 answered");
+    let nested = answers
+        .iter()
+        .find(|a| a["id"] == "e2")
+        .expect("e2 answered");
     assert_eq!(nested["error"]["code"], -32602, "{nested}");
-    assert_eq!(nested["error"]["data"]["rule"], "elicitation.requested_schema");
-    assert!(!answers.iter().any(|a| a["id"] == "s1"), "s1 is the client's to answer");
+    assert_eq!(
+        nested["error"]["data"]["rule"],
+        "elicitation.requested_schema"
+    );
+    assert!(
+        !answers.iter().any(|a| a["id"] == "s1"),
+        "s1 is the client's to answer"
+    );
 }
 
 #[test]
@@ -411,7 +436,10 @@ fn notification_floods_are_bounded_with_one_record_per_window() {
         .map(|i| format!(r#"{{"jsonrpc":"2.0","method":"notifications/message","params":{{"level":"info","data":"log {i}"}}}}"#))
         .collect();
     flood.extend((0..1000).map(|i| format!(r#"{{"jsonrpc":"2.0","method":"notifications/progress","params":{{"progressToken":"t","progress":{i},"total":999}}}}"#)));
-    flood.push(r#"{"jsonrpc":"2.0","id":{{id}},"result":{"content":[{"type":"text","text":"done"}]}}"#.into());
+    flood.push(
+        r#"{"jsonrpc":"2.0","id":{{id}},"result":{"content":[{"type":"text","text":"done"}]}}"#
+            .into(),
+    );
     let steady: Vec<String> = (0..20)
         .map(|i| format!(r#"{{"jsonrpc":"2.0","method":"notifications/progress","params":{{"progressToken":"s","progress":{i},"total":20}}}}"#))
         .chain([r#"{"jsonrpc":"2.0","id":{{id}},"result":{"content":[{"type":"text","text":"ok"}]}}"#.to_owned()])
@@ -428,7 +456,11 @@ fn notification_floods_are_bounded_with_one_record_per_window() {
     // A flood is cut down; the latest progress still arrives, before the answer.
     w.send(&json!({"jsonrpc":"2.0","id":"f","method":"tools/call","params":{"name":"flood","arguments":{}}}));
     let got = until_answer(&w, "f");
-    assert!(got.len() < 1000, "{} of 3001 lines reached the client", got.len());
+    assert!(
+        got.len() < 1000,
+        "{} of 3001 lines reached the client",
+        got.len()
+    );
     let last_progress: Value = serde_json::from_str(&got[got.len() - 2]).unwrap();
     assert_eq!(last_progress["params"]["progress"], 999, "{last_progress}");
     w.ping("p");

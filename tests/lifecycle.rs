@@ -194,7 +194,11 @@ fn an_oversized_server_answer_is_answered_with_an_error() {
         .iter()
         .filter(|r| r["event"] == "upstream.oversize_answer")
         .collect();
-    assert_eq!(oversize.len(), 2, "one record per discarded answer: {audit:#?}");
+    assert_eq!(
+        oversize.len(),
+        2,
+        "one record per discarded answer: {audit:#?}"
+    );
     assert_eq!(w.finish(), 0);
 }
 

@@ -379,7 +379,11 @@ mod tests {
         let roots = [root.to_str().unwrap().to_owned()];
         let p = |rel: &str| format!("{}/{rel}", root.display());
         let v = path_under(&p("escape/secret"), &roots).unwrap_err();
-        assert!(v.reason.contains("outside the allowed roots"), "{}", v.reason);
+        assert!(
+            v.reason.contains("outside the allowed roots"),
+            "{}",
+            v.reason
+        );
         assert!(path_under(&p("escape/not-yet-created"), &roots).is_err());
         assert!(path_under(&format!("file://{}", p("escape/secret")), &roots).is_err());
         // Benign: a real file, a file to be created, a symlink that stays inside.

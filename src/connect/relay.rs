@@ -17,13 +17,13 @@ use super::audit::{Auditor, Fate};
 use super::http::{read_body, Upstream};
 use super::pin::{Check, ServerPin};
 use crate::audit::{Decision, Direction};
-use crate::config::SignatureMode;
-use crate::pipeline::screen_result;
-use std::sync::atomic::{AtomicBool, Ordering};
 use crate::codec::{self, Decoded, Envelope, Id, Kind, Limits};
+use crate::config::SignatureMode;
 use crate::errors::{Rejection, Source, INTERNAL_ERROR};
+use crate::pipeline::screen_result;
 use crate::sig::message_scheme::META_KEY;
 use crate::transport::http::sse::Parser as SseParser;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What the signature check established about a result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -392,7 +392,10 @@ impl Ctx {
                     Decision::Deny
                 };
                 let reason = if unsigned {
-                    format!("{}; the result was unsigned (no server key pinned)", s.reason)
+                    format!(
+                        "{}; the result was unsigned (no server key pinned)",
+                        s.reason
+                    )
                 } else {
                     s.reason
                 };

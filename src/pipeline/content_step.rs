@@ -192,7 +192,10 @@ pub fn screen_result(method: &str, line: &[u8], audit_id: &str) -> Option<Screen
             "tried to instruct the model (hidden or coercive instructions)",
             audit_id,
         );
-        ("content.atpa", format!("result quarantined: {}", kinds.join(", ")))
+        (
+            "content.atpa",
+            format!("result quarantined: {}", kinds.join(", ")),
+        )
     } else {
         let kinds = redact_json(result);
         if kinds.is_empty() {

@@ -47,9 +47,10 @@ fn primitive(prop: &Map<String, Value>) -> Result<(), String> {
         return Err("is not a primitive (nested object or $ref)".into());
     }
     match prop.get("type").and_then(Value::as_str) {
-        Some("string" | "number" | "integer" | "boolean") => {
-            no_nesting(prop, &["items", "anyOf", "allOf", "not", "additionalProperties"])
-        }
+        Some("string" | "number" | "integer" | "boolean") => no_nesting(
+            prop,
+            &["items", "anyOf", "allOf", "not", "additionalProperties"],
+        ),
         Some("array") => match prop.get("items").and_then(Value::as_object) {
             Some(items) if string_enum(items) => Ok(()),
             _ => Err("is an array whose items are not a string enum".into()),
@@ -62,8 +63,10 @@ fn primitive(prop: &Map<String, Value>) -> Result<(), String> {
 /// Multi-select items: `{type: "string", enum: [...]}` or `{anyOf: [{const, title}, ...]}`.
 fn string_enum(items: &Map<String, Value>) -> bool {
     let consts = |v: Option<&Value>| {
-        v.and_then(Value::as_array)
-            .is_some_and(|a| a.iter().all(|c| c.get("const").is_some_and(Value::is_string)))
+        v.and_then(Value::as_array).is_some_and(|a| {
+            a.iter()
+                .all(|c| c.get("const").is_some_and(Value::is_string))
+        })
     };
     (items.get("type").and_then(Value::as_str) == Some("string")
         && items.get("enum").and_then(Value::as_array).is_some())

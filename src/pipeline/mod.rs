@@ -47,8 +47,8 @@ use crate::session::Session;
 pub use content_step::{screen_result, Screened};
 pub use flood::FloodWindow;
 pub use guards::{trusted_keys, Guards};
-pub use method_step::check_method;
 pub use hold::Held;
+pub use method_step::check_method;
 
 /// What the transport must do with one message.
 #[derive(Debug, PartialEq, Eq)]
@@ -221,8 +221,7 @@ impl Pipeline {
                 .find(|k| k.to_json() == id)
                 .cloned()
         });
-        let Some((key, pending)) = key.and_then(|k| session.client_pending.remove_entry(&k))
-        else {
+        let Some((key, pending)) = key.and_then(|k| session.client_pending.remove_entry(&k)) else {
             drop(session);
             return self.oversize(Direction::ServerToClient, seen);
         };

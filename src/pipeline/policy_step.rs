@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use super::Pipeline;
 use crate::audit::Record;
-use crate::errors::{Rejection, RATE_LIMITED, TRUST_TOO_LOW};
 use crate::checks::path_rule::path_under;
+use crate::errors::{Rejection, RATE_LIMITED, TRUST_TOO_LOW};
 use crate::policy::{evaluate, Decision, DenyKind, RateDecision, Risk, ServerRef};
 use crate::session::Session;
 use crate::trust::Observation;
@@ -34,8 +34,15 @@ impl Pipeline {
     /// A `file:` URI a client asks the server to read is a path like any tool argument: held to
     /// the roots the policy gives this server's tools (`$SERVER_ARGS` for the filesystem pack),
     /// symlinks resolved. Servers whose policy names no paths, and other schemes, pass.
-    pub(super) fn check_resource_uri(&self, uri: &str, record: &mut Record) -> Result<(), Rejection> {
-        if !uri.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("file:")) {
+    pub(super) fn check_resource_uri(
+        &self,
+        uri: &str,
+        record: &mut Record,
+    ) -> Result<(), Rejection> {
+        if !uri
+            .get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case("file:"))
+        {
             return Ok(());
         }
         let Some(handle) = self.guards.policy.as_ref() else {

@@ -15,8 +15,8 @@ use std::time::Instant;
 use super::client::allow;
 use super::content_step::ContentVerdict;
 use super::flood::{self, Flood};
-use super::server_requests;
 use super::params::{self, VersionPeek};
+use super::server_requests;
 use super::{deny, Outcome, Pipeline, Verdict};
 use crate::audit::{Decision, Direction, Record};
 use crate::codec::{self, Decoded, Envelope, Id, Kind};
@@ -95,20 +95,18 @@ impl Pipeline {
                     }
                 }
             }
-            Kind::Request | Kind::Notification => {
-                match self.check_server_request(&session, &env) {
-                    Ok(()) => self.server_message(&mut session, &env, line, &mut record),
-                    Err(r) => {
-                        deny(&mut record, &r);
-                        match env.kind {
-                            Kind::Request => {
-                                Verdict::Answer(r.to_response(env.id.as_ref(), &record.audit_id))
-                            }
-                            _ => Verdict::Drop,
+            Kind::Request | Kind::Notification => match self.check_server_request(&session, &env) {
+                Ok(()) => self.server_message(&mut session, &env, line, &mut record),
+                Err(r) => {
+                    deny(&mut record, &r);
+                    match env.kind {
+                        Kind::Request => {
+                            Verdict::Answer(r.to_response(env.id.as_ref(), &record.audit_id))
                         }
+                        _ => Verdict::Drop,
                     }
                 }
-            }
+            },
         };
         Outcome { verdict, record }
     }

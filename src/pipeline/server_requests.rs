@@ -136,10 +136,7 @@ pub(super) fn undeclared(
             Some("sampling.tools")
         }
         "elicitation/create" => {
-            let url = params
-                .and_then(|p| p.get("mode"))
-                .and_then(Value::as_str)
-                == Some("url");
+            let url = params.and_then(|p| p.get("mode")).and_then(Value::as_str) == Some("url");
             match (url, caps.elicitation_form, caps.elicitation_url) {
                 (true, _, false) => Some("elicitation.url"),
                 (false, false, _) => Some("elicitation (form mode)"),
@@ -164,7 +161,9 @@ mod tests {
             assert!(undeclared(None, m, None).is_some(), "{m}");
         }
         assert_eq!(undeclared(Some(&none), "ping", None), None);
-        let all = ClientCaps::from_json(&json!({"sampling":{},"elicitation":{},"roots":{"listChanged":true}}));
+        let all = ClientCaps::from_json(
+            &json!({"sampling":{},"elicitation":{},"roots":{"listChanged":true}}),
+        );
         for m in ["sampling/createMessage", "elicitation/create", "roots/list"] {
             assert_eq!(undeclared(Some(&all), m, None), None, "{m}");
         }

@@ -157,10 +157,14 @@ fn an_oversized_answer_is_answered_to_its_request() {
 fn modern_input_requests_need_declared_capabilities_too() {
     let (p, _d) = pipeline();
     let call = |id: &str, caps: &str| {
-        format!(r#"{{"jsonrpc":"2.0","id":"{id}","method":"tools/call","params":{{"name":"book","arguments":{{}},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{caps}}}}}}}"#)
+        format!(
+            r#"{{"jsonrpc":"2.0","id":"{id}","method":"tools/call","params":{{"name":"book","arguments":{{}},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{caps}}}}}}}"#
+        )
     };
     let answer = |id: &str| {
-        format!(r#"{{"jsonrpc":"2.0","id":"{id}","result":{{"resultType":"input_required","requestState":"s","inputRequests":{{"where":{{"method":"roots/list"}}}}}}}}"#)
+        format!(
+            r#"{{"jsonrpc":"2.0","id":"{id}","result":{{"resultType":"input_required","requestState":"s","inputRequests":{{"where":{{"method":"roots/list"}}}}}}}}"#
+        )
     };
     p.from_client(call("a", r#"{"elicitation":{}}"#).as_bytes());
     match p.from_server(answer("a").as_bytes()).verdict {
@@ -172,5 +176,8 @@ fn modern_input_requests_need_declared_capabilities_too() {
         other => panic!("{other:?}"),
     }
     p.from_client(call("b", r#"{"roots":{}}"#).as_bytes());
-    assert_eq!(p.from_server(answer("b").as_bytes()).verdict, Verdict::Forward);
+    assert_eq!(
+        p.from_server(answer("b").as_bytes()).verdict,
+        Verdict::Forward
+    );
 }
