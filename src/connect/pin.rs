@@ -239,7 +239,7 @@ impl ServerPin {
     /// The refusal for an unsigned result when nothing is pinned and signatures are enforced:
     /// nothing proves who wrote it, so it is refused rather than trusted on no evidence.
     pub fn unsigned_unpinned(&self) -> Rejection {
-        self.refusal(
+        let mut r = self.refusal(
             "auth.signature_missing",
             format!(
                 "response from server {:?} is not signed and no key is pinned for it; with \
@@ -247,7 +247,9 @@ impl ServerPin {
                  in the config ([[servers]] name = {:?}, public_key = \"ed25519:...\")",
                 self.server, self.server
             ),
-        )
+        );
+        r.message = Some("Signature missing: unsigned result and no server key pinned".into());
+        r
     }
 
     /// The refusal for a signed response whose key could not be pinned.

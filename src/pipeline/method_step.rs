@@ -50,22 +50,22 @@ const KNOWN: &[&str] = &[
 /// `Ok` when `method` is a well-formed name that is not a look-alike of a real method.
 pub fn check_method(method: &str) -> Result<(), Rejection> {
     if let Err(why) = well_formed(method) {
-        return Err(Rejection::new(
+        return Err(super::short(Rejection::new(
             INVALID_REQUEST,
             "rpc.method_malformed",
             "jsonrpc.method_malformed",
             format!("method name {:?} {why}; method names are ASCII letters, digits, '_', '.', '-' in segments separated by '/'", shorten(method)),
         )
-        .alert());
+        .alert(), format!("Invalid Request: malformed method name ({why})")));
     }
     if let Some(real) = confusable_with(method) {
-        return Err(Rejection::new(
+        return Err(super::short(Rejection::new(
             INVALID_REQUEST,
             "rpc.method_confusable",
             "jsonrpc.method_confusable",
             format!("method {method:?} differs from the MCP method {real:?} only by letter case; send the exact name"),
         )
-        .alert());
+        .alert(), format!("Invalid Request: method is a look-alike of {real}")));
     }
     Ok(())
 }

@@ -238,6 +238,10 @@ impl Pipeline {
         )
         .from(Source::Upstream)
         .alert();
+        let rejection = short(
+            rejection,
+            "Internal error: response exceeded proxy.max_message_bytes",
+        );
         let answer = rejection.to_response(Some(&key), &record.audit_id);
         deny(&mut record, &rejection);
         Outcome {
@@ -309,6 +313,7 @@ impl Pipeline {
         )
         .from(Source::Internal)
         .alert();
+        let r = short(r, "Internal error: the audit record could not be written");
         Some(r.to_response(Some(&key), ""))
     }
 
@@ -326,6 +331,12 @@ impl Pipeline {
             tracing::error!("audit write failed: {e}");
         }
     }
+}
+
+/// A rejection whose error `message` carries the short reason (the full one is `data.reason`).
+pub(crate) fn short(mut r: Rejection, message: impl Into<String>) -> Rejection {
+    r.message = Some(message.into());
+    r
 }
 
 /// Fill a record from a rejection.

@@ -38,14 +38,14 @@ impl Pipeline {
         check_method(method).map_err(|r| r.from(Source::Upstream))?;
         let params: Option<Value> = env.params.and_then(|p| serde_json::from_str(p.get()).ok());
         if let Some(missing) = undeclared(s.client_caps.as_ref(), method, params.as_ref()) {
-            return Err(Rejection::new(
+            return Err(super::short(Rejection::new(
                 METHOD_NOT_FOUND,
                 "server_request.undeclared_capability",
                 "capability.undeclared",
                 format!("the client did not declare {missing} in its capabilities; {method} is not forwarded"),
             )
             .from(Source::Upstream)
-            .alert());
+            .alert(), format!("Method not found: the client did not declare {missing}")));
         }
         if method != "ping" {
             let rate = Rate {
@@ -57,7 +57,7 @@ impl Pipeline {
                     .limiter
                     .check("server-initiated", &self.server, method, rate)
             {
-                return Err(Rejection::new(
+                return Err(super::short(Rejection::new(
                     RATE_LIMITED,
                     "ratelimit.server_request",
                     "server_requests.rate",
@@ -65,7 +65,7 @@ impl Pipeline {
                 )
                 .with_extra("retry_after_ms", Value::from(retry_after_ms))
                 .from(Source::Upstream)
-                .alert());
+                .alert(), format!("Rate limited: too many {method} requests; retry in {retry_after_ms} ms")));
             }
         }
         if method == "elicitation/create" {
@@ -77,14 +77,14 @@ impl Pipeline {
                 == Some("url");
             if !url_mode {
                 check_requested_schema(schema).map_err(|why| {
-                    Rejection::new(
+                    super::short(Rejection::new(
                         INVALID_PARAMS,
                         "elicitation.schema_refused",
                         "elicitation.requested_schema",
                         format!("requestedSchema must be a flat object of string, number, integer, boolean or enum properties: {why}"),
                     )
                     .from(Source::Upstream)
-                    .alert()
+                    .alert(), "Invalid params: requestedSchema is not a flat object of primitives")
                 })?;
             }
         }
@@ -104,7 +104,7 @@ pub(super) fn undeclared_input_request(
     for (key, req) in requests {
         let method = req.get("method").and_then(Value::as_str).unwrap_or("");
         if let Some(missing) = undeclared(caps, method, req.get("params")) {
-            return Some(
+            return Some(super::short(
                 Rejection::new(
                     crate::errors::INTERNAL_ERROR,
                     "server_request.undeclared_capability",
@@ -113,7 +113,8 @@ pub(super) fn undeclared_input_request(
                 )
                 .from(Source::Upstream)
                 .alert(),
-            );
+                format!("Input request needs {missing}, which the client did not declare"),
+            ));
         }
     }
     None
