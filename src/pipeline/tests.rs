@@ -181,3 +181,25 @@ fn modern_input_requests_need_declared_capabilities_too() {
         Verdict::Forward
     );
 }
+
+#[test]
+fn server_requests_are_rate_limited_per_server() {
+    let (p, _d) = pipeline();
+    p.from_client(br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"roots":{}},"clientInfo":{"name":"c","version":"1"}}}"#);
+    let limit = super::server_requests::SERVER_REQUESTS_PER_MINUTE;
+    for i in 0..limit {
+        let req = format!(r#"{{"jsonrpc":"2.0","id":{i},"method":"roots/list"}}"#);
+        assert_eq!(
+            p.from_server(req.as_bytes()).verdict,
+            Verdict::Forward,
+            "{i}"
+        );
+    }
+    let req = format!(r#"{{"jsonrpc":"2.0","id":{limit},"method":"roots/list"}}"#);
+    let out = p.from_server(req.as_bytes());
+    assert_eq!(answer_code(&out.verdict), -32016);
+    assert_eq!(out.record.rule.as_deref(), Some("server_requests.rate"));
+    // Pings are not limited.
+    let ping = br#"{"jsonrpc":"2.0","id":"p","method":"ping"}"#;
+    assert_eq!(p.from_server(ping).verdict, Verdict::Forward);
+}
