@@ -63,6 +63,45 @@ pub struct Session {
     /// Resolved policies per tool, with the policy version they were resolved under: resolution
     /// walks every rule's globs, and a session calls the same few tools over and over.
     pub policy_cache: HashMap<String, (String, std::sync::Arc<crate::policy::ToolPolicy>)>,
+    /// What the client declared it handles (`initialize` capabilities, or the modern era's
+    /// per-request `_meta` client capabilities); `None` until it declared anything. Server
+    /// requests for anything undeclared never reach the client.
+    pub client_caps: Option<ClientCaps>,
+    /// Server notifications counted in the current one-second window (flood bound).
+    pub flood: crate::pipeline::FloodWindow,
+}
+
+/// The client capabilities server-initiated requests depend on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientCaps {
+    pub sampling: bool,
+    /// `sampling.tools`: the client accepts `tools` in `sampling/createMessage`.
+    pub sampling_tools: bool,
+    /// Form-mode elicitation (`elicitation: {}` means form only).
+    pub elicitation_form: bool,
+    pub elicitation_url: bool,
+    pub roots: bool,
+}
+
+impl ClientCaps {
+    /// Read a `ClientCapabilities` object; anything unreadable declares nothing.
+    pub fn from_json(caps: &serde_json::Value) -> ClientCaps {
+        let has = |k: &str| caps.get(k).is_some_and(serde_json::Value::is_object);
+        let elicitation = caps.get("elicitation").filter(|e| e.is_object());
+        let (form, url) = match elicitation {
+            // No mode named: form only, as the 2025-11-25 schema says.
+            Some(e) if e.get("form").is_none() && e.get("url").is_none() => (true, false),
+            Some(e) => (e.get("form").is_some(), e.get("url").is_some()),
+            None => (false, false),
+        };
+        ClientCaps {
+            sampling: has("sampling"),
+            sampling_tools: caps.get("sampling").and_then(|s| s.get("tools")).is_some(),
+            elicitation_form: form,
+            elicitation_url: url,
+            roots: has("roots"),
+        }
+    }
 }
 
 impl Session {
@@ -77,6 +116,8 @@ impl Session {
             tool_annotations: HashMap::new(),
             tainted: None,
             policy_cache: HashMap::new(),
+            client_caps: None,
+            flood: Default::default(),
         }
     }
 

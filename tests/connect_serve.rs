@@ -215,3 +215,117 @@ fn results_relayed_from_an_http_upstream_are_signed_too() {
         "{seen}"
     );
 }
+
+/// A plain streamable-HTTP server with no warden in front: unsigned results, no capabilities
+/// document (so no key can be obtained), and a secret in every tool result.
+const UNSIGNED_UPSTREAM: &str = r#"
+import json
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+SECRET = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def reply(self, status, body=b""):
+        self.send_response(status)
+        if body: self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers(); self.wfile.write(body)
+    def do_POST(self):
+        msg = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+        if "id" not in msg or "method" not in msg: return self.reply(202)
+        if msg["method"] == "initialize":
+            result = {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "plain", "version": "1"}}
+        else:
+            result = {"content": [{"type": "text", "text": "config: token=" + SECRET}]}
+        self.reply(200, json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}).encode())
+    def do_GET(self): self.reply(404)
+    def do_DELETE(self): self.reply(200)
+s = ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+
+fn unsigned_upstream(dir: &std::path::Path) -> (harness::Proc, String) {
+    use std::io::BufRead;
+    let script = dir.join("unsigned_upstream.py");
+    std::fs::write(&script, UNSIGNED_UPSTREAM).expect("script");
+    let mut child = std::process::Command::new("python3")
+        .arg(&script)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("port");
+    let port: u16 = line.trim().parse().expect("port number");
+    (harness::Proc(child), format!("http://127.0.0.1:{port}/mcp"))
+}
+
+fn connect_audit(state: &std::path::Path) -> Vec<Value> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(state.join("audit")).expect("audit dir") {
+        let text = std::fs::read_to_string(e.expect("entry").path()).expect("read");
+        out.extend(
+            text.lines()
+                .map(|l| serde_json::from_str::<Value>(l).expect("json")),
+        );
+    }
+    out
+}
+
+/// No key pinned and none obtainable: in audit mode (the default) unsigned results pass, with
+/// one loud warning and an alert record each; either way a result's secrets are redacted as
+/// `wrap` would. In enforce mode they are refused with -32010 saying how to pin.
+#[test]
+fn unsigned_results_from_an_unpinned_server_are_flagged_or_refused_and_always_screened() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_up, url) = unsigned_upstream(tmp.path());
+
+    let state = connect_state(None);
+    let mut c = Connect::start(&url, state.path());
+    c.send(INIT);
+    let (_, init) = c.recv();
+    assert_eq!(init["result"]["serverInfo"]["name"], "plain", "{init}");
+    c.send(INITIALIZED);
+    c.send(&call(3, "anything", "x"));
+    let (line, out) = c.recv();
+    assert_eq!(out["id"], 3);
+    assert!(
+        !line.contains("A1b2C3d4E5f6G7h8"),
+        "secret reached the client: {line}"
+    );
+    assert!(line.contains("[REDACTED:github_token]"), "{line}");
+    c.send(&call(4, "anything", "y"));
+    let _ = c.recv();
+    let log = c.log.lock().expect("log").clone();
+    assert!(c.finish().is_empty());
+    assert_eq!(
+        log.matches("WARNING: server").count(),
+        1,
+        "said loudly, once: {log}"
+    );
+    let audit = connect_audit(state.path());
+    let flagged = audit
+        .iter()
+        .filter(|r| r["direction"] == "server_to_client" && r["alert"] == true)
+        .count();
+    assert_eq!(flagged, 3, "each unsigned result audited: {audit:#?}");
+    assert!(audit
+        .iter()
+        .any(|r| r["event"] == "dlp.secret_redacted" && r["decision"] == "redact"));
+
+    let state = connect_state(Some("[signatures]\nmode = \"enforce\"\n"));
+    let mut c = Connect::start(&url, state.path());
+    c.send(INIT);
+    let (_, init) = c.recv();
+    assert_eq!(init["error"]["code"], -32010, "{init}");
+    let reason = init["error"]["data"]["reason"].as_str().unwrap_or("");
+    assert!(reason.contains("public_key"), "says how to pin: {reason}");
+    c.send(&call(3, "anything", "x"));
+    let (line, out) = c.recv();
+    assert_eq!(out["error"]["code"], -32010, "{out}");
+    assert!(!line.contains("A1b2C3d4E5f6G7h8"));
+    assert!(c.finish().is_empty());
+}

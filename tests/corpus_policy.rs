@@ -325,7 +325,8 @@ fn cli(state: &Path, args: &[&str]) -> Output {
 
 impl Session {
     fn handshake(&mut self) {
-        self.w.send(&json!({"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}));
+        // A full client: server requests are judged on their content, not refused as undeclared.
+        self.w.send(&json!({"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"sampling":{},"elicitation":{},"roots":{}},"clientInfo":{"name":"t","version":"1"}}}));
         assert_eq!(self.reply("init")["id"], "init");
         self.w
             .send(&json!({"jsonrpc":"2.0","method":"notifications/initialized"}));

@@ -250,7 +250,8 @@ fn run_sequence_case(case: &Value) {
         script: Some(Value::Object(script)),
         ..Default::default()
     });
-    w.initialize();
+    // Sequences include server requests (sampling) the client answers: it declares them.
+    w.initialize_with(json!({"sampling": {}, "elicitation": {}, "roots": {}}));
     let mut sent_ids = std::collections::HashSet::new();
     let expected = &case["expected"];
     let mut refused = Vec::new();
@@ -332,5 +333,51 @@ fn framing_parsing_and_jsonrpc_cases() {
     for case in &cases {
         eprintln!("corpus case {}", case["id"]);
         run(case);
+    }
+}
+
+/// Method names a lenient server dispatcher could read as `tools/call` (case, trailing space,
+/// NUL) never reach the server and never skip policy: -32600, the rule named, one record each.
+#[test]
+fn look_alike_method_names_are_refused_before_policy() {
+    let mut w = Wrapped::start(Options::default());
+    w.initialize();
+    let before = w.upstream().len();
+    let cases = [
+        ("case", "Tools/Call", "jsonrpc.method_confusable"),
+        ("space", "tools/call ", "jsonrpc.method_malformed"),
+        ("nul", "tools/call\u{0}", "jsonrpc.method_malformed"),
+        ("lead", " tools/list", "jsonrpc.method_malformed"),
+        ("upper", "TOOLS/LIST", "jsonrpc.method_confusable"),
+    ];
+    for (id, method, rule) in cases {
+        w.send(&json!({"jsonrpc":"2.0","id":id,"method":method,"params":{"name":"echo","arguments":{"text":"x"}}}));
+        let r = w.recv();
+        assert_eq!(r["id"], id, "{r}");
+        assert_eq!(r["error"]["code"], -32600, "{method:?}: {r}");
+        assert_eq!(r["error"]["data"]["rule"], rule, "{method:?}: {r}");
+    }
+    // A notification with a look-alike name is dropped, not forwarded.
+    w.send(&json!({"jsonrpc":"2.0","method":"Notifications/Initialized"}));
+    // The exact names still work.
+    w.send(&json!({"jsonrpc":"2.0","id":"ok","method":"tools/call","params":{"name":"echo","arguments":{"text":"fine"}}}));
+    let ok = w.recv();
+    assert_eq!(ok["result"]["content"][0]["text"], "fine", "{ok}");
+    let seen = w.upstream();
+    assert_eq!(
+        seen.len() - before,
+        1,
+        "only the well-formed call reached the server: {:?}",
+        seen[before..]
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect::<Vec<_>>()
+    );
+    let audit = w.audit();
+    for (id, _, rule) in cases {
+        let recs: Vec<&Value> = audit.iter().filter(|r| r["id"] == id).collect();
+        assert_eq!(recs.len(), 1, "{id}: one record: {recs:?}");
+        assert_eq!(recs[0]["rule"], rule, "{id}");
+        assert_eq!(recs[0]["decision"], "deny", "{id}");
     }
 }

@@ -84,14 +84,22 @@ fn shipped_filesystem_pack_confines_reads_to_the_server_root() {
         "read inside the root: {ok}"
     );
 
-    // Outside: `..` out of the root, and a sibling that shares the root's string prefix.
+    // Outside: `..` out of the root, a sibling that shares the root's string prefix, and a
+    // symlink inside the root that leads out of it (resolved as the server would open it).
     let traversal = format!("{}/../secret.txt", root.display());
     let sibling = evil.join("x");
+    std::os::unix::fs::symlink(&base_path, root.join("escape")).unwrap();
+    let via_link = root.join("escape/secret.txt");
     let refused = [
         ("dotdot", traversal.as_str(), "policy.path_outside_root"),
         (
             "sibling",
             sibling.to_str().unwrap(),
+            "policy.path_outside_root",
+        ),
+        (
+            "symlink",
+            via_link.to_str().unwrap(),
             "policy.path_outside_root",
         ),
     ];
@@ -129,7 +137,33 @@ fn shipped_filesystem_pack_confines_reads_to_the_server_root() {
             "{id}: the server answered, so it received the call"
         );
     }
+    // A resource read names a file as surely as a tool argument: held to the same roots.
+    for (id, uri) in [
+        ("res-passwd", "file:///etc/passwd".to_owned()),
+        ("res-link", format!("file://{}", via_link.to_str().unwrap())),
+    ] {
+        w.send(&json!({"jsonrpc":"2.0","id":id,"method":"resources/read","params":{"uri":uri}}));
+        let r = reply(&w, id);
+        assert_eq!(r["error"]["code"], -32013, "{id}: {r}");
+        assert_eq!(
+            r["error"]["data"]["rule"], "resources/read.uri.path_under",
+            "{id}: {r}"
+        );
+    }
     // The session is still fine afterwards.
     let again = call(&mut w, "again", tool, inside.to_str().unwrap());
     assert!(again["result"].is_object(), "{again}");
+    let records = w.audit();
+    assert!(
+        records
+            .iter()
+            .any(|a| a["id"] == "res-passwd" && a["event"] == "policy.path_outside_root"),
+        "resources/read refusal audited"
+    );
+    assert!(
+        !records
+            .iter()
+            .any(|a| a["id"] == "res-passwd" && a["direction"] == "server_to_client"),
+        "the server never saw the resource read"
+    );
 }

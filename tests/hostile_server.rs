@@ -313,3 +313,169 @@ fn rug_pull_with_secret_shaped_token_is_still_held() {
     assert_eq!(upstream_calls(&t, "get_fact_of_the_day"), 0);
     assert!(pin_event(&records, "drift", "get_fact_of_the_day"));
 }
+
+// ---- Server-initiated messages (echo server scripts, no Python needed) ----
+
+use std::time::Duration;
+
+/// Initialize as a client declaring `caps`, then list tools (the proxy pins them).
+fn handshake(w: &mut support::Wrapped, caps: Value) {
+    w.send(&json!({"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":caps,"clientInfo":{"name":"t","version":"1"}}}));
+    assert_eq!(w.recv()["id"], "init");
+    w.send(&json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
+    w.send(&json!({"jsonrpc":"2.0","id":"list","method":"tools/list"}));
+    assert!(w.recv()["result"]["tools"].is_array());
+}
+
+/// Every line the client gets up to and including the answer with `id`.
+fn until_answer(w: &support::Wrapped, id: &str) -> Vec<String> {
+    let mut got = Vec::new();
+    loop {
+        let line = w
+            .recv_raw(Duration::from_secs(10))
+            .expect("a line within 10 s");
+        let text = String::from_utf8(line).expect("utf8");
+        let v: Value = serde_json::from_str(&text).expect("json");
+        got.push(text);
+        if v["id"] == id && v.get("method").is_none() {
+            return got;
+        }
+    }
+}
+
+const SAMPLING: &str = r#"{"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage","params":{"messages":[{"role":"user","content":{"type":"text","text":"Summarize."}}],"maxTokens":50}}"#;
+const ELICIT: &str = r#"{"jsonrpc":"2.0","id":"e1","method":"elicitation/create","params":{"message":"Which color?","requestedSchema":{"type":"object","properties":{"color":{"type":"string","enum":["red","blue"]}}}}}"#;
+const ROOTS: &str = r#"{"jsonrpc":"2.0","id":"r1","method":"roots/list"}"#;
+const NESTED: &str = r#"{"jsonrpc":"2.0","id":"e2","method":"elicitation/create","params":{"message":"Address?","requestedSchema":{"type":"object","properties":{"addr":{"type":"object","properties":{"street":{"type":"string"}}}}}}}"#;
+
+fn asking_script() -> Value {
+    json!({"ask": [SAMPLING, ELICIT, ROOTS, NESTED, r#"{"jsonrpc":"2.0","id":{{id}},"result":{"content":[{"type":"text","text":"asked"}]}}"#]})
+}
+
+/// What the server received as answers to its own requests, by id.
+fn answers_to_server(w: &support::Wrapped) -> Vec<Value> {
+    w.upstream()
+        .iter()
+        .filter_map(|l| serde_json::from_slice::<Value>(l).ok())
+        .filter(|v| v.get("method").is_none())
+        .collect()
+}
+
+#[test]
+fn server_requests_reach_only_a_client_that_declared_them() {
+    // A client that declared nothing: none of the requests reaches it; the server is answered.
+    let mut w = support::Wrapped::start(support::Options {
+        script: Some(asking_script()),
+        ..Default::default()
+    });
+    handshake(&mut w, json!({}));
+    w.send(&json!({"jsonrpc":"2.0","id":"call","method":"tools/call","params":{"name":"ask","arguments":{}}}));
+    let got = until_answer(&w, "call");
+    assert_eq!(
+        got.len(),
+        1,
+        "only the tool's answer reached the client: {got:?}"
+    );
+    w.ping("p");
+    let answers = answers_to_server(&w);
+    for (id, code) in [
+        ("s1", -32601),
+        ("e1", -32601),
+        ("r1", -32601),
+        ("e2", -32601),
+    ] {
+        let a = answers
+            .iter()
+            .find(|a| a["id"] == id)
+            .unwrap_or_else(|| panic!("{id} answered to the server: {answers:?}"));
+        assert_eq!(a["error"]["code"], code, "{id}: {a}");
+        assert_eq!(
+            a["error"]["data"]["rule"], "capability.undeclared",
+            "{id}: {a}"
+        );
+    }
+
+    // A client that declared all three gets them byte for byte; the nested schema is still
+    // refused to the server (-32602), never shown.
+    let mut w = support::Wrapped::start(support::Options {
+        script: Some(asking_script()),
+        ..Default::default()
+    });
+    handshake(
+        &mut w,
+        json!({"sampling":{},"elicitation":{},"roots":{"listChanged":true}}),
+    );
+    w.send(&json!({"jsonrpc":"2.0","id":"call","method":"tools/call","params":{"name":"ask","arguments":{}}}));
+    let got = until_answer(&w, "call");
+    assert_eq!(
+        &got[..3],
+        &[SAMPLING, ELICIT, ROOTS],
+        "forwarded byte for byte"
+    );
+    assert_eq!(got.len(), 4, "{got:?}");
+    w.ping("p");
+    let answers = answers_to_server(&w);
+    let nested = answers
+        .iter()
+        .find(|a| a["id"] == "e2")
+        .expect("e2 answered");
+    assert_eq!(nested["error"]["code"], -32602, "{nested}");
+    assert_eq!(
+        nested["error"]["data"]["rule"],
+        "elicitation.requested_schema"
+    );
+    assert!(
+        !answers.iter().any(|a| a["id"] == "s1"),
+        "s1 is the client's to answer"
+    );
+}
+
+#[test]
+fn notification_floods_are_bounded_with_one_record_per_window() {
+    let mut flood: Vec<String> = (0..2000)
+        .map(|i| format!(r#"{{"jsonrpc":"2.0","method":"notifications/message","params":{{"level":"info","data":"log {i}"}}}}"#))
+        .collect();
+    flood.extend((0..1000).map(|i| format!(r#"{{"jsonrpc":"2.0","method":"notifications/progress","params":{{"progressToken":"t","progress":{i},"total":999}}}}"#)));
+    flood.push(
+        r#"{"jsonrpc":"2.0","id":{{id}},"result":{"content":[{"type":"text","text":"done"}]}}"#
+            .into(),
+    );
+    let steady: Vec<String> = (0..20)
+        .map(|i| format!(r#"{{"jsonrpc":"2.0","method":"notifications/progress","params":{{"progressToken":"s","progress":{i},"total":20}}}}"#))
+        .chain([r#"{"jsonrpc":"2.0","id":{{id}},"result":{"content":[{"type":"text","text":"ok"}]}}"#.to_owned()])
+        .collect();
+    let mut w = support::Wrapped::start(support::Options {
+        script: Some(json!({"flood": flood, "steady": steady.clone()})),
+        ..Default::default()
+    });
+    handshake(&mut w, json!({}));
+    // A normal progress rate passes untouched, byte for byte.
+    w.send(&json!({"jsonrpc":"2.0","id":"s","method":"tools/call","params":{"name":"steady","arguments":{}}}));
+    let got = until_answer(&w, "s");
+    assert_eq!(got[..20], steady[..20], "normal progress untouched");
+    // A flood is cut down; the latest progress still arrives, before the answer.
+    w.send(&json!({"jsonrpc":"2.0","id":"f","method":"tools/call","params":{"name":"flood","arguments":{}}}));
+    let got = until_answer(&w, "f");
+    assert!(
+        got.len() < 1000,
+        "{} of 3001 lines reached the client",
+        got.len()
+    );
+    let last_progress: Value = serde_json::from_str(&got[got.len() - 2]).unwrap();
+    assert_eq!(last_progress["params"]["progress"], 999, "{last_progress}");
+    w.ping("p");
+    let audit = w.audit();
+    let windows: Vec<&Value> = audit
+        .iter()
+        .filter(|r| r["event"] == "notifications.flood_bounded")
+        .collect();
+    assert!(
+        (1..=5).contains(&windows.len()),
+        "drops counted per window, not per message: {windows:?}"
+    );
+    assert!(
+        audit.len() < 1200,
+        "{} records for 3000 notifications",
+        audit.len()
+    );
+}

@@ -160,3 +160,129 @@ fn stdout_carries_only_mcp_even_when_the_server_prints_junk() {
         "both junk lines audited as drops"
     );
 }
+
+/// A server answer over `proxy.max_message_bytes` is discarded, but the request it answered
+/// still gets exactly one answer (-32603 naming the limit), its id is free again, and the
+/// session goes on. The id is found at either end of the discarded line.
+#[test]
+fn an_oversized_server_answer_is_answered_with_an_error() {
+    let big = "x".repeat(20_000);
+    let script = serde_json::json!({
+        "huge_first": [format!(r#"{{"jsonrpc":"2.0","id":{{{{id}}}},"result":{{"content":[{{"type":"text","text":"{big}"}}]}}}}"#)],
+        "huge_last": [format!(r#"{{"jsonrpc":"2.0","result":{{"content":[{{"type":"text","text":"{big}"}}]}},"id":{{{{id}}}}}}"#)],
+    });
+    let mut w = support::Wrapped::start(support::Options {
+        script: Some(script),
+        config: Some("[proxy]\nmax_message_bytes = 4096\n".into()),
+        ..Default::default()
+    });
+    w.initialize();
+    for (id, tool) in [("a", "huge_first"), ("b", "huge_last")] {
+        w.send(&serde_json::json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":{}}}));
+        let r = w.recv();
+        assert_eq!(r["id"], id, "{r}");
+        assert_eq!(r["error"]["code"], -32603, "{r}");
+        let reason = r["error"]["data"]["reason"].as_str().unwrap_or("");
+        assert!(reason.contains("max_message_bytes"), "{r}");
+        // The id was freed: reusing it is not "still in flight".
+        w.send(&serde_json::json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"echo","arguments":{"text":"again"}}}));
+        let again = w.recv();
+        assert_eq!(again["result"]["content"][0]["text"], "again", "{again}");
+    }
+    let audit = w.audit();
+    let oversize: Vec<&Value> = audit
+        .iter()
+        .filter(|r| r["event"] == "upstream.oversize_answer")
+        .collect();
+    assert_eq!(
+        oversize.len(),
+        2,
+        "one record per discarded answer: {audit:#?}"
+    );
+    assert_eq!(w.finish(), 0);
+}
+
+/// `--audit-file /dev/full`: every write fails. With the default `audit.on_failure = "refuse"`
+/// calls are refused (-32603) once the sink is known to fail and never reach the server; with
+/// `forward` they pass.
+#[test]
+fn calls_are_refused_while_the_audit_trail_cannot_be_written() {
+    for (on_failure, refused) in [("refuse", true), ("forward", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("proxy.toml");
+        std::fs::write(&cfg, format!("[audit]\non_failure = \"{on_failure}\"\n")).unwrap();
+        let record = dir.path().join("upstream.log");
+        let mut child = Command::new(support::warden_bin())
+            .args(["wrap", "--server", "echo", "--config"])
+            .arg(&cfg)
+            .args(["--audit-file", "/dev/full", "--"])
+            .arg(support::echo_server_bin())
+            .env("MCP_WARDEN_STATE", dir.path().join("state"))
+            .env("ECHO_RECORD", &record)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut ask = |id: String, method: &str, params: Value| -> Value {
+            let msg = serde_json::json!({"jsonrpc":"2.0","id":id,"method":method,"params":params});
+            writeln!(stdin, "{msg}").unwrap();
+            stdin.flush().unwrap();
+            let mut line = String::new();
+            out.read_line(&mut line).unwrap();
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
+        };
+        ask(
+            "init".into(),
+            "initialize",
+            serde_json::json!({"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}),
+        );
+        ask("list".into(), "tools/list", serde_json::json!({}));
+        // The flusher finds the sink failing within ~100 ms; poll until the proxy knows.
+        // (Forward mode: a second of calls, well past several failed flushes, all pass.)
+        let deadline = Instant::now() + Duration::from_secs(if refused { 5 } else { 1 });
+        let mut n = 0;
+        let last = loop {
+            n += 1;
+            let r = ask(
+                format!("c{n}"),
+                "tools/call",
+                serde_json::json!({"name":"echo","arguments":{"text":"hi"}}),
+            );
+            if r.get("error").is_some() || Instant::now() > deadline {
+                break r;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if refused {
+            assert_eq!(last["error"]["code"], -32603, "{last}");
+            assert_eq!(last["error"]["data"]["rule"], "audit", "{last}");
+            assert!(
+                last["error"]["data"]["reason"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("audit"),
+                "{last}"
+            );
+            let id = format!("c{n}");
+            let seen = std::fs::read_to_string(&record).unwrap_or_default();
+            assert!(
+                !seen.contains(&format!("\"{id}\"")),
+                "the refused call reached the server"
+            );
+            // And it stays refused.
+            let again = ask(
+                "z".into(),
+                "tools/call",
+                serde_json::json!({"name":"echo","arguments":{"text":"hi"}}),
+            );
+            assert_eq!(again["error"]["code"], -32603, "{again}");
+        } else {
+            assert!(last.get("result").is_some(), "forward mode: {last}");
+        }
+        drop(stdin);
+        let _ = child.wait();
+    }
+}

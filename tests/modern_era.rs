@@ -447,7 +447,7 @@ fn parse(line: &[u8]) -> Value {
 
 /// Request `_meta` a 2026-07-28 client sends with every request (written the way a hand-rolled
 /// client might: its own key order, a `\u` escape, and a vendor key with a 20-digit integer).
-const META: &str = r#""_meta":{"io.modelcontextprotocol/clientCapabilities":{"elicitation":{"form":{}}},"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"version":"1.0.0","name":"raw \u00e9 client"},"example.test/trace":12345678901234567890}"#;
+const META: &str = r#""_meta":{"io.modelcontextprotocol/clientCapabilities":{"elicitation":{"form":{}},"roots":{}},"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"version":"1.0.0","name":"raw \u00e9 client"},"example.test/trace":12345678901234567890}"#;
 
 #[test]
 fn mrtr_raw_lines_through_wrap_are_byte_identical() {

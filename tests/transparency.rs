@@ -55,7 +55,8 @@ fn server_to_client_bytes_are_identical() {
         script: Some(json!({ "odd": odd })),
         ..Default::default()
     });
-    w.initialize();
+    // The client declares sampling: the server's sampling request is its to answer.
+    w.initialize_with(json!({"sampling": {}}));
     w.send(&json!({"jsonrpc":"2.0","id":77,"method":"tools/call","params":{"name":"odd","arguments":{}}}));
     let mut got = Vec::new();
     for _ in 0..3 {

@@ -30,6 +30,18 @@ pub enum Fsync {
     Never,
 }
 
+/// What happens to a message whose audit record cannot be written (`audit.on_failure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Refused (-32603): exactly one record per message is an invariant, so no record, no
+    /// forwarding.
+    #[default]
+    Refuse,
+    /// Forwarded anyway (availability over the audit trail; the operator's explicit choice).
+    Forward,
+}
+
 /// The hash that starts every chain (the `prev` of line 1).
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -60,6 +72,9 @@ pub struct AuditLog {
     ids: AtomicU64,
     /// Signs a checkpoint every N records; `None` until `set_checkpoints`.
     checkpoints: std::sync::OnceLock<super::checkpoint::Checkpointer>,
+    /// The last write to the file failed (disk full, file gone read-only…); cleared by the next
+    /// write that works. Lets the pipeline refuse messages whose records would be lost.
+    failing: std::sync::atomic::AtomicBool,
 }
 
 struct Chain {
@@ -122,7 +137,14 @@ impl AuditLog {
 
     /// Open (append to) a specific file, continuing its chain if it already has lines.
     pub fn open_file(path: &Path, fsync: Fsync) -> io::Result<Arc<AuditLog>> {
-        let (seq, prev) = match fs::read(path) {
+        // Only a regular file has a chain to continue (a device such as /dev/full reads forever).
+        let regular = fs::metadata(path).map_or(true, |m| m.is_file());
+        let read = if regular {
+            fs::read(path)
+        } else {
+            Ok(Vec::new())
+        };
+        let (seq, prev) = match read {
             Ok(bytes) => last_link(&bytes),
             Err(e) if e.kind() == io::ErrorKind::NotFound => (0, GENESIS.to_owned()),
             Err(e) => return Err(e),
@@ -147,11 +169,17 @@ impl AuditLog {
             synced: Mutex::new(0),
             ids: AtomicU64::new(1),
             checkpoints: std::sync::OnceLock::new(),
+            failing: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// False while writes to the file fail.
+    pub fn healthy(&self) -> bool {
+        !self.failing.load(Ordering::Acquire)
     }
 
     /// A fresh audit id for a message of `session`, quoted in error responses before the record
@@ -321,6 +349,15 @@ impl AuditLog {
             return Ok(());
         }
         let written = (&self.file).write_all(&sink.spare);
+        if written.is_err() && !self.failing.swap(true, Ordering::AcqRel) {
+            eprintln!(
+                "mcp-warden: cannot write the audit trail {}: {}; messages are refused until it works again (audit.on_failure)",
+                self.path.display(),
+                written.as_ref().err().map(ToString::to_string).unwrap_or_default()
+            );
+        } else if written.is_ok() {
+            self.failing.store(false, Ordering::Release);
+        }
         sink.spare.clear();
         if sink.spare.capacity() > QUEUE_MAX {
             sink.spare = Vec::with_capacity(WRITE_AT + 4096);

@@ -14,7 +14,7 @@ pub mod record;
 pub mod tail;
 pub mod verify;
 
-pub use log::{AuditLog, Fsync};
+pub use log::{AuditLog, Fsync, OnFailure};
 pub use record::{Decision, Direction, Record};
 
 use sha2::{Digest, Sha256};

@@ -13,11 +13,18 @@
 //! invisible/bidi characters and Unicode look-alikes of `.` `/` `\` `:` `~`.
 //! Relative paths are refused: their meaning depends on the server's cwd.
 //!
-//! Symlinks inside a root that point outside it cannot be seen lexically;
-//! the server (or an OS sandbox) must not follow them.
+//! Symlinks inside a root that point outside it cannot be seen lexically, so
+//! a path that passes is then resolved as the server would open it: `wrap`
+//! runs beside the server, so the longest existing prefix is canonicalised
+//! (symlinks followed) and the rest re-appended, and the result must still be
+//! under a (likewise resolved) root. This is the one part of the check that
+//! does I/O (`resolve.rs`); a path that does not exist here is judged lexically.
 //!
 //! Roots are absolute POSIX paths (`/data`). `file://` URIs (`file:///data/x`,
 //! `file://localhost/data/x`) are accepted and checked as their path.
+
+#[path = "path_resolve.rs"]
+mod resolve;
 
 use crate::checks::arg_rules::ArgViolation;
 use crate::checks::unicode_hazards::{classify, is_path_lookalike};
@@ -39,6 +46,40 @@ pub fn path_under(value: &str, roots: &[String]) -> Result<(), ArgViolation> {
         }
     };
     let comps = components(path)?;
+    if !under_any(&comps, roots.iter().map(String::as_str)) {
+        return Err(violation(format!(
+            "path is outside the allowed roots [{}]; use a path below one of them",
+            roots.join(", ")
+        )));
+    }
+    // Lexically inside: now where it really leads on this machine.
+    let resolved = resolve::resolve_existing(path);
+    let Some(resolved) = resolved.to_str().filter(|r| *r != path) else {
+        return Ok(());
+    };
+    let Ok(resolved_comps) = components(resolved) else {
+        return Err(violation(
+            "path resolves (through a symlink) to a name that is not a clean path".into(),
+        ));
+    };
+    let real_roots: Vec<String> = roots
+        .iter()
+        .filter_map(|r| resolve::resolve_existing(r).to_str().map(str::to_owned))
+        .collect();
+    if under_any(
+        &resolved_comps,
+        roots.iter().chain(&real_roots).map(String::as_str),
+    ) {
+        return Ok(());
+    }
+    Err(violation(format!(
+        "path resolves through a symlink to {resolved:?}, outside the allowed roots [{}]; use a path whose real location is below one of them",
+        roots.join(", ")
+    )))
+}
+
+/// Whether `comps` equals or lies below one of `roots`, component by component.
+fn under_any<'a>(comps: &[&str], roots: impl Iterator<Item = &'a str>) -> bool {
     for root in roots {
         // Roots come from operator config; a malformed root matches nothing
         // (config validation reports it via `validate_root`).
@@ -46,13 +87,10 @@ pub fn path_under(value: &str, roots: &[String]) -> Result<(), ArgViolation> {
             continue;
         };
         if comps.len() >= root_comps.len() && comps.iter().zip(&root_comps).all(|(a, b)| a == b) {
-            return Ok(());
+            return true;
         }
     }
-    Err(violation(format!(
-        "path is outside the allowed roots [{}]; use a path below one of them",
-        roots.join(", ")
-    )))
+    false
 }
 
 /// Config-time check of a root: it must itself pass the path checks.
@@ -325,5 +363,39 @@ mod tests {
         assert!(validate_root("/data").is_ok());
         assert!(validate_root("/data/../etc").is_err());
         assert!(path_under("/data/x", &[]).is_err());
+    }
+
+    #[test]
+    fn a_symlink_inside_a_root_pointing_outside_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(dir.path()).unwrap();
+        let root = base.join("root");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::create_dir(base.join("outside")).unwrap();
+        std::fs::write(base.join("outside/secret"), "x").unwrap();
+        std::fs::write(root.join("sub/ok.txt"), "x").unwrap();
+        std::os::unix::fs::symlink(base.join("outside"), root.join("escape")).unwrap();
+        std::os::unix::fs::symlink(root.join("sub"), root.join("inner")).unwrap();
+        let roots = [root.to_str().unwrap().to_owned()];
+        let p = |rel: &str| format!("{}/{rel}", root.display());
+        let v = path_under(&p("escape/secret"), &roots).unwrap_err();
+        assert!(
+            v.reason.contains("outside the allowed roots"),
+            "{}",
+            v.reason
+        );
+        assert!(path_under(&p("escape/not-yet-created"), &roots).is_err());
+        assert!(path_under(&format!("file://{}", p("escape/secret")), &roots).is_err());
+        // Benign: a real file, a file to be created, a symlink that stays inside.
+        assert_eq!(path_under(&p("sub/ok.txt"), &roots), Ok(()));
+        assert_eq!(path_under(&p("sub/new.txt"), &roots), Ok(()));
+        assert_eq!(path_under(&p("inner/ok.txt"), &roots), Ok(()));
+        // A root that is itself reached through a symlink still works.
+        std::os::unix::fs::symlink(&root, base.join("alias")).unwrap();
+        let alias = [base.join("alias").to_str().unwrap().to_owned()];
+        assert_eq!(
+            path_under(&format!("{}/alias/sub/ok.txt", base.display()), &alias),
+            Ok(())
+        );
     }
 }

@@ -122,6 +122,7 @@ pub fn run(args: ConnectArgs) -> i32 {
         },
         grace: Duration::from_secs(config.proxy.shutdown_grace_secs),
         audit,
+        mode: config.signatures.mode,
     };
     match connect::run(opts) {
         Ok(code) => code,

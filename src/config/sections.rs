@@ -159,6 +159,8 @@ pub struct AuditSection {
     pub fsync: Fsync,
     pub checkpoint_every: u64,
     pub log_arguments: LogArguments,
+    /// `refuse` (default) or `forward`: a message whose record cannot be written.
+    pub on_failure: crate::audit::OnFailure,
 }
 impl Default for AuditSection {
     fn default() -> Self {
@@ -167,6 +169,7 @@ impl Default for AuditSection {
             fsync: Fsync::Batch,
             checkpoint_every: 1000,
             log_arguments: LogArguments::Digest,
+            on_failure: crate::audit::OnFailure::Refuse,
         }
     }
 }

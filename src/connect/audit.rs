@@ -19,6 +19,9 @@ pub enum Fate<'a> {
     Refused(&'a Rejection),
     /// Dropped without an answer (e.g. an answer to nothing pending), with the reason.
     Dropped(&'static str, String),
+    /// Passed on (possibly rewritten: redacted, quarantined) with an alert: the decision, the
+    /// event and the reason.
+    Flagged(Decision, &'static str, String),
 }
 
 impl Auditor {
@@ -69,6 +72,12 @@ impl Auditor {
                 rec.decision = Decision::Deny;
                 rec.event = event.to_owned();
                 rec.reason = Some(reason);
+            }
+            Fate::Flagged(decision, event, reason) => {
+                rec.decision = decision;
+                rec.event = event.to_owned();
+                rec.reason = Some(reason);
+                rec.alert = true;
             }
         }
         if let Err(e) = self.log.write(rec) {

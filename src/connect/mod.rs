@@ -53,6 +53,9 @@ pub struct Options {
     /// How long to wait for answers in flight once the client closed stdin.
     pub grace: Duration,
     pub audit: Arc<AuditLog>,
+    /// `signatures.mode`: with `enforce`, an unsigned result from an unpinned server is refused;
+    /// with `audit`, it passes with a warning and an alert record.
+    pub mode: crate::config::SignatureMode,
 }
 
 /// Runs until the client closes stdin or a signal arrives. Returns the exit code.
@@ -79,7 +82,14 @@ async fn serve(opts: Options) -> Result<i32, String> {
         .name("connect-stdout".into())
         .spawn(move || write_stdout(out_rx))
         .map_err(|e| format!("cannot start the stdout writer: {e}"))?;
-    let ctx = Arc::new(relay::Ctx::new(upstream, pin, auditor, opts.limits, out_tx));
+    let ctx = Arc::new(relay::Ctx::new(
+        upstream,
+        pin,
+        auditor,
+        opts.limits,
+        out_tx,
+        opts.mode,
+    ));
 
     let (in_tx, mut in_rx) = mpsc::channel::<Frame>(64);
     let max = opts.limits.max_message_bytes;

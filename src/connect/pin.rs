@@ -98,6 +98,10 @@ impl ServerPin {
         Ok(pin)
     }
 
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
     pub fn file(&self) -> &Path {
         &self.file
     }
@@ -230,6 +234,22 @@ impl ServerPin {
             Err(e) => return Err(format!("cannot pin {}: {e}", self.file.display())),
         };
         self.set(key)
+    }
+
+    /// The refusal for an unsigned result when nothing is pinned and signatures are enforced:
+    /// nothing proves who wrote it, so it is refused rather than trusted on no evidence.
+    pub fn unsigned_unpinned(&self) -> Rejection {
+        let mut r = self.refusal(
+            "auth.signature_missing",
+            format!(
+                "response from server {:?} is not signed and no key is pinned for it; with \
+                 signatures.mode = \"enforce\" unsigned results are refused: pin the server's key \
+                 in the config ([[servers]] name = {:?}, public_key = \"ed25519:...\")",
+                self.server, self.server
+            ),
+        );
+        r.message = Some("Signature missing: unsigned result and no server key pinned".into());
+        r
     }
 
     /// The refusal for a signed response whose key could not be pinned.

@@ -16,11 +16,23 @@ use tokio::sync::mpsc;
 use super::audit::{Auditor, Fate};
 use super::http::{read_body, Upstream};
 use super::pin::{Check, ServerPin};
-use crate::audit::Direction;
+use crate::audit::{Decision, Direction};
 use crate::codec::{self, Decoded, Envelope, Id, Kind, Limits};
+use crate::config::SignatureMode;
 use crate::errors::{Rejection, Source, INTERNAL_ERROR};
+use crate::pipeline::screen_result;
 use crate::sig::message_scheme::META_KEY;
 use crate::transport::http::sse::Parser as SseParser;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What the signature check established about a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signed {
+    /// Signed by the pinned key.
+    Verified,
+    /// Unsigned, and no key is pinned: nothing proves who wrote it.
+    Unpinned,
+}
 
 /// Protocol facts learnt along the way.
 #[derive(Debug, Default)]
@@ -38,6 +50,9 @@ pub struct Ctx {
     /// Client requests in flight: id → method.
     pending: Mutex<HashMap<Id, String>>,
     pub era: Mutex<EraState>,
+    mode: SignatureMode,
+    /// The unsigned-results warning was printed (once per process, loudly).
+    warned: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -66,6 +81,7 @@ impl Ctx {
         audit: Auditor,
         limits: Limits,
         out: mpsc::Sender<Vec<u8>>,
+        mode: SignatureMode,
     ) -> Ctx {
         Ctx {
             upstream,
@@ -75,6 +91,8 @@ impl Ctx {
             out,
             pending: Mutex::new(HashMap::new()),
             era: Mutex::new(EraState::default()),
+            mode,
+            warned: AtomicBool::new(false),
         }
     }
 
@@ -298,21 +316,31 @@ impl Ctx {
                 return None;
             };
             if env.kind == Kind::Response {
-                if let Err(rej) = self.check_signature(bytes).await {
-                    let audit_id = self.audit.next_id();
-                    eprintln!("mcp-warden connect: refused a response: {}", rej.reason);
-                    self.audit.write(
-                        Direction::ServerToClient,
-                        Some(env),
-                        bytes.len(),
-                        Fate::Refused(&rej),
-                        Some(audit_id.clone()),
-                    );
-                    return Some(rej.to_response(env.id.as_ref(), &audit_id));
-                }
+                let verdict = match self.check_signature(bytes).await {
+                    Ok(Signed::Unpinned) if self.mode == SignatureMode::Enforce => {
+                        Err(self.pin.unsigned_unpinned())
+                    }
+                    other => other,
+                };
+                let signed = match verdict {
+                    Ok(s) => s,
+                    Err(rej) => {
+                        let audit_id = self.audit.next_id();
+                        eprintln!("mcp-warden connect: refused a response: {}", rej.reason);
+                        self.audit.write(
+                            Direction::ServerToClient,
+                            Some(env),
+                            bytes.len(),
+                            Fate::Refused(&rej),
+                            Some(audit_id.clone()),
+                        );
+                        return Some(rej.to_response(env.id.as_ref(), &audit_id));
+                    }
+                };
                 if method == "initialize" {
                     self.learn_version(env);
                 }
+                return Some(self.screen(env, &method, bytes, signed));
             }
         }
         self.audit.write(
@@ -340,17 +368,71 @@ impl Ctx {
         }
     }
 
+    /// A result that passed the signature check: the content checks `wrap` applies (redaction,
+    /// quarantine), then its one audit record. An unsigned result from an unpinned server (audit
+    /// mode) is said loudly once on stderr and flagged in each record.
+    fn screen(&self, env: &Envelope<'_>, method: &str, bytes: &[u8], signed: Signed) -> Vec<u8> {
+        let unsigned = signed == Signed::Unpinned && self.mode != SignatureMode::Off;
+        if unsigned && !self.warned.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "mcp-warden connect: WARNING: server {:?} sends unsigned results and no key is \
+                 pinned for it: nothing proves who wrote them. Pin its key ([[servers]] public_key) \
+                 and set signatures.mode = \"enforce\" to refuse unsigned results.",
+                self.pin.server()
+            );
+        }
+        let audit_id = self.audit.next_id();
+        let screened = screen_result(method, bytes, &audit_id);
+        let (out, fate) = match screened {
+            Some(s) => {
+                eprintln!("mcp-warden connect: {}", s.reason);
+                let decision = if s.event == "dlp.secret_redacted" {
+                    Decision::Redact
+                } else {
+                    Decision::Deny
+                };
+                let reason = if unsigned {
+                    format!(
+                        "{}; the result was unsigned (no server key pinned)",
+                        s.reason
+                    )
+                } else {
+                    s.reason
+                };
+                (s.bytes, Fate::Flagged(decision, s.event, reason))
+            }
+            None if unsigned => (
+                bytes.to_vec(),
+                Fate::Flagged(
+                    Decision::Allow,
+                    "auth.unsigned_response",
+                    "unsigned result from a server with no pinned key (signatures.mode = audit)"
+                        .into(),
+                ),
+            ),
+            None => (bytes.to_vec(), Fate::Forwarded),
+        };
+        self.audit.write(
+            Direction::ServerToClient,
+            Some(env),
+            bytes.len(),
+            fate,
+            Some(audit_id),
+        );
+        out
+    }
+
     /// The pinned-key check; on first contact with a signing server, pins its published key.
-    async fn check_signature(&self, bytes: &[u8]) -> Result<(), Rejection> {
+    async fn check_signature(&self, bytes: &[u8]) -> Result<Signed, Rejection> {
         let marker = META_KEY.as_bytes();
         let signed = bytes.windows(marker.len()).any(|w| w == marker);
         if self.pin.key().is_none() && !signed {
-            return Ok(());
+            return Ok(Signed::Unpinned);
         }
         let value: Value = serde_json::from_slice(bytes)
             .map_err(|e| self.pin.cannot_pin(&format!("unreadable response: {e}")))?;
         match self.pin.check(&value) {
-            Check::Pass => Ok(()),
+            Check::Pass => Ok(Signed::Verified),
             Check::Refuse(rej) => Err(rej),
             Check::NeedKey { kid } => {
                 let published = self.upstream.published_key().await;
@@ -359,7 +441,7 @@ impl Ctx {
                     return Err(self.pin.cannot_pin(&why));
                 }
                 match self.pin.check(&value) {
-                    Check::Pass => Ok(()),
+                    Check::Pass => Ok(Signed::Verified),
                     Check::Refuse(rej) => Err(rej),
                     Check::NeedKey { .. } => Err(self.pin.cannot_pin("no key was pinned")),
                 }

@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 
 use super::params::{self, CallParams, CancelParams, VersionPeek};
 use super::{deny, Outcome, Pipeline, Verdict};
-use crate::audit::{args_digest, Decision, Direction, Record};
+use crate::audit::{args_digest, Decision, Direction, OnFailure, Record};
 use crate::codec::{self, Decoded, Envelope, Id, Kind};
 use crate::errors::{Rejection, INVALID_REQUEST};
 use crate::pins;
@@ -24,7 +24,7 @@ use crate::sig::outcome::Outcome as SigOutcome;
 
 use super::hold::Admit;
 use super::policy_step::CallPlan;
-use crate::session::{Era, Pending, Session, MAX_PENDING};
+use crate::session::{ClientCaps, Era, Pending, Session, MAX_PENDING};
 
 impl Pipeline {
     /// Decide what happens to one line the client sent.
@@ -72,6 +72,11 @@ impl Pipeline {
                 self.client_batch(&mut session, items, line, checked, &mut record)
             }
         };
+        // While the audit sink fails, a message goes on only once its record is on disk: the
+        // transports' durable path writes it first and refuses (-32603) when it cannot.
+        if self.guards.audit_on_failure == OnFailure::Refuse && !self.audit.healthy() {
+            record.durable = true;
+        }
         Outcome { verdict, record }
     }
 
@@ -182,6 +187,9 @@ impl Pipeline {
         record.method = env.method.as_deref().map(str::to_owned);
         record.id = env.id.as_ref().map(Id::to_string);
         if matches!(env.kind, Kind::Request | Kind::Notification) {
+            // Before anything keyed on the method: policy must judge what the server would
+            // dispatch, and a look-alike name could be dispatched as the real one.
+            super::method_step::check_method(env.method())?;
             self.check_signature(line, checked, record)?;
         }
         match env.kind {
@@ -257,6 +265,13 @@ impl Pipeline {
             s.era = Era::Modern(String::new());
             record.era = s.era.label();
         }
+        let declared = match env.method() {
+            "initialize" => peek.capabilities,
+            _ => peek.meta.as_ref().and_then(|m| m.client_capabilities),
+        };
+        if let Some(caps) = declared.and_then(|c| serde_json::from_str(c.get()).ok()) {
+            s.client_caps = Some(ClientCaps::from_json(&caps));
+        }
         let mut tool = None;
         let mut admit = Admit::Forward;
         match env.method() {
@@ -292,6 +307,14 @@ impl Pipeline {
                     }
                 }
                 tool = Some(call.name.into_owned());
+            }
+            "resources/read" | "resources/subscribe" => {
+                if let Some(uri) = peek.uri {
+                    // Not a string: the server will refuse it; nothing names a file.
+                    if let Ok(uri) = serde_json::from_str::<std::borrow::Cow<str>>(uri.get()) {
+                        self.check_resource_uri(&uri, record)?;
+                    }
+                }
             }
             "prompts/get" => {
                 if let Some(name) = peek.name.as_deref() {

@@ -156,6 +156,64 @@ impl Pipeline {
     }
 }
 
+/// What the content checks did to a result, for a transport without a pipeline (`connect`).
+#[derive(Debug)]
+pub struct Screened {
+    /// The bytes to send instead.
+    pub bytes: Vec<u8>,
+    pub event: &'static str,
+    pub reason: String,
+}
+
+/// The result checks `wrap` applies (quarantine of coercive instructions, secret redaction),
+/// for one server answer `line` to a request of `method`. `None`: pass the bytes unchanged.
+/// `connect` talks to servers no warden stands in front of; their results get the same
+/// screening as a wrapped server's.
+pub fn screen_result(method: &str, line: &[u8], audit_id: &str) -> Option<Screened> {
+    if !super::server::carries_content(method) {
+        return None;
+    }
+    let text = std::str::from_utf8(line).ok()?;
+    let secrets = !find_secrets(text).is_empty();
+    let findings = scan_text::<&str>(text, &[]);
+    let severity = max_severity(&findings);
+    if !secrets && severity < Some(Severity::High) {
+        return None;
+    }
+    let mut message = serde_json::from_slice::<Value>(line).ok()?;
+    let result = message.get_mut("result")?;
+    let (event, reason) = if severity >= Some(Severity::High) {
+        let kinds: Vec<&str> = findings
+            .iter()
+            .filter(|f| f.severity >= Severity::High)
+            .map(|f| f.kind)
+            .collect();
+        *result = withheld(
+            "tried to instruct the model (hidden or coercive instructions)",
+            audit_id,
+        );
+        (
+            "content.atpa",
+            format!("result quarantined: {}", kinds.join(", ")),
+        )
+    } else {
+        let kinds = redact_json(result);
+        if kinds.is_empty() {
+            return None;
+        }
+        (
+            "dlp.secret_redacted",
+            format!("redacted from the result: {}", kinds.join(", ")),
+        )
+    };
+    let bytes = serde_json::to_vec(&message).ok()?;
+    Some(Screened {
+        bytes,
+        event,
+        reason,
+    })
+}
+
 /// Data that talks to the agent: instructions to gather or publish "everything", or to act
 /// against the user's privacy, inside content that should only be information (RES-01: a
 /// public issue telling the agent to copy private repositories into a README). Results only:

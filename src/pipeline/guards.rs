@@ -28,6 +28,8 @@ pub struct Guards {
     pub approvals: Option<ApprovalQueue>,
     /// The server's command line, for `$SERVER_ARGS` in policies.
     pub server_argv: Vec<String>,
+    /// `audit.on_failure`: refuse (default) or forward a message whose record cannot be written.
+    pub audit_on_failure: crate::audit::OnFailure,
     /// Counters for the admin port's `/metrics`; set by the command that runs the admin port.
     pub metrics: Option<Arc<crate::admin::Metrics>>,
     _policy_watcher: Option<Watcher>,
@@ -101,6 +103,7 @@ impl Guards {
             approvals: Some(approvals),
             server_argv,
             metrics: None,
+            audit_on_failure: config.audit.on_failure,
             _policy_watcher: watcher,
             verifier,
             trust: Some(recorder),

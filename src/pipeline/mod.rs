@@ -16,17 +16,25 @@
 //! | `content_step.rs` | step: redaction, quarantine, taint, elicitation  |
 //! | `hold.rs`   | calls waiting for approval, and how a wait ends         |
 //! | `prefetch.rs` | the proxy's own listing when a call comes before any |
+//! | `method_step.rs` | step: well-formed, non-confusable method names    |
+//! | `server_requests.rs` | step: server requests need declared capabilities, rate, valid schema |
+//! | `elicit_schema.rs` | the flat primitive `requestedSchema` the spec allows |
+//! | `flood.rs`  | step: server notifications bounded per second, coalesced |
 
 mod auth;
 mod client;
 mod content_step;
+mod elicit_schema;
+mod flood;
 mod guards;
 mod hold;
+mod method_step;
 mod params;
 mod pins_step;
 mod policy_step;
 mod prefetch;
 mod server;
+mod server_requests;
 #[cfg(test)]
 mod tests;
 
@@ -38,9 +46,12 @@ use crate::codec::{Id, Limits};
 use crate::errors::{Rejection, Source, INTERNAL_ERROR};
 use crate::session::Session;
 
+pub use content_step::{screen_result, Screened};
+pub use flood::FloodWindow;
 pub use guards::{trusted_keys, Guards};
 pub use hold::Held;
 pub use prefetch::PREFETCH_WAIT;
+pub use method_step::check_method;
 
 /// What the transport must do with one message.
 #[derive(Debug, PartialEq, Eq)]
@@ -75,6 +86,10 @@ pub struct Pipeline {
     audit: Arc<AuditLog>,
     guards: Arc<Guards>,
     prefetch: prefetch::Prefetch,
+    /// Notifications the flood bound held back and now released, for the transport to send
+    /// (`take_released`); the flag spares the hot path a lock.
+    released: Mutex<Vec<Vec<u8>>>,
+    has_released: std::sync::atomic::AtomicBool,
 }
 
 impl Pipeline {
@@ -94,6 +109,8 @@ impl Pipeline {
             audit,
             guards,
             prefetch: prefetch::Prefetch::default(),
+            released: Mutex::new(Vec::new()),
+            has_released: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -157,10 +174,94 @@ impl Pipeline {
         Outcome { verdict, record }
     }
 
+    /// Lines the flood bound held back and has now released, in order: the transport sends
+    /// them to the client before the message it is handling. Cheap when there are none.
+    pub fn take_released(&self) -> Vec<Vec<u8>> {
+        use std::sync::atomic::Ordering;
+        if !self.has_released.swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        std::mem::take(&mut *self.released.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// A flood window ended: queue its held-back lines for the transport and write the ONE
+    /// record that counts what it shed.
+    fn release_held(
+        &self,
+        session: &Session,
+        (lines, summary): (Vec<Vec<u8>>, Option<flood::WindowSummary>),
+    ) {
+        if !lines.is_empty() {
+            self.released
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(lines);
+            self.has_released
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        if let Some(sum) = summary {
+            let mut r = self.record(session, Direction::ServerToClient, 0);
+            r.event = "notifications.flood_bounded".into();
+            r.decision = Decision::Deny;
+            r.rule = Some("notifications.rate".into());
+            r.reason = Some(format!(
+                "server sent more than {} notifications in one second: {} dropped, {} coalesced (latest per progress token kept)",
+                flood::NOTIFICATIONS_PER_SECOND, sum.dropped, sum.coalesced
+            ));
+            r.alert = true;
+            self.finish(r, Instant::now());
+        }
+    }
+
+    /// A server line over the limit was discarded; `id` is the JSON text of its top-level id as
+    /// far as the transport could see it. If that id is a client request waiting for its
+    /// answer, the request gets a -32603 in its place (forwarded to the client) and its id is
+    /// freed; otherwise the line is dropped and audited as any oversize frame.
+    pub fn oversize_answer(&self, seen: u64, id: Option<&str>) -> Outcome {
+        let mut session = self.session();
+        let key = id.and_then(|id| {
+            session
+                .client_pending
+                .keys()
+                .find(|k| k.to_json() == id)
+                .cloned()
+        });
+        let Some((key, pending)) = key.and_then(|k| session.client_pending.remove_entry(&k)) else {
+            drop(session);
+            return self.oversize(Direction::ServerToClient, seen);
+        };
+        let mut record = self.record(&session, Direction::ServerToClient, seen as usize);
+        record.method = Some(pending.method);
+        record.tool = pending.tool;
+        record.id = Some(key.to_string());
+        let limit = self.limits.max_message_bytes;
+        let rejection = Rejection::new(
+            INTERNAL_ERROR,
+            "upstream.oversize_answer",
+            "max_message_bytes",
+            format!("response exceeded proxy.max_message_bytes: the server's answer of {seen} bytes is over the {limit}-byte limit and was discarded"),
+        )
+        .from(Source::Upstream)
+        .alert();
+        let rejection = short(
+            rejection,
+            "Internal error: response exceeded proxy.max_message_bytes",
+        );
+        let answer = rejection.to_response(Some(&key), &record.audit_id);
+        deny(&mut record, &rejection);
+        Outcome {
+            verdict: Verdict::Rewrite(answer),
+            record,
+        }
+    }
+
     /// The upstream is gone: every client request still waiting gets an error, so no request is
     /// left without exactly one answer.
     pub fn abandon_pending(&self, why: &str) -> Vec<Outcome> {
         let mut session = self.session();
+        // The last flood window's count is written too (its held lines are moot now).
+        let (_, summary) = session.flood.end_window();
+        self.release_held(&session, (Vec::new(), summary));
         let pending: Vec<(Id, String)> = session
             .client_pending
             .drain()
@@ -213,15 +314,20 @@ impl Pipeline {
             INTERNAL_ERROR,
             "audit.write_failed",
             "audit",
-            "the audit record of this high-risk call could not be written, so it was not forwarded",
+            "the audit record of this call could not be written (audit sink failing, or a high-risk call that must be on disk first), so it was not forwarded; see audit.on_failure",
         )
         .from(Source::Internal)
         .alert();
+        let r = short(r, "Internal error: the audit record could not be written");
         Some(r.to_response(Some(&key), ""))
     }
 
     /// Write the record of a handled message, with the time its decision took.
     pub fn finish(&self, mut outcome_record: Record, started: Instant) {
+        // Counted in its flood window's one record instead.
+        if outcome_record.event == flood::SUPPRESSED {
+            return;
+        }
         outcome_record.latency_us = Some(started.elapsed().as_micros() as u64);
         if let Some(m) = &self.guards.metrics {
             m.record(&outcome_record);
@@ -230,6 +336,12 @@ impl Pipeline {
             tracing::error!("audit write failed: {e}");
         }
     }
+}
+
+/// A rejection whose error `message` carries the short reason (the full one is `data.reason`).
+pub(crate) fn short(mut r: Rejection, message: impl Into<String>) -> Rejection {
+    r.message = Some(message.into());
+    r
 }
 
 /// Fill a record from a rejection.

@@ -28,12 +28,22 @@ pub struct VersionPeek<'a> {
     /// `prompts/get` name.
     #[serde(borrow, default)]
     pub name: Option<Cow<'a, str>>,
+    /// `resources/read` (and subscribe) URI.
+    /// (Raw: a non-string `uri` of some other method must not spoil the rest of the peek.)
+    #[serde(borrow, default)]
+    pub uri: Option<&'a RawValue>,
+    /// `initialize` client capabilities.
+    #[serde(borrow, default)]
+    pub capabilities: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize, Default)]
 pub struct MetaPeek<'a> {
     #[serde(rename = "io.modelcontextprotocol/protocolVersion", borrow, default)]
     pub protocol_version: Option<Cow<'a, str>>,
+    /// Modern era: the client's capabilities, sent with every request.
+    #[serde(rename = "io.modelcontextprotocol/clientCapabilities", borrow, default)]
+    pub client_capabilities: Option<&'a RawValue>,
 }
 
 /// `notifications/cancelled` params.

@@ -8,8 +8,9 @@ use serde_json::Value;
 
 use super::Pipeline;
 use crate::audit::Record;
+use crate::checks::path_rule::path_under;
 use crate::errors::{Rejection, RATE_LIMITED, TRUST_TOO_LOW};
-use crate::policy::{evaluate, Decision, RateDecision, Risk, ServerRef};
+use crate::policy::{evaluate, Decision, DenyKind, RateDecision, Risk, ServerRef};
 use crate::session::Session;
 use crate::trust::Observation;
 
@@ -30,6 +31,48 @@ pub enum CallPlan {
 }
 
 impl Pipeline {
+    /// A `file:` URI a client asks the server to read is a path like any tool argument: held to
+    /// the roots the policy gives this server's tools (`$SERVER_ARGS` for the filesystem pack),
+    /// symlinks resolved. Servers whose policy names no paths, and other schemes, pass.
+    pub(super) fn check_resource_uri(
+        &self,
+        uri: &str,
+        record: &mut Record,
+    ) -> Result<(), Rejection> {
+        if !uri
+            .get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case("file:"))
+        {
+            return Ok(());
+        }
+        let Some(handle) = self.guards.policy.as_ref() else {
+            return Ok(());
+        };
+        let set = handle.current();
+        let server = ServerRef {
+            name: &self.server,
+            argv: &self.guards.server_argv,
+        };
+        let Some(roots) = set.path_roots(&server) else {
+            return Ok(());
+        };
+        record.policy_version = Some(set.version().chars().take(16).collect());
+        path_under(uri, &roots).map_err(|v| {
+            let kind = if v.reason.contains("outside the allowed roots") {
+                DenyKind::PathOutsideRoot
+            } else {
+                DenyKind::PathInvalid
+            };
+            Rejection::new(
+                i64::from(kind.jsonrpc_code()),
+                kind.audit_event(),
+                "resources/read.uri.path_under",
+                format!("resource uri: {}", v.reason),
+            )
+            .alert()
+        })
+    }
+
     pub(super) fn check_policy(
         &self,
         s: &mut Session,

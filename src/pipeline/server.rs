@@ -14,7 +14,9 @@ use std::time::Instant;
 
 use super::client::allow;
 use super::content_step::ContentVerdict;
+use super::flood::{self, Flood};
 use super::params::{self, VersionPeek};
+use super::server_requests;
 use super::{deny, Outcome, Pipeline, Verdict};
 use crate::audit::{Decision, Direction, Record};
 use crate::codec::{self, Decoded, Envelope, Id, Kind};
@@ -72,12 +74,54 @@ impl Pipeline {
         };
         record.method = env.method.as_deref().map(str::to_owned);
         record.id = env.id.as_ref().map(Id::to_string);
+        let held = session.flood.roll(Instant::now());
+        self.release_held(&session, held);
         let verdict = match env.kind {
             Kind::Response | Kind::ErrorResponse => {
+                // Progress held back by the flood bound goes out before the answer it leads to.
+                if session.flood.holding() {
+                    let held = session.flood.end_window();
+                    self.release_held(&session, held);
+                }
                 self.server_answer(&mut session, &env, line, &mut record)
             }
+            Kind::Notification if flood::bounded(env.method()) => {
+                match session.flood.admit(env.method(), env.params, line) {
+                    Flood::Pass => allow(line, &mut record),
+                    Flood::Coalesced | Flood::Dropped => {
+                        record.event = flood::SUPPRESSED.into();
+                        record.decision = Decision::Deny;
+                        Verdict::Drop
+                    }
+                }
+            }
+            Kind::Request | Kind::Notification => match self.check_server_request(&session, &env) {
+                Ok(()) => self.server_message(&mut session, &env, line, &mut record),
+                Err(r) => {
+                    deny(&mut record, &r);
+                    match env.kind {
+                        Kind::Request => {
+                            Verdict::Answer(r.to_response(env.id.as_ref(), &record.audit_id))
+                        }
+                        _ => Verdict::Drop,
+                    }
+                }
+            },
+        };
+        Outcome { verdict, record }
+    }
+
+    /// A server request or unbounded notification that passed `check_server_request`.
+    fn server_message(
+        &self,
+        session: &mut Session,
+        env: &Envelope,
+        line: &[u8],
+        record: &mut Record,
+    ) -> Verdict {
+        match env.kind {
             Kind::Request if env.method() == "elicitation/create" && env.id.is_some() => {
-                match self.check_elicitation(env.params.map(|p| p.get()), &mut record) {
+                match self.check_elicitation(env.params.map(|p| p.get()), record) {
                     // Declined on the user's behalf: the client never sees it.
                     Some(result) => {
                         let id = env
@@ -89,27 +133,26 @@ impl Pipeline {
                                 .into_bytes(),
                         )
                     }
-                    None => match server_request(&mut session, &env) {
-                        Ok(()) => allow(line, &mut record),
+                    None => match server_request(session, env) {
+                        Ok(()) => allow(line, record),
                         Err(r) => {
                             let answer = r.to_response(env.id.as_ref(), &record.audit_id);
-                            deny(&mut record, &r);
+                            deny(record, &r);
                             Verdict::Answer(answer)
                         }
                     },
                 }
             }
-            Kind::Request => match server_request(&mut session, &env) {
-                Ok(()) => allow(line, &mut record),
+            Kind::Request => match server_request(session, env) {
+                Ok(()) => allow(line, record),
                 Err(r) => {
                     let answer = r.to_response(env.id.as_ref(), &record.audit_id);
-                    deny(&mut record, &r);
+                    deny(record, &r);
                     Verdict::Answer(answer)
                 }
             },
-            Kind::Notification => allow(line, &mut record),
-        };
-        Outcome { verdict, record }
+            _ => allow(line, record),
+        }
     }
 
     /// The answer to the proxy's own listing (a call came before any listing): pinned and
@@ -195,6 +238,15 @@ impl Pipeline {
             }
         }
         self.observe_outcome(&p, env);
+        if env.kind == Kind::Response && contains(line, b"\"inputRequests\"") {
+            if let Some(r) =
+                server_requests::undeclared_input_request(s.client_caps.as_ref(), env.result)
+            {
+                let answer = r.to_response(Some(id), &record.audit_id);
+                deny(record, &r);
+                return Verdict::Rewrite(answer);
+            }
+        }
         if env.kind == Kind::Response {
             // Content checks cover what the model reads as data (results, resources, prompts).
             // Listings are the pins' job: their scanner holds a poisoned definition back on its
@@ -228,11 +280,16 @@ impl Pipeline {
 }
 
 /// Answers whose results are content for the model: checked for secrets and injection.
-fn carries_content(method: &str) -> bool {
+pub(super) fn carries_content(method: &str) -> bool {
     matches!(
         method,
         "tools/call" | "resources/read" | "prompts/get" | "completion/complete"
     )
+}
+
+/// Whether `needle` occurs in `hay` (a cheap pre-check before a parse).
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// A tool result with `isError: true` is a failed call even though it is not a JSON-RPC error.

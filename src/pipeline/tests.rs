@@ -33,6 +33,9 @@ fn answer_code(v: &Verdict) -> i64 {
 #[test]
 fn request_ids_are_tracked_in_both_directions() {
     let (p, _d) = pipeline();
+    // The client declares sampling, so the server may ask for it.
+    p.from_client(br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"sampling":{}},"clientInfo":{"name":"c","version":"1"}}}"#);
+    p.from_server(br#"{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-11-25","capabilities":{},"serverInfo":{"name":"s","version":"1"}}}"#);
     let call = br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"summarize","arguments":{}}}"#;
     assert_eq!(p.from_client(call).verdict, Verdict::Forward);
     // Reusing a pending id is refused; the first request is unaffected.
@@ -106,4 +109,97 @@ fn server_garbage_is_dropped_not_forwarded() {
     let out = p.from_server(b"Server listening on port 3000");
     assert_eq!(out.verdict, Verdict::Drop);
     assert_eq!(out.record.event, "upstream.non_jsonrpc_output");
+}
+
+#[test]
+fn server_requests_need_the_capability_the_client_declared() {
+    let (p, _d) = pipeline();
+    p.from_client(br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"elicitation":{}},"clientInfo":{"name":"c","version":"1"}}}"#);
+    let sampling = br#"{"jsonrpc":"2.0","id":5,"method":"sampling/createMessage","params":{"messages":[],"maxTokens":10}}"#;
+    let out = p.from_server(sampling);
+    assert_eq!(answer_code(&out.verdict), -32601);
+    assert_eq!(out.record.rule.as_deref(), Some("capability.undeclared"));
+    let roots = br#"{"jsonrpc":"2.0","id":6,"method":"roots/list"}"#;
+    assert_eq!(answer_code(&p.from_server(roots).verdict), -32601);
+    // Declared: a flat form passes; a nested schema is refused to the server.
+    let form = br#"{"jsonrpc":"2.0","id":7,"method":"elicitation/create","params":{"message":"Your name?","requestedSchema":{"type":"object","properties":{"name":{"type":"string"}}}}}"#;
+    assert_eq!(p.from_server(form).verdict, Verdict::Forward);
+    let nested = br#"{"jsonrpc":"2.0","id":8,"method":"elicitation/create","params":{"message":"Address?","requestedSchema":{"type":"object","properties":{"addr":{"type":"object","properties":{"street":{"type":"string"}}}}}}}"#;
+    assert_eq!(answer_code(&p.from_server(nested).verdict), -32602);
+    // A look-alike method from the server is refused too.
+    let odd = br#"{"jsonrpc":"2.0","id":9,"method":"Sampling/CreateMessage","params":{}}"#;
+    assert_eq!(answer_code(&p.from_server(odd).verdict), -32600);
+}
+
+#[test]
+fn an_oversized_answer_is_answered_to_its_request() {
+    let (p, _d) = pipeline();
+    p.from_client(br#"{"jsonrpc":"2.0","id":"big","method":"tools/list"}"#);
+    let out = p.oversize_answer(10_000_000, Some("\"big\""));
+    match &out.verdict {
+        Verdict::Rewrite(bytes) => {
+            let v: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+            assert_eq!(v["id"], "big");
+            assert_eq!(v["error"]["code"], -32603);
+            assert!(v["error"]["data"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("max_message_bytes"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // The id is free again; an unknown id is only dropped.
+    assert!(p.abandon_pending("gone").is_empty());
+    assert_eq!(p.oversize_answer(10, Some("7")).verdict, Verdict::Drop);
+}
+
+#[test]
+fn modern_input_requests_need_declared_capabilities_too() {
+    let (p, _d) = pipeline();
+    let call = |id: &str, caps: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":"{id}","method":"tools/call","params":{{"name":"book","arguments":{{}},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{caps}}}}}}}"#
+        )
+    };
+    let answer = |id: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":"{id}","result":{{"resultType":"input_required","requestState":"s","inputRequests":{{"where":{{"method":"roots/list"}}}}}}}}"#
+        )
+    };
+    p.from_client(call("a", r#"{"elicitation":{}}"#).as_bytes());
+    match p.from_server(answer("a").as_bytes()).verdict {
+        Verdict::Rewrite(bytes) => {
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(v["id"], "a");
+            assert_eq!(v["error"]["data"]["rule"], "capability.undeclared", "{v}");
+        }
+        other => panic!("{other:?}"),
+    }
+    p.from_client(call("b", r#"{"roots":{}}"#).as_bytes());
+    assert_eq!(
+        p.from_server(answer("b").as_bytes()).verdict,
+        Verdict::Forward
+    );
+}
+
+#[test]
+fn server_requests_are_rate_limited_per_server() {
+    let (p, _d) = pipeline();
+    p.from_client(br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"roots":{}},"clientInfo":{"name":"c","version":"1"}}}"#);
+    let limit = super::server_requests::SERVER_REQUESTS_PER_MINUTE;
+    for i in 0..limit {
+        let req = format!(r#"{{"jsonrpc":"2.0","id":{i},"method":"roots/list"}}"#);
+        assert_eq!(
+            p.from_server(req.as_bytes()).verdict,
+            Verdict::Forward,
+            "{i}"
+        );
+    }
+    let req = format!(r#"{{"jsonrpc":"2.0","id":{limit},"method":"roots/list"}}"#);
+    let out = p.from_server(req.as_bytes());
+    assert_eq!(answer_code(&out.verdict), -32016);
+    assert_eq!(out.record.rule.as_deref(), Some("server_requests.rate"));
+    // Pings are not limited.
+    let ping = br#"{"jsonrpc":"2.0","id":"p","method":"ping"}"#;
+    assert_eq!(p.from_server(ping).verdict, Verdict::Forward);
 }

@@ -295,6 +295,30 @@ impl PolicySet {
     }
 }
 
+impl PolicySet {
+    /// Every `path_under` root any tool rule of `server` has (`$SERVER_ARGS` substituted): the
+    /// places its files may be named, which `resources/read` of a `file:` URI is held to too.
+    /// `None` when no rule of the server names paths.
+    pub fn path_roots(&self, server: &ServerRef<'_>) -> Option<Vec<String>> {
+        let line = server.argv.join(" ");
+        let mut roots: Option<Vec<String>> = None;
+        for f in self.files.iter().filter(|f| applies(f, server.name, &line)) {
+            for r in &f.tool {
+                for (_, rule) in materialise_args(f, r, server.argv) {
+                    if let Some(p) = rule.path_under {
+                        roots.get_or_insert_with(Vec::new).extend(p);
+                    }
+                }
+            }
+        }
+        roots.map(|mut r| {
+            r.sort();
+            r.dedup();
+            r
+        })
+    }
+}
+
 fn applies(f: &PolicyFile, name: &str, command_line: &str) -> bool {
     f.server
         .matches

@@ -10,4 +10,5 @@
 
 pub mod child;
 pub mod http;
+pub mod line_heads;
 pub mod stdio;

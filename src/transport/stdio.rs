@@ -17,6 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::child;
+use super::line_heads::{Heads, LineHeads};
 use crate::audit::Direction;
 use crate::codec::frame::{is_blank, FrameReader, FrameRef};
 use crate::pipeline::{Outcome, Pipeline, Verdict};
@@ -349,6 +350,7 @@ pub fn run(
                 Direction::ClientToServer,
                 &p,
                 &s,
+                None,
             );
             let _ = tx.send(Event::ClientEof);
         }
@@ -357,11 +359,15 @@ pub fn run(
         spawn_named("server-reader", {
             let (p, s, tx) = (pipeline.clone(), sides.clone(), tx.clone());
             move || {
+                // Keeps the ends of over-long lines: an oversized answer must still be
+                // answered to the client request it was for.
+                let (stdout, heads) = LineHeads::new(stdout, max);
                 relay(
                     FrameReader::new(stdout, max),
                     Direction::ServerToClient,
                     &p,
                     &s,
+                    Some(heads),
                 );
                 let _ = tx.send(Event::ServerEof);
             }
@@ -468,8 +474,11 @@ fn relay<R: Read>(
     direction: Direction,
     pipeline: &Arc<Pipeline>,
     sides: &Arc<Sides>,
+    heads: Option<Heads>,
 ) {
     let mut queued: Queued = 0;
+    // Index of the next frame: one per `\n`, as `LineHeads` counts them.
+    let mut index: u64 = 0;
     loop {
         let next = reader.next_frame_ref(&mut || {
             if queued != 0 {
@@ -485,6 +494,7 @@ fn relay<R: Read>(
             }
         };
         let started = Instant::now();
+        index += 1;
         let (outcome, line): (Outcome, &[u8]) = match frame {
             FrameRef::Line(line) if is_blank(line) => continue,
             FrameRef::Line(line) => {
@@ -503,8 +513,20 @@ fn relay<R: Read>(
                 };
                 (outcome, line)
             }
-            FrameRef::Oversize { seen } => (pipeline.oversize(direction, seen), &[]),
+            FrameRef::Oversize { seen } => match &heads {
+                Some(h) => (
+                    pipeline.oversize_answer(seen, h.id_of(index - 1).as_deref()),
+                    &[],
+                ),
+                None => (pipeline.oversize(direction, seen), &[]),
+            },
         };
+        if direction == Direction::ServerToClient {
+            // Notifications the flood bound held back leave before this message.
+            for held in pipeline.take_released() {
+                queued |= sides.send(Side::Client, &held, !more);
+            }
+        }
         queued |= deliver(outcome, line, direction, pipeline, sides, started, !more);
     }
     if queued != 0 {

@@ -86,7 +86,13 @@ impl Wrapped {
 
     /// Do the legacy handshake.
     pub fn initialize(&mut self) {
-        self.send(&serde_json::json!({"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}));
+        self.initialize_with(serde_json::json!({}));
+    }
+
+    /// The legacy handshake, declaring client `capabilities` (server requests for anything
+    /// undeclared never reach the client).
+    pub fn initialize_with(&mut self, capabilities: Value) {
+        self.send(&serde_json::json!({"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":capabilities,"clientInfo":{"name":"t","version":"1"}}}));
         let r = self.recv();
         assert_eq!(r["id"], "init");
         self.send(&serde_json::json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
