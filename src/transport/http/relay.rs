@@ -22,6 +22,9 @@ use super::status::{self, EVENT_STREAM, SESSION_HEADER};
 use crate::audit::{Direction, Record};
 use crate::pipeline::{Outcome, Pipeline, Verdict};
 
+/// An upstream's whole (non-stream) answer body must arrive within this.
+const UPSTREAM_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What a relay needs besides the response itself.
 #[derive(Clone)]
 pub struct Relay {
@@ -64,7 +67,8 @@ impl Relay {
                 .insert(CONTENT_TYPE, HeaderValue::from_static(EVENT_STREAM));
             return r;
         }
-        let body = match body::read_capped(resp.into_body(), self.max).await {
+        let body = match body::read_capped(resp.into_body(), self.max, UPSTREAM_BODY_TIMEOUT).await
+        {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!("upstream body: {e:?}");

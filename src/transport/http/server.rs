@@ -2,22 +2,27 @@
 //! (slow-header clients are cut off), a cap on connections per client address, a reaper for
 //! abandoned sessions, and an orderly stop on SIGINT / SIGTERM.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::StatusCode;
+use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
+use super::slots::Counter;
 use super::status::EdgeRefusal;
-use super::{handler, ServeOptions, Shared, Upstream};
+use super::{handler, Peer, ServeOptions, Shared, Upstream};
+
+/// A client at its connection cap is told to come back after this: by then a slow body has
+/// been cut off (or the client's other requests finished).
+const CONNECTION_RETRY_MS: u64 = 1000;
 
 /// Run `serve` until a signal. Returns the exit code.
 pub fn run(opts: ServeOptions) -> io::Result<i32> {
@@ -36,7 +41,7 @@ async fn serve(opts: ServeOptions) -> io::Result<i32> {
     // Tests and operators read the real address here (the port may have been 0).
     eprintln!("mcp-warden: listening on http://{bound}");
     let shared = Arc::new(Shared::new(&opts, bound));
-    let per_client: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    let per_client: Counter<IpAddr> = Counter::default();
     spawn_reaper(&shared, opts.session_idle);
     opts.health.spawn_probes();
     let mut term = signal(SignalKind::terminate())?;
@@ -56,20 +61,21 @@ async fn serve(opts: ServeOptions) -> io::Result<i32> {
             _ = int.recv() => break,
         };
         let _ = stream.set_nodelay(true);
-        let slot = ClientSlot::take(&per_client, peer.ip(), opts.max_connections_per_client);
+        let slot = per_client.take(peer.ip(), opts.max_connections_per_client);
         let shared = shared.clone();
         let timeout = opts.header_read_timeout;
         tokio::spawn(async move {
             let over_cap = slot.is_none();
-            let svc = service_fn(move |req| {
+            let svc = service_fn(move |mut req: Request<Incoming>| {
                 let shared = shared.clone();
+                req.extensions_mut().insert(Peer(peer.ip()));
                 async move {
                     if over_cap {
-                        let refusal = EdgeRefusal::new(
-                            StatusCode::TOO_MANY_REQUESTS,
+                        let refusal = EdgeRefusal::too_many(
                             "http.connection_limit",
                             "serve.max_connections_per_client",
                             format!("too many connections from {}; reuse connections or raise [serve] max_connections_per_client", peer.ip()),
+                            CONNECTION_RETRY_MS,
                         );
                         let name = shared
                             .routes
@@ -119,41 +125,4 @@ fn spawn_reaper(shared: &Arc<Shared>, idle: Duration) {
             }
         }
     });
-}
-
-/// One connection counted against its client address; released on drop.
-struct ClientSlot {
-    map: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    ip: IpAddr,
-}
-
-impl ClientSlot {
-    fn take(
-        map: &Arc<Mutex<HashMap<IpAddr, usize>>>,
-        ip: IpAddr,
-        max: usize,
-    ) -> Option<ClientSlot> {
-        let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
-        let n = m.entry(ip).or_insert(0);
-        if *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(ClientSlot {
-            map: map.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for ClientSlot {
-    fn drop(&mut self) {
-        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = m.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                m.remove(&self.ip);
-            }
-        }
-    }
 }

@@ -1,17 +1,18 @@
 //! The sessions `serve` hands out. The id a client sees is ours — 128 random bits — and maps to
 //! the session's pipeline and upstream: a stdio process of its own, or an HTTP upstream session
 //! whose own id the client never learns. A session is bound to the route it was opened on and
-//! to the key that signed its `initialize`, if one did.
+//! to the key that proved its `initialize`, if one did (`admission.rs` holds the rule), and
+//! holds its opener's slot of the per-client cap while it lives.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::http_upstream::HttpSession;
+use super::slots::Slot;
 use super::stdio_upstream::StdioSession;
 use super::Route;
 use crate::pipeline::Pipeline;
-use crate::sig::outcome::Outcome as SigOutcome;
 
 pub enum SessionUpstream {
     Stdio(Arc<StdioSession>),
@@ -23,9 +24,11 @@ pub struct Session {
     pub route: Arc<Route>,
     pub pipeline: Arc<Pipeline>,
     pub upstream: SessionUpstream,
-    /// The key whose signature opened the session.
+    /// The key whose signature opened the session (either scheme).
     pub kid: Option<String>,
     last_used: Mutex<Instant>,
+    /// Counted against the opener's cap until the session is dropped.
+    _slot: Slot<String>,
 }
 
 impl Session {
@@ -37,6 +40,7 @@ impl Session {
         pipeline: Arc<Pipeline>,
         upstream: SessionUpstream,
         kid: Option<String>,
+        slot: Slot<String>,
     ) -> Session {
         Session {
             id,
@@ -45,15 +49,7 @@ impl Session {
             upstream,
             kid,
             last_used: Mutex::new(Instant::now()),
-        }
-    }
-
-    /// Whether a request with this signature outcome may use the session: one signed by another
-    /// key may not (a stolen session id is not a credential).
-    pub fn admits(&self, sig: Option<&SigOutcome>) -> bool {
-        match (&self.kid, sig) {
-            (Some(bound), Some(SigOutcome::Valid { kid })) => bound == kid,
-            _ => true,
+            _slot: slot,
         }
     }
 

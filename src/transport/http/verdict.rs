@@ -15,6 +15,32 @@ use super::status::{self, EVENT_STREAM};
 use crate::codec::Kind;
 use crate::pipeline::{Outcome, Pipeline, Verdict};
 
+/// Bodies above this are parsed and judged on a blocking thread: the async workers that accept
+/// connections must never sit in a long parse, or one large hostile body stalls everyone.
+pub const OFFLOAD_BYTES: usize = 64 * 1024;
+
+/// Run CPU work over a body of `len` bytes: inline when small, on the blocking pool when large.
+pub async fn cpu<T: Send + 'static>(len: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
+    if len <= OFFLOAD_BYTES {
+        return f();
+    }
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        // The work panicked: the same as if it had panicked here.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// The pipeline's verdict on a client message (its signature already checked: `checked`).
+pub async fn judge(
+    p: &Arc<Pipeline>,
+    body: &Bytes,
+    checked: Option<crate::sig::outcome::Outcome>,
+) -> Outcome {
+    let (p, b) = (p.clone(), body.clone());
+    cpu(body.len(), move || p.from_client_with(&b, checked.as_ref())).await
+}
+
 pub fn accepts_sse(headers: &HeaderMap) -> bool {
     headers
         .get_all(ACCEPT)
