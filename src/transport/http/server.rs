@@ -1,19 +1,22 @@
 //! The accept loop: one hyper HTTP/1.1 connection task per client, with a header read timeout
-//! (slow-header clients are cut off), a cap on connections per client address, a reaper for
-//! abandoned sessions, and an orderly stop on SIGINT / SIGTERM.
+//! (slow-header clients are answered 408 and cut off), a cap on connections per client
+//! address (429, -32016), a reaper for abandoned sessions, and an orderly stop on SIGINT /
+//! SIGTERM. Each request carries its client's address (`Peer`) for the per-client caps.
 
 use std::convert::Infallible;
 use std::io;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::Request;
+use hyper::{Request, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::slots::Counter;
@@ -23,6 +26,8 @@ use super::{handler, Peer, ServeOptions, Shared, Upstream};
 /// A client at its connection cap is told to come back after this: by then a slow body has
 /// been cut off (or the client's other requests finished).
 const CONNECTION_RETRY_MS: u64 = 1000;
+/// hyper's header timer runs this much after ours, which answers the first request's 408.
+const HYPER_TIMER_LAG: Duration = Duration::from_secs(1);
 
 /// Run `serve` until a signal. Returns the exit code.
 pub fn run(opts: ServeOptions) -> io::Result<i32> {
@@ -66,8 +71,11 @@ async fn serve(opts: ServeOptions) -> io::Result<i32> {
         let timeout = opts.header_read_timeout;
         tokio::spawn(async move {
             let over_cap = slot.is_none();
+            let started = Arc::new(AtomicBool::new(false));
+            let (svc_shared, svc_started) = (shared.clone(), started.clone());
             let svc = service_fn(move |mut req: Request<Incoming>| {
-                let shared = shared.clone();
+                svc_started.store(true, Ordering::Release);
+                let shared = svc_shared.clone();
                 req.extensions_mut().insert(Peer(peer.ip()));
                 async move {
                     if over_cap {
@@ -87,11 +95,29 @@ async fn serve(opts: ServeOptions) -> io::Result<i32> {
                 }
             });
             let mut builder = http1::Builder::new();
+            // The first request's headers are timed here (so a slow client can still be told
+            // 408); hyper's own timer, a little later, covers the requests after it.
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(timeout)
+                .header_read_timeout(timeout + HYPER_TIMER_LAG)
                 .keep_alive(!over_cap);
-            if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
+            let mut conn = builder.serve_connection(TokioIo::new(stream), svc);
+            let first = tokio::time::sleep(timeout);
+            tokio::pin!(first);
+            let ended = tokio::select! {
+                r = &mut conn => Some(r),
+                _ = &mut first => None,
+            };
+            let ended = match ended {
+                Some(r) => r,
+                None if !started.load(Ordering::Acquire) => {
+                    let io = conn.into_parts().io.into_inner();
+                    header_timeout(&shared, io, timeout).await;
+                    return;
+                }
+                None => conn.await,
+            };
+            if let Err(e) = ended {
                 tracing::debug!("connection from {peer}: {e}");
             }
             drop(slot);
@@ -110,6 +136,31 @@ async fn serve(opts: ServeOptions) -> io::Result<i32> {
     tokio::time::sleep(Duration::from_millis(200)).await;
     shared.audit.flush()?;
     Ok(0)
+}
+
+/// A client that has not sent its first request's headers in time: 408, audited, closed.
+async fn header_timeout(shared: &Shared, mut io: TcpStream, timeout: Duration) {
+    let body = EdgeRefusal::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "http.timeout",
+        "serve.header_read_timeout_ms",
+        format!(
+            "the request headers did not arrive within {timeout:?} (serve.header_read_timeout_ms)"
+        ),
+    )
+    .audit(shared, "-", "", 0);
+    let mut out = format!(
+        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend(body);
+    // A client that does not read its answer either is not waited for.
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        io.write_all(&out).await?;
+        io.shutdown().await
+    })
+    .await;
 }
 
 /// Ends sessions nobody used for `idle` (clients that vanished without DELETE).
