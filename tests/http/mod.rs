@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::support;
 
+mod attacks;
 mod modern_era;
 pub mod peers;
 mod signing;
