@@ -8,7 +8,7 @@
 //! - The edge: Origin and Host (DNS rebinding) → 403, unknown session → 404, a declared or a
 //!   chunked body over the cap → 413, slow headers → 408 and closed, credentials and the
 //!   upstream's session id never cross.
-//! - Under attack (`http/attacks.rs`): sessions owned by the key of either signature scheme,
+//! - Under attack (`http/attacks.rs`, in this binary only): sessions owned by the key of either signature scheme,
 //!   legacy SSE admitted like `initialize`, per-client session and connection caps (429,
 //!   -32016), upstream error bodies inspected or replaced, slow bodies 408, large hostile
 //!   bodies off the async workers.
@@ -19,6 +19,9 @@
 
 mod http;
 mod support;
+
+#[path = "http/attacks.rs"]
+mod attacks;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

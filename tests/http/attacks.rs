@@ -1,4 +1,4 @@
-//! `serve` under attack (issue 9): sessions belong to the key that opened them, whichever
+//! `serve` under attack (issue 9), a module of `http_serve.rs` only: sessions belong to the key that opened them, whichever
 //! signature scheme proved it; every way of opening a session is admitted like `initialize`
 //! and capped per client; upstream error bodies never pass uninspected; slow bodies and slow
 //! headers get 408 and a record; the connection cap counts per client; large hostile bodies do
@@ -12,8 +12,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
 
-use super::signing::vector_key;
-use super::{audit_events, echo_config, echo_http, request, Resp, Serve, INIT, JSON_ONLY};
+use crate::http::signing::vector_key;
+use crate::http::{
+    audit_events, echo_config, echo_http, initialize, read_response, request, Resp, Serve, INIT,
+    JSON_ONLY,
+};
 use mcp_warden::sig::{http_scheme, keys, message_scheme, new_nonce};
 
 const SECRET: &str = "AKIAIOSFODNN7EXAMPLE";
@@ -276,7 +279,7 @@ fn upstream_error_bodies_are_inspected_or_replaced() {
         &format!("[[servers]]\nname = \"echo\"\nurl = {url:?}\n"),
         &[],
     );
-    let sid = super::initialize(&serve, "/mcp", &[]);
+    let sid = initialize(&serve, "/mcp", &[]);
     assert_eq!(
         post(&serve, Some(&sid), LIST.as_bytes(), &[], &[]).status,
         200
@@ -353,7 +356,7 @@ fn exchange(mut s: TcpStream, addr: SocketAddr, body: &[u8]) -> Resp {
     );
     s.write_all(head.as_bytes()).unwrap();
     s.write_all(body).unwrap();
-    super::read_response(&mut s)
+    read_response(&mut s)
 }
 
 /// Issue 9 item 7: slow bodies are cut off with 408 and a record; while they hold a client's
@@ -400,7 +403,7 @@ fn slow_bodies_get_408_and_the_connection_cap_counts_per_client() {
     );
     for mut s in slow {
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let r = super::read_response(&mut s);
+        let r = read_response(&mut s);
         assert_eq!(r.status, 408, "{}", text(&r));
         assert_eq!(r.json()["error"]["data"]["rule"], "serve.body_timeout_secs");
     }
@@ -456,7 +459,7 @@ fn a_signed_initialize_is_not_stalled_behind_large_hostile_bodies() {
                 s.write_all(head.as_bytes()).unwrap();
                 s.write_all(body.as_bytes()).unwrap();
                 tx.send(()).unwrap();
-                super::read_response(&mut s).status
+                read_response(&mut s).status
             })
         })
         .collect();

@@ -14,10 +14,9 @@ use serde_json::Value;
 
 use crate::support;
 
-mod attacks;
 mod modern_era;
 pub mod peers;
-mod signing;
+pub mod signing;
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
