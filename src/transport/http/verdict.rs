@@ -160,3 +160,19 @@ pub async fn collect_json(mut rx: tokio::sync::mpsc::Receiver<Bytes>) -> Respons
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A large body's parse runs on the blocking pool, not on the worker that accepts
+    /// connections; a small one stays inline (a thread hop would cost more than the parse).
+    #[tokio::test(flavor = "current_thread")]
+    async fn large_bodies_are_judged_off_the_async_worker() {
+        let worker = std::thread::current().id();
+        let small = cpu(OFFLOAD_BYTES, || std::thread::current().id()).await;
+        let large = cpu(OFFLOAD_BYTES + 1, || std::thread::current().id()).await;
+        assert_eq!(small, worker);
+        assert_ne!(large, worker);
+    }
+}
