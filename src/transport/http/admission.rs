@@ -223,3 +223,52 @@ pub async fn prove(
     let (route, headers, body) = (route.clone(), headers.clone(), body.clone());
     cpu(body.len(), move || proof(&route, &headers, &body)).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sig::clock::ManualClock;
+    use crate::sig::keys::{generate_signing_key, TrustedKeys};
+    use crate::sig::verifier::VerifierConfig;
+    use crate::sig::{message_scheme, new_nonce};
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn signed(key: &ed25519_dalek::SigningKey, id: u32) -> Value {
+        let msg = serde_json::json!({"jsonrpc":"2.0","id":id,"method":"ping","params":{}});
+        message_scheme::sign_value(&msg, key, "echo", NOW, &new_nonce()).unwrap()
+    }
+
+    /// A batch is proved only when every element is, by one key: mixing identities in one
+    /// body must not let the first element's key vouch for the others.
+    #[test]
+    fn a_batch_is_proved_by_one_key_or_not_at_all() {
+        let (a, b) = (generate_signing_key(), generate_signing_key());
+        let mut keys = TrustedKeys::new();
+        let kid_a = keys
+            .insert("a", KeyRole::Client, a.verifying_key())
+            .unwrap();
+        keys.insert("b", KeyRole::Client, b.verifying_key())
+            .unwrap();
+        let config = VerifierConfig {
+            mode: Mode::Enforce,
+            ..VerifierConfig::default()
+        };
+        let v = Verifier::new(config, Arc::new(keys), Arc::new(ManualClock::new(NOW)));
+        let check = |msgs: Vec<Value>| {
+            let body = serde_json::to_vec(&Value::Array(msgs)).unwrap();
+            message_scheme(&v, "echo", &body)
+        };
+        let valid_a = SigOutcome::Valid { kid: kid_a.clone() };
+        assert_eq!(check(vec![signed(&a, 1), signed(&a, 2)]), valid_a);
+        assert!(matches!(
+            check(vec![signed(&a, 3), signed(&b, 4)]),
+            SigOutcome::Invalid(_)
+        ));
+        let unsigned = serde_json::json!({"jsonrpc":"2.0","id":5,"method":"ping"});
+        assert_eq!(check(vec![signed(&a, 6), unsigned]), SigOutcome::Missing);
+        let one = serde_json::to_vec(&signed(&a, 7)).unwrap();
+        assert_eq!(message_scheme(&v, "echo", &one), valid_a);
+        assert_eq!(message_scheme(&v, "echo", b"{}"), SigOutcome::Missing);
+    }
+}
