@@ -165,6 +165,11 @@ fn a_session_belongs_to_the_key_that_opened_it_by_either_scheme() {
             .collect();
         assert_eq!(mismatches.len(), 3, "{mode}: {records:?}");
         assert!(mismatches.iter().all(|r| r["alert"] == true), "{mode}");
+        let kid_b = keys::kid_of(&b.verifying_key());
+        assert!(
+            mismatches.iter().all(|r| r["kid"] == kid_b.as_str()),
+            "{mode}: who tried is recorded"
+        );
     }
 }
 

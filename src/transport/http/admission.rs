@@ -182,6 +182,7 @@ pub fn admit_new(
             RETRY_MS,
         )
         .alert()
+        .kid(proof.kid())
     })
 }
 
@@ -199,7 +200,8 @@ pub fn admit(session: &Session, proof: &Proof) -> Result<(), EdgeRefusal> {
             format!("unknown or ended session for key {kid}: start a new one with initialize"),
         )
         .code(-32001)
-        .alert()),
+        .alert()
+        .kid(Some(kid))),
         _ => Ok(()),
     }
 }

@@ -92,6 +92,8 @@ pub struct EdgeRefusal {
     pub code: i64,
     /// When to come back (429): `data.retry_after_ms` and `Retry-After`.
     pub retry_after_ms: Option<u64>,
+    /// The key the request was proved by, for the record (who tried).
+    pub kid: Option<String>,
 }
 
 impl EdgeRefusal {
@@ -109,7 +111,13 @@ impl EdgeRefusal {
             alert: false,
             code: crate::errors::INVALID_REQUEST,
             retry_after_ms: None,
+            kid: None,
         }
+    }
+
+    pub fn kid(mut self, kid: Option<&str>) -> Self {
+        self.kid = kid.map(str::to_owned);
+        self
     }
 
     /// A client over one of its caps: 429 with -32016 and when to retry (SPEC §3).
@@ -170,6 +178,7 @@ impl EdgeRefusal {
         record.reason = Some(self.reason);
         record.code = Some(i64::from(self.status.as_u16()));
         record.alert = self.alert;
+        record.kid = self.kid;
         let body = rejection.to_response(None, &record.audit_id);
         if let Some(m) = &shared.metrics {
             m.record(&record);
