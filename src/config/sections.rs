@@ -203,7 +203,8 @@ pub struct ServeSection {
     /// Open sessions over all clients.
     pub max_sessions: usize,
     /// Sessions and stdio processes one client identity (its key, or its address when
-    /// unsigned) may hold at once; past it: 429.
+    /// unsigned) may hold at once; at the cap its least recently used idle session is ended to
+    /// make room, and when all are busy: 429.
     pub max_sessions_per_client: usize,
     /// A request body not complete within this time is answered 408 (slow-body clients).
     pub body_timeout_secs: u64,

@@ -211,7 +211,9 @@ fn assert_429(r: &Resp, what: &str) {
 
 /// Issue 9 item 4 / issue 18 item 4: the legacy SSE endpoint opens a session only for a
 /// client that could have sent `initialize`, and sessions (with their processes) are capped
-/// per client identity — its key, or its address when unsigned.
+/// per client identity — its key, or its address when unsigned. At the cap the client's least
+/// recently used idle session makes room (clients that never DELETE are not locked out); when
+/// every one is busy, 429 with -32016.
 #[test]
 fn every_session_opening_is_admitted_like_initialize_and_capped_per_client() {
     let (a, a_pub) = vector_key();
@@ -220,43 +222,61 @@ fn every_session_opening_is_admitted_like_initialize_and_capped_per_client() {
         trusting("enforce", &[&a_pub])
     );
     let serve = Serve::start(&echo_config(&cfg), &[]);
+    let ping = |sid: &str| {
+        let body = br#"{"jsonrpc":"2.0","id":"p","method":"ping"}"#;
+        post(&serve, Some(sid), body, &header_sig(&a, body), &[])
+    };
+    let init = || {
+        post(
+            &serve,
+            None,
+            INIT.as_bytes(),
+            &header_sig(&a, INIT.as_bytes()),
+            &[],
+        )
+    };
     // Unsigned: no session, no process.
     let (status, _s) = open_sse(serve.addr, &[]);
     assert_eq!(status, 401, "an unsigned legacy SSE stream was opened");
     let (status, _stream) = open_sse(serve.addr, &header_sig(&a, b""));
     assert_eq!(status, 200);
-    let init = post(
-        &serve,
-        None,
-        INIT.as_bytes(),
-        &header_sig(&a, INIT.as_bytes()),
-        &[],
+    let first = init();
+    assert_eq!(first.status, 200, "{}", text(&first));
+    let sid1 = first.header("mcp-session-id").unwrap().to_owned();
+    // At the cap: the idle session makes room (the SSE one is busy: its stream is open).
+    let second = init();
+    assert_eq!(second.status, 200, "{}", text(&second));
+    let sid2 = second.header("mcp-session-id").unwrap().to_owned();
+    assert_eq!(
+        ping(&sid1).status,
+        404,
+        "the idle session was not the one ended"
     );
-    assert_eq!(init.status, 200, "{}", text(&init));
-    let sid = init.header("mcp-session-id").unwrap().to_owned();
-    // The key holds two sessions: a third, by either path, is 429 with -32016.
-    let third = post(
-        &serve,
-        None,
-        INIT.as_bytes(),
-        &header_sig(&a, INIT.as_bytes()),
-        &[],
+    assert_eq!(ping(&sid2).status, 200);
+    // Both busy (sid2's GET stream open): a third, by either path, is 429 with -32016.
+    let mut get = header_sig(&a, b"");
+    get.push(("Mcp-Session-Id".into(), sid2.clone()));
+    let mut s = TcpStream::connect(serve.addr).unwrap();
+    let mut head = format!(
+        "GET /mcp HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n",
+        serve.addr
     );
-    assert_429(&third, "third initialize");
+    for (k, v) in &get {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    s.write_all(format!("{head}\r\n").as_bytes()).unwrap();
+    let mut b = [0u8; 12];
+    s.read_exact(&mut b).unwrap();
+    assert_eq!(&b[9..12], b"200", "GET stream on sid2");
+    assert_429(&init(), "third initialize");
     let (status, _s) = open_sse(serve.addr, &header_sig(&a, b""));
     assert_eq!(status, 429, "third session by legacy SSE");
     // Ending one frees its slot.
     let sig = header_sig(&a, b"");
-    let mut h: Vec<(&str, &str)> = vec![("Mcp-Session-Id", &sid)];
+    let mut h: Vec<(&str, &str)> = vec![("Mcp-Session-Id", &sid2)];
     h.extend(sig.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     assert_eq!(request(serve.addr, "DELETE", "/mcp", &h, b"").status, 200);
-    let again = post(
-        &serve,
-        None,
-        INIT.as_bytes(),
-        &header_sig(&a, INIT.as_bytes()),
-        &[],
-    );
+    let again = init();
     assert_eq!(again.status, 200, "{}", text(&again));
     let events = audit_events(&serve);
     assert!(

@@ -174,7 +174,24 @@ pub fn admit_new(
         None => format!("address {client}"),
     };
     let max = shared.max_sessions_per_client;
-    shared.clients.take(who.clone(), max).ok_or_else(|| {
+    if let Some(slot) = shared.clients.take(who.clone(), max) {
+        return Ok(slot);
+    }
+    if opening == Opening::Session {
+        if let Some(old) = shared.sessions.evict_idle(&who) {
+            tracing::info!(
+                "{who} at its cap of {max} sessions: idle session {} ended",
+                old.id
+            );
+            old.close();
+            // Its slot comes back when the last holder lets go (now, unless a request raced).
+            drop(old);
+            if let Some(slot) = shared.clients.take(who.clone(), max) {
+                return Ok(slot);
+            }
+        }
+    }
+    Err({
         EdgeRefusal::too_many(
             "http.session_limit",
             "serve.max_sessions_per_client",

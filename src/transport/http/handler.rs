@@ -137,7 +137,10 @@ async fn get(shared: &Shared, route: &Route, headers: &HeaderMap) -> Response<Ou
             "GET opens an event stream: accept text/event-stream",
         );
     }
-    open_stream(shared, route, &session, headers).await
+    let busy = session.busy();
+    open_stream(shared, route, &session, headers)
+        .await
+        .map(|b| b.on_drop(move || drop(busy)))
 }
 
 /// The session's stream of server messages not tied to a request (GET, or a legacy SSE stream).

@@ -120,6 +120,8 @@ async fn open(
         Ok(s) => s,
         Err(r) => return r,
     };
+    // Busy while its stream is open (the stream is the session): never evicted.
+    let busy = session.busy();
     shared.sessions.insert(session.clone());
     let (out, out_rx) = mpsc::channel::<Bytes>(STREAM_BUFFER);
     let endpoint = format!("{prefix}/messages?sessionId={}", session.id);
@@ -148,7 +150,10 @@ async fn open(
     }
     tokio::spawn(worker(shared.clone(), session.clone(), jobs_rx, out));
     let id = session.id.clone();
-    sse_response(OutBody::channel(out_rx, true).on_drop(move || end_session(&shared, &id)))
+    sse_response(OutBody::channel(out_rx, true).on_drop(move || {
+        drop(busy);
+        end_session(&shared, &id)
+    }))
 }
 
 /// `POST ROUTE/messages?sessionId=ID`: checked at the edge, queued, 202.

@@ -129,9 +129,10 @@ pub async fn handle(
     if let Err(r) = admission::admit(&s, &proof) {
         return r.answer(&shared, &route.name, &s.id, body.len() as u64);
     }
-    client_message(&shared, &s, &headers, body, proof.outcome)
-        .await
-        .0
+    let busy = s.busy();
+    let (resp, _) = client_message(&shared, &s, &headers, body, proof.outcome).await;
+    // In use until the answer (perhaps a stream) is complete.
+    resp.map(|b| b.on_drop(move || drop(busy)))
 }
 
 pub fn malformed_session(shared: &Shared, route: &Route, bytes: usize) -> Response<OutBody> {
@@ -194,9 +195,10 @@ async fn initialize(
         Ok(s) => s,
         Err(r) => return r,
     };
+    let busy = session.busy();
     shared.sessions.insert(session.clone());
-    let (mut resp, forwarded) =
-        client_message(shared, &session, headers, body, proof.outcome).await;
+    let (resp, forwarded) = client_message(shared, &session, headers, body, proof.outcome).await;
+    let mut resp = resp.map(|b| b.on_drop(move || drop(busy)));
     if !forwarded || !resp.status().is_success() {
         shared.sessions.remove(&session.id);
         session.close();

@@ -5,6 +5,7 @@
 //! holds its opener's slot of the per-client cap while it lives.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -27,8 +28,19 @@ pub struct Session {
     /// The key whose signature opened the session (either scheme).
     pub kid: Option<String>,
     last_used: Mutex<Instant>,
+    /// Requests in flight and streams open: a busy session is never evicted.
+    busy: Arc<AtomicUsize>,
     /// Counted against the opener's cap until the session is dropped.
-    _slot: Slot<String>,
+    slot: Slot<String>,
+}
+
+/// One use of a session (a request until its answer is complete, an open stream).
+pub struct Busy(Arc<AtomicUsize>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Session {
@@ -49,8 +61,20 @@ impl Session {
             upstream,
             kid,
             last_used: Mutex::new(Instant::now()),
-            _slot: slot,
+            busy: Arc::default(),
+            slot,
         }
+    }
+
+    /// Mark the session in use until the guard is dropped.
+    pub fn busy(&self) -> Busy {
+        self.busy.fetch_add(1, Ordering::AcqRel);
+        Busy(self.busy.clone())
+    }
+
+    /// Whose cap the session counts against (a key, or an address).
+    fn client(&self) -> &str {
+        self.slot.key()
     }
 
     pub fn touch(&self) {
@@ -101,6 +125,20 @@ impl SessionTable {
 
     pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
         self.lock().remove(id)
+    }
+
+    /// A client at its cap opens a new session by giving up its least recently used one that
+    /// is idle (nothing in flight, no stream open): clients that never DELETE are not locked
+    /// out, and the cap on processes holds. Returns the session, removed; the caller ends it.
+    pub fn evict_idle(&self, client: &str) -> Option<Arc<Session>> {
+        let mut map = self.lock();
+        let oldest = map
+            .values()
+            .filter(|s| s.client() == client && s.busy.load(Ordering::Acquire) == 0)
+            .max_by_key(|s| s.idle_for())?
+            .id
+            .clone();
+        map.remove(&oldest)
     }
 
     /// Sessions unused for longer than `max` are ended (clients that vanished without DELETE).

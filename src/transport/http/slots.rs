@@ -50,6 +50,12 @@ pub struct Slot<K: Hash + Eq + Clone> {
     key: K,
 }
 
+impl<K: Hash + Eq + Clone> Slot<K> {
+    pub fn key(&self) -> &K {
+        &self.key
+    }
+}
+
 impl<K: Hash + Eq + Clone> Drop for Slot<K> {
     fn drop(&mut self) {
         let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
