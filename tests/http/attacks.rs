@@ -501,6 +501,10 @@ fn a_signed_initialize_is_not_stalled_behind_large_hostile_bodies() {
         &[],
     );
     let took = started.elapsed();
+    eprintln!(
+        "signed initialize behind {workers} hostile bodies of {} bytes: {took:?}",
+        hostile.len()
+    );
     assert_eq!(init.status, 200, "{}", text(&init));
     assert!(
         took < Duration::from_secs(2),
