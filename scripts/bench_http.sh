@@ -10,7 +10,8 @@
 # serve runs with the allow-all policy (fixtures/policies/allow-all), a fresh temporary
 # MCP_WARDEN_STATE, and otherwise the default configuration: signatures in audit mode, pins,
 # trust and the audit trail (fsync "batch") all active. The [serve] caps (connections per
-# client, streams, sessions) are raised through the environment for the 1,000 streams.
+# client, streams, sessions, sessions per client) are raised through the environment for the
+# 1,000 streams.
 #
 # It builds in release mode first. A cold release build takes ~10 minutes on a 2-core machine,
 # which is why this is a script and not a test. Timings depend on the machine and its load: the

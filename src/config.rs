@@ -203,6 +203,11 @@ impl Config {
             ),
             ("serve.max_streams", sv.max_streams as u64),
             ("serve.max_sessions", sv.max_sessions as u64),
+            (
+                "serve.max_sessions_per_client",
+                sv.max_sessions_per_client as u64,
+            ),
+            ("serve.body_timeout_secs", sv.body_timeout_secs),
             ("serve.session_idle_secs", sv.session_idle_secs),
         ] {
             if v == 0 {

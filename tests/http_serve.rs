@@ -6,8 +6,12 @@
 //!   resources, prompts, sampling, elicitation and roots over SSE), with the one documented
 //!   difference of `peers_e2e.rs` (a never-listed tool is answered by the proxy).
 //! - The edge: Origin and Host (DNS rebinding) → 403, unknown session → 404, a declared or a
-//!   chunked body over the cap → 413, slow headers → connection closed, credentials and the
+//!   chunked body over the cap → 413, slow headers → 408 and closed, credentials and the
 //!   upstream's session id never cross.
+//! - Under attack (`http/attacks.rs`, in this binary only): sessions owned by the key of either signature scheme,
+//!   legacy SSE admitted like `initialize`, per-client session and connection caps (429,
+//!   -32016), upstream error bodies inspected or replaced, slow bodies 408, large hostile
+//!   bodies off the async workers.
 //! - Modern era (`http/modern_era.rs`): header / body mismatch → 400 -32020; a client that
 //!   disconnects cancels its request in the stdio server.
 //! - Signatures with the HTTP header scheme in enforce mode (`http/signing.rs`): valid,
@@ -15,6 +19,9 @@
 
 mod http;
 mod support;
+
+#[path = "http/attacks.rs"]
+mod attacks;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -201,7 +208,7 @@ fn bodies_over_the_cap_are_413() {
 }
 
 #[test]
-fn slow_headers_are_cut_off() {
+fn slow_headers_get_408_and_a_record() {
     let serve = Serve::start(&echo_config("[serve]\nheader_read_timeout_ms = 500\n"), &[]);
     let mut s = TcpStream::connect(serve.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -209,13 +216,20 @@ fn slow_headers_are_cut_off() {
         .unwrap();
     let started = Instant::now();
     let mut rest = Vec::new();
-    let _ = s.read_to_end(&mut rest); // EOF (or reset) when the server gives up
+    let _ = s.read_to_end(&mut rest); // the 408, then EOF when the server gives up
     let waited = started.elapsed();
     assert!(
         waited >= Duration::from_millis(400),
         "closed too early: {waited:?}"
     );
     assert!(waited < Duration::from_secs(5), "not cut off: {waited:?}");
+    let r = http::parse_response(&rest);
+    assert_eq!(r.status, 408, "{}", String::from_utf8_lossy(&rest));
+    assert_eq!(
+        r.json()["error"]["data"]["rule"],
+        "serve.header_read_timeout_ms"
+    );
+    assert!(audit_events(&serve).contains(&"http.timeout".into()));
 }
 
 #[test]

@@ -185,6 +185,8 @@ fn start_serve(opts: &Opts, config: &Path, state: &Path) -> Res<Server> {
         .env("MCP_WARDEN_SERVE_MAX_CONNECTIONS_PER_CLIENT", &cap)
         .env("MCP_WARDEN_SERVE_MAX_STREAMS", &cap)
         .env("MCP_WARDEN_SERVE_MAX_SESSIONS", &cap)
+        // All of the benchmark's sessions are one client's (loopback, unsigned), all busy.
+        .env("MCP_WARDEN_SERVE_MAX_SESSIONS_PER_CLIENT", &cap)
         // The admin port runs, as by default, but on a free port: 9464 may be taken.
         .env("MCP_WARDEN_ADMIN_LISTEN", "127.0.0.1:0")
         .envs(opts.serve_env.iter().map(|(k, v)| (k, v)));

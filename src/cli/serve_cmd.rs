@@ -100,6 +100,8 @@ pub fn run(args: ServeArgs) -> i32 {
         max_connections_per_client: s.max_connections_per_client,
         max_streams: s.max_streams,
         max_sessions: s.max_sessions,
+        max_sessions_per_client: s.max_sessions_per_client,
+        body_timeout: Duration::from_secs(s.body_timeout_secs),
         session_idle: Duration::from_secs(s.session_idle_secs),
         grace: Duration::from_secs(config.proxy.shutdown_grace_secs),
         identity: Some(identity.verifying_key()),

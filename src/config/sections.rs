@@ -208,6 +208,12 @@ pub struct ServeSection {
     pub max_streams: usize,
     /// Open sessions over all clients.
     pub max_sessions: usize,
+    /// Sessions and stdio processes one client identity (its key, or its address when
+    /// unsigned) may hold at once; at the cap its least recently used idle session is ended to
+    /// make room, and when all are busy: 429.
+    pub max_sessions_per_client: usize,
+    /// A request body not complete within this time is answered 408 (slow-body clients).
+    pub body_timeout_secs: u64,
     /// Pre-started processes kept ready per stdio server.
     pub pool_size: usize,
     /// A session unused for this long is ended.
@@ -222,6 +228,8 @@ impl Default for ServeSection {
             max_connections_per_client: 64,
             max_streams: 1024,
             max_sessions: 1024,
+            max_sessions_per_client: 16,
+            body_timeout_secs: 10,
             pool_size: 2,
             session_idle_secs: 3600,
         }

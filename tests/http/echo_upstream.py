@@ -13,6 +13,12 @@ Options (all optional; without them the behaviour above is unchanged):
                          that points OAuth discovery somewhere (corpus AUTH-02)
     --sse-get            GET with Accept: text/event-stream opens an event stream that stays
                          open (a comment every 0.5 s) until the client goes away
+
+A tools/call whose arguments carry "reply_status" is answered with that status, a body of the
+kind "reply_kind" names ("result": a JSON-RPC result for the call, "error_null": a JSON-RPC error
+with id null, "html": an HTML page; the default is plain text) and "reply_text" inside it, where
+"{aws_key}" becomes an AWS access key id (the client could not send one: the proxy refuses it in
+arguments): an upstream's error answers, for the tests that check what of them reaches the client.
 """
 import argparse
 import json
@@ -42,10 +48,10 @@ class Handler(BaseHTTPRequestHandler):
                                 "headers": {k.lower(): v for k, v in self.headers.items()},
                                 "body": body}) + "\n")
 
-    def reply(self, status, body=b"", extra=()):
+    def reply(self, status, body=b"", extra=(), ctype="application/json"):
         self.send_response(status)
         if body:
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", ctype)
         for k, v in extra:
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(body)))
@@ -73,12 +79,31 @@ class Handler(BaseHTTPRequestHandler):
                       "capabilities": {"tools": {}}, "serverInfo": {"name": "echo-http", "version": "1"}}
             body = json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}).encode()
             return self.reply(200, body, [("Mcp-Session-Id", UPSTREAM_SESSION)])
+        args = (msg.get("params") or {}).get("arguments") or {}
+        if msg["method"] == "tools/call" and "reply_status" in args:
+            return self.scripted(msg["id"], args)
         if msg["method"] == "tools/list":
             tools = [{"name": t, "inputSchema": {"type": "object"}} for t in ARGS.tools.split(",")]
             result = {"tools": tools}
         else:
             result = {"echo": msg["method"]}
         self.reply(200, json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}).encode())
+
+    def scripted(self, id_, args):
+        text, kind = args.get("reply_text", ""), args.get("reply_kind", "text")
+        text = text.replace("{aws_key}", "AKIA" + "IOSFODNN7EXAMPLE")
+        if kind == "result":
+            content = [{"type": "text", "text": text}]
+            body = {"jsonrpc": "2.0", "id": id_, "result": {"content": content}}
+            out, ctype = json.dumps(body).encode(), "application/json"
+        elif kind == "error_null":
+            body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": text}}
+            out, ctype = json.dumps(body).encode(), "application/json"
+        elif kind == "html":
+            out, ctype = f"<html><body><h1>Error</h1><p>{text}</p></body></html>".encode(), "text/html"
+        else:
+            out, ctype = text.encode(), "text/plain"
+        self.reply(int(args["reply_status"]), out, ctype=ctype)
 
     def do_GET(self):
         self.record("")

@@ -16,7 +16,7 @@ use crate::support;
 
 mod modern_era;
 pub mod peers;
-mod signing;
+pub mod signing;
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

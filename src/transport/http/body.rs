@@ -18,8 +18,6 @@ use tokio::time::{Instant, Sleep};
 /// timeouts do not cut a stream that is merely quiet.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const KEEP_ALIVE_COMMENT: &[u8] = b": keep-alive\n\n";
-/// A body that trickles in slower than this is abandoned (slow-body denial of service).
-const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 type Hook = Box<dyn FnOnce() + Send>;
 
@@ -128,16 +126,22 @@ impl Body for OutBody {
 pub enum ReadError {
     /// More than the cap arrived; `seen` bytes were read before giving up.
     TooLarge { seen: u64 },
-    /// The connection failed or the body trickled in too slowly.
+    /// The connection failed.
     Broken(String),
+    /// The whole body did not arrive within the time allowed (slow-body denial of service).
+    TimedOut,
 }
 
-/// Read a whole request body, giving up as soon as it exceeds `max` bytes (chunked bodies have
-/// no length up front, so the cap is enforced while reading).
-pub async fn read_capped(body: Incoming, max: usize) -> Result<Bytes, ReadError> {
-    match tokio::time::timeout(BODY_READ_TIMEOUT, read_inner(body, max)).await {
+/// Read a whole body within `timeout`, giving up as soon as it exceeds `max` bytes (chunked
+/// bodies have no length up front, so the cap is enforced while reading).
+pub async fn read_capped(
+    body: Incoming,
+    max: usize,
+    timeout: Duration,
+) -> Result<Bytes, ReadError> {
+    match tokio::time::timeout(timeout, read_inner(body, max)).await {
         Ok(r) => r,
-        Err(_) => Err(ReadError::Broken("request body read timed out".into())),
+        Err(_) => Err(ReadError::TimedOut),
     }
 }
 

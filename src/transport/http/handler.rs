@@ -3,6 +3,7 @@
 //! messages, GET opens the session's server-message stream, DELETE ends the session. The
 //! 2024-11-05 endpoints `ROUTE/sse` and `ROUTE/messages` go to `legacy_sse`.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -10,22 +11,25 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue, ALLOW};
 use hyper::{Method, Request, Response, StatusCode};
 
+use super::admission;
 use super::body::OutBody;
-use super::post::{self, signature, unknown_session};
+use super::post::{self, unknown_session};
 use super::relay::Relay;
 use super::session::{Session, SessionUpstream};
 use super::signer::Egress;
 use super::status::{self, EdgeRefusal, SESSION_HEADER};
 use super::verdict::{accepts_sse, sse_response};
-use super::{capabilities, legacy_sse, modern, Route, Shared, Upstream};
-use crate::sig::outcome::Outcome as SigOutcome;
-use crate::sig::verifier::Mode;
+use super::{capabilities, legacy_sse, modern, Peer, Route, Shared, Upstream};
 
 /// Protocol revisions this proxy carries; the newest is the modern era.
 const LEGACY_VERSIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 pub const MODERN_VERSION: &str = "2026-07-28";
 
 pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<OutBody> {
+    let client = req
+        .extensions()
+        .get::<Peer>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0);
     let route = shared.routes.get(req.uri().path()).cloned();
     let server = route.as_ref().map_or("-", |r| r.name.as_str());
     if let Err(refusal) = shared.edge.check(req.headers()) {
@@ -37,7 +41,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Out
     let Some(route) = route else {
         // 2024-11-05 HTTP+SSE endpoints: `ROUTE/sse` and `ROUTE/messages`.
         if let Some(legacy) = legacy_sse::route_of(&shared, req.uri().path()) {
-            return legacy_sse::handle(shared, legacy, req).await;
+            return legacy_sse::handle(shared, legacy, req, client).await;
         }
         return status::text(
             StatusCode::NOT_FOUND,
@@ -62,8 +66,8 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Out
     };
     let (parts, body) = req.into_parts();
     match (parts.method, modern) {
-        (Method::POST, true) => modern::handle(shared, route, parts.headers, body).await,
-        (Method::POST, false) => post::handle(shared, route, parts.headers, body).await,
+        (Method::POST, true) => modern::handle(shared, route, parts.headers, body, client).await,
+        (Method::POST, false) => post::handle(shared, route, parts.headers, body, client).await,
         (Method::GET, false) => get(&shared, &route, &parts.headers).await,
         (Method::DELETE, false) => delete(&shared, &route, &parts.headers).await,
         // 2026-07-28 has no sessions and no GET stream.
@@ -92,14 +96,14 @@ fn era(headers: &HeaderMap) -> Result<bool, String> {
     }
 }
 
-/// The session a GET or DELETE names, if this caller may use it: signed by the key that opened
-/// it (required in enforce mode when one did).
+/// The session a GET or DELETE names, if this caller may use it (`admission::admit`).
 fn session_for(
     shared: &Shared,
     route: &Route,
     headers: &HeaderMap,
 ) -> Result<Arc<Session>, Response<OutBody>> {
-    let sig = signature(route, headers, b"").map_err(|r| r.answer(shared, &route.name, "", 0))?;
+    let proof =
+        admission::proof(route, headers, b"").map_err(|r| r.answer(shared, &route.name, "", 0))?;
     let sid = match headers.get(SESSION_HEADER).map(|v| v.to_str()) {
         Some(Ok(sid)) => Some(sid),
         Some(Err(_)) => return Err(post::malformed_session(shared, route, 0)),
@@ -114,21 +118,11 @@ fn session_for(
         )
         .answer(shared, &route.name, "", 0));
     };
-    let enforce = route
-        .guards
-        .verifier
-        .as_ref()
-        .is_some_and(|v| v.mode() == Mode::Enforce);
-    match shared.sessions.get(sid, &route.name) {
-        Some(s) if s.admits(sig.as_ref()) => {
-            let signed = matches!(sig, Some(SigOutcome::Valid { .. }));
-            if enforce && s.kid.is_some() && !signed {
-                return Err(unknown_session(shared, route, 0));
-            }
-            Ok(s)
-        }
-        _ => Err(unknown_session(shared, route, 0)),
-    }
+    let Some(s) = shared.sessions.get(sid, &route.name) else {
+        return Err(unknown_session(shared, route, 0));
+    };
+    admission::admit(&s, &proof).map_err(|r| r.answer(shared, &route.name, &s.id, 0))?;
+    Ok(s)
 }
 
 /// GET: the stream of server messages not tied to a request.
@@ -143,7 +137,10 @@ async fn get(shared: &Shared, route: &Route, headers: &HeaderMap) -> Response<Ou
             "GET opens an event stream: accept text/event-stream",
         );
     }
-    open_stream(shared, route, &session, headers).await
+    let busy = session.busy();
+    open_stream(shared, route, &session, headers)
+        .await
+        .map(|b| b.on_drop(move || drop(busy)))
 }
 
 /// The session's stream of server messages not tied to a request (GET, or a legacy SSE stream).

@@ -7,6 +7,7 @@
 //! `from_server` let through — is copied onto the stream. Closing the stream ends the session.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -16,10 +17,11 @@ use hyper::header::{HeaderMap, HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::mpsc;
 
+use super::admission::{self, Opening};
 use super::body::OutBody;
 use super::handler::open_stream;
 use super::message;
-use super::post::{client_message, open_session, read_body, signature, unknown_session};
+use super::post::{client_message, open_session, read_body, unknown_session};
 use super::routes::STREAM_BUFFER;
 use super::session::{Session, SessionUpstream};
 use super::sse::{self, Event};
@@ -27,7 +29,6 @@ use super::status::{self, EVENT_STREAM, JSON};
 use super::verdict::{accepts_sse, sse_response};
 use super::{Route, Shared, Upstream};
 use crate::sig::outcome::Outcome as SigOutcome;
-use crate::sig::verifier::Mode;
 
 /// Messages POSTed but not yet through the pipeline, per session; beyond this: 503.
 const QUEUE: usize = 64;
@@ -72,9 +73,12 @@ pub async fn handle(
     shared: Arc<Shared>,
     (route, prefix, which): (Arc<Route>, String, Endpoint),
     req: Request<Incoming>,
+    client: IpAddr,
 ) -> Response<OutBody> {
     match (req.method(), which) {
-        (&Method::GET, Endpoint::Stream) => open(shared, route, &prefix, req.headers()).await,
+        (&Method::GET, Endpoint::Stream) => {
+            open(shared, route, &prefix, req.headers(), client).await
+        }
         (&Method::POST, Endpoint::Messages) => post(shared, route, req).await,
         (_, which) => {
             let mut r = status::empty(StatusCode::METHOD_NOT_ALLOWED);
@@ -89,12 +93,14 @@ pub async fn handle(
     }
 }
 
-/// `GET ROUTE/sse`: a new session, its upstream started, and the stream that carries it.
+/// `GET ROUTE/sse`: a new session, its upstream started, and the stream that carries it —
+/// admitted like `initialize` (proved in enforce mode, under the caps) before anything starts.
 async fn open(
     shared: Arc<Shared>,
     route: Arc<Route>,
     prefix: &str,
     headers: &HeaderMap,
+    client: IpAddr,
 ) -> Response<OutBody> {
     if !accepts_sse(headers) {
         return status::text(
@@ -102,18 +108,20 @@ async fn open(
             "GET ROUTE/sse opens an event stream: accept text/event-stream",
         );
     }
-    let sig = match signature(&route, headers, b"") {
-        Ok(s) => s,
+    let admitted = admission::proof(&route, headers, b"").and_then(|proof| {
+        let slot = admission::admit_new(&shared, &proof, client, Opening::Session)?;
+        Ok((proof.kid().map(str::to_owned), slot))
+    });
+    let (kid, slot) = match admitted {
+        Ok(a) => a,
         Err(r) => return r.answer(&shared, &route.name, "", 0),
     };
-    let kid = match sig {
-        Some(SigOutcome::Valid { kid }) => Some(kid),
-        _ => None,
-    };
-    let session = match open_session(&shared, route.clone(), kid) {
+    let session = match open_session(&shared, route.clone(), kid, slot) {
         Ok(s) => s,
         Err(r) => return r,
     };
+    // Busy while its stream is open (the stream is the session): never evicted.
+    let busy = session.busy();
     shared.sessions.insert(session.clone());
     let (out, out_rx) = mpsc::channel::<Bytes>(STREAM_BUFFER);
     let endpoint = format!("{prefix}/messages?sessionId={}", session.id);
@@ -142,7 +150,10 @@ async fn open(
     }
     tokio::spawn(worker(shared.clone(), session.clone(), jobs_rx, out));
     let id = session.id.clone();
-    sse_response(OutBody::channel(out_rx, true).on_drop(move || end_session(&shared, &id)))
+    sse_response(OutBody::channel(out_rx, true).on_drop(move || {
+        drop(busy);
+        end_session(&shared, &id)
+    }))
 }
 
 /// `POST ROUTE/messages?sessionId=ID`: checked at the edge, queued, 202.
@@ -157,8 +168,8 @@ async fn post(shared: Arc<Shared>, route: Arc<Route>, req: Request<Incoming>) ->
         Ok(b) => b,
         Err(r) => return r,
     };
-    let sig = match signature(&route, &parts.headers, &body) {
-        Ok(s) => s,
+    let proof = match admission::prove(&route, &parts.headers, &body).await {
+        Ok(p) => p,
         Err(r) => return r.answer(&shared, &route.name, "", body.len() as u64),
     };
     let Some(sid) = sid else {
@@ -167,20 +178,14 @@ async fn post(shared: Arc<Shared>, route: Arc<Route>, req: Request<Incoming>) ->
             "POST ROUTE/messages needs ?sessionId= from the endpoint event",
         );
     };
-    let enforce = route
-        .guards
-        .verifier
-        .as_ref()
-        .is_some_and(|v| v.mode() == Mode::Enforce);
-    let signed = matches!(sig, Some(SigOutcome::Valid { .. }));
-    let session = shared
-        .sessions
-        .get(&sid, &route.name)
-        .filter(|s| s.admits(sig.as_ref()) && !(enforce && s.kid.is_some() && !signed));
     let queue = shared.legacy.lock().get(&sid).cloned();
-    let (Some(_), Some(queue)) = (session, queue) else {
+    let (Some(session), Some(queue)) = (shared.sessions.get(&sid, &route.name), queue) else {
         return unknown_session(&shared, &route, body.len());
     };
+    if let Err(r) = admission::admit(&session, &proof) {
+        return r.answer(&shared, &route.name, &session.id, body.len() as u64);
+    }
+    let sig = proof.outcome;
     let mut headers = parts.headers;
     headers.insert(
         ACCEPT,

@@ -6,6 +6,8 @@
 //! |---------------------|--------------------------------------------------------------|
 //! | `server.rs`         | accept loop, header timeout, per-client connection cap, reaper |
 //! | `handler.rs`        | one request: edge checks, routing, GET / DELETE, sessions      |
+//! | `admission.rs`      | the one admission rule: proof (either scheme), caps, ownership |
+//! | `slots.rs`          | per-key counters (connections per address, sessions per client) |
 //! | `post.rs`           | a POSTed message of the legacy era through pipeline and upstream |
 //! | `legacy_sse.rs`     | 2024-11-05 HTTP+SSE: `ROUTE/sse` stream, `ROUTE/messages` POSTs |
 //! | `verdict.rs`        | holds waited out, durable records first, JSON / SSE answers   |
@@ -28,6 +30,7 @@
 //! A server → client message's final bytes are chosen in two places, one per upstream kind:
 //! `StdioSession::act` and `Relay::verdict`; both end in `Egress::finish` (signing).
 
+mod admission;
 mod body;
 mod capabilities;
 mod edge;
@@ -44,6 +47,7 @@ mod routes;
 mod server;
 mod session;
 mod signer;
+mod slots;
 /// Also the `connect` client's parser for upstream event streams.
 pub mod sse;
 mod status;
@@ -51,7 +55,7 @@ mod stdio_upstream;
 mod verdict;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -98,6 +102,10 @@ pub struct ServeOptions {
     pub max_connections_per_client: usize,
     pub max_streams: usize,
     pub max_sessions: usize,
+    /// Sessions and stdio processes one client identity (key, or address when unsigned) holds.
+    pub max_sessions_per_client: usize,
+    /// A request body not complete within this time is answered 408.
+    pub body_timeout: Duration,
     pub session_idle: Duration,
     /// Wait this long after closing a stdio server's stdin before signalling it.
     pub grace: Duration,
@@ -111,6 +119,10 @@ pub struct ServeOptions {
     pub metrics: Option<Arc<Metrics>>,
 }
 
+/// The client's address, put into each request's extensions by the accept loop.
+#[derive(Clone, Copy)]
+pub(crate) struct Peer(pub IpAddr);
+
 /// State shared by every connection.
 pub(crate) struct Shared {
     pub routes: HashMap<String, Arc<Route>>,
@@ -119,6 +131,10 @@ pub(crate) struct Shared {
     pub edge: edge::Edge,
     pub sessions: Arc<session::SessionTable>,
     pub max_sessions: usize,
+    pub max_sessions_per_client: usize,
+    /// Sessions and processes held per client identity.
+    pub clients: slots::Counter<String>,
+    pub body_timeout: Duration,
     pub grace: Duration,
     pub identity: Option<VerifyingKey>,
     pub pins_dir: PathBuf,
@@ -137,6 +153,9 @@ impl Shared {
             edge: edge::Edge::new(bound, &opts.allowed_origins),
             sessions: Arc::new(session::SessionTable::default()),
             max_sessions: opts.max_sessions,
+            max_sessions_per_client: opts.max_sessions_per_client,
+            clients: slots::Counter::default(),
+            body_timeout: opts.body_timeout,
             grace: opts.grace,
             identity: opts.identity,
             pins_dir: opts.pins_dir.clone(),

@@ -3,6 +3,7 @@
 //! Each request gets a pipeline of its own and, for a stdio server, a process of its own from
 //! the pool; a client that disconnects before its answer cancels the request upstream.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,14 +13,18 @@ use hyper::body::Incoming;
 use hyper::header::HeaderMap;
 use hyper::{Method, Response, StatusCode};
 
+use super::admission::{self, Opening};
 use super::body::OutBody;
 use super::message::{self, Peek};
 use super::post;
 use super::relay::Relay;
 use super::signer::Egress;
+use super::slots::Slot;
 use super::status::{self, EdgeRefusal, HEADER_MISMATCH};
 use super::stdio_upstream::StdioSession;
-use super::verdict::{accepts_sse, collect_json, decide, has_requests, settle, sse_response};
+use super::verdict::{
+    accepts_sse, collect_json, cpu, decide, has_requests, judge, settle, sse_response,
+};
 use super::{Route, Shared, Upstream};
 use crate::audit::{Decision, Direction, Record};
 use crate::codec::{self, Decoded, Id};
@@ -33,16 +38,35 @@ pub async fn handle(
     route: Arc<Route>,
     headers: HeaderMap,
     body: Incoming,
+    client: IpAddr,
 ) -> Response<OutBody> {
     let body = match post::read_body(&shared, &route, &headers, body).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let sig = match post::signature(&route, &headers, &body) {
-        Ok(s) => s,
+    // Admission as for a session: a stdio server's process per request counts against the
+    // client's cap for as long as it runs.
+    let proof = admission::prove(&route, &headers, &body)
+        .await
+        .and_then(|proof| {
+            let slot = match &route.upstream {
+                Upstream::Stdio(_) => Some(admission::admit_new(
+                    &shared,
+                    &proof,
+                    client,
+                    Opening::Process,
+                )?),
+                Upstream::Http(_) => admission::check(&proof).map(|()| None)?,
+            };
+            Ok((proof, slot))
+        });
+    let (proof, process_slot) = match proof {
+        Ok(p) => p,
         Err(r) => return r.answer(&shared, &route.name, "", body.len() as u64),
     };
-    if let Err(reason) = check_headers(&headers, &body, &shared.limits) {
+    let (h, b, limits) = (headers.clone(), body.clone(), shared.limits);
+    let checked = cpu(body.len(), move || check_headers(&h, &b, &limits)).await;
+    if let Err(reason) = checked {
         return EdgeRefusal::new(
             StatusCode::BAD_REQUEST,
             "http.header_mismatch",
@@ -60,7 +84,7 @@ pub async fn handle(
         route.guards.clone(),
     ));
     let started = Instant::now();
-    let outcome = settle(&p, p.from_client_with(&body, sig.as_ref()), started).await;
+    let outcome = settle(&p, judge(&p, &body, proof.outcome).await, started).await;
     let Some((forward, answer)) = decide(&p, outcome, body, started) else {
         return status::empty(StatusCode::ACCEPTED);
     };
@@ -97,7 +121,12 @@ pub async fn handle(
                 .flatten();
             let (rx, answered) = s.routes.open_request(&peeks, slot.is_some(), None);
             let _ = s.send(&forward);
-            let guard = Request { s, peeks, answered };
+            let guard = Request {
+                s,
+                peeks,
+                answered,
+                _slot: process_slot,
+            };
             match slot {
                 Some(release) => sse_response(
                     OutBody::channel(rx, true)
@@ -142,6 +171,8 @@ struct Request {
     s: Arc<StdioSession>,
     peeks: Vec<Peek>,
     answered: Arc<AtomicBool>,
+    /// The client's cap slot, held while the process runs.
+    _slot: Option<Slot<String>>,
 }
 
 impl Drop for Request {

@@ -1,7 +1,9 @@
-//! A POSTed message of the legacy era (2024-11-05 … 2025-11-25): body read under the cap,
-//! signature headers verified, session found (or opened by `initialize`), then the pipeline's
-//! verdict acted on — towards the session's stdio process or its HTTP upstream.
+//! A POSTed message of the legacy era (2024-11-05 … 2025-11-25): body read under the cap and
+//! the time limit, its proof checked and the session admitted (or opened by `initialize`),
+//! both by `admission`, then the pipeline's verdict acted on — towards the session's stdio
+//! process or its HTTP upstream.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,6 +12,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Response, StatusCode};
 
+use super::admission::{self, Opening, Proof};
 use super::body::{self, OutBody, ReadError};
 use super::edge;
 use super::http_upstream::{HttpSession, HttpUpstream};
@@ -17,9 +20,12 @@ use super::message;
 use super::relay::{self, Relay};
 use super::session::{Session, SessionUpstream};
 use super::signer::Egress;
+use super::slots::Slot;
 use super::status::{self, EdgeRefusal, SESSION_HEADER};
 use super::stdio_upstream::{SendError, StdioSession};
-use super::verdict::{accepts_sse, collect_json, decide, has_requests, settle, sse_response};
+use super::verdict::{
+    accepts_sse, collect_json, cpu, decide, has_requests, judge, settle, sse_response,
+};
 use super::{Route, Shared, Upstream};
 use crate::pipeline::Pipeline;
 use crate::sig::http_scheme::HttpSigHeaders;
@@ -48,10 +54,18 @@ pub async fn read_body(
     if let Some(len) = edge::declared_too_large(headers, max) {
         return Err(too_large(len));
     }
-    match body::read_capped(body, max).await {
+    let timeout = shared.body_timeout;
+    match body::read_capped(body, max, timeout).await {
         Ok(b) => Ok(b),
         Err(ReadError::TooLarge { seen }) => Err(too_large(seen)),
         Err(ReadError::Broken(why)) => Err(status::text(StatusCode::BAD_REQUEST, &why)),
+        Err(ReadError::TimedOut) => Err(EdgeRefusal::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "http.timeout",
+            "serve.body_timeout_secs",
+            format!("the request body did not arrive within {timeout:?} (serve.body_timeout_secs)"),
+        )
+        .answer(shared, &route.name, "", 0)),
     }
 }
 
@@ -93,27 +107,32 @@ pub async fn handle(
     route: Arc<Route>,
     headers: HeaderMap,
     body: Incoming,
+    client: IpAddr,
 ) -> Response<OutBody> {
     let body = match read_body(&shared, &route, &headers, body).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let sig = match signature(&route, &headers, &body) {
-        Ok(s) => s,
+    let proof = match admission::prove(&route, &headers, &body).await {
+        Ok(p) => p,
         Err(r) => return r.answer(&shared, &route.name, "", body.len() as u64),
     };
     let sid = match headers.get(SESSION_HEADER).map(|v| v.to_str()) {
         Some(Ok(sid)) => sid,
         // A session id that is not even visible ASCII is no id we issued: a probe.
         Some(Err(_)) => return malformed_session(&shared, &route, body.len()),
-        None => return initialize(&shared, route, &headers, body, sig).await,
+        None => return initialize(&shared, route, &headers, body, proof, client).await,
     };
-    match shared.sessions.get(sid, &route.name) {
-        Some(s) if s.admits(sig.as_ref()) => {
-            client_message(&shared, &s, &headers, body, sig).await.0
-        }
-        _ => unknown_session(&shared, &route, body.len()),
+    let Some(s) = shared.sessions.get(sid, &route.name) else {
+        return unknown_session(&shared, &route, body.len());
+    };
+    if let Err(r) = admission::admit(&s, &proof) {
+        return r.answer(&shared, &route.name, &s.id, body.len() as u64);
     }
+    let busy = s.busy();
+    let (resp, _) = client_message(&shared, &s, &headers, body, proof.outcome).await;
+    // In use until the answer (perhaps a stream) is complete.
+    resp.map(|b| b.on_drop(move || drop(busy)))
 }
 
 pub fn malformed_session(shared: &Shared, route: &Route, bytes: usize) -> Response<OutBody> {
@@ -142,15 +161,22 @@ pub fn unknown_session(shared: &Shared, route: &Route, bytes: usize) -> Response
     .answer(shared, &route.name, "", bytes as u64)
 }
 
-/// No session header: only `initialize` may open a session.
+/// No session header: only `initialize` may open a session, and only for a client that passes
+/// admission (proved in enforce mode, under its caps) — checked before any process starts.
 async fn initialize(
     shared: &Arc<Shared>,
     route: Arc<Route>,
     headers: &HeaderMap,
     body: Bytes,
-    sig: Option<SigOutcome>,
+    proof: Proof,
+    client: IpAddr,
 ) -> Response<OutBody> {
-    let peeks = message::peek_all(&body);
+    let slot = match admission::admit_new(shared, &proof, client, Opening::Session) {
+        Ok(s) => s,
+        Err(r) => return r.answer(shared, &route.name, "", body.len() as u64),
+    };
+    let b = body.clone();
+    let peeks = cpu(body.len(), move || message::peek_all(&b)).await;
     if !peeks
         .iter()
         .any(|p| p.method.as_deref() == Some("initialize"))
@@ -164,16 +190,15 @@ async fn initialize(
         )
         .answer(shared, &route.name, "", body.len() as u64);
     }
-    let kid = match &sig {
-        Some(SigOutcome::Valid { kid }) => Some(kid.clone()),
-        _ => None,
-    };
-    let session = match open_session(shared, route, kid) {
+    let kid = proof.kid().map(str::to_owned);
+    let session = match open_session(shared, route, kid, slot) {
         Ok(s) => s,
         Err(r) => return r,
     };
+    let busy = session.busy();
     shared.sessions.insert(session.clone());
-    let (mut resp, forwarded) = client_message(shared, &session, headers, body, sig).await;
+    let (resp, forwarded) = client_message(shared, &session, headers, body, proof.outcome).await;
+    let mut resp = resp.map(|b| b.on_drop(move || drop(busy)));
     if !forwarded || !resp.status().is_success() {
         shared.sessions.remove(&session.id);
         session.close();
@@ -187,18 +212,13 @@ async fn initialize(
 }
 
 /// A new session on `route`, its upstream started (not yet in the table): `initialize`, or a
-/// legacy SSE stream opening.
+/// legacy SSE stream opening. Admission (`admission::admit_new`) gave `slot`.
 pub fn open_session(
     shared: &Arc<Shared>,
     route: Arc<Route>,
     kid: Option<String>,
+    slot: Slot<String>,
 ) -> Result<Arc<Session>, Response<OutBody>> {
-    if shared.sessions.len() >= shared.max_sessions {
-        return Err(status::text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many sessions; retry later",
-        ));
-    }
     let pipeline = Arc::new(Pipeline::new(
         &route.name,
         shared.limits,
@@ -226,7 +246,9 @@ pub fn open_session(
         }
         Upstream::Http(_) => SessionUpstream::Http(Arc::new(HttpSession::default())),
     };
-    Ok(Arc::new(Session::new(id, route, pipeline, upstream, kid)))
+    Ok(Arc::new(Session::new(
+        id, route, pipeline, upstream, kid, slot,
+    )))
 }
 
 /// Run one client message through the session's pipeline and act on the verdict. Returns the
@@ -240,7 +262,7 @@ pub async fn client_message(
 ) -> (Response<OutBody>, bool) {
     let started = Instant::now();
     let p = &session.pipeline;
-    let outcome = settle(p, p.from_client_with(&body, sig.as_ref()), started).await;
+    let outcome = settle(p, judge(p, &body, sig).await, started).await;
     let Some((forward, answer)) = decide(p, outcome, body, started) else {
         return (status::empty(StatusCode::ACCEPTED), false);
     };

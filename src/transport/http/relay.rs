@@ -3,6 +3,9 @@
 //! the events arrive (never buffered whole). Forward → the event as it came; Rewrite → the
 //! rewritten data; Drop → only the event id (the client's resumption cursor stays right);
 //! Answer → POSTed back to the upstream. A client that goes away closes the upstream stream.
+//! Error statuses are no exception: their bodies are inspected the same way, or replaced by
+//! the proxy's own -32603 when they are not JSON-RPC (an upstream's error page may quote
+//! anything, secrets included).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,8 +22,13 @@ use super::http_upstream::{HttpSession, HttpUpstream};
 use super::signer::Egress;
 use super::sse::{self, Event};
 use super::status::{self, EVENT_STREAM, SESSION_HEADER};
+use super::verdict::cpu;
 use crate::audit::{Direction, Record};
+use crate::errors::{Rejection, Source, INTERNAL_ERROR};
 use crate::pipeline::{Outcome, Pipeline, Verdict};
+
+/// An upstream's whole (non-stream) answer body must arrive within this.
+const UPSTREAM_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What a relay needs besides the response itself.
 #[derive(Clone)]
@@ -64,48 +72,66 @@ impl Relay {
                 .insert(CONTENT_TYPE, HeaderValue::from_static(EVENT_STREAM));
             return r;
         }
-        let body = match body::read_capped(resp.into_body(), self.max).await {
+        let body = match body::read_capped(resp.into_body(), self.max, UPSTREAM_BODY_TIMEOUT).await
+        {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!("upstream body: {e:?}");
                 return status::text(StatusCode::BAD_GATEWAY, "upstream answer unreadable");
             }
         };
-        if !status.is_success() || !ctype.starts_with(status::JSON) {
-            // An HTTP-level error (unknown session upstream, bad request…): its status is the
-            // message; pass it on without the upstream's other headers, and audit it.
-            let p = &self.pipeline;
-            let sid = p.session_id();
-            let mut record = Record::new(
-                &sid,
-                &p.server,
-                Direction::ServerToClient,
-                body.len() as u64,
-            );
-            record.audit_id = p.audit().next_audit_id(&sid);
-            record.event = "upstream.http_status".into();
-            record.reason = Some(format!(
-                "the upstream answered HTTP {status} without a JSON-RPC message"
-            ));
-            record.code = Some(i64::from(status.as_u16()));
-            p.finish(record, Instant::now());
-            let mut r = Response::new(OutBody::full(body));
-            *r.status_mut() = status;
-            if let Ok(v) = HeaderValue::from_str(&ctype) {
-                r.headers_mut().insert(CONTENT_TYPE, v);
-            }
-            return r;
+        if body.is_empty() {
+            // Nothing to inspect, but the client still gets a JSON-RPC error saying why.
+            let why = format!("the upstream answered HTTP {status} with no message");
+            let audit_id = self.audit_status(status, body.len(), &why);
+            return self.replaced(status, why, &audit_id);
         }
+        // Every body that reaches the client is inspected, whatever its status or type: a
+        // JSON-RPC body goes through `from_server` like a 200; anything else (an HTML error
+        // page, plain text) is dropped there as not JSON-RPC and replaced by our own error.
         let started = Instant::now();
-        let outcome = self.pipeline.from_server(&body);
+        let (p, b) = (self.pipeline.clone(), body.clone());
+        let outcome = cpu(body.len(), move || p.from_server(&b)).await;
+        let audit_id = outcome.record.audit_id.clone();
         match self.verdict(outcome, &body, started).await {
             Some(out) => status::json(status, if out.is_empty() { body } else { out }),
             // The message was withheld: the client must not wait for it forever.
-            None => status::text(
-                StatusCode::BAD_GATEWAY,
-                "upstream answer withheld by policy",
-            ),
+            None => {
+                let why = format!(
+                    "the upstream's answer (HTTP {status}) was withheld: not a JSON-RPC message for this request, or refused by policy"
+                );
+                self.replaced(status, why, &audit_id)
+            }
         }
+    }
+
+    /// Audit an upstream answer that carried no message (one record, as for every message).
+    fn audit_status(&self, status: StatusCode, bytes: usize, why: &str) -> String {
+        let p = &self.pipeline;
+        let sid = p.session_id();
+        let mut record = Record::new(&sid, &p.server, Direction::ServerToClient, bytes as u64);
+        record.audit_id = p.audit().next_audit_id(&sid);
+        record.event = "upstream.http_status".into();
+        record.reason = Some(why.to_owned());
+        record.code = Some(i64::from(status.as_u16()));
+        let audit_id = record.audit_id.clone();
+        p.finish(record, Instant::now());
+        audit_id
+    }
+
+    /// The proxy's -32603 in place of an upstream answer that cannot be passed on. An error
+    /// status stays (a 404 still tells the client its session is gone); a success that carried
+    /// nothing passable becomes 502.
+    fn replaced(&self, status: StatusCode, why: String, audit_id: &str) -> Response<OutBody> {
+        let status = if status.is_success() {
+            StatusCode::BAD_GATEWAY
+        } else {
+            status
+        };
+        let body = Rejection::new(INTERNAL_ERROR, "upstream.http_status", "upstream", why)
+            .from(Source::Upstream)
+            .to_response(None, audit_id);
+        status::json(status, body)
     }
 
     /// Act on a server-message verdict. `Some(empty)`: forward the original; `Some(bytes)`: the

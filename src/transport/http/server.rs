@@ -1,23 +1,33 @@
 //! The accept loop: one hyper HTTP/1.1 connection task per client, with a header read timeout
-//! (slow-header clients are cut off), a cap on connections per client address, a reaper for
-//! abandoned sessions, and an orderly stop on SIGINT / SIGTERM.
+//! (slow-header clients are answered 408 and cut off), a cap on connections per client
+//! address (429, -32016), a reaper for abandoned sessions, and an orderly stop on SIGINT /
+//! SIGTERM. Each request carries its client's address (`Peer`) for the per-client caps.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::StatusCode;
+use hyper::{Request, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, SignalKind};
 
+use super::slots::Counter;
 use super::status::EdgeRefusal;
-use super::{handler, ServeOptions, Shared, Upstream};
+use super::{handler, Peer, ServeOptions, Shared, Upstream};
+
+/// A client at its connection cap is told to come back after this: by then a slow body has
+/// been cut off (or the client's other requests finished).
+const CONNECTION_RETRY_MS: u64 = 1000;
+/// hyper's header timer runs this much after ours, which answers the first request's 408.
+const HYPER_TIMER_LAG: Duration = Duration::from_secs(1);
 
 /// Run `serve` until a signal. Returns the exit code.
 pub fn run(opts: ServeOptions) -> io::Result<i32> {
@@ -36,7 +46,7 @@ async fn serve(opts: ServeOptions) -> io::Result<i32> {
     // Tests and operators read the real address here (the port may have been 0).
     eprintln!("mcp-warden: listening on http://{bound}");
     let shared = Arc::new(Shared::new(&opts, bound));
-    let per_client: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    let per_client: Counter<IpAddr> = Counter::default();
     spawn_reaper(&shared, opts.session_idle);
     opts.health.spawn_probes();
     let mut term = signal(SignalKind::terminate())?;
@@ -56,20 +66,24 @@ async fn serve(opts: ServeOptions) -> io::Result<i32> {
             _ = int.recv() => break,
         };
         let _ = stream.set_nodelay(true);
-        let slot = ClientSlot::take(&per_client, peer.ip(), opts.max_connections_per_client);
+        let slot = per_client.take(peer.ip(), opts.max_connections_per_client);
         let shared = shared.clone();
         let timeout = opts.header_read_timeout;
         tokio::spawn(async move {
             let over_cap = slot.is_none();
-            let svc = service_fn(move |req| {
-                let shared = shared.clone();
+            let started = Arc::new(AtomicBool::new(false));
+            let (svc_shared, svc_started) = (shared.clone(), started.clone());
+            let svc = service_fn(move |mut req: Request<Incoming>| {
+                svc_started.store(true, Ordering::Release);
+                let shared = svc_shared.clone();
+                req.extensions_mut().insert(Peer(peer.ip()));
                 async move {
                     if over_cap {
-                        let refusal = EdgeRefusal::new(
-                            StatusCode::TOO_MANY_REQUESTS,
+                        let refusal = EdgeRefusal::too_many(
                             "http.connection_limit",
                             "serve.max_connections_per_client",
                             format!("too many connections from {}; reuse connections or raise [serve] max_connections_per_client", peer.ip()),
+                            CONNECTION_RETRY_MS,
                         );
                         let name = shared
                             .routes
@@ -81,11 +95,29 @@ async fn serve(opts: ServeOptions) -> io::Result<i32> {
                 }
             });
             let mut builder = http1::Builder::new();
+            // The first request's headers are timed here (so a slow client can still be told
+            // 408); hyper's own timer, a little later, covers the requests after it.
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(timeout)
+                .header_read_timeout(timeout + HYPER_TIMER_LAG)
                 .keep_alive(!over_cap);
-            if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
+            let mut conn = builder.serve_connection(TokioIo::new(stream), svc);
+            let first = tokio::time::sleep(timeout);
+            tokio::pin!(first);
+            let ended = tokio::select! {
+                r = &mut conn => Some(r),
+                _ = &mut first => None,
+            };
+            let ended = match ended {
+                Some(r) => r,
+                None if !started.load(Ordering::Acquire) => {
+                    let io = conn.into_parts().io.into_inner();
+                    header_timeout(&shared, io, timeout).await;
+                    return;
+                }
+                None => conn.await,
+            };
+            if let Err(e) = ended {
                 tracing::debug!("connection from {peer}: {e}");
             }
             drop(slot);
@@ -106,6 +138,31 @@ async fn serve(opts: ServeOptions) -> io::Result<i32> {
     Ok(0)
 }
 
+/// A client that has not sent its first request's headers in time: 408, audited, closed.
+async fn header_timeout(shared: &Shared, mut io: TcpStream, timeout: Duration) {
+    let body = EdgeRefusal::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "http.timeout",
+        "serve.header_read_timeout_ms",
+        format!(
+            "the request headers did not arrive within {timeout:?} (serve.header_read_timeout_ms)"
+        ),
+    )
+    .audit(shared, "-", "", 0);
+    let mut out = format!(
+        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend(body);
+    // A client that does not read its answer either is not waited for.
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        io.write_all(&out).await?;
+        io.shutdown().await
+    })
+    .await;
+}
+
 /// Ends sessions nobody used for `idle` (clients that vanished without DELETE).
 fn spawn_reaper(shared: &Arc<Shared>, idle: Duration) {
     let shared = shared.clone();
@@ -119,41 +176,4 @@ fn spawn_reaper(shared: &Arc<Shared>, idle: Duration) {
             }
         }
     });
-}
-
-/// One connection counted against its client address; released on drop.
-struct ClientSlot {
-    map: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    ip: IpAddr,
-}
-
-impl ClientSlot {
-    fn take(
-        map: &Arc<Mutex<HashMap<IpAddr, usize>>>,
-        ip: IpAddr,
-        max: usize,
-    ) -> Option<ClientSlot> {
-        let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
-        let n = m.entry(ip).or_insert(0);
-        if *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(ClientSlot {
-            map: map.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for ClientSlot {
-    fn drop(&mut self) {
-        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = m.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                m.remove(&self.ip);
-            }
-        }
-    }
 }

@@ -1,17 +1,19 @@
 //! The sessions `serve` hands out. The id a client sees is ours — 128 random bits — and maps to
 //! the session's pipeline and upstream: a stdio process of its own, or an HTTP upstream session
 //! whose own id the client never learns. A session is bound to the route it was opened on and
-//! to the key that signed its `initialize`, if one did.
+//! to the key that proved its `initialize`, if one did (`admission.rs` holds the rule), and
+//! holds its opener's slot of the per-client cap while it lives.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::http_upstream::HttpSession;
+use super::slots::Slot;
 use super::stdio_upstream::StdioSession;
 use super::Route;
 use crate::pipeline::Pipeline;
-use crate::sig::outcome::Outcome as SigOutcome;
 
 pub enum SessionUpstream {
     Stdio(Arc<StdioSession>),
@@ -23,9 +25,22 @@ pub struct Session {
     pub route: Arc<Route>,
     pub pipeline: Arc<Pipeline>,
     pub upstream: SessionUpstream,
-    /// The key whose signature opened the session.
+    /// The key whose signature opened the session (either scheme).
     pub kid: Option<String>,
     last_used: Mutex<Instant>,
+    /// Requests in flight and streams open: a busy session is never evicted.
+    busy: Arc<AtomicUsize>,
+    /// Counted against the opener's cap until the session is dropped.
+    slot: Slot<String>,
+}
+
+/// One use of a session (a request until its answer is complete, an open stream).
+pub struct Busy(Arc<AtomicUsize>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Session {
@@ -37,6 +52,7 @@ impl Session {
         pipeline: Arc<Pipeline>,
         upstream: SessionUpstream,
         kid: Option<String>,
+        slot: Slot<String>,
     ) -> Session {
         Session {
             id,
@@ -45,16 +61,20 @@ impl Session {
             upstream,
             kid,
             last_used: Mutex::new(Instant::now()),
+            busy: Arc::default(),
+            slot,
         }
     }
 
-    /// Whether a request with this signature outcome may use the session: one signed by another
-    /// key may not (a stolen session id is not a credential).
-    pub fn admits(&self, sig: Option<&SigOutcome>) -> bool {
-        match (&self.kid, sig) {
-            (Some(bound), Some(SigOutcome::Valid { kid })) => bound == kid,
-            _ => true,
-        }
+    /// Mark the session in use until the guard is dropped.
+    pub fn busy(&self) -> Busy {
+        self.busy.fetch_add(1, Ordering::AcqRel);
+        Busy(self.busy.clone())
+    }
+
+    /// Whose cap the session counts against (a key, or an address).
+    fn client(&self) -> &str {
+        self.slot.key()
     }
 
     pub fn touch(&self) {
@@ -105,6 +125,20 @@ impl SessionTable {
 
     pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
         self.lock().remove(id)
+    }
+
+    /// A client at its cap opens a new session by giving up its least recently used one that
+    /// is idle (nothing in flight, no stream open): clients that never DELETE are not locked
+    /// out, and the cap on processes holds. Returns the session, removed; the caller ends it.
+    pub fn evict_idle(&self, client: &str) -> Option<Arc<Session>> {
+        let mut map = self.lock();
+        let oldest = map
+            .values()
+            .filter(|s| s.client() == client && s.busy.load(Ordering::Acquire) == 0)
+            .max_by_key(|s| s.idle_for())?
+            .id
+            .clone();
+        map.remove(&oldest)
     }
 
     /// Sessions unused for longer than `max` are ended (clients that vanished without DELETE).

@@ -90,6 +90,10 @@ pub struct EdgeRefusal {
     pub alert: bool,
     /// The JSON-RPC code of the error body.
     pub code: i64,
+    /// When to come back (429): `data.retry_after_ms` and `Retry-After`.
+    pub retry_after_ms: Option<u64>,
+    /// The key the request was proved by, for the record (who tried).
+    pub kid: Option<String>,
 }
 
 impl EdgeRefusal {
@@ -106,7 +110,22 @@ impl EdgeRefusal {
             reason,
             alert: false,
             code: crate::errors::INVALID_REQUEST,
+            retry_after_ms: None,
+            kid: None,
         }
+    }
+
+    pub fn kid(mut self, kid: Option<&str>) -> Self {
+        self.kid = kid.map(str::to_owned);
+        self
+    }
+
+    /// A client over one of its caps: 429 with -32016 and when to retry (SPEC §3).
+    pub fn too_many(event: &'static str, rule: &'static str, reason: String, ms: u64) -> Self {
+        let mut r = EdgeRefusal::new(StatusCode::TOO_MANY_REQUESTS, event, rule, reason)
+            .code(crate::errors::RATE_LIMITED);
+        r.retry_after_ms = Some(ms);
+        r
     }
 
     pub fn code(mut self, code: i64) -> Self {
@@ -128,11 +147,27 @@ impl EdgeRefusal {
         session: &str,
         bytes: u64,
     ) -> Response<OutBody> {
+        let (status, retry) = (self.status, self.retry_after_ms);
+        let body = self.audit(shared, server, session, bytes);
+        let mut r = json(status, body);
+        if let Some(ms) = retry {
+            let secs = ms.div_ceil(1000).max(1);
+            r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        r
+    }
+
+    /// Write the audit record and return the JSON-RPC error body (for answers written by hand,
+    /// e.g. a 408 on a connection hyper has given up).
+    pub fn audit(self, shared: &Shared, server: &str, session: &str, bytes: u64) -> Vec<u8> {
         let audit = &shared.audit;
         let mut record = Record::new(session, server, Direction::ClientToServer, bytes);
         record.audit_id = audit.next_audit_id(if session.is_empty() { "edge" } else { session });
         let mut rejection = Rejection::new(self.code, self.event, self.rule, self.reason.clone());
         rejection.alert = self.alert;
+        if let Some(ms) = self.retry_after_ms {
+            rejection = rejection.with_extra("retry_after_ms", ms.into());
+        }
         if self.status == StatusCode::NOT_FOUND {
             // What SDK servers say, so clients recognise an expired session and start anew.
             rejection.message = Some("Session not found".into());
@@ -143,6 +178,7 @@ impl EdgeRefusal {
         record.reason = Some(self.reason);
         record.code = Some(i64::from(self.status.as_u16()));
         record.alert = self.alert;
+        record.kid = self.kid;
         let body = rejection.to_response(None, &record.audit_id);
         if let Some(m) = &shared.metrics {
             m.record(&record);
@@ -150,7 +186,7 @@ impl EdgeRefusal {
         if let Err(e) = audit.write(record) {
             tracing::error!("audit write failed: {e}");
         }
-        json(self.status, body)
+        body
     }
 }
 

@@ -15,6 +15,32 @@ use super::status::{self, EVENT_STREAM};
 use crate::codec::Kind;
 use crate::pipeline::{Outcome, Pipeline, Verdict};
 
+/// Bodies above this are parsed and judged on a blocking thread: the async workers that accept
+/// connections must never sit in a long parse, or one large hostile body stalls everyone.
+pub const OFFLOAD_BYTES: usize = 64 * 1024;
+
+/// Run CPU work over a body of `len` bytes: inline when small, on the blocking pool when large.
+pub async fn cpu<T: Send + 'static>(len: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
+    if len <= OFFLOAD_BYTES {
+        return f();
+    }
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        // The work panicked: the same as if it had panicked here.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// The pipeline's verdict on a client message (its signature already checked: `checked`).
+pub async fn judge(
+    p: &Arc<Pipeline>,
+    body: &Bytes,
+    checked: Option<crate::sig::outcome::Outcome>,
+) -> Outcome {
+    let (p, b) = (p.clone(), body.clone());
+    cpu(body.len(), move || p.from_client_with(&b, checked.as_ref())).await
+}
+
 pub fn accepts_sse(headers: &HeaderMap) -> bool {
     headers
         .get_all(ACCEPT)
@@ -132,5 +158,21 @@ pub async fn collect_json(mut rx: tokio::sync::mpsc::Receiver<Bytes>) -> Respons
             out.push(b']');
             status::json(StatusCode::OK, out)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A large body's parse runs on the blocking pool, not on the worker that accepts
+    /// connections; a small one stays inline (a thread hop would cost more than the parse).
+    #[tokio::test(flavor = "current_thread")]
+    async fn large_bodies_are_judged_off_the_async_worker() {
+        let worker = std::thread::current().id();
+        let small = cpu(OFFLOAD_BYTES, || std::thread::current().id()).await;
+        let large = cpu(OFFLOAD_BYTES + 1, || std::thread::current().id()).await;
+        assert_eq!(small, worker);
+        assert_ne!(large, worker);
     }
 }
