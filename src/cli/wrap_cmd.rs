@@ -78,6 +78,11 @@ pub fn run(args: WrapArgs) -> i32 {
     let opts = stdio::WrapOptions {
         command: args.command,
         grace: Duration::from_secs(config.proxy.shutdown_grace_secs),
+        sandbox: if config.proxy.sandbox_child {
+            child::state_sandbox(&state)
+        } else {
+            None
+        },
     };
     match stdio::run(
         opts,

@@ -25,6 +25,8 @@ use crate::pipeline::{Outcome, Pipeline, Verdict};
 pub struct WrapOptions {
     pub command: Vec<String>,
     pub grace: Duration,
+    /// Landlock ruleset for the child (`proxy.sandbox_child`), if the kernel allows one.
+    pub sandbox: Option<Arc<child::Sandbox>>,
 }
 
 enum Event {
@@ -316,7 +318,7 @@ pub fn run(
         }
         ClientOut::Writer(w) => Sink::Writer(w),
     };
-    let spawned = child::spawn(&opts.command);
+    let spawned = child::spawn_in(&opts.command, opts.sandbox.clone());
     pipeline.upstream_started(spawned.is_ok());
     let mut child = spawned.map_err(|e| {
         io::Error::new(
