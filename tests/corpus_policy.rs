@@ -1414,3 +1414,54 @@ fn approved_call_is_forwarded_once() {
         );
     }
 }
+
+// ------------------------------------------------------------------ the proxy's own state
+
+fn allow_all() -> (String, String) {
+    let text = std::fs::read_to_string(support::fixture("policies/allow-all/allow-all.toml"))
+        .expect("allow-all pack");
+    ("allow-all.toml".into(), text)
+}
+
+/// Issue 9.2 d: an argument naming the state dir (any spelling) is refused with -32013 by
+/// `builtin.proxy_state` even under an allow-everything policy; a path that merely shares the
+/// prefix passes.
+#[test]
+fn arguments_naming_the_proxy_state_are_refused_whatever_the_policy() {
+    let setup = Setup {
+        script: json!({}),
+        policies: vec![allow_all()],
+        no_trust_gate: true,
+        ..Setup::default()
+    };
+    let mut s = start(&setup);
+    s.handshake();
+    s.list_tools("list");
+    let st = s.state.display().to_string();
+    let name = s.state.file_name().unwrap().to_string_lossy().into_owned();
+    let refused = [
+        format!("{st}/approvals/0123abcd.json"),
+        format!("{st}/pins/../pins/echo.json"),
+        format!("file://{st}/identity.pem"),
+        format!("{st}/../{name}/proxy.toml"),
+        format!("rm -f {st}/pins/echo.json"),
+    ];
+    for (i, text) in refused.iter().enumerate() {
+        let id = format!("bad{i}");
+        s.w.send(&json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"echo","arguments":{"text":text}}}));
+        let r = s.reply(id.as_str());
+        assert_eq!(r["error"]["code"], -32013, "{text}: {r}");
+        assert_eq!(r["error"]["data"]["rule"], "builtin.proxy_state", "{text}: {r}");
+    }
+    let benign = format!("{st}-notes/todo.md");
+    s.w.send(&json!({"jsonrpc":"2.0","id":"ok","method":"tools/call","params":{"name":"echo","arguments":{"text":benign}}}));
+    let r = s.reply("ok");
+    assert_eq!(r["result"]["content"][0]["text"], benign.as_str(), "{r}");
+    assert_eq!(s.upstream_called("echo"), 1, "only the benign call went out");
+    let audit = s.w.audit();
+    let hits = audit
+        .iter()
+        .filter(|r| r["rule"] == "builtin.proxy_state")
+        .count();
+    assert_eq!(hits, refused.len(), "one audit record per refusal");
+}

@@ -73,6 +73,9 @@ pub fn run(args: WrapArgs) -> i32 {
         Ok(g) => g,
         Err(e) => return fail(EXIT_CONFIG, &format!("bad config: {e}")),
     };
+    if let Some(file) = &args.config {
+        guards.proxy_state.protect(file);
+    }
     let _admin = admin_port(&config, &state, &mut guards);
     let pipeline = Arc::new(Pipeline::new(&server, limits, audit, Arc::new(guards)));
     let opts = stdio::WrapOptions {

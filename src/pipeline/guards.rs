@@ -30,6 +30,8 @@ pub struct Guards {
     pub server_argv: Vec<String>,
     /// Counters for the admin port's `/metrics`; set by the command that runs the admin port.
     pub metrics: Option<Arc<crate::admin::Metrics>>,
+    /// `builtin.proxy_state`: where the proxy keeps its own state (no argument may name it).
+    pub proxy_state: crate::checks::proxy_state::ProtectedPaths,
     _policy_watcher: Option<Watcher>,
     /// Keeps the trust flusher thread alive as long as the guards live.
     _flusher: Option<Flusher>,
@@ -95,7 +97,9 @@ impl Guards {
             None => Vec::new(),
         };
         let t = config.policy.risk_thresholds;
+        let proxy_state = protected_paths(config, state);
         Ok(Guards {
+            proxy_state,
             policy: Some(policy),
             limiter: RateLimiter::new(),
             approvals: Some(approvals),
@@ -113,6 +117,30 @@ impl Guards {
             _flusher: Some(flusher),
         })
     }
+}
+
+/// The proxy's own files: the state dir and every configured path that may live outside it.
+/// The command adds the `--config` file it read.
+fn protected_paths(
+    config: &Config,
+    state: &std::path::Path,
+) -> crate::checks::proxy_state::ProtectedPaths {
+    use crate::config::{resolve, EnvSource, ProcessEnv};
+    let home = ProcessEnv.var("HOME").filter(|h| !h.is_empty()).map(Into::into);
+    let mut p = crate::checks::proxy_state::ProtectedPaths::new(home, std::env::current_dir().ok());
+    p.protect(state);
+    for configured in [
+        &config.policy.dir,
+        &config.pins.dir,
+        &config.audit.dir,
+        &config.identity.key,
+        &config.admin.token_file,
+    ] {
+        if !configured.trim().is_empty() {
+            p.protect(&resolve(state, configured));
+        }
+    }
+    p
 }
 
 /// The configured trusted keys, all of them or only those of one role.
