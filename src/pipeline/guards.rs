@@ -91,7 +91,8 @@ impl Guards {
         let approvals = ApprovalQueue::new(
             crate::config::resolve(state, "approvals"),
             Duration::from_secs(config.policy.approval_timeout_secs),
-        );
+        )
+        .with_deciders(deciders(config, state)?);
         let server_argv = match &origin_argv {
             Some(argv) => argv.clone(),
             None => Vec::new(),
@@ -117,6 +118,28 @@ impl Guards {
             _flusher: Some(flusher),
         })
     }
+}
+
+/// Whose signed approval decisions count: this proxy's identity key (the `approve` / `deny`
+/// CLI and the admin API sign with it) and the configured operator keys.
+fn deciders(
+    config: &Config,
+    state: &std::path::Path,
+) -> Result<Vec<(String, ed25519_dalek::VerifyingKey)>, String> {
+    let mut keys = Vec::new();
+    match crate::identity::load_or_create(&crate::config::resolve(state, &config.identity.key)) {
+        Ok(k) => keys.push(("identity".to_owned(), k.verifying_key())),
+        // Without it only operator keys can decide; approvals still fail closed.
+        Err(e) => tracing::warn!("identity key unavailable for approvals: {e}"),
+    }
+    for (i, k) in config.identity.trusted_keys.iter().enumerate() {
+        if k.role == KeyRoleName::Operator {
+            let key = crate::sig::keys::parse_public_key(&k.public_key)
+                .map_err(|e| format!("identity.trusted_keys[{i}]: {e}"))?;
+            keys.push((k.name.clone(), key));
+        }
+    }
+    Ok(keys)
 }
 
 /// The proxy's own files: the state dir and every configured path that may live outside it.

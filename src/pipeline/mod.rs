@@ -71,6 +71,7 @@ pub struct Pipeline {
     session: Mutex<Session>,
     audit: Arc<AuditLog>,
     guards: Arc<Guards>,
+    holds: hold::Holds,
 }
 
 impl Pipeline {
@@ -89,6 +90,7 @@ impl Pipeline {
             session: Mutex::new(Session::new()),
             audit,
             guards,
+            holds: hold::Holds::default(),
         }
     }
 

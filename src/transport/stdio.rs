@@ -378,7 +378,7 @@ pub fn run(
     watch_signals(tx.clone());
     drop(tx);
 
-    let status = supervise(&rx, pid, opts.grace, &sides);
+    let status = supervise(&rx, pid, opts.grace, &sides, &|| pipeline.client_closed());
     pipeline.upstream_stopped();
     // The child is gone: give every client request still waiting its one answer.
     for outcome in pipeline.abandon_pending("the MCP server exited before answering") {
@@ -401,6 +401,7 @@ fn supervise(
     pid: u32,
     grace: Duration,
     sides: &Sides,
+    client_closed: &dyn Fn(),
 ) -> Option<ExitStatus> {
     let mut shutdown: Option<(Instant, u8)> = None; // (when the current stage started, stage)
     let mut status = None;
@@ -425,6 +426,8 @@ fn supervise(
                 if let Event::Signal(sig) = event {
                     tracing::info!("signal {sig}: shutting down");
                 }
+                // Nobody is left to receive a held call's answer: withdraw the holds.
+                client_closed();
                 if shutdown.is_none() {
                     sides.close_server();
                     shutdown = Some((Instant::now(), 0));
