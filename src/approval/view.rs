@@ -77,7 +77,8 @@ fn show(name: &str, v: &Value) -> String {
     if line_count > CONTENT_LINES {
         shown.push_str(&format!(" ⟨+{} lines⟩", line_count - CONTENT_LINES));
     }
-    format!("{shown:?}")
+    // Already escaped (controls, line breaks, bidi): quoted, not escaped twice.
+    format!("\"{shown}\"")
 }
 
 #[cfg(test)]

@@ -132,7 +132,7 @@ impl ProtectedPaths {
         if s.is_empty() || s.contains(['\n', '\0']) {
             return None;
         }
-        if s.len() >= 7 && s[..7].eq_ignore_ascii_case("file://") {
+        if s.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("file://")) {
             let rest = &s[7..];
             let slash = rest.find('/')?;
             let host = &rest[..slash];
@@ -275,6 +275,9 @@ mod tests {
             "https://example.com/.mcp-warden/approvals".into(),
             "/".into(),
             format!("{h}/etc/proxy.toml.bak"),
+            "fourth\u{202e}".into(),
+            "ü/\u{202e}é".into(),
+            "日本語のテキスト".into(),
         ] {
             assert!(p.check(&json!({ "x": s.clone() })).is_ok(), "{s} refused");
         }
