@@ -46,6 +46,8 @@ impl Guards {
         state: &std::path::Path,
         clock: Arc<dyn Clock>,
     ) -> Result<Guards, String> {
+        // Read before this process records anything: history that predates it.
+        let known_before = known_before(state, server);
         let keys = trusted_keys(config, None)?;
         let operator_keys = trusted_keys(config, Some(KeyRole::Operator))?;
         let origin_argv = match &origin {
@@ -82,6 +84,7 @@ impl Guards {
                 crate::config::OnDrift::Alert => OnDrift::Alert,
             },
             operator_keys,
+            known_before,
         };
         let scanner = poison_scanner(other_servers_tools(&store, server));
         let pins = Arc::new(Baseline::new(server, origin, store, baseline, scanner));
@@ -140,6 +143,24 @@ fn deciders(
         }
     }
     Ok(keys)
+}
+
+/// Whether the trust store saw this server more than ten minutes ago: then it is not new, and a
+/// missing pin file is an alert rather than a first use. (Ten minutes, so that several proxies
+/// started together for a new server do not take each other's first records for history.)
+fn known_before(state: &std::path::Path, server: &str) -> bool {
+    let store = TrustStore::new(state);
+    if !store.exists(server) {
+        return false;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    store
+        .load(server)
+        .ok()
+        .and_then(|h| h.first_seen)
+        .is_some_and(|first| first + 600 < now)
 }
 
 /// The proxy's own files: the state dir and every configured path that may live outside it.
