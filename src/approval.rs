@@ -223,15 +223,20 @@ impl ApprovalQueue {
         started: u64,
     ) -> Result<Status, String> {
         let d = t.decision.as_ref().ok_or_else(|| {
-            format!("the ticket file says {:?} without a signed decision", t.status)
+            format!(
+                "the ticket file says {:?} without a signed decision",
+                t.status
+            )
         })?;
         if d.status != t.status {
             return Err("the ticket's status differs from its signed decision".into());
         }
-        let (_, key) = self
-            .deciders
-            .get(&d.kid)
-            .ok_or_else(|| format!("decision signed by key {:?}, which this proxy does not trust", d.kid))?;
+        let (_, key) = self.deciders.get(&d.kid).ok_or_else(|| {
+            format!(
+                "decision signed by key {:?}, which this proxy does not trust",
+                d.kid
+            )
+        })?;
         let sig = STANDARD
             .decode(&d.sig)
             .ok()
@@ -351,7 +356,14 @@ mod tests {
         let op = operator();
         let q = queue(dir.path(), Duration::from_secs(5), &op);
         let t = q
-            .submit("fs", "write_file", "high", "fs.toml:tool[write_file]", None, vec![])
+            .submit(
+                "fs",
+                "write_file",
+                "high",
+                "fs.toml:tool[write_file]",
+                None,
+                vec![],
+            )
             .unwrap();
         assert_eq!(ApprovalQueue::list(dir.path()).unwrap(), vec![t.clone()]);
         let id = t.id.clone();
@@ -359,7 +371,10 @@ mod tests {
         let key = op.key.clone();
         let h = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(150));
-            let op = Signer { name: "op".into(), key };
+            let op = Signer {
+                name: "op".into(),
+                key,
+            };
             ApprovalQueue::decide(&d, &id, true, &op).unwrap();
         });
         assert_eq!(q.wait(&t.id, None, NO), Resolution::Approved);
@@ -367,12 +382,16 @@ mod tests {
         // A decided and consumed ticket cannot be decided again.
         assert!(ApprovalQueue::decide(dir.path(), &t.id, true, &op).is_err());
 
-        let t = q.submit("fs", "write_file", "high", "r", None, vec![]).unwrap();
+        let t = q
+            .submit("fs", "write_file", "high", "r", None, vec![])
+            .unwrap();
         ApprovalQueue::decide(dir.path(), &t.id, false, &op).unwrap();
         assert_eq!(q.wait(&t.id, None, NO), Resolution::Denied);
 
         let quick = queue(dir.path(), Duration::from_millis(200), &op);
-        let t = quick.submit("fs", "write_file", "high", "r", None, vec![]).unwrap();
+        let t = quick
+            .submit("fs", "write_file", "high", "r", None, vec![])
+            .unwrap();
         assert_eq!(quick.wait(&t.id, None, NO), Resolution::TimedOut);
         assert!(ApprovalQueue::list(dir.path()).unwrap().is_empty());
         assert!(ApprovalQueue::decide(dir.path(), "../etc", true, &op).is_err());
@@ -387,34 +406,54 @@ mod tests {
         let digest = Some("ab".repeat(32));
 
         // The bare edit: status flipped by hand.
-        let t = q.submit("fs", "rm", "high", "r", digest.clone(), vec![]).unwrap();
+        let t = q
+            .submit("fs", "rm", "high", "r", digest.clone(), vec![])
+            .unwrap();
         let path = dir.path().join(format!("{}.json", t.id));
         let text = fs::read_to_string(&path).unwrap();
         fs::write(&path, text.replace("\"pending\"", "\"approved\"")).unwrap();
-        assert!(matches!(q.wait(&t.id, digest.as_deref(), NO), Resolution::Forged(_)));
+        assert!(matches!(
+            q.wait(&t.id, digest.as_deref(), NO),
+            Resolution::Forged(_)
+        ));
 
         // Signed by a key this proxy does not trust (e.g. one the tool made itself).
-        let t = q.submit("fs", "rm", "high", "r", digest.clone(), vec![]).unwrap();
+        let t = q
+            .submit("fs", "rm", "high", "r", digest.clone(), vec![])
+            .unwrap();
         ApprovalQueue::decide(dir.path(), &t.id, true, &operator()).unwrap();
-        assert!(matches!(q.wait(&t.id, digest.as_deref(), NO), Resolution::Forged(_)));
+        assert!(matches!(
+            q.wait(&t.id, digest.as_deref(), NO),
+            Resolution::Forged(_)
+        ));
 
         // A trusted signature over other arguments (the file's digest was swapped first).
-        let t = q.submit("fs", "rm", "high", "r", digest.clone(), vec![]).unwrap();
+        let t = q
+            .submit("fs", "rm", "high", "r", digest.clone(), vec![])
+            .unwrap();
         let path = dir.path().join(format!("{}.json", t.id));
         let text = fs::read_to_string(&path).unwrap();
         fs::write(&path, text.replace(&"ab".repeat(32), &"cd".repeat(32))).unwrap();
         ApprovalQueue::decide(dir.path(), &t.id, true, &op).unwrap();
-        assert!(matches!(q.wait(&t.id, digest.as_deref(), NO), Resolution::Forged(_)));
+        assert!(matches!(
+            q.wait(&t.id, digest.as_deref(), NO),
+            Resolution::Forged(_)
+        ));
 
         // Denied → approved by editing a signed denial.
-        let t = q.submit("fs", "rm", "high", "r", digest.clone(), vec![]).unwrap();
+        let t = q
+            .submit("fs", "rm", "high", "r", digest.clone(), vec![])
+            .unwrap();
         ApprovalQueue::decide(dir.path(), &t.id, false, &op).unwrap();
         let path = dir.path().join(format!("{}.json", t.id));
         let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
         v["status"] = "approved".into();
         v["decision"]["status"] = "approved".into();
         fs::write(&path, v.to_string()).unwrap();
-        assert!(matches!(q.wait(&t.id, digest.as_deref(), NO), Resolution::Forged(_)));
+        assert!(matches!(
+            q.wait(&t.id, digest.as_deref(), NO),
+            Resolution::Forged(_)
+        ));
     }
 
     #[test]

@@ -156,7 +156,14 @@ fn approvals_are_listed_and_decided_through_the_api() {
     let queue = ApprovalQueue::new(dir.path().join("approvals"), Duration::from_secs(20))
         .with_deciders(vec![("identity".into(), identity.verifying_key())]);
     let t1 = queue
-        .submit("fs", "write_file", "high", "fs.toml:tool[write_file]", None, vec![])
+        .submit(
+            "fs",
+            "write_file",
+            "high",
+            "fs.toml:tool[write_file]",
+            None,
+            vec![],
+        )
         .expect("submit");
     let t2 = queue
         .submit("fs", "delete", "critical", "critical", None, vec![])
@@ -184,7 +191,13 @@ fn approvals_are_listed_and_decided_through_the_api() {
     }
     // Nor through DNS rebinding (its own name as Host).
     assert_eq!(
-        request(addr, "POST", &path, &[("Host", "evil.example:9464"), auth[0]]).status,
+        request(
+            addr,
+            "POST",
+            &path,
+            &[("Host", "evil.example:9464"), auth[0]]
+        )
+        .status,
         403
     );
     // Nor anyone on loopback without the token, or with a wrong one.

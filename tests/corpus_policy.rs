@@ -1451,13 +1451,20 @@ fn arguments_naming_the_proxy_state_are_refused_whatever_the_policy() {
         s.w.send(&json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"echo","arguments":{"text":text}}}));
         let r = s.reply(id.as_str());
         assert_eq!(r["error"]["code"], -32013, "{text}: {r}");
-        assert_eq!(r["error"]["data"]["rule"], "builtin.proxy_state", "{text}: {r}");
+        assert_eq!(
+            r["error"]["data"]["rule"], "builtin.proxy_state",
+            "{text}: {r}"
+        );
     }
     let benign = format!("{st}-notes/todo.md");
     s.w.send(&json!({"jsonrpc":"2.0","id":"ok","method":"tools/call","params":{"name":"echo","arguments":{"text":benign}}}));
     let r = s.reply("ok");
     assert_eq!(r["result"]["content"][0]["text"], benign.as_str(), "{r}");
-    assert_eq!(s.upstream_called("echo"), 1, "only the benign call went out");
+    assert_eq!(
+        s.upstream_called("echo"),
+        1,
+        "only the benign call went out"
+    );
     let audit = s.w.audit();
     let hits = audit
         .iter()
@@ -1499,7 +1506,11 @@ fn an_edited_ticket_file_does_not_approve() {
     std::fs::write(&path, serde_json::to_vec(&t).unwrap()).unwrap();
     let r = s.reply("forged");
     assert_eq!(r["error"]["code"], -32014, "{r}");
-    assert_eq!(s.upstream_called("echo"), 0, "the forged approval executed the call");
+    assert_eq!(
+        s.upstream_called("echo"),
+        0,
+        "the forged approval executed the call"
+    );
     let audit = s.w.audit();
     let forged = audit
         .iter()
@@ -1527,28 +1538,46 @@ fn a_cancelled_call_is_withdrawn_and_never_executed() {
     s.w.send(&json!({"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"echo","arguments":{"text":text,"password":"hunter2"}}}));
     let ticket = s.pending_approval("echo");
     let listing = String::from_utf8_lossy(&cli(&s.state, &["approvals"]).stdout).into_owned();
-    assert!(listing.contains("text: \"first line\\nsecond\\nthird "), "{listing}");
+    assert!(
+        listing.contains("text: \"first line\\nsecond\\nthird "),
+        "{listing}"
+    );
     assert!(listing.contains("⟨+1 lines⟩"), "{listing}");
     assert!(listing.contains("password: [REDACTED"), "{listing}");
-    assert!(!listing.contains("hunter2") && !listing.contains('\u{202e}'), "{listing}");
+    assert!(
+        !listing.contains("hunter2") && !listing.contains('\u{202e}'),
+        "{listing}"
+    );
 
     s.w.send(&json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"c1","reason":"user gave up"}}));
     let deadline = Instant::now() + Duration::from_secs(10);
-    while s.state.join("approvals").join(format!("{ticket}.json")).exists() {
+    while s
+        .state
+        .join("approvals")
+        .join(format!("{ticket}.json"))
+        .exists()
+    {
         assert!(Instant::now() < deadline, "the ticket was never withdrawn");
         std::thread::sleep(Duration::from_millis(20));
     }
     let out = cli(&s.state, &["approve", &ticket]);
     assert!(!out.status.success(), "approve after cancel: {out:?}");
     s.w.ping("after");
-    assert_eq!(s.upstream_called("echo"), 0, "a cancelled call was executed");
+    assert_eq!(
+        s.upstream_called("echo"),
+        0,
+        "a cancelled call was executed"
+    );
     let audit = s.w.audit();
     assert!(
         audit.iter().any(|r| r["event"] == "approval.withdrawn"),
         "withdrawal audited: {audit:#?}"
     );
     // The client that cancelled gets no answer for c1 (MCP: cancelled requests are not answered).
-    assert!(s.drain(Duration::from_millis(300)).iter().all(|m| m["id"] != "c1"));
+    assert!(s
+        .drain(Duration::from_millis(300))
+        .iter()
+        .all(|m| m["id"] != "c1"));
 }
 
 /// Issue 19.4: a client that goes away withdraws its held calls before the proxy exits.
@@ -1560,7 +1589,11 @@ fn a_client_disconnect_withdraws_held_calls() {
     call_echo(&mut s, "d1", "bye");
     let ticket = s.pending_approval("echo");
     assert_eq!(s.w.finish(), 0);
-    assert!(!s.state.join("approvals").join(format!("{ticket}.json")).exists());
+    assert!(!s
+        .state
+        .join("approvals")
+        .join(format!("{ticket}.json"))
+        .exists());
     assert!(!cli(&s.state, &["approve", &ticket]).status.success());
     let audit = s.w.audit();
     assert!(

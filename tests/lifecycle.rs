@@ -193,7 +193,10 @@ fn the_server_sees_no_warden_env_and_cannot_touch_the_state_dir() {
         .expect("spawn");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !out.join("done").exists() {
-        assert!(Instant::now() < deadline, "the server script never finished");
+        assert!(
+            Instant::now() < deadline,
+            "the server script never finished"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let env = std::fs::read_to_string(out.join("env.txt")).unwrap();
@@ -205,10 +208,16 @@ fn the_server_sees_no_warden_env_and_cannot_touch_the_state_dir() {
     if landlock {
         let read = std::fs::read_to_string(out.join("read.txt")).unwrap_or_default();
         assert_eq!(read, "", "the child read the state dir");
-        assert!(!state.join("approvals/x.json").exists(), "the child wrote into the state dir");
+        assert!(
+            !state.join("approvals/x.json").exists(),
+            "the child wrote into the state dir"
+        );
         let ls = std::fs::read_to_string(out.join("ls.txt")).unwrap_or_default();
         assert_eq!(ls, "", "the child listed the state dir");
     }
     drop(child.stdin.take());
-    assert_eq!(wait_with_timeout(&mut child, Duration::from_secs(10)), Some(0));
+    assert_eq!(
+        wait_with_timeout(&mut child, Duration::from_secs(10)),
+        Some(0)
+    );
 }

@@ -84,7 +84,14 @@ pub const DEFAULT_TOKEN_FILE: &str = "admin.token";
 fn read_token(config: &Config, state: &Path) -> io::Result<(String, bool)> {
     let configured = config.admin.token_file.trim();
     let explicit = !configured.is_empty();
-    let path = config::resolve(state, if explicit { configured } else { DEFAULT_TOKEN_FILE });
+    let path = config::resolve(
+        state,
+        if explicit {
+            configured
+        } else {
+            DEFAULT_TOKEN_FILE
+        },
+    );
     let token = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound && !explicit => create_token(&path)?,

@@ -156,13 +156,11 @@ async fn handle(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
     let probe = path == "/healthz" || path == "/readyz";
     let read = req.method() == Method::GET || req.method() == Method::HEAD;
     let needs_token = !probe && (!read || !shared.loopback || shared.token_explicit);
-    if needs_token {
-        if !authorized(&req, &shared.token) {
-            let mut resp = text(StatusCode::UNAUTHORIZED, "bearer token required\n");
-            resp.headers_mut()
-                .insert("www-authenticate", HeaderValue::from_static("Bearer"));
-            return resp;
-        }
+    if needs_token && !authorized(&req, &shared.token) {
+        let mut resp = text(StatusCode::UNAUTHORIZED, "bearer token required\n");
+        resp.headers_mut()
+            .insert("www-authenticate", HeaderValue::from_static("Bearer"));
+        return resp;
     }
     route(req.method(), &path, shared).await
 }
@@ -188,9 +186,12 @@ async fn route(method: &Method, path: &str, shared: &Shared) -> Response<Body> {
         }
         (&Method::GET, ["api", "v1", "alerts"]) => json(api::alerts(&shared.metrics)),
         (&Method::GET, ["api", "v1", "approvals"]) => json(api::approvals(&shared.approvals_dir)),
-        (&Method::POST, ["api", "v1", "approvals", id, verb]) => {
-            json(api::decide(&shared.approvals_dir, id, verb, shared.signer.as_deref()))
-        }
+        (&Method::POST, ["api", "v1", "approvals", id, verb]) => json(api::decide(
+            &shared.approvals_dir,
+            id,
+            verb,
+            shared.signer.as_deref(),
+        )),
         (&Method::GET, ["api", "v1", "audit", "stream"]) => {
             let body = audit_stream::stream(shared.audit_dir.clone());
             let mut resp = Response::new(BodyExt::boxed(body));

@@ -14,8 +14,16 @@ const CONTENT_LINES: usize = 3;
 
 /// Argument names whose values are secrets whatever they look like.
 const SECRET_NAMES: &[&str] = &[
-    "password", "passwd", "secret", "token", "api_key", "apikey", "authorization", "cookie",
-    "private_key", "credential",
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "authorization",
+    "cookie",
+    "private_key",
+    "credential",
 ];
 
 /// `name: value` per leaf of the arguments, in order, bounded.
@@ -100,12 +108,21 @@ mod tests {
         }));
         let text = view.join("\n");
         assert!(text.contains("path: \"/home/u/report.txt\""), "{text}");
-        assert!(text.contains("url: \"https://example.com/a?b=1\""), "{text}");
-        assert!(text.contains("line three") && !text.contains("line four"), "{text}");
+        assert!(
+            text.contains("url: \"https://example.com/a?b=1\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("line three") && !text.contains("line four"),
+            "{text}"
+        );
         assert!(text.contains("⟨+2 lines⟩"), "{text}");
         assert!(text.contains("auth.password: [REDACTED:by-name]") && !text.contains("hunter2"));
         assert!(!text.contains("AKIAIOSFODNN7EXAMPLE"), "{text}");
-        assert!(!text.contains('\u{202e}') && !text.contains('\u{1b}'), "{text}");
+        assert!(
+            !text.contains('\u{202e}') && !text.contains('\u{1b}'),
+            "{text}"
+        );
         assert!(text.contains("n: 3"));
         assert!(view.iter().all(|l| l.chars().count() < 260), "{text}");
     }

@@ -110,7 +110,11 @@ impl ProtectedPaths {
             return false;
         }
         s.split(|c: char| {
-            c.is_whitespace() || matches!(c, '=' | '"' | '\'' | '`' | ';' | '|' | '&' | '<' | '>' | '(' | ')' | ',')
+            c.is_whitespace()
+                || matches!(
+                    c,
+                    '=' | '"' | '\'' | '`' | ';' | '|' | '&' | '<' | '>' | '(' | ')' | ','
+                )
         })
         .filter(|t| !t.is_empty() && *t != s.trim())
         .any(|t| self.is_protected(t))
@@ -132,7 +136,9 @@ impl ProtectedPaths {
         if s.is_empty() || s.contains(['\n', '\0']) {
             return None;
         }
-        if s.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("file://")) {
+        if s.get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("file://"))
+        {
             let rest = &s[7..];
             let slash = rest.find('/')?;
             let host = &rest[..slash];
@@ -258,7 +264,10 @@ mod tests {
             );
         }
         let e = p.check(&json!({"path": "~/.mcp-warden"})).unwrap_err();
-        assert!(e.contains("argument path") && !e.contains(".mcp-warden"), "{e}");
+        assert!(
+            e.contains("argument path") && !e.contains(".mcp-warden"),
+            "{e}"
+        );
     }
 
     #[test]

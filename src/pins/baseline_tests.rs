@@ -356,8 +356,17 @@ fn a_missing_pin_of_a_known_server_is_held_not_repinned() {
     };
     let d = make(&store, known, no_scanner()).observe_tools(&[tool("a", "A")], t(0));
     assert_eq!(d.keep, vec![false]);
-    assert!(names(&d.events).contains(&"pins.missing"), "{:?}", names(&d.events));
-    assert!(d.events.iter().find(|e| e.audit_event() == "pins.missing").unwrap().is_alert());
+    assert!(
+        names(&d.events).contains(&"pins.missing"),
+        "{:?}",
+        names(&d.events)
+    );
+    assert!(d
+        .events
+        .iter()
+        .find(|e| e.audit_event() == "pins.missing")
+        .unwrap()
+        .is_alert());
     assert!(store.read("facts").unwrap().pin.is_none(), "nothing pinned");
 
     let dir = tempfile::tempdir().unwrap();

@@ -160,8 +160,7 @@ impl PinStore {
             }
         }
         if after.pin.is_some() && !before.seen {
-            fs::write(&before.paths.seen, b"")
-                .map_err(|e| PinError::io(&before.paths.seen, e))?;
+            fs::write(&before.paths.seen, b"").map_err(|e| PinError::io(&before.paths.seen, e))?;
         }
         if after.held != before.held {
             match after.held.as_ref().filter(|h| !h.is_empty()) {

@@ -170,7 +170,10 @@ fn protected_paths(
     state: &std::path::Path,
 ) -> crate::checks::proxy_state::ProtectedPaths {
     use crate::config::{resolve, EnvSource, ProcessEnv};
-    let home = ProcessEnv.var("HOME").filter(|h| !h.is_empty()).map(Into::into);
+    let home = ProcessEnv
+        .var("HOME")
+        .filter(|h| !h.is_empty())
+        .map(Into::into);
     let mut p = crate::checks::proxy_state::ProtectedPaths::new(home, std::env::current_dir().ok());
     p.protect(state);
     for configured in [

@@ -149,7 +149,11 @@ impl Sandbox {
             };
             let is_dir = file.metadata().map(|m| m.is_dir()).unwrap_or(false);
             let rule = PathBeneathAttr {
-                allowed_access: if is_dir { handled } else { handled & FILE_RIGHTS },
+                allowed_access: if is_dir {
+                    handled
+                } else {
+                    handled & FILE_RIGHTS
+                },
                 parent_fd: file.as_raw_fd(),
             };
             // SAFETY: rule outlives the call; the fd is open.
