@@ -148,6 +148,10 @@ impl ProtectedPaths {
             let path = rest[slash..].split(['?', '#']).next().unwrap_or("");
             return Some(PathBuf::from(percent_decode(path)));
         }
+        // Other URLs (https://…) name no local file.
+        if s.contains("://") {
+            return None;
+        }
         if s == "~" {
             return self.home.clone();
         }

@@ -73,7 +73,8 @@ pub fn run(args: WrapArgs) -> i32 {
         Ok(g) => g,
         Err(e) => return fail(EXIT_CONFIG, &format!("bad config: {e}")),
     };
-    if let Some(file) = &args.config {
+    // builtin.proxy_state: files named on the command line are the proxy's state too.
+    for file in [&args.config, &args.audit_file].into_iter().flatten() {
         guards.proxy_state.protect(file);
     }
     let _admin = admin_port(&config, &state, &mut guards);
