@@ -168,7 +168,7 @@ fn stdout_carries_only_mcp_even_when_the_server_prints_junk() {
 }
 
 /// Issue 9.2 a/e: the server runs without the proxy's `MCP_WARDEN_*` variables and, where the
-/// kernel has Landlock, cannot read, write or list the state dir (approvals, pins, keys).
+/// kernel has Landlock, cannot read or write the state dir (approvals, pins, keys).
 #[test]
 fn the_server_sees_no_warden_env_and_cannot_touch_the_state_dir() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -179,7 +179,8 @@ fn the_server_sees_no_warden_env_and_cannot_touch_the_state_dir() {
     let (s, o) = (state.display(), out.display());
     let script = format!(
         "env > {o}/env.txt; cat {s}/secret.txt > {o}/read.txt 2>/dev/null; \
-         echo approved > {s}/approvals/x.json 2>/dev/null; ls {s} > {o}/ls.txt 2>/dev/null; \
+         echo approved > {s}/approvals/x.json 2>/dev/null; echo x >> {s}/secret.txt 2>/dev/null; \
+         rm -f {s}/secret.txt 2>/dev/null; ls {s}/.. > {o}/ls-parent.txt 2>/dev/null; \
          echo done > {o}/done; exec cat > /dev/null"
     );
     let mut child = Command::new(support::warden_bin())
@@ -212,8 +213,18 @@ fn the_server_sees_no_warden_env_and_cannot_touch_the_state_dir() {
             !state.join("approvals/x.json").exists(),
             "the child wrote into the state dir"
         );
-        let ls = std::fs::read_to_string(out.join("ls.txt")).unwrap_or_default();
-        assert_eq!(ls, "", "the child listed the state dir");
+        assert_eq!(
+            std::fs::read_to_string(state.join("secret.txt")).unwrap(),
+            "s3cret",
+            "the child changed or removed a file in the state dir"
+        );
+        // Listing stays possible along the way down (ancestors keep READ_DIR, see
+        // `transport::landlock`): a filesystem server rooted above the state dir still works.
+        let ls = std::fs::read_to_string(out.join("ls-parent.txt")).unwrap_or_default();
+        assert!(
+            ls.contains("state"),
+            "cannot list the state dir's parent: {ls:?}"
+        );
     }
     drop(child.stdin.take());
     assert_eq!(

@@ -4,17 +4,22 @@
 //! Landlock only allows, it cannot deny a subtree. So the ruleset handles every filesystem right
 //! the kernel knows and grants all of them on each *sibling* along the path from `/` down to the
 //! state dir: at `/` everything but `home`, in `/home` everything but `u`, …, in the state dir's
-//! parent everything but the state dir. The state dir and all beneath it get nothing.
+//! parent everything but the state dir. The state dir and all beneath it get nothing but a listing.
 //!
 //! The ruleset is built in the parent (allocation, directory listing); the child only calls
 //! `prctl(PR_SET_NO_NEW_PRIVS)` and `landlock_restrict_self` between fork and exec, both
 //! async-signal-safe. Raw syscalls via `libc`, no crate.
 //!
-//! Limits, by construction: the ancestors themselves get no rights, so the child cannot create,
-//! remove or list entries directly in them (e.g. a new file in `$HOME` when the state dir is
-//! `~/.mcp-warden`); an entry created in an ancestor after the child started is not covered and so
-//! is inaccessible to it; files the child already had open are unaffected; rights newer than the
-//! running kernel's ABI are not enforced.
+//! The ancestors themselves get only `READ_DIR` (Landlock rights inherit downwards, so this also
+//! lets the child list the names in the state dir, never read or write what is in them): without
+//! it a filesystem server rooted at `$HOME` or `/` could not list its own root, since the default
+//! state dir lives under `$HOME`.
+//!
+//! Limits, by construction: the child cannot create, rename or remove entries directly in an
+//! ancestor (e.g. a new file in `$HOME` when the state dir is `~/.local/state/mcp-warden`); an
+//! entry created in an ancestor after the child started is not covered and so is inaccessible to
+//! it; files the child already had open are unaffected; rights newer than the running kernel's
+//! ABI are not enforced; names inside the state dir can be listed.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
@@ -28,6 +33,8 @@ const RULE_PATH_BENEATH: libc::c_long = 1;
 
 /// Rights that apply to files (the kernel rejects directory rights on a file rule).
 const FILE_RIGHTS: u64 = 1 | (1 << 1) | (1 << 2) | (1 << 14) | (1 << 15);
+/// `LANDLOCK_ACCESS_FS_READ_DIR`: all the ancestors of the state dir get.
+const READ_DIR: u64 = 1 << 3;
 
 #[repr(C)]
 struct RulesetAttr {
@@ -133,7 +140,12 @@ impl Sandbox {
         }
         // SAFETY: a fresh descriptor the kernel just gave us (close-on-exec by default).
         let ruleset = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-        for path in siblings(&target) {
+        let ancestors = target.ancestors().skip(1).map(Path::to_path_buf);
+        let grants = siblings(&target)
+            .into_iter()
+            .map(|p| (p, None))
+            .chain(ancestors.map(|p| (p, Some(READ_DIR))));
+        for (path, only) in grants {
             // A symlink that leads into the state dir must not open it up again.
             let resolved = path.canonicalize().unwrap_or_else(|_| path.clone());
             if resolved.starts_with(&target) {
@@ -148,12 +160,13 @@ impl Sandbox {
                 continue;
             };
             let is_dir = file.metadata().map(|m| m.is_dir()).unwrap_or(false);
+            let full = if is_dir {
+                handled
+            } else {
+                handled & FILE_RIGHTS
+            };
             let rule = PathBeneathAttr {
-                allowed_access: if is_dir {
-                    handled
-                } else {
-                    handled & FILE_RIGHTS
-                },
+                allowed_access: only.map_or(full, |r| r & full),
                 parent_fd: file.as_raw_fd(),
             };
             // SAFETY: rule outlives the call; the fd is open.
