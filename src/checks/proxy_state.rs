@@ -121,14 +121,19 @@ impl ProtectedPaths {
     }
 
     fn is_protected(&self, candidate: &str) -> bool {
+        // Longer than PATH_MAX cannot be opened as a path (and would make resolving costly).
+        if candidate.len() > PATH_MAX {
+            return false;
+        }
         let Some(path) = self.candidate_path(candidate) else {
             return false;
         };
-        let Some(lexical) = self.absolute(&path) else {
+        let Some(raw) = self.joined(&path) else {
             return false;
         };
         let under = |p: &Path| self.roots.iter().any(|r| p.starts_with(r));
-        under(&lexical) || resolve(&lexical).is_some_and(|p| under(&p))
+        // Lexically, and as the kernel would resolve it: `link/../x` follows `link` first.
+        under(&normalise(&raw)) || resolve(&raw).is_some_and(|p| under(&p))
     }
 
     /// The path a string names, if it looks like one.
@@ -167,44 +172,57 @@ impl ProtectedPaths {
     /// Absolute and lexically normalised (`.` dropped, `..` pops); `None` when relative and no
     /// working directory is known.
     fn absolute(&self, p: &Path) -> Option<PathBuf> {
-        let joined = if p.is_absolute() {
-            p.to_owned()
+        self.joined(p).map(|j| normalise(&j))
+    }
+
+    /// Absolute, as written (relative paths against the working directory).
+    fn joined(&self, p: &Path) -> Option<PathBuf> {
+        if p.is_absolute() {
+            Some(p.to_owned())
         } else {
-            self.cwd.as_ref()?.join(p)
-        };
-        let mut out = PathBuf::from("/");
-        for c in joined.components() {
-            match c {
-                Component::Normal(n) => out.push(n),
-                Component::ParentDir => {
-                    out.pop();
-                }
-                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-            }
+            Some(self.cwd.as_ref()?.join(p))
         }
-        Some(out)
     }
 }
 
-/// The path with its longest existing prefix resolved through symlinks (what the kernel would
-/// open), or `None` when nothing of it exists beyond `/`.
-fn resolve(p: &Path) -> Option<PathBuf> {
-    let mut existing = p.to_owned();
-    let mut rest: Vec<std::ffi::OsString> = Vec::new();
-    loop {
-        if let Ok(c) = existing.canonicalize() {
-            let mut out = c;
-            for part in rest.iter().rev() {
-                out.push(part);
+const PATH_MAX: usize = 4096;
+
+/// `.` dropped, `..` pops, repeated separators gone.
+fn normalise(joined: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in joined.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
+/// The path with its longest existing prefix resolved by the kernel (symlinks and `..` in the
+/// order it would follow them), the rest appended lexically; `None` when nothing of it exists
+/// beyond `/`.
+fn resolve(raw: &Path) -> Option<PathBuf> {
+    let parts: Vec<Component<'_>> = raw.components().collect();
+    for k in (2..=parts.len()).rev() {
+        let prefix: PathBuf = parts[..k].iter().collect();
+        if let Ok(mut out) = prefix.canonicalize() {
+            for c in &parts[k..] {
+                match c {
+                    Component::Normal(n) => out.push(n),
+                    Component::ParentDir => {
+                        out.pop();
+                    }
+                    _ => {}
+                }
             }
             return Some(out);
         }
-        let name = existing.file_name()?.to_owned();
-        rest.push(name);
-        if !existing.pop() {
-            return None;
-        }
     }
+    None
 }
 
 /// `%XX` decoded; a malformed escape is kept as it is (it then names no real file).
@@ -239,6 +257,7 @@ mod tests {
         std::fs::create_dir_all(state.join("approvals")).unwrap();
         std::fs::create_dir_all(home.join("work")).unwrap();
         std::os::unix::fs::symlink(&state, home.join("work/link")).unwrap();
+        std::os::unix::fs::symlink(state.join("approvals"), home.join("work/alink")).unwrap();
         let mut p = ProtectedPaths::new(Some(home.clone()), Some(home.join("work")));
         p.protect(&state);
         p.protect(&home.join("etc/proxy.toml"));
@@ -257,6 +276,11 @@ mod tests {
             "~/.mcp-warden/pins/fs.json".into(),
             "../.mcp-warden/approvals".into(),
             "link/approvals/new.json".into(),
+            // The kernel follows `link` (→ the state dir) before `..`: lexically this is
+            // `work/pins`, really it is the state dir's `pins`.
+            format!("{h}/work/link/approvals/../pins/x.json"),
+            format!("{h}/work/alink/../pins/x.json"),
+            format!("{h}/work/link/../.mcp-warden/approvals"),
             format!("file://{h}/.mcp-warden/approvals/a.json"),
             format!("FILE://localhost{h}/%2Emcp-warden/pins"),
             format!("cat {h}/.mcp-warden/approvals/a.json | sh"),
@@ -291,6 +315,10 @@ mod tests {
             "fourth\u{202e}".into(),
             "ü/\u{202e}é".into(),
             "日本語のテキスト".into(),
+            "a/".repeat(3000),
+            (0..3000)
+                .map(|i| format!("src/a{i}/b.rs "))
+                .collect::<String>(),
         ] {
             assert!(p.check(&json!({ "x": s.clone() })).is_ok(), "{s} refused");
         }
