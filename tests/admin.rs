@@ -127,21 +127,46 @@ fn probes_metrics_servers_and_alerts() {
     assert_eq!(alerts[0]["audit_id"], "s1-1");
 
     assert_eq!(get(addr, "/nope").status, 404);
-    assert_eq!(request(addr, "DELETE", "/metrics", &[]).status, 405);
+    // Any verb but GET needs the token first, even on loopback (issue 19.3).
+    assert_eq!(request(addr, "DELETE", "/metrics", &[]).status, 401);
     handle.stop();
     assert!(TcpStream::connect(addr).is_err(), "stopped");
 }
 
+/// Issue 19.3: reading the queue stays open on loopback, deciding needs the bearer token
+/// always (a wrapped server on the same machine must not approve its own call). The token file
+/// is created 0600 in the state dir on first use; the decision is signed with the proxy's
+/// identity key, which the waiting queue trusts.
 #[test]
 fn approvals_are_listed_and_decided_through_the_api() {
     let dir = tempfile::tempdir().expect("tmp");
     let (addr, _handle, _) = start(LOCAL, dir.path(), Arc::new(|| true));
-    let queue = ApprovalQueue::new(dir.path().join("approvals"), Duration::from_secs(20));
+    let token_file = dir.path().join("admin.token");
+    let token = std::fs::read_to_string(&token_file).expect("token created on first use");
+    assert!(token.trim().len() >= 32, "{token:?}");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let bearer = format!("Bearer {}", token.trim());
+    let auth: &[(&str, &str)] = &[("Authorization", bearer.as_str())];
+    let identity = mcp_warden::identity::load_or_create(&dir.path().join("identity.pem"))
+        .expect("identity key");
+    let queue = ApprovalQueue::new(dir.path().join("approvals"), Duration::from_secs(20))
+        .with_deciders(vec![("identity".into(), identity.verifying_key())]);
     let t1 = queue
-        .submit("fs", "write_file", "high", "fs.toml:tool[write_file]", None)
+        .submit(
+            "fs",
+            "write_file",
+            "high",
+            "fs.toml:tool[write_file]",
+            None,
+            vec![],
+        )
         .expect("submit");
     let t2 = queue
-        .submit("fs", "delete", "critical", "critical", None)
+        .submit("fs", "delete", "critical", "critical", None, vec![])
         .expect("submit");
 
     let pending = json(&get(addr, "/api/v1/approvals"));
@@ -160,14 +185,26 @@ fn approvals_are_listed_and_decided_through_the_api() {
     let path = format!("/api/v1/approvals/{}/approve", t1.id);
     for origin in ["http://evil.example", "null", "http://127.0.0.1:9464"] {
         assert_eq!(
-            request(addr, "POST", &path, &[("Origin", origin)]).status,
+            request(addr, "POST", &path, &[("Origin", origin), auth[0]]).status,
             403
         );
     }
     // Nor through DNS rebinding (its own name as Host).
     assert_eq!(
-        request(addr, "POST", &path, &[("Host", "evil.example:9464")]).status,
+        request(
+            addr,
+            "POST",
+            &path,
+            &[("Host", "evil.example:9464"), auth[0]]
+        )
+        .status,
         403
+    );
+    // Nor anyone on loopback without the token, or with a wrong one.
+    assert_eq!(request(addr, "POST", &path, &[]).status, 401);
+    assert_eq!(
+        request(addr, "POST", &path, &[("Authorization", "Bearer wrong")]).status,
+        401
     );
     assert_eq!(
         json(&get(addr, "/api/v1/approvals"))
@@ -180,9 +217,9 @@ fn approvals_are_listed_and_decided_through_the_api() {
     let waiter = {
         let queue = queue.clone();
         let id = t1.id.clone();
-        std::thread::spawn(move || queue.wait(&id))
+        std::thread::spawn(move || queue.wait(&id, None, &|| false))
     };
-    let r = request(addr, "POST", &path, &[]);
+    let r = request(addr, "POST", &path, auth);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(json(&r)["status"], "approved");
     assert_eq!(waiter.join().expect("waiter"), Resolution::Approved);
@@ -191,18 +228,18 @@ fn approvals_are_listed_and_decided_through_the_api() {
         addr,
         "POST",
         &format!("/api/v1/approvals/{}/deny", t2.id),
-        &[],
+        auth,
     );
     assert_eq!(
         (r.status, json(&r)["status"].as_str()),
         (200, Some("denied"))
     );
-    assert_eq!(queue.wait(&t2.id), Resolution::Denied);
+    assert_eq!(queue.wait(&t2.id, None, &|| false), Resolution::Denied);
     assert_eq!(json(&get(addr, "/api/v1/approvals")), serde_json::json!([]));
 
-    assert_eq!(request(addr, "POST", &path, &[]).status, 404, "consumed");
+    assert_eq!(request(addr, "POST", &path, auth).status, 404, "consumed");
     assert_eq!(
-        request(addr, "POST", "/api/v1/approvals/..%2fx/approve", &[]).status,
+        request(addr, "POST", "/api/v1/approvals/..%2fx/approve", auth).status,
         400
     );
     assert_eq!(
@@ -210,7 +247,7 @@ fn approvals_are_listed_and_decided_through_the_api() {
             addr,
             "POST",
             &format!("/api/v1/approvals/{}/maybe", t1.id),
-            &[]
+            auth
         )
         .status,
         404

@@ -1338,7 +1338,7 @@ fn run_control_plane(env: &Env, ctx: &mut Ctx, case: &Value) {
     let id = case["id"].as_str().unwrap();
     let queue = ApprovalQueue::new(env.serve.state().join("approvals"), Duration::from_secs(60));
     let ticket = queue
-        .submit(SERVER, "write_file", "high", "corpus", None)
+        .submit(SERVER, "write_file", "high", "corpus", None, vec![])
         .expect("pending approval");
     let input = &case["input"];
     let mut requests = materialise(ctx, input, case);

@@ -1436,3 +1436,191 @@ fn approved_call_is_forwarded_once() {
         );
     }
 }
+
+// ------------------------------------------------------------------ the proxy's own state
+
+fn allow_all() -> (String, String) {
+    let text = std::fs::read_to_string(support::fixture("policies/allow-all/allow-all.toml"))
+        .expect("allow-all pack");
+    ("allow-all.toml".into(), text)
+}
+
+/// Issue 9.2 d: an argument naming the state dir (any spelling) is refused with -32013 by
+/// `builtin.proxy_state` even under an allow-everything policy; a path that merely shares the
+/// prefix passes.
+#[test]
+fn arguments_naming_the_proxy_state_are_refused_whatever_the_policy() {
+    let setup = Setup {
+        script: json!({}),
+        policies: vec![allow_all()],
+        no_trust_gate: true,
+        ..Setup::default()
+    };
+    let mut s = start(&setup);
+    s.handshake();
+    s.list_tools("list");
+    let st = s.state.display().to_string();
+    let name = s.state.file_name().unwrap().to_string_lossy().into_owned();
+    let refused = [
+        format!("{st}/approvals/0123abcd.json"),
+        format!("{st}/pins/../pins/echo.json"),
+        format!("file://{st}/identity.pem"),
+        format!("{st}/../{name}/proxy.toml"),
+        format!("rm -f {st}/pins/echo.json"),
+    ];
+    for (i, text) in refused.iter().enumerate() {
+        let id = format!("bad{i}");
+        s.w.send(&json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"echo","arguments":{"text":text}}}));
+        let r = s.reply(id.as_str());
+        assert_eq!(r["error"]["code"], -32013, "{text}: {r}");
+        assert_eq!(
+            r["error"]["data"]["rule"], "builtin.proxy_state",
+            "{text}: {r}"
+        );
+    }
+    let benign = format!("{st}-notes/todo.md");
+    s.w.send(&json!({"jsonrpc":"2.0","id":"ok","method":"tools/call","params":{"name":"echo","arguments":{"text":benign}}}));
+    let r = s.reply("ok");
+    assert_eq!(r["result"]["content"][0]["text"], benign.as_str(), "{r}");
+    assert_eq!(
+        s.upstream_called("echo"),
+        1,
+        "only the benign call went out"
+    );
+    let audit = s.w.audit();
+    let hits = audit
+        .iter()
+        .filter(|r| r["rule"] == "builtin.proxy_state")
+        .count();
+    assert_eq!(hits, refused.len(), "one audit record per refusal");
+}
+
+// ------------------------------------------------------------------ approvals a tool cannot forge
+
+fn approve_echo_setup() -> Setup {
+    let pack = "[server]\nmatch = [\"*\"]\ndefault_risk = \"low\"\n\n[[tool]]\nname = \"echo\"\nrisk = \"high\"\naction = \"approve\"\n";
+    Setup {
+        script: json!({}),
+        policies: vec![("approve-echo.toml".into(), pack.into())],
+        approval_timeout_secs: Some(30),
+        no_trust_gate: true,
+        ..Setup::default()
+    }
+}
+
+fn call_echo(s: &mut Session, id: &str, text: &str) {
+    s.w.send(&json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"echo","arguments":{"text":text}}}));
+}
+
+/// Issue 9.2 b: a tool that writes `"status":"approved"` into its own ticket (as the wrapped
+/// server could, running as the same user) does not get its call executed: -32014 and an
+/// `approval.forged` alert. The operator's `mcp-warden approve ID` (signed) still works.
+#[test]
+fn an_edited_ticket_file_does_not_approve() {
+    let mut s = start(&approve_echo_setup());
+    s.handshake();
+    s.list_tools("list");
+    call_echo(&mut s, "forged", "rm -rf /srv/data");
+    let ticket = s.pending_approval("echo");
+    let path = s.state.join("approvals").join(format!("{ticket}.json"));
+    let mut t: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    t["status"] = json!("approved");
+    std::fs::write(&path, serde_json::to_vec(&t).unwrap()).unwrap();
+    let r = s.reply("forged");
+    assert_eq!(r["error"]["code"], -32014, "{r}");
+    assert_eq!(
+        s.upstream_called("echo"),
+        0,
+        "the forged approval executed the call"
+    );
+    let audit = s.w.audit();
+    let forged = audit
+        .iter()
+        .find(|r| r["event"] == "approval.forged")
+        .unwrap_or_else(|| panic!("no approval.forged record: {audit:#?}"));
+    assert_eq!(forged["alert"], true, "{forged}");
+
+    call_echo(&mut s, "real", "hello");
+    let ticket = s.pending_approval("echo");
+    let out = cli(&s.state, &["approve", &ticket]);
+    assert!(out.status.success(), "approve {ticket}: {out:?}");
+    let r = s.reply("real");
+    assert_eq!(r["result"]["content"][0]["text"], "hello", "{r}");
+    assert_eq!(s.upstream_called("echo"), 1);
+}
+
+/// Issue 19.4: a held call the client cancels is withdrawn (audited, ticket gone) and a later
+/// `approve` releases nothing; the approver saw a safe view of the arguments, not a digest.
+#[test]
+fn a_cancelled_call_is_withdrawn_and_never_executed() {
+    let mut s = start(&approve_echo_setup());
+    s.handshake();
+    s.list_tools("list");
+    let text = "first line\nsecond\nthird\nfourth\u{202e}";
+    s.w.send(&json!({"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"echo","arguments":{"text":text,"password":"hunter2"}}}));
+    let ticket = s.pending_approval("echo");
+    let listing = String::from_utf8_lossy(&cli(&s.state, &["approvals"]).stdout).into_owned();
+    assert!(
+        listing.contains("text: \"first line\\nsecond\\nthird "),
+        "{listing}"
+    );
+    assert!(listing.contains("⟨+1 lines⟩"), "{listing}");
+    assert!(listing.contains("password: [REDACTED"), "{listing}");
+    assert!(
+        !listing.contains("hunter2") && !listing.contains('\u{202e}'),
+        "{listing}"
+    );
+
+    s.w.send(&json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"c1","reason":"user gave up"}}));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s
+        .state
+        .join("approvals")
+        .join(format!("{ticket}.json"))
+        .exists()
+    {
+        assert!(Instant::now() < deadline, "the ticket was never withdrawn");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = cli(&s.state, &["approve", &ticket]);
+    assert!(!out.status.success(), "approve after cancel: {out:?}");
+    s.w.ping("after");
+    assert_eq!(
+        s.upstream_called("echo"),
+        0,
+        "a cancelled call was executed"
+    );
+    let audit = s.w.audit();
+    assert!(
+        audit.iter().any(|r| r["event"] == "approval.withdrawn"),
+        "withdrawal audited: {audit:#?}"
+    );
+    // The client that cancelled gets no answer for c1 (MCP: cancelled requests are not answered).
+    assert!(s
+        .drain(Duration::from_millis(300))
+        .iter()
+        .all(|m| m["id"] != "c1"));
+}
+
+/// Issue 19.4: a client that goes away withdraws its held calls before the proxy exits.
+#[test]
+fn a_client_disconnect_withdraws_held_calls() {
+    let mut s = start(&approve_echo_setup());
+    s.handshake();
+    s.list_tools("list");
+    call_echo(&mut s, "d1", "bye");
+    let ticket = s.pending_approval("echo");
+    assert_eq!(s.w.finish(), 0);
+    assert!(!s
+        .state
+        .join("approvals")
+        .join(format!("{ticket}.json"))
+        .exists());
+    assert!(!cli(&s.state, &["approve", &ticket]).status.success());
+    let audit = s.w.audit();
+    assert!(
+        audit.iter().any(|r| r["event"] == "approval.withdrawn"),
+        "withdrawal audited: {audit:#?}"
+    );
+    assert_eq!(s.upstream_called("echo"), 0);
+}

@@ -13,7 +13,13 @@ use serde_json::Value;
 
 fn wrap(server_sh: &str, dir: &Path, grace: u64) -> Child {
     let cfg = dir.join("proxy.toml");
-    std::fs::write(&cfg, format!("[proxy]\nshutdown_grace_secs = {grace}\n")).expect("config");
+    // The scripts write pid files into `dir`, the state dir, which the Landlock sandbox hides
+    // from the server (see `transport::landlock`): it is off for these lifecycle tests.
+    std::fs::write(
+        &cfg,
+        format!("[proxy]\nshutdown_grace_secs = {grace}\nsandbox_child = false\n"),
+    )
+    .expect("config");
     Command::new(support::warden_bin())
         .args(["wrap", "--server", "sh", "--config"])
         .arg(&cfg)
@@ -285,4 +291,70 @@ fn calls_are_refused_while_the_audit_trail_cannot_be_written() {
         drop(stdin);
         let _ = child.wait();
     }
+}
+
+/// Issue 9.2 a/e: the server runs without the proxy's `MCP_WARDEN_*` variables and, where the
+/// kernel has Landlock, cannot read or write the state dir (approvals, pins, keys).
+#[test]
+fn the_server_sees_no_warden_env_and_cannot_touch_the_state_dir() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (state, out) = (dir.path().join("state"), dir.path().join("out"));
+    std::fs::create_dir_all(state.join("approvals")).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(state.join("secret.txt"), "s3cret").unwrap();
+    let (s, o) = (state.display(), out.display());
+    let script = format!(
+        "env > {o}/env.txt; cat {s}/secret.txt > {o}/read.txt 2>/dev/null; \
+         echo approved > {s}/approvals/x.json 2>/dev/null; echo x >> {s}/secret.txt 2>/dev/null; \
+         rm -f {s}/secret.txt 2>/dev/null; ls {s}/.. > {o}/ls-parent.txt 2>/dev/null; \
+         echo done > {o}/done; exec cat > /dev/null"
+    );
+    let mut child = Command::new(support::warden_bin())
+        .args(["wrap", "--server", "sh", "--", "sh", "-c", &script])
+        .env("MCP_WARDEN_STATE", &state)
+        .env("MCP_WARDEN_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !out.join("done").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the server script never finished"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let env = std::fs::read_to_string(out.join("env.txt")).unwrap();
+    assert!(!env.contains("MCP_WARDEN_"), "child env leaks: {env}");
+    assert!(env.contains("PATH="), "the rest of the env is kept");
+    // SAFETY: the Landlock ABI query (create_ruleset with no attributes, flag VERSION).
+    let abi = unsafe { libc::syscall(444, std::ptr::null::<u8>(), 0usize, 1u32) };
+    let landlock = abi >= 1;
+    if landlock {
+        let read = std::fs::read_to_string(out.join("read.txt")).unwrap_or_default();
+        assert_eq!(read, "", "the child read the state dir");
+        assert!(
+            !state.join("approvals/x.json").exists(),
+            "the child wrote into the state dir"
+        );
+        assert_eq!(
+            std::fs::read_to_string(state.join("secret.txt")).unwrap(),
+            "s3cret",
+            "the child changed or removed a file in the state dir"
+        );
+        // Listing stays possible along the way down (ancestors keep READ_DIR, see
+        // `transport::landlock`): a filesystem server rooted above the state dir still works.
+        let ls = std::fs::read_to_string(out.join("ls-parent.txt")).unwrap_or_default();
+        assert!(
+            ls.contains("state"),
+            "cannot list the state dir's parent: {ls:?}"
+        );
+    }
+    drop(child.stdin.take());
+    assert_eq!(
+        wait_with_timeout(&mut child, Duration::from_secs(10)),
+        Some(0)
+    );
 }

@@ -7,7 +7,7 @@ use hyper::StatusCode;
 use serde_json::{json, Value};
 
 use super::metrics::Metrics;
-use crate::approval::ApprovalQueue;
+use crate::approval::{ApprovalQueue, Signer};
 use crate::trust::{self, TrustStore};
 
 pub type Reply = (StatusCode, Value);
@@ -72,7 +72,9 @@ pub fn approvals(dir: &Path) -> Reply {
 }
 
 /// `POST /api/v1/approvals/ID/approve|deny`.
-pub fn decide(dir: &Path, id: &str, verb: &str) -> Reply {
+/// The decision is signed with `signer` (the proxy's identity key), so the waiting proxy can
+/// tell it from an edited ticket file.
+pub fn decide(dir: &Path, id: &str, verb: &str, signer: Option<&Signer>) -> Reply {
     let approve = match verb {
         "approve" => true,
         "deny" => false,
@@ -90,7 +92,13 @@ pub fn decide(dir: &Path, id: &str, verb: &str) -> Reply {
             format!("no pending approval {id} (already decided, timed out, or never asked)"),
         );
     }
-    match ApprovalQueue::decide(dir, id, approve) {
+    let Some(signer) = signer else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this proxy has no identity key to sign decisions with; use `mcp-warden approve`",
+        );
+    };
+    match ApprovalQueue::decide(dir, id, approve, signer) {
         Ok(ticket) => {
             tracing::warn!(
                 "admin API {} approval {} ({} on {})",

@@ -75,19 +75,33 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
-/// The bearer token from `[admin] token_file` (relative to the state dir), if configured.
-fn read_token(config: &Config, state: &Path) -> io::Result<Option<String>> {
-    let file = config.admin.token_file.trim();
-    if file.is_empty() {
-        return Ok(None);
-    }
-    let path = config::resolve(state, file);
-    let token = std::fs::read_to_string(&path).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("admin.token_file {}: {e}", path.display()),
-        )
-    })?;
+/// The token file used when `[admin] token_file` is not set (in the state dir).
+pub const DEFAULT_TOKEN_FILE: &str = "admin.token";
+
+/// The bearer token: from `[admin] token_file` (relative to the state dir) when configured —
+/// then it is `explicit` and guards reads too — else `admin.token` in the state dir, created
+/// 0600 with 64 random hex characters on first use. Deciding anything always needs it.
+fn read_token(config: &Config, state: &Path) -> io::Result<(String, bool)> {
+    let configured = config.admin.token_file.trim();
+    let explicit = !configured.is_empty();
+    let path = config::resolve(
+        state,
+        if explicit {
+            configured
+        } else {
+            DEFAULT_TOKEN_FILE
+        },
+    );
+    let token = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !explicit => create_token(&path)?,
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("admin.token_file {}: {e}", path.display()),
+            ))
+        }
+    };
     let token = token.trim().to_owned();
     if token.len() < 16 {
         return Err(invalid(format!(
@@ -95,12 +109,63 @@ fn read_token(config: &Config, state: &Path) -> io::Result<Option<String>> {
             path.display()
         )));
     }
-    Ok(Some(token))
+    Ok((token, explicit))
+}
+
+/// Write a fresh token to a private temp file and publish it with `link` (atomic, never
+/// overwrites): concurrent first starts agree on one token and nobody reads half of one.
+fn create_token(path: &Path) -> io::Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let token = format!(
+        "{}{}",
+        crate::session::random_id(),
+        crate::session::random_id()
+    );
+    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(token.as_bytes())?;
+            f.sync_all()
+        });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    let published = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match published {
+        Ok(()) => Ok(token),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => std::fs::read_to_string(path),
+        Err(e) => Err(e),
+    }
+}
+
+/// The key the admin API signs approval decisions with: the proxy's identity key, which every
+/// proxy sharing this state dir trusts. `None`: deciding through the API is unavailable.
+fn approval_signer(config: &Config, state: &Path) -> Option<Arc<crate::approval::Signer>> {
+    match crate::identity::load_or_create(&config::resolve(state, &config.identity.key)) {
+        Ok(key) => Some(Arc::new(crate::approval::Signer {
+            name: "admin API".into(),
+            key,
+        })),
+        Err(e) => {
+            tracing::warn!("admin API cannot decide approvals: {e}");
+            None
+        }
+    }
 }
 
 /// Binds `[admin] listen` and serves on a background thread. Returns the bound address (useful
 /// with port 0) and the handle that stops it. Refuses to start on a non-loopback address
-/// without a bearer token.
+/// without a configured bearer token.
 pub fn spawn(
     config: &Config,
     state: &Path,
@@ -111,9 +176,9 @@ pub fn spawn(
     let addr: SocketAddr = listen
         .parse()
         .map_err(|e| invalid(format!("admin.listen {listen:?}: {e} (want IP:PORT)")))?;
-    let token = read_token(config, state)?;
+    let (token, token_explicit) = read_token(config, state)?;
     let loopback = addr.ip().is_loopback();
-    if !loopback && token.is_none() {
+    if !loopback && !token_explicit {
         return Err(invalid(format!(
             "admin.listen {addr} is not a loopback address: set admin.token_file to a bearer token \
              so the approval API is not open to the network"
@@ -127,7 +192,9 @@ pub fn spawn(
         metrics,
         readiness,
         token,
+        token_explicit,
         loopback,
+        signer: approval_signer(config, state),
         state: state.to_owned(),
         audit_dir: config::resolve(state, &config.audit.dir),
         approvals_dir: config::resolve(state, "approvals"),

@@ -5,8 +5,11 @@
 //!    drives this API is a browser, so a web page can never approve a call (corpus HTTP-07).
 //! 2. Bound to loopback → `Host` must name loopback (DNS rebinding: a page whose name resolves to
 //!    127.0.0.1 sends its own name as Host).
-//! 3. A token is configured → `Authorization: Bearer TOKEN` everywhere except the probes, which
-//!    reveal nothing and which the kubelet calls without credentials.
+//! 3. `Authorization: Bearer TOKEN` for anything that decides (every non-GET: approvals, …),
+//!    always, loopback included — a wrapped server runs as the same user on the same machine
+//!    and must not approve its own calls. Reads need it too off loopback or when
+//!    `admin.token_file` is configured; the probes never (they reveal nothing, and the kubelet
+//!    calls them without credentials).
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -38,8 +41,12 @@ pub type Body = BoxBody<Bytes, Infallible>;
 pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub readiness: Readiness,
-    pub token: Option<String>,
+    pub token: String,
+    /// `admin.token_file` was configured: reads need the token as well.
+    pub token_explicit: bool,
     pub loopback: bool,
+    /// Signs decisions taken through the API; `None`: they are refused.
+    pub signer: Option<Arc<crate::approval::Signer>>,
     pub state: PathBuf,
     pub audit_dir: PathBuf,
     pub approvals_dir: PathBuf,
@@ -147,13 +154,13 @@ async fn handle(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
     }
     let path = req.uri().path().to_owned();
     let probe = path == "/healthz" || path == "/readyz";
-    if let (Some(token), false) = (&shared.token, probe) {
-        if !authorized(&req, token) {
-            let mut resp = text(StatusCode::UNAUTHORIZED, "bearer token required\n");
-            resp.headers_mut()
-                .insert("www-authenticate", HeaderValue::from_static("Bearer"));
-            return resp;
-        }
+    let read = req.method() == Method::GET || req.method() == Method::HEAD;
+    let needs_token = !probe && (!read || !shared.loopback || shared.token_explicit);
+    if needs_token && !authorized(&req, &shared.token) {
+        let mut resp = text(StatusCode::UNAUTHORIZED, "bearer token required\n");
+        resp.headers_mut()
+            .insert("www-authenticate", HeaderValue::from_static("Bearer"));
+        return resp;
     }
     route(req.method(), &path, shared).await
 }
@@ -179,9 +186,12 @@ async fn route(method: &Method, path: &str, shared: &Shared) -> Response<Body> {
         }
         (&Method::GET, ["api", "v1", "alerts"]) => json(api::alerts(&shared.metrics)),
         (&Method::GET, ["api", "v1", "approvals"]) => json(api::approvals(&shared.approvals_dir)),
-        (&Method::POST, ["api", "v1", "approvals", id, verb]) => {
-            json(api::decide(&shared.approvals_dir, id, verb))
-        }
+        (&Method::POST, ["api", "v1", "approvals", id, verb]) => json(api::decide(
+            &shared.approvals_dir,
+            id,
+            verb,
+            shared.signer.as_deref(),
+        )),
         (&Method::GET, ["api", "v1", "audit", "stream"]) => {
             let body = audit_stream::stream(shared.audit_dir.clone());
             let mut resp = Response::new(BodyExt::boxed(body));

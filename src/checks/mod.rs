@@ -1,4 +1,5 @@
-//! Pure, allocation-light detectors and validators used by the policy and pin checks. No I/O.
+//! Pure, allocation-light detectors and validators used by the policy and pin checks. No I/O
+//! (except `proxy_state`, which resolves symlinks of paths that exist).
 //!
 //! | file                  | job                                                          |
 //! |-----------------------|--------------------------------------------------------------|
@@ -9,6 +10,7 @@
 //! | `secrets.rs`          | secret detection and `[REDACTED:<kind>]` redaction           |
 //! | `poison_scan.rs`      | tool-poisoning findings in definitions and text              |
 //! | `elicitation_scan.rs` | credential phishing in elicitation requests                  |
+//! | `proxy_state.rs`      | `builtin.proxy_state`: arguments naming the proxy's own state |
 //! | `unicode_hazards.rs`  | hidden characters, terminal escapes, look-alikes             |
 
 pub mod arg_rules;
@@ -19,5 +21,6 @@ pub mod glob;
 pub mod net_rule;
 pub mod path_rule;
 pub mod poison_scan;
+pub mod proxy_state;
 pub mod secrets;
 pub mod unicode_hazards;

@@ -73,6 +73,10 @@ pub fn run(args: WrapArgs) -> i32 {
         Ok(g) => g,
         Err(e) => return fail(EXIT_CONFIG, &format!("bad config: {e}")),
     };
+    // builtin.proxy_state: files named on the command line are the proxy's state too.
+    for file in [&args.config, &args.audit_file].into_iter().flatten() {
+        guards.proxy_state.protect(file);
+    }
     let (_admin, admin_note) = admin_port(&config, &state, &mut guards);
     for f in config::lint::check(&config, &config::ProcessEnv, &state) {
         eprintln!(
@@ -92,6 +96,11 @@ pub fn run(args: WrapArgs) -> i32 {
     let opts = stdio::WrapOptions {
         command: args.command,
         grace: Duration::from_secs(config.proxy.shutdown_grace_secs),
+        sandbox: if config.proxy.sandbox_child {
+            child::state_sandbox(&state)
+        } else {
+            None
+        },
     };
     match stdio::run(
         opts,

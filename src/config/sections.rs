@@ -12,12 +12,15 @@ pub struct ProxySection {
     /// Seconds to wait for the child after closing its stdin before SIGTERM (and again before
     /// SIGKILL).
     pub shutdown_grace_secs: u64,
+    /// `wrap`: confine the server with Landlock so it cannot touch the state dir (Linux).
+    pub sandbox_child: bool,
 }
 impl Default for ProxySection {
     fn default() -> Self {
         ProxySection {
             max_message_bytes: 4 * 1024 * 1024,
             shutdown_grace_secs: 2,
+            sandbox_child: true,
         }
     }
 }

@@ -38,6 +38,9 @@ pub struct BaselineConfig {
     pub require_signed: bool,
     pub on_drift: OnDrift,
     pub operator_keys: TrustedKeys,
+    /// The server has a history outside the pin store (trust records older than this
+    /// process): a missing pin file is then an alert, not a first use.
+    pub known_before: bool,
 }
 
 /// Which part of a (possibly paginated) listing this is. Removals are only judged on a complete

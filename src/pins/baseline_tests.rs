@@ -343,3 +343,41 @@ fn baseline_is_shared_across_threads() {
     fn assert_sync<T: Send + Sync>() {}
     assert_sync::<Baseline>();
 }
+
+/// Issue 9.2 c: a server known from elsewhere (trust history) with no pin file is not pinned on
+/// first use; a deleted pin file (marker left by the first pin) is missing too.
+#[test]
+fn a_missing_pin_of_a_known_server_is_held_not_repinned() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PinStore::new(dir.path());
+    let known = BaselineConfig {
+        known_before: true,
+        ..BaselineConfig::default()
+    };
+    let d = make(&store, known, no_scanner()).observe_tools(&[tool("a", "A")], t(0));
+    assert_eq!(d.keep, vec![false]);
+    assert!(
+        names(&d.events).contains(&"pins.missing"),
+        "{:?}",
+        names(&d.events)
+    );
+    assert!(d
+        .events
+        .iter()
+        .find(|e| e.audit_event() == "pins.missing")
+        .unwrap()
+        .is_alert());
+    assert!(store.read("facts").unwrap().pin.is_none(), "nothing pinned");
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = PinStore::new(dir.path());
+    make(&store, BaselineConfig::default(), no_scanner()).observe_tools(&[tool("a", "A")], t(0));
+    std::fs::remove_file(store.paths("facts").unwrap().pin).unwrap();
+    let b = make(&store, BaselineConfig::default(), no_scanner());
+    let d = b.observe_tools(&[tool("a", "A2")], t(1));
+    assert_eq!(d.keep, vec![false]);
+    assert!(names(&d.events).contains(&"pins.missing"));
+    assert_eq!(b.check_call("a"), CallDecision::Unknown);
+    commands::approve(&store, "facts", None, t(2)).unwrap();
+    assert_eq!(b.check_call("a"), CallDecision::Allowed);
+}

@@ -169,6 +169,11 @@ pub enum PinEvent {
         kind: Kind,
         reason: String,
     },
+    /// The pin file of a server with history is gone (deleted, or never written back): nothing
+    /// is re-pinned, everything is held until `pins approve`.
+    Missing {
+        file: String,
+    },
     Untrusted {
         reason: String,
     },
@@ -197,6 +202,7 @@ impl PinEvent {
                 .map_or("capability.name_collision", |f| f.event),
             PinEvent::Removed { .. } => "capability.removed",
             PinEvent::Invalid { .. } => "capability.invalid_listing",
+            PinEvent::Missing { .. } => "pins.missing",
             PinEvent::Untrusted { .. } => "capability.untrusted_pins",
             PinEvent::StoreFailed { .. } => "capability.store_error",
         }
@@ -271,6 +277,11 @@ impl PinEvent {
                 format!("pinned {} {name:?} is no longer listed", kind.label())
             }
             PinEvent::Invalid { reason, .. } => format!("listing item not shown: {reason}"),
+            PinEvent::Missing { file } => format!(
+                "the pin file {file} of a server seen before is missing: nothing is re-pinned, \
+                 every definition is held; review with `mcp-warden pins diff SERVER` and restore \
+                 with `mcp-warden pins approve SERVER`"
+            ),
             PinEvent::Untrusted { reason } | PinEvent::StoreFailed { reason } => reason.clone(),
         }
     }

@@ -78,8 +78,16 @@ pub(super) fn decide(
     let signed = pin.as_ref().is_some_and(PinFile::is_signed);
     // First use pins only what no operator has spoken for: not under `require`, and never
     // into a signed file (that would silently strip the operator's attestation).
+    // A pin file that disappeared for a server with history (it was pinned here before, or the
+    // trust store knows it) is not a first use: a tool deleting it must not get a rug-pulled
+    // definition re-pinned. Everything is held until `pins approve`.
+    let missing = snap.pin.is_none() && (snap.seen || ctx.config.known_before);
     let tofu = tofu_continues
-        || (section.is_none() && !ctx.config.require && !ctx.config.require_signed && !signed);
+        || (section.is_none()
+            && !ctx.config.require
+            && !ctx.config.require_signed
+            && !signed
+            && !missing);
     let alert = ctx.config.on_drift == OnDrift::Alert && section.is_some();
     let cmp = drift::compare(kind, section, listing);
     let mut held = snap
@@ -91,6 +99,11 @@ pub(super) fn decide(
         tofu,
         ..Plan::default()
     };
+    if missing && !listing.is_empty() {
+        let file = snap.paths.pin.display().to_string();
+        plan.events
+            .push(("\0missing".into(), file.clone(), PinEvent::Missing { file }));
+    }
     let mut first_pins: Vec<(String, Pinned)> = Vec::new();
     let own_names: Vec<&str> = listing
         .iter()

@@ -30,6 +30,9 @@ pub struct PinPaths {
     pub pin: PathBuf,
     pub held: PathBuf,
     pub lock: PathBuf,
+    /// Marker left once a pin file was written: a pin file that later disappears is then
+    /// missing (an alert, everything held), not a first use.
+    pub seen: PathBuf,
 }
 
 impl PinPaths {
@@ -40,7 +43,13 @@ impl PinPaths {
             None => PathBuf::from(format!("{text}{HELD_SUFFIX}")),
         };
         let lock = PathBuf::from(format!("{text}.lock"));
-        PinPaths { pin, held, lock }
+        let seen = PathBuf::from(format!("{text}.seen"));
+        PinPaths {
+            pin,
+            held,
+            lock,
+            seen,
+        }
     }
 }
 
@@ -51,6 +60,8 @@ pub struct Snapshot {
     /// The pin file as raw JSON: attestation is verified over exactly this.
     pub pin: Option<Value>,
     pub held: Option<HeldFile>,
+    /// A pin file existed for this server before (its `seen` marker is there).
+    pub seen: bool,
 }
 
 /// The pin directory plus per-server file overrides from config (teams commit those).
@@ -148,6 +159,9 @@ impl PinStore {
                 None => remove(&before.paths.pin)?,
             }
         }
+        if after.pin.is_some() && !before.seen {
+            fs::write(&before.paths.seen, b"").map_err(|e| PinError::io(&before.paths.seen, e))?;
+        }
         if after.held != before.held {
             match after.held.as_ref().filter(|h| !h.is_empty()) {
                 Some(held) => write_atomic(&before.paths.held, &held.to_value()?)?,
@@ -181,7 +195,13 @@ fn load(paths: PinPaths) -> Result<Snapshot, PinError> {
         Some(value) => Some(HeldFile::from_value(&value, &paths.held)?),
         None => None,
     };
-    Ok(Snapshot { paths, pin, held })
+    let seen = paths.seen.exists();
+    Ok(Snapshot {
+        paths,
+        pin,
+        held,
+        seen,
+    })
 }
 
 fn read_json(path: &Path) -> Result<Option<Value>, PinError> {

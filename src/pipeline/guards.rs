@@ -32,6 +32,8 @@ pub struct Guards {
     pub audit_on_failure: crate::audit::OnFailure,
     /// Counters for the admin port's `/metrics`; set by the command that runs the admin port.
     pub metrics: Option<Arc<crate::admin::Metrics>>,
+    /// `builtin.proxy_state`: where the proxy keeps its own state (no argument may name it).
+    pub proxy_state: crate::checks::proxy_state::ProtectedPaths,
     _policy_watcher: Option<Watcher>,
     /// Keeps the trust flusher thread alive as long as the guards live.
     _flusher: Option<Flusher>,
@@ -46,6 +48,8 @@ impl Guards {
         state: &std::path::Path,
         clock: Arc<dyn Clock>,
     ) -> Result<Guards, String> {
+        // Read before this process records anything: history that predates it.
+        let known_before = known_before(state, server);
         let keys = trusted_keys(config, None)?;
         let operator_keys = trusted_keys(config, Some(KeyRole::Operator))?;
         let origin_argv = match &origin {
@@ -82,6 +86,7 @@ impl Guards {
                 crate::config::OnDrift::Alert => OnDrift::Alert,
             },
             operator_keys,
+            known_before,
         };
         let scanner = poison_scanner(other_servers_tools(&store, server));
         let pins = Arc::new(Baseline::new(server, origin, store, baseline, scanner));
@@ -91,13 +96,16 @@ impl Guards {
         let approvals = ApprovalQueue::new(
             crate::config::resolve(state, "approvals"),
             Duration::from_secs(config.policy.approval_timeout_secs),
-        );
+        )
+        .with_deciders(deciders(config, state)?);
         let server_argv = match &origin_argv {
             Some(argv) => argv.clone(),
             None => Vec::new(),
         };
         let t = config.policy.risk_thresholds;
+        let proxy_state = protected_paths(config, state);
         Ok(Guards {
+            proxy_state,
             policy: Some(policy),
             limiter: RateLimiter::new(),
             approvals: Some(approvals),
@@ -116,6 +124,73 @@ impl Guards {
             _flusher: Some(flusher),
         })
     }
+}
+
+/// Whose signed approval decisions count: this proxy's identity key (the `approve` / `deny`
+/// CLI and the admin API sign with it) and the configured operator keys.
+fn deciders(
+    config: &Config,
+    state: &std::path::Path,
+) -> Result<Vec<(String, ed25519_dalek::VerifyingKey)>, String> {
+    let mut keys = Vec::new();
+    match crate::identity::load_or_create(&crate::config::resolve(state, &config.identity.key)) {
+        Ok(k) => keys.push(("identity".to_owned(), k.verifying_key())),
+        // Without it only operator keys can decide; approvals still fail closed.
+        Err(e) => tracing::warn!("identity key unavailable for approvals: {e}"),
+    }
+    for (i, k) in config.identity.trusted_keys.iter().enumerate() {
+        if k.role == KeyRoleName::Operator {
+            let key = crate::sig::keys::parse_public_key(&k.public_key)
+                .map_err(|e| format!("identity.trusted_keys[{i}]: {e}"))?;
+            keys.push((k.name.clone(), key));
+        }
+    }
+    Ok(keys)
+}
+
+/// Whether the trust store saw this server more than ten minutes ago: then it is not new, and a
+/// missing pin file is an alert rather than a first use. (Ten minutes, so that several proxies
+/// started together for a new server do not take each other's first records for history.)
+fn known_before(state: &std::path::Path, server: &str) -> bool {
+    let store = TrustStore::new(state);
+    if !store.exists(server) {
+        return false;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    store
+        .load(server)
+        .ok()
+        .and_then(|h| h.first_seen)
+        .is_some_and(|first| first + 600 < now)
+}
+
+/// The proxy's own files: the state dir and every configured path that may live outside it.
+/// The command adds the `--config` file it read.
+fn protected_paths(
+    config: &Config,
+    state: &std::path::Path,
+) -> crate::checks::proxy_state::ProtectedPaths {
+    use crate::config::{resolve, EnvSource, ProcessEnv};
+    let home = ProcessEnv
+        .var("HOME")
+        .filter(|h| !h.is_empty())
+        .map(Into::into);
+    let mut p = crate::checks::proxy_state::ProtectedPaths::new(home, std::env::current_dir().ok());
+    p.protect(state);
+    for configured in [
+        &config.policy.dir,
+        &config.pins.dir,
+        &config.audit.dir,
+        &config.identity.key,
+        &config.admin.token_file,
+    ] {
+        if !configured.trim().is_empty() {
+            p.protect(&resolve(state, configured));
+        }
+    }
+    p
 }
 
 /// The configured trusted keys, all of them or only those of one role.

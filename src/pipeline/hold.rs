@@ -1,7 +1,12 @@
 //! Calls that wait for a human. The pipeline files a ticket in the approval queue and returns
 //! `Verdict::Hold`; the transport waits for the outcome off its reader thread and calls
 //! `resolve_hold`, which yields the call's bytes (explicit approval) or a -32014 answer
-//! (denied, timed out, queue unavailable): every path but an explicit approval fails closed.
+//! (denied, timed out, forged, queue unavailable): every path but an explicit, signed approval
+//! fails closed. A call the client cancelled (or a client that went away) is withdrawn: the
+//! ticket disappears, the withdrawal is audited, nothing is executed and nobody is answered.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use super::{deny, Outcome, Pipeline, Verdict};
 use crate::approval::Resolution;
@@ -23,6 +28,13 @@ pub struct Held {
     pub audit_id: String,
     pub method: String,
     pub args_sha256: Option<String>,
+}
+
+/// The holds of one pipeline: how many wait, and whether the client is gone.
+#[derive(Default)]
+pub(super) struct Holds {
+    client_gone: AtomicBool,
+    waiting: AtomicUsize,
 }
 
 /// What the client-side check decided for a call that may go on.
@@ -51,6 +63,12 @@ impl Pipeline {
             .approvals
             .as_ref()
             .ok_or_else(|| not_granted(&tool, "no approval channel is configured"))?;
+        // What the approver sees: a safe view of the arguments, not only their digest.
+        let preview = serde_json::from_slice::<serde_json::Value>(line)
+            .ok()
+            .and_then(|m| m.get("params").and_then(|p| p.get("arguments")).cloned())
+            .map(|a| crate::approval::safe_view(&a))
+            .unwrap_or_default();
         let ticket = queue
             .submit(
                 &self.server,
@@ -58,6 +76,7 @@ impl Pipeline {
                 risk.as_str(),
                 &rule,
                 record.args_sha256.clone(),
+                preview,
             )
             .map_err(|e| {
                 not_granted(&tool, &format!("the approval queue cannot be written: {e}"))
@@ -69,6 +88,7 @@ impl Pipeline {
             ticket.id,
             queue.timeout().as_secs()
         );
+        self.holds.waiting.fetch_add(1, Ordering::AcqRel);
         record.decision = Decision::Hold;
         record.event = "approval.requested".into();
         record.rule = Some(rule.clone());
@@ -85,11 +105,29 @@ impl Pipeline {
         })))
     }
 
-    /// Block until the ticket is decided or times out.
+    /// Block until the ticket is decided, withdrawn or times out.
     pub fn wait_for(&self, held: &Held) -> Resolution {
+        let withdrawn = || {
+            self.holds.client_gone.load(Ordering::Acquire)
+                || self
+                    .session()
+                    .client_pending
+                    .get(&held.id)
+                    .is_none_or(|p| p.cancelled)
+        };
         match &self.guards.approvals {
-            Some(q) => q.wait(&held.ticket),
+            Some(q) => q.wait(&held.ticket, held.args_sha256.as_deref(), &withdrawn),
             None => Resolution::Failed("no approval channel".into()),
+        }
+    }
+
+    /// The client is gone (EOF, disconnect): every waiting call is withdrawn. Returns once the
+    /// waits have ended (bounded), so their records are written before the proxy shuts down.
+    pub fn client_closed(&self) {
+        self.holds.client_gone.store(true, Ordering::Release);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while self.holds.waiting.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -108,6 +146,21 @@ impl Pipeline {
         record.tool = Some(held.tool.clone());
         record.rule = Some(held.rule.clone());
         record.args_sha256 = held.args_sha256.clone();
+        self.holds.waiting.fetch_sub(1, Ordering::AcqRel);
+        if resolution == Resolution::Withdrawn {
+            // Nobody waits for an answer (MCP: a cancelled request is not answered).
+            self.session().client_pending.remove(&held.id);
+            record.decision = Decision::Deny;
+            record.event = "approval.withdrawn".into();
+            record.reason = Some(format!(
+                "the client cancelled the call or went away; ticket {} withdrawn, nothing executed",
+                held.ticket
+            ));
+            return Outcome {
+                verdict: Verdict::Drop,
+                record,
+            };
+        }
         if resolution == Resolution::Approved {
             record.decision = Decision::Allow;
             record.event = "approval.granted".into();
@@ -123,9 +176,13 @@ impl Pipeline {
             Resolution::Denied => "an operator denied it".to_owned(),
             Resolution::TimedOut => "nobody approved it before the timeout".to_owned(),
             Resolution::Failed(e) => e.clone(),
-            Resolution::Approved => String::new(),
+            Resolution::Forged(e) => format!("a forged decision was found, refused: {e}"),
+            Resolution::Approved | Resolution::Withdrawn => String::new(),
         };
         let mut rejection = not_granted(&held.tool, &format!("{why} (ticket {})", held.ticket));
+        if matches!(resolution, Resolution::Forged(_)) {
+            rejection.event = "approval.forged";
+        }
         // The record says why the call was held in the first place (policy rule, padding,
         // tainted session), not just that approval failed.
         rejection.rule = held.rule.clone();

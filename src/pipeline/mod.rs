@@ -50,8 +50,8 @@ pub use content_step::{screen_result, Screened};
 pub use flood::FloodWindow;
 pub use guards::{trusted_keys, Guards};
 pub use hold::Held;
-pub use prefetch::PREFETCH_WAIT;
 pub use method_step::check_method;
+pub use prefetch::PREFETCH_WAIT;
 
 /// What the transport must do with one message.
 #[derive(Debug, PartialEq, Eq)]
@@ -90,6 +90,7 @@ pub struct Pipeline {
     /// (`take_released`); the flag spares the hot path a lock.
     released: Mutex<Vec<Vec<u8>>>,
     has_released: std::sync::atomic::AtomicBool,
+    holds: hold::Holds,
 }
 
 impl Pipeline {
@@ -111,6 +112,7 @@ impl Pipeline {
             prefetch: prefetch::Prefetch::default(),
             released: Mutex::new(Vec::new()),
             has_released: std::sync::atomic::AtomicBool::new(false),
+            holds: hold::Holds::default(),
         }
     }
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::Pipeline;
 use crate::audit::Record;
 use crate::checks::path_rule::path_under;
-use crate::errors::{Rejection, RATE_LIMITED, TRUST_TOO_LOW};
+use crate::errors::{Rejection, POLICY_DENIED, RATE_LIMITED, TRUST_TOO_LOW};
 use crate::policy::{evaluate, Decision, DenyKind, RateDecision, Risk, ServerRef};
 use crate::session::Session;
 use crate::trust::Observation;
@@ -80,6 +80,22 @@ impl Pipeline {
         arguments: Option<&RawValue>,
         record: &mut Record,
     ) -> Result<CallPlan, Rejection> {
+        // Unparseable arguments cannot happen after strict parsing; `Null` fails every rule.
+        let args: Option<Value> =
+            arguments.map(|raw| serde_json::from_str(raw.get()).unwrap_or(Value::Null));
+        // Before any policy: no rule can allow a tool to touch the proxy's own state.
+        if let Some(reason) = args
+            .as_ref()
+            .and_then(|a| self.guards.proxy_state.check(a).err())
+        {
+            return Err(Rejection::new(
+                POLICY_DENIED,
+                "policy.proxy_state",
+                "builtin.proxy_state",
+                format!("{tool}: {reason}"),
+            )
+            .alert());
+        }
         let Some(handle) = self.guards.policy.as_ref() else {
             return Ok(CallPlan::Forward { risk: Risk::Medium });
         };
@@ -103,9 +119,6 @@ impl Pipeline {
                 p
             }
         };
-        // Unparseable arguments cannot happen after strict parsing; `Null` fails every rule.
-        let args: Option<Value> =
-            arguments.map(|raw| serde_json::from_str(raw.get()).unwrap_or(Value::Null));
         let decision = evaluate(&policy, args.as_ref());
         let trust = self.guards.trust.as_ref();
         if let Decision::Deny { rule, reason, kind } = &decision {

@@ -3,10 +3,22 @@
 
 use std::io;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 
-/// Start `argv` with piped stdin/stdout and our stderr.
+pub use super::landlock::Sandbox;
+use crate::config::{EnvSource, ProcessEnv};
+
+/// Start `argv` with piped stdin/stdout and our stderr, without our own `MCP_WARDEN_*`
+/// variables (the server must not learn where the proxy keeps its state).
 pub fn spawn(argv: &[String]) -> io::Result<Child> {
+    spawn_in(argv, None)
+}
+
+/// Like [`spawn`]; with a sandbox, the child is confined by it before it runs (Landlock: no
+/// access to the proxy's state dir).
+pub fn spawn_in(argv: &[String], sandbox: Option<Arc<Sandbox>>) -> io::Result<Child> {
     let (program, args) = argv.split_first().ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -19,16 +31,38 @@ pub fn spawn(argv: &[String]) -> io::Result<Child> {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .process_group(0);
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent. If the proxy is
-    // killed outright (kill -9), the kernel sends the child SIGTERM instead of orphaning it.
+    for (name, _) in ProcessEnv.vars_with_prefix(OWN_ENV_PREFIX) {
+        cmd.env_remove(name);
+    }
+    // SAFETY: prctl and the Landlock syscalls are async-signal-safe and touch no memory of the
+    // parent. If the proxy is killed outright (kill -9), the kernel sends the child SIGTERM
+    // instead of orphaning it.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             #[cfg(target_os = "linux")]
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            if let Some(s) = &sandbox {
+                s.restrict_self()?;
+            }
             Ok(())
         });
     }
     cmd.spawn()
+}
+
+/// The prefix of the proxy's own environment variables, removed from every child's environment.
+pub const OWN_ENV_PREFIX: &str = "MCP_WARDEN_";
+
+/// The sandbox for `wrap`'s child when `proxy.sandbox_child` is on: `None` (with one line on
+/// stderr saying why) where the kernel or the state dir does not allow it.
+pub fn state_sandbox(state: &Path) -> Option<Arc<Sandbox>> {
+    match Sandbox::deny_dir(state) {
+        Ok(s) => Some(Arc::new(s)),
+        Err(e) => {
+            eprintln!("mcp-warden: the server runs without a sandbox: {e}");
+            None
+        }
+    }
 }
 
 /// Send `signal` to the child's whole process group.

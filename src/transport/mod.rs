@@ -6,9 +6,11 @@
 //! |------------|-----------------------------------------------------------------|
 //! | `stdio.rs` | `wrap`: our stdin/stdout ↔ a child server's stdin/stdout         |
 //! | `child.rs` | spawning the child in its own process group, signalling it       |
+//! | `landlock.rs` | Linux Landlock ruleset hiding the state dir from `wrap`'s child |
 //! | `http/`    | `serve`: Streamable HTTP ↔ a stdio child per session, or an HTTP upstream |
 
 pub mod child;
 pub mod http;
+pub mod landlock;
 pub mod line_heads;
 pub mod stdio;

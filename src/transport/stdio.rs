@@ -26,6 +26,8 @@ use crate::pipeline::{Outcome, Pipeline, Verdict};
 pub struct WrapOptions {
     pub command: Vec<String>,
     pub grace: Duration,
+    /// Landlock ruleset for the child (`proxy.sandbox_child`), if the kernel allows one.
+    pub sandbox: Option<Arc<child::Sandbox>>,
 }
 
 enum Event {
@@ -317,7 +319,7 @@ pub fn run(
         }
         ClientOut::Writer(w) => Sink::Writer(w),
     };
-    let spawned = child::spawn(&opts.command);
+    let spawned = child::spawn_in(&opts.command, opts.sandbox.clone());
     pipeline.upstream_started(spawned.is_ok());
     let mut child = spawned.map_err(|e| {
         io::Error::new(
@@ -382,7 +384,7 @@ pub fn run(
     watch_signals(tx.clone());
     drop(tx);
 
-    let status = supervise(&rx, pid, opts.grace, &sides);
+    let status = supervise(&rx, pid, opts.grace, &sides, &|| pipeline.client_closed());
     pipeline.upstream_stopped();
     // The child is gone: give every client request still waiting its one answer.
     for outcome in pipeline.abandon_pending("the MCP server exited before answering") {
@@ -405,6 +407,7 @@ fn supervise(
     pid: u32,
     grace: Duration,
     sides: &Sides,
+    client_closed: &dyn Fn(),
 ) -> Option<ExitStatus> {
     let mut shutdown: Option<(Instant, u8)> = None; // (when the current stage started, stage)
     let mut status = None;
@@ -429,6 +432,8 @@ fn supervise(
                 if let Event::Signal(sig) = event {
                     tracing::info!("signal {sig}: shutting down");
                 }
+                // Nobody is left to receive a held call's answer: withdraw the holds.
+                client_closed();
                 if shutdown.is_none() {
                     sides.close_server();
                     shutdown = Some((Instant::now(), 0));

@@ -182,6 +182,9 @@ pub fn start_upstream(opts: Options, server: &str, argv: &[std::ffi::OsString]) 
     cmd.arg("--audit-file").arg(dir.path().join("audit.jsonl"));
     cmd.arg("--").args(argv);
     cmd.env("MCP_WARDEN_STATE", dir.path().join("state"));
+    // Created here: `dir` is an ancestor of the state dir, where the Landlock sandbox lets the
+    // server write existing files but not create new ones.
+    std::fs::write(dir.path().join("upstream.log"), b"").expect("upstream log");
     cmd.env("ECHO_RECORD", dir.path().join("upstream.log"));
     if let Some(script) = &opts.script {
         let p = dir.path().join("script.json");
