@@ -76,12 +76,21 @@ fn probes_metrics_servers_and_alerts() {
     let (addr, handle, metrics) = start(
         LOCAL,
         dir.path(),
-        Arc::new(move || flag.load(Ordering::SeqCst)),
+        Arc::new(move || {
+            if flag.load(Ordering::SeqCst) {
+                Ok(())
+            } else {
+                Err("upstream echo cannot be reached".to_owned())
+            }
+        }),
     );
 
     let h = get(addr, "/healthz");
     assert_eq!((h.status, h.body.as_str()), (200, "ok\n"));
-    assert_eq!(get(addr, "/readyz").status, 503);
+    let not_ready = get(addr, "/readyz");
+    assert_eq!(not_ready.status, 503);
+    // Issue 19: the body names what is failing.
+    assert_eq!(not_ready.body, "not ready: upstream echo cannot be reached\n");
     ready.store(true, Ordering::SeqCst);
     assert_eq!(get(addr, "/readyz").status, 200);
 
@@ -140,7 +149,7 @@ fn probes_metrics_servers_and_alerts() {
 #[test]
 fn approvals_are_listed_and_decided_through_the_api() {
     let dir = tempfile::tempdir().expect("tmp");
-    let (addr, _handle, _) = start(LOCAL, dir.path(), Arc::new(|| true));
+    let (addr, _handle, _) = start(LOCAL, dir.path(), Arc::new(|| Ok(())));
     let token_file = dir.path().join("admin.token");
     let token = std::fs::read_to_string(&token_file).expect("token created on first use");
     assert!(token.trim().len() >= 32, "{token:?}");
@@ -264,7 +273,7 @@ fn a_token_is_required_off_loopback() {
         &config,
         dir.path(),
         Arc::new(Metrics::new()),
-        Arc::new(|| true),
+        Arc::new(|| Ok(())),
     )
     .err()
     .expect("refuses to start without a token");
@@ -274,7 +283,7 @@ fn a_token_is_required_off_loopback() {
     let (addr, _handle, _) = start(
         "[admin]\nlisten = \"0.0.0.0:0\"\ntoken_file = \"admin.token\"\n",
         dir.path(),
-        Arc::new(|| true),
+        Arc::new(|| Ok(())),
     );
     let local: SocketAddr = format!("127.0.0.1:{}", addr.port()).parse().expect("addr");
     // Probes stay open for the kubelet; everything else needs the token.
@@ -318,7 +327,7 @@ fn audit_records_stream_as_server_sent_events() {
     let mut before = Record::new("s", "fs", Direction::ClientToServer, 1);
     before.audit_id = "before-1".into();
     log.write(before).expect("write");
-    let (addr, _handle, _) = start(LOCAL, dir.path(), Arc::new(|| true));
+    let (addr, _handle, _) = start(LOCAL, dir.path(), Arc::new(|| Ok(())));
 
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10)))

@@ -13,7 +13,7 @@
 //! Use (from `wrap` or `serve`, sync or async callers alike):
 //! ```ignore
 //! let metrics = Arc::new(admin::Metrics::new());
-//! let ready: admin::Readiness = Arc::new(|| true);
+//! let ready: admin::Readiness = Arc::new(|| Ok(()));
 //! let (addr, handle) = admin::spawn(&config, &state, Arc::clone(&metrics), ready)?;
 //! // after each `Pipeline::finish(record)`: metrics.record(&record);
 //! // around each upstream request: metrics.observe_upstream(elapsed);
@@ -42,7 +42,8 @@ use crate::config::{self, Config};
 pub use metrics::Metrics;
 
 /// `/readyz`: true when the policy is loaded and the upstream is reachable (the caller knows).
-pub type Readiness = Arc<dyn Fn() -> bool + Send + Sync>;
+/// Ready, or why not (named in `/readyz`'s body).
+pub type Readiness = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 /// Stops the admin server when stopped or dropped.
 pub struct AdminHandle {

@@ -170,10 +170,13 @@ async fn route(method: &Method, path: &str, shared: &Shared) -> Response<Body> {
     match (method, segments.as_slice()) {
         (&Method::GET, ["healthz"]) => text(StatusCode::OK, "ok\n"),
         (&Method::GET, ["readyz"]) => {
-            if (shared.readiness)() {
-                text(StatusCode::OK, "ready\n")
-            } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+            match (shared.readiness)() {
+                Ok(()) => text(StatusCode::OK, "ready\n"),
+                Err(why) => full(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain; charset=utf-8",
+                    format!("not ready: {why}\n"),
+                ),
             }
         }
         (&Method::GET, ["metrics"]) => {

@@ -126,7 +126,7 @@ fn admin_port(
     health: &Arc<Health>,
 ) -> Option<AdminHandle> {
     let h = health.clone();
-    let ready: admin::Readiness = Arc::new(move || h.ready());
+    let ready: admin::Readiness = Arc::new(move || h.check());
     match admin::spawn(config, state, metrics.clone(), ready) {
         Ok((addr, handle)) => {
             // Tests and operators read the real address here (the port may have been 0).

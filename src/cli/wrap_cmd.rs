@@ -124,7 +124,7 @@ fn admin_port(
     guards: &mut Guards,
 ) -> (Option<crate::admin::AdminHandle>, String) {
     let metrics = Arc::new(crate::admin::Metrics::new());
-    let ready: crate::admin::Readiness = Arc::new(|| true);
+    let ready: crate::admin::Readiness = Arc::new(|| Ok(()));
     match crate::admin::spawn(config, state, metrics.clone(), ready) {
         Ok((addr, handle)) => {
             guards.metrics = Some(metrics);

@@ -59,16 +59,31 @@ impl Health {
 
     /// Every server ready (see the module doc).
     pub fn ready(&self) -> bool {
-        self.entries.iter().all(|e| {
+        self.check().is_ok()
+    }
+
+    /// Ready, or which servers are not and why (what `/readyz` says).
+    pub fn check(&self) -> Result<(), String> {
+        let mut failing = Vec::new();
+        for e in &self.entries {
             let up = match &e.probe {
                 Probe::Pool(pool) => pool.healthy(),
                 Probe::Http { up, .. } => up.load(Ordering::Acquire),
             };
-            if !up {
-                tracing::debug!("not ready: server {} cannot be reached", e.name);
+            if !e.policy {
+                failing.push(format!("{}: no policy loaded", e.name));
+            } else if !up {
+                failing.push(match &e.probe {
+                    Probe::Pool(_) => format!("{}: the server process did not start", e.name),
+                    Probe::Http { .. } => format!("{}: the upstream cannot be reached", e.name),
+                });
             }
-            e.policy && up
-        })
+        }
+        if failing.is_empty() {
+            Ok(())
+        } else {
+            Err(failing.join("; "))
+        }
     }
 
     /// Probe the HTTP upstreams now and every few seconds, on the serve runtime.
