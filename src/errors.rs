@@ -22,6 +22,10 @@ pub const APPROVAL_FAILED: i64 = -32014;
 pub const TOOL_HELD_BACK: i64 = -32015;
 pub const RATE_LIMITED: i64 = -32016;
 pub const TRUST_TOO_LOW: i64 = -32017;
+/// MCP's own codes (schema 2026-07-28), which the proxy also answers with at the HTTP edge.
+pub const HEADER_MISMATCH: i64 = -32020;
+pub const MISSING_REQUIRED_CLIENT_CAPABILITY: i64 = -32021;
+pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 
 /// Whose fault a refusal was; carried into the audit record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +128,13 @@ impl Rejection {
                 reason,
             )
             .alert(),
+            StrictError::TooManyKeys { .. } => Rejection::new(
+                INVALID_REQUEST,
+                "parse.too_many_keys",
+                "max_keys_per_object",
+                reason,
+            )
+            .alert(),
         }
     }
 
@@ -153,6 +164,9 @@ impl Rejection {
             TOOL_HELD_BACK => "Tool held back: its definition changed since it was approved",
             RATE_LIMITED => "Rate limited",
             TRUST_TOO_LOW => "Server trust too low for this tool",
+            HEADER_MISMATCH => "Header mismatch",
+            MISSING_REQUIRED_CLIENT_CAPABILITY => "Missing required client capability",
+            UNSUPPORTED_PROTOCOL_VERSION => "Unsupported protocol version",
             _ => "Internal error",
         }
     }
