@@ -70,6 +70,7 @@ pub fn validate_text<'a>(bytes: &'a [u8], limits: &Limits) -> Result<&'a str, St
         b: bytes,
         i: 0,
         limits,
+        spare: Vec::new(),
     }
     .document()?;
     Ok(text)
@@ -86,6 +87,9 @@ struct Scanner<'a, 'l> {
     b: &'a [u8],
     i: usize,
     limits: &'l Limits,
+    /// Key sets of closed objects, reused: a listing of thousands of small objects must not
+    /// cost an allocation per object.
+    spare: Vec<KeySet<'a>>,
 }
 
 impl<'a> Scanner<'a, '_> {
@@ -109,7 +113,7 @@ impl<'a> Scanner<'a, '_> {
                         if self.peek() == Some(b'}') {
                             self.i += 1;
                         } else {
-                            let mut keys = KeySet::default();
+                            let mut keys = self.spare.pop().unwrap_or_default();
                             self.member_key(&mut keys)?;
                             stack.push(Open::Object(keys));
                             continue 'value;
@@ -153,7 +157,13 @@ impl<'a> Scanner<'a, '_> {
                     }
                     Some(c) if c == close => {
                         self.i += 1;
-                        stack.pop();
+                        if let Some(Open::Object(mut keys)) = stack.pop() {
+                            if let Err(dup) = keys.close() {
+                                return Err(StrictError::DuplicateKey(dup.into_owned()));
+                            }
+                            keys.clear();
+                            self.spare.push(keys);
+                        }
                     }
                     Some(_) => {
                         return Err(self.syntax(if close == b']' {
@@ -185,8 +195,8 @@ impl<'a> Scanner<'a, '_> {
                 limit: self.limits.max_keys_per_object,
             });
         }
-        if !keys.insert(key.clone()) {
-            return Err(StrictError::DuplicateKey(key.into_owned()));
+        if let Err(dup) = keys.insert(key) {
+            return Err(StrictError::DuplicateKey(dup.into_owned()));
         }
         self.ws();
         if self.peek() != Some(b':') {
