@@ -3,7 +3,7 @@
 //!
 //! - maximal keys, cap raised so the whole object is really checked for duplicates;
 //! - maximal keys under the default cap (4096), refused early;
-//! - maximal nesting: 64 levels (the limit) repeated to fill 4 MiB, and 2 M open brackets
+//! - maximal nesting: 64 levels (the limit) repeated to fill 4 MiB, and 4 MiB of `[`
 //!   (refused at level 65).
 //!
 //! Run by hand: `cargo run --release --example bench_parse` (the bound is 50 ms of CPU per
