@@ -169,7 +169,7 @@ fn main() {
         r#"{{"jsonrpc":"2.0","id":1,"result":{{"items":[{}]}}}}"#,
         small.join(",")
     );
-    let list = &list.as_bytes()[..];
+    let list = list.as_bytes();
     if list.len() <= SIZE {
         all &= time("many small objects", list, &defaults, true);
     }
