@@ -22,6 +22,8 @@ for extra in "seeds/$target" "$root/fixtures/fuzz-regressions/$target"; do
 done
 flags=(-s "${FUZZ_SANITIZER:-address}")
 [ "${FUZZ_DEV:-0}" = 1 ] && flags+=(--dev)
-exec cargo fuzz run "${flags[@]}" "$target" "${dirs[@]}" -- \
-  -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
-  -jobs="${FUZZ_JOBS:-1}" -workers="${FUZZ_JOBS:-1}" -print_final_stats=1
+opts=(-max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1)
+# Parallel workers log to fuzz/fuzz-N.log; one worker prints here.
+jobs=${FUZZ_JOBS:-1}
+[ "$jobs" -gt 1 ] && opts+=(-jobs="$jobs" -workers="$jobs")
+exec cargo fuzz run "${flags[@]}" "$target" "${dirs[@]}" -- "${opts[@]}"
