@@ -182,6 +182,9 @@ impl Config {
         if self.proxy.max_message_bytes < 1024 {
             return bad("proxy.max_message_bytes", "must be at least 1024 bytes");
         }
+        if self.proxy.max_keys_per_object == 0 {
+            return bad("proxy.max_keys_per_object", "must be at least 1");
+        }
         if self.signatures.window_secs == 0 {
             return bad("signatures.window_secs", "must be greater than 0");
         }

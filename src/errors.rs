@@ -22,6 +22,10 @@ pub const APPROVAL_FAILED: i64 = -32014;
 pub const TOOL_HELD_BACK: i64 = -32015;
 pub const RATE_LIMITED: i64 = -32016;
 pub const TRUST_TOO_LOW: i64 = -32017;
+/// MCP's own codes (schema 2026-07-28), which the proxy also answers with at the HTTP edge.
+pub const HEADER_MISMATCH: i64 = -32020;
+pub const MISSING_REQUIRED_CLIENT_CAPABILITY: i64 = -32021;
+pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 
 /// Whose fault a refusal was; carried into the audit record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,29 +106,53 @@ impl Rejection {
 
     pub fn from_strict(e: StrictError) -> Self {
         let reason = e.to_string();
-        match e {
-            StrictError::InvalidUtf8 => {
-                Rejection::new(PARSE_ERROR, "parse.invalid_utf8", "utf8", reason).alert()
-            }
-            StrictError::Syntax(_) => Rejection::new(PARSE_ERROR, "parse.syntax", "json", reason),
-            StrictError::TrailingData => Rejection::new(
-                PARSE_ERROR,
-                "frame.trailing_data",
-                "one_value_per_line",
-                reason,
-            )
-            .alert(),
-            StrictError::TooDeep { .. } => {
-                Rejection::new(PARSE_ERROR, "parse.depth_exceeded", "max_depth", reason)
-            }
-            StrictError::DuplicateKey(_) => Rejection::new(
-                INVALID_REQUEST,
-                "rpc.duplicate_key",
-                "duplicate_key",
-                reason,
-            )
-            .alert(),
-        }
+        // The short reason goes into `message` too: clients often show only that.
+        let (mut r, short) = match &e {
+            StrictError::InvalidUtf8 => (
+                Rejection::new(PARSE_ERROR, "parse.invalid_utf8", "utf8", reason).alert(),
+                "Parse error: invalid UTF-8".to_owned(),
+            ),
+            StrictError::Syntax(_) => (
+                Rejection::new(PARSE_ERROR, "parse.syntax", "json", reason),
+                "Parse error: invalid JSON".to_owned(),
+            ),
+            StrictError::TrailingData => (
+                Rejection::new(
+                    PARSE_ERROR,
+                    "frame.trailing_data",
+                    "one_value_per_line",
+                    reason,
+                )
+                .alert(),
+                "Parse error: more than one JSON value on one line".to_owned(),
+            ),
+            StrictError::TooDeep { limit } => (
+                Rejection::new(PARSE_ERROR, "parse.depth_exceeded", "max_depth", reason),
+                format!("Parse error: nested deeper than {limit} levels"),
+            ),
+            StrictError::DuplicateKey(_) => (
+                Rejection::new(
+                    INVALID_REQUEST,
+                    "rpc.duplicate_key",
+                    "duplicate_key",
+                    reason,
+                )
+                .alert(),
+                "Invalid Request: duplicate object key".to_owned(),
+            ),
+            StrictError::TooManyKeys { limit } => (
+                Rejection::new(
+                    INVALID_REQUEST,
+                    "parse.too_many_keys",
+                    "max_keys_per_object",
+                    reason,
+                )
+                .alert(),
+                format!("Invalid Request: more than {limit} keys in one object"),
+            ),
+        };
+        r.message = Some(short);
+        r
     }
 
     pub fn invalid_envelope(reason: &str, id: Option<Id>) -> Self {
@@ -153,6 +181,9 @@ impl Rejection {
             TOOL_HELD_BACK => "Tool held back: its definition changed since it was approved",
             RATE_LIMITED => "Rate limited",
             TRUST_TOO_LOW => "Server trust too low for this tool",
+            HEADER_MISMATCH => "Header mismatch",
+            MISSING_REQUIRED_CLIENT_CAPABILITY => "Missing required client capability",
+            UNSUPPORTED_PROTOCOL_VERSION => "Unsupported protocol version",
             _ => "Internal error",
         }
     }
@@ -194,4 +225,41 @@ fn short_message(generic: &str, reason: &str) -> String {
     }
     let ellipsis = if cut < reason.len() { "…" } else { "" };
     format!("{generic}: {}{ellipsis}", &reason[..cut])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// -32022 read "Internal error": every code the proxy answers with has its own message.
+    #[test]
+    fn mcp_codes_have_their_own_messages() {
+        for (code, want) in [
+            (UNSUPPORTED_PROTOCOL_VERSION, "Unsupported protocol version"),
+            (HEADER_MISMATCH, "Header mismatch"),
+            (
+                MISSING_REQUIRED_CLIENT_CAPABILITY,
+                "Missing required client capability",
+            ),
+        ] {
+            let body = Rejection::new(code, "e", "r", "why").to_response(None, "a-1");
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["error"]["code"], code);
+            assert_eq!(v["error"]["message"], want);
+            assert_eq!(v["error"]["data"]["reason"], "why");
+        }
+    }
+
+    #[test]
+    fn key_cap_refusal_names_the_cap_and_the_config_key() {
+        let r = Rejection::from_strict(StrictError::TooManyKeys { limit: 4096 });
+        assert_eq!(r.code, INVALID_REQUEST);
+        assert_eq!(r.rule, "max_keys_per_object");
+        assert!(r.reason.contains("4096") && r.reason.contains("proxy.max_keys_per_object"));
+        let v: Value = serde_json::from_slice(&r.to_response(None, "a-1")).unwrap();
+        assert_eq!(
+            v["error"]["message"],
+            "Invalid Request: more than 4096 keys in one object"
+        );
+    }
 }

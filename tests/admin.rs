@@ -90,7 +90,10 @@ fn probes_metrics_servers_and_alerts() {
     let not_ready = get(addr, "/readyz");
     assert_eq!(not_ready.status, 503);
     // Issue 19: the body names what is failing.
-    assert_eq!(not_ready.body, "not ready: upstream echo cannot be reached\n");
+    assert_eq!(
+        not_ready.body,
+        "not ready: upstream echo cannot be reached\n"
+    );
     ready.store(true, Ordering::SeqCst);
     assert_eq!(get(addr, "/readyz").status, 200);
 

@@ -381,3 +381,85 @@ fn look_alike_method_names_are_refused_before_policy() {
         assert_eq!(recs[0]["decision"], "deny", "{id}");
     }
 }
+
+/// An object with `n` distinct keys, as the `arguments` of a `tools/call` with id `id`.
+fn call_with_keys(id: u64, n: usize) -> Vec<u8> {
+    let mut args = String::with_capacity(n * 12);
+    for i in 0..n {
+        if i > 0 {
+            args.push(',');
+        }
+        args.push_str(&format!("\"k{i}\":{i}"));
+    }
+    format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/call\",\"params\":{{\"name\":\"echo\",\"arguments\":{{\"text\":\"t\",{args}}}}}}}\n"
+    )
+    .into_bytes()
+}
+
+/// Issue 9 (1): an unauthenticated body of tens of thousands of keys in one object cost seconds
+/// of CPU in the quadratic duplicate check. Now: over `proxy.max_keys_per_object` (4096) it is
+/// refused with -32600 naming the cap and its config key, and the session goes on at once.
+#[test]
+fn objects_over_the_key_cap_are_refused_quickly() {
+    let mut w = Wrapped::start(Options::default());
+    w.initialize();
+    w.ping("before");
+    let before = w.upstream().len();
+    let started = std::time::Instant::now();
+    w.send_raw(&call_with_keys(7, 48_000));
+    let reply = w.recv();
+    assert_eq!(reply["id"], json!(null), "{reply}");
+    assert_eq!(reply["error"]["code"], -32600, "{reply}");
+    assert_eq!(reply["error"]["data"]["rule"], "max_keys_per_object");
+    let reason = reply["error"]["data"]["reason"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("4096") && reason.contains("proxy.max_keys_per_object"),
+        "{reason}"
+    );
+    w.ping("after");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "48k keys took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        w.upstream().len(),
+        before + 1,
+        "the refused call reached the server"
+    );
+    let audit = w.audit();
+    let rec = audit
+        .iter()
+        .find(|r| r["event"] == "parse.too_many_keys")
+        .unwrap_or_else(|| panic!("no parse.too_many_keys record: {audit:#?}"));
+    assert_eq!(rec["decision"], "deny");
+    assert_eq!(rec["alert"], true);
+    assert_eq!(w.finish(), 0);
+}
+
+/// With the cap raised, a big object is really parsed, in linear time, and forwarded as sent
+/// (no false positive on a large but legitimate argument object).
+#[test]
+fn a_raised_key_cap_lets_large_objects_through_in_linear_time() {
+    let mut w = Wrapped::start(Options {
+        config: Some("[proxy]\nmax_keys_per_object = 100000\n".into()),
+        ..Default::default()
+    });
+    w.initialize();
+    let msg = call_with_keys(8, 48_000);
+    let started = std::time::Instant::now();
+    w.send_raw(&msg);
+    let reply = w.recv();
+    assert_eq!(reply["id"], 8, "{reply}");
+    assert!(reply.get("error").is_none(), "{reply}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "48k keys took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        w.upstream().iter().any(|l| l[..] == msg[..msg.len() - 1]),
+        "the call was not forwarded byte for byte"
+    );
+}

@@ -309,3 +309,24 @@ fn credentials_and_upstream_session_never_cross() {
         "upstream-secret-session-id"
     );
 }
+
+/// Issue 9 (10): an unsupported `MCP-Protocol-Version` is answered with -32022 whose message
+/// says so (it read "Internal error").
+#[test]
+fn unsupported_protocol_version_says_so() {
+    let serve = Serve::start(&echo_config(""), &[]);
+    let r = request(
+        serve.addr,
+        "POST",
+        "/mcp",
+        &[JSON_ONLY, ("MCP-Protocol-Version", "1999-01-01")],
+        INIT.as_bytes(),
+    );
+    assert_eq!(r.status, 400);
+    let body = r.json();
+    assert_eq!(body["error"]["code"], -32022, "{body}");
+    assert_eq!(body["error"]["message"], "Unsupported protocol version");
+    assert!(body["error"]["data"]["reason"]
+        .as_str()
+        .is_some_and(|s| s.contains("1999-01-01")));
+}

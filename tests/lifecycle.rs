@@ -358,3 +358,119 @@ fn the_server_sees_no_warden_env_and_cannot_touch_the_state_dir() {
         Some(0)
     );
 }
+
+/// Two ordinary records written by a real `wrap` session into `file`.
+fn write_audit_file(dir: &Path, file: &Path) {
+    let mut child = Command::new(support::warden_bin())
+        .args(["wrap", "--server", "echo", "--audit-file"])
+        .arg(file)
+        .arg("--")
+        .arg(support::echo_server_bin())
+        .env("MCP_WARDEN_STATE", dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n")
+        .expect("write");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("reply");
+    assert!(line.contains("\"result\""), "{line}");
+    drop(stdin);
+    assert_eq!(
+        wait_with_timeout(&mut child, Duration::from_secs(10)),
+        Some(0)
+    );
+}
+
+fn audit_verify(file: &Path, key: Option<&Path>) -> (i32, String) {
+    let mut cmd = Command::new(support::warden_bin());
+    cmd.args(["audit", "verify"]).arg(file);
+    if let Some(k) = key {
+        cmd.arg("--key").arg(k);
+    }
+    let out = cmd.output().expect("audit verify");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Issue 9 (7c): `--audit-file` on a file whose last line is torn (a crash mid-write) used to
+/// glue the next record onto it. The torn bytes are quarantined next to the file, the chain goes
+/// on from the last whole line, an `audit.recovered` record says so, and `audit verify` passes
+/// (with the signed checkpoints too).
+#[test]
+fn a_torn_audit_file_is_recovered_and_still_verifies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("audit.jsonl");
+    write_audit_file(dir.path(), &file);
+    let torn = b"{\"v\":1,\"seq\":99,\"ts\":\"2026-01-01T00:00:00.0";
+    let mut bytes = std::fs::read(&file).expect("audit file");
+    let whole = bytes.len();
+    bytes.extend_from_slice(torn);
+    std::fs::write(&file, &bytes).expect("tear");
+
+    write_audit_file(dir.path(), &file);
+    let text = std::fs::read_to_string(&file).expect("audit file");
+    assert!(text.ends_with('\n'));
+    let records: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line is a whole record"))
+        .collect();
+    let rec = records
+        .iter()
+        .find(|r| r["event"] == "audit.recovered")
+        .expect("an audit.recovered record");
+    assert_eq!(rec["detail"]["torn_bytes"], torn.len());
+    assert_eq!(rec["bytes"], torn.len());
+    let quarantine = rec["detail"]["quarantine"]
+        .as_str()
+        .expect("quarantine path");
+    assert!(quarantine.starts_with(&format!("{}.torn-", file.display())));
+    assert_eq!(std::fs::read(quarantine).expect("quarantine"), torn);
+    // Everything before the tear is unchanged.
+    assert_eq!(
+        text.as_bytes()[..whole],
+        std::fs::read(&file).unwrap()[..whole]
+    );
+
+    let (code, out) = audit_verify(&file, None);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = audit_verify(&file, Some(&dir.path().join("identity.pem")));
+    assert_eq!(code, 0, "{out}");
+}
+
+/// Issue 9 (10): `audit verify` names the line that was edited, not the one after it.
+#[test]
+fn audit_verify_names_the_edited_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("audit.jsonl");
+    write_audit_file(dir.path(), &file);
+    let text = std::fs::read_to_string(&file).expect("audit file");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() >= 3, "{text}");
+    let i = lines
+        .iter()
+        .position(|l| l.contains("\"method\":\"ping\""))
+        .expect("the ping's record");
+    assert!(
+        i + 1 < lines.len(),
+        "the ping's record is not the last line"
+    );
+    let mut edited: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+    edited[i] = edited[i].replacen("\"method\":\"ping\"", "\"method\":\"pong\"", 1);
+    std::fs::write(&file, edited.join("\n") + "\n").expect("edit");
+    let (code, out) = audit_verify(&file, None);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("broken at line {}:", i + 1)),
+        "the edited line is {}: {out}",
+        i + 1
+    );
+}

@@ -94,3 +94,42 @@ fn server_to_client_bytes_are_identical() {
         "the server request and the answer to it are both audited"
     );
 }
+
+/// Issue 9 (10): numbers that are valid JSON but do not fit an f64 or a 64-bit integer (`1e400`,
+/// 30 digits), negative zero and upper-case exponents pass strict parsing and reach the server
+/// as the bytes that were sent; the same in an answer from the server.
+#[test]
+fn numbers_beyond_f64_are_valid_and_forwarded_verbatim() {
+    let result = r#"{"jsonrpc":"2.0","id":{{id}},"result":{"content":[{"type":"text","text":"n"}],"structuredContent":{"big":1e400,"neg":-1E+400,"tiny":1e-400,"z":-0,"i":123456789012345678901234567890}}}"#;
+    let mut w = Wrapped::start(Options {
+        script: Some(json!({ "numbers": [result] })),
+        ..Default::default()
+    });
+    w.initialize();
+    w.ping("before");
+    let before = w.upstream().len();
+    let call = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"echo","arguments":{"text":"n","a":1e400,"b":-0,"c":1E+2,"d":-123456789012345678901234567890,"e":[0.5e-400,-0.0E-0]}}}"#;
+    w.send_raw(format!("{call}\n").as_bytes());
+    // The echo server itself cannot parse 1e400 (serde_json) and never answers call 9; what
+    // matters is that the proxy did not refuse it and forwarded it as sent.
+    w.send(&json!({"jsonrpc":"2.0","id":"after","method":"ping"}));
+    loop {
+        let r = w.recv();
+        assert!(r["id"] != 9, "the proxy refused a valid call: {r}");
+        if r["id"] == "after" {
+            break;
+        }
+    }
+    assert_eq!(
+        w.upstream()[before],
+        call.as_bytes(),
+        "upstream did not receive the exact bytes"
+    );
+    w.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"tools/call\",\"params\":{\"name\":\"numbers\",\"arguments\":{}}}\n");
+    let got = w.recv_raw(Duration::from_secs(10)).expect("answer");
+    assert_eq!(
+        String::from_utf8(got).expect("utf8"),
+        result.replace("{{id}}", "10"),
+        "the client did not receive the exact bytes the server sent"
+    );
+}

@@ -169,16 +169,14 @@ async fn route(method: &Method, path: &str, shared: &Shared) -> Response<Body> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, segments.as_slice()) {
         (&Method::GET, ["healthz"]) => text(StatusCode::OK, "ok\n"),
-        (&Method::GET, ["readyz"]) => {
-            match (shared.readiness)() {
-                Ok(()) => text(StatusCode::OK, "ready\n"),
-                Err(why) => full(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "text/plain; charset=utf-8",
-                    format!("not ready: {why}\n"),
-                ),
-            }
-        }
+        (&Method::GET, ["readyz"]) => match (shared.readiness)() {
+            Ok(()) => text(StatusCode::OK, "ready\n"),
+            Err(why) => full(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain; charset=utf-8",
+                format!("not ready: {why}\n"),
+            ),
+        },
         (&Method::GET, ["metrics"]) => {
             let trust = api::trust_scores(&shared.state, &shared.servers);
             let body = prometheus::render(&shared.metrics, &trust);

@@ -136,6 +136,8 @@ impl AuditLog {
     }
 
     /// Open (append to) a specific file, continuing its chain if it already has lines.
+    /// A torn last line (a crash mid-write) is first moved aside (`torn.rs`) and the move is
+    /// recorded as an `audit.recovered` event, so the chain goes on from the last whole line.
     pub fn open_file(path: &Path, fsync: Fsync) -> io::Result<Arc<AuditLog>> {
         // Only a regular file has a chain to continue (a device such as /dev/full reads forever).
         let regular = fs::metadata(path).map_or(true, |m| m.is_file());
@@ -144,13 +146,25 @@ impl AuditLog {
         } else {
             Ok(Vec::new())
         };
-        let (seq, prev) = match read {
-            Ok(bytes) => last_link(&bytes),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => (0, GENESIS.to_owned()),
+        let (seq, prev, recovered) = match read {
+            Ok(bytes) => {
+                let recovered = super::torn::recover(path, &bytes)?;
+                let (seq, prev) = last_link(&bytes);
+                (seq, prev, recovered)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (0, GENESIS.to_owned(), None),
             Err(e) => return Err(e),
         };
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Arc::new(AuditLog {
+        let log = Self::with_file(path, fsync, file, seq, prev);
+        if let Some(r) = recovered {
+            log.write_durable(recovery_record(&r))?;
+        }
+        Ok(log)
+    }
+
+    fn with_file(path: &Path, fsync: Fsync, file: File, seq: u64, prev: String) -> Arc<AuditLog> {
+        Arc::new(AuditLog {
             path: path.to_owned(),
             fsync,
             chain: Mutex::new(Chain {
@@ -170,7 +184,7 @@ impl AuditLog {
             ids: AtomicU64::new(1),
             checkpoints: std::sync::OnceLock::new(),
             failing: std::sync::atomic::AtomicBool::new(false),
-        }))
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -486,6 +500,26 @@ impl Drop for AuditLog {
         self.checkpoint_now();
         let _ = self.flush();
     }
+}
+
+/// The record that says a torn tail was cut off: how many bytes, and where they were kept.
+fn recovery_record(r: &super::torn::Recovered) -> Record {
+    let mut rec = Record::new("", "", super::Direction::Proxy, r.torn_bytes);
+    rec.event = "audit.recovered".into();
+    rec.decision = super::Decision::Rewrite;
+    rec.rule = Some("audit_torn_tail".into());
+    rec.reason = Some(format!(
+        "the audit file ended in a torn line ({} bytes without a newline, e.g. after a crash); \
+         it was moved to {} and the chain continues from the last complete line",
+        r.torn_bytes,
+        r.quarantine.display()
+    ));
+    rec.alert = true;
+    rec.detail = Some(serde_json::json!({
+        "torn_bytes": r.torn_bytes,
+        "quarantine": r.quarantine.display().to_string(),
+    }));
+    rec
 }
 
 /// Sequence number and hash of the last complete line of an existing file.

@@ -7,11 +7,13 @@
 //! | `checkpoint.rs` | signed checkpoints of the chain head                   |
 //! | `verify.rs` | chain and checkpoint verification for `audit verify`       |
 //! | `tail.rs`   | `audit tail`: follow the newest files                      |
+//! | `torn.rs`   | a torn last line quarantined and cut off when a file is reopened |
 
 pub mod checkpoint;
 pub mod log;
 pub mod record;
 pub mod tail;
+pub mod torn;
 pub mod verify;
 
 pub use log::{AuditLog, Fsync, OnFailure};

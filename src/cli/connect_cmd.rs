@@ -118,6 +118,7 @@ pub fn run(args: ConnectArgs) -> i32 {
         window_secs: config.signatures.window_secs,
         limits: Limits {
             max_message_bytes: config.proxy.max_message_bytes,
+            max_keys_per_object: config.proxy.max_keys_per_object,
             ..Limits::default()
         },
         grace: Duration::from_secs(config.proxy.shutdown_grace_secs),

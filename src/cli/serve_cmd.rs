@@ -94,6 +94,7 @@ pub fn run(args: ServeArgs) -> i32 {
         audit,
         limits: Limits {
             max_message_bytes: config.proxy.max_message_bytes,
+            max_keys_per_object: config.proxy.max_keys_per_object,
             ..Limits::default()
         },
         header_read_timeout: Duration::from_millis(s.header_read_timeout_ms),

@@ -63,6 +63,7 @@ pub fn run(args: WrapArgs) -> i32 {
     audit.start_flusher();
     let limits = Limits {
         max_message_bytes: config.proxy.max_message_bytes,
+        max_keys_per_object: config.proxy.max_keys_per_object,
         ..Limits::default()
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

@@ -4,11 +4,13 @@
 //! | file            | job                                                        |
 //! |-----------------|------------------------------------------------------------|
 //! | `frame.rs`      | newline framing with a hard buffering cap                  |
-//! | `strict_json.rs`| UTF-8, one value, depth limit, duplicate keys              |
+//! | `strict_json.rs`| UTF-8, one value, depth limit, duplicate keys, key cap     |
+//! | `keyset.rs`     | the keys of one object, linear-time duplicate check        |
 //! | `envelope.rs`   | JSON-RPC shape: request / notification / response, ids     |
 
 pub mod envelope;
 pub mod frame;
+mod keyset;
 pub mod strict_json;
 
 pub use envelope::{Envelope, Id, Kind};
@@ -22,6 +24,9 @@ use serde_json::value::RawValue;
 pub struct Limits {
     pub max_message_bytes: usize,
     pub max_depth: usize,
+    /// Keys in one JSON object (`proxy.max_keys_per_object`): no MCP message needs thousands,
+    /// and a cap bounds the work an unauthenticated peer can ask of the duplicate-key check.
+    pub max_keys_per_object: usize,
 }
 
 impl Default for Limits {
@@ -29,6 +34,7 @@ impl Default for Limits {
         Limits {
             max_message_bytes: 4 * 1024 * 1024,
             max_depth: 64,
+            max_keys_per_object: 4096,
         }
     }
 }
@@ -48,8 +54,7 @@ pub fn decode<'a>(line: &'a [u8], limits: &Limits) -> Result<Decoded<'a>, Reject
             limits.max_message_bytes,
         ));
     }
-    let text =
-        strict_json::validate_text(line, limits.max_depth).map_err(Rejection::from_strict)?;
+    let text = strict_json::validate_text(line, limits).map_err(Rejection::from_strict)?;
     if text.trim_start().starts_with('[') {
         let items: Vec<&'a RawValue> = serde_json::from_str(text)
             .map_err(|e| Rejection::from_strict(strict_json::StrictError::Syntax(e.to_string())))?;

@@ -9,6 +9,9 @@ use crate::audit::Fsync;
 #[serde(deny_unknown_fields, default)]
 pub struct ProxySection {
     pub max_message_bytes: usize,
+    /// Keys allowed in one JSON object of a message; more is refused (-32600) before any other
+    /// check, so a huge object cannot make strict parsing expensive.
+    pub max_keys_per_object: usize,
     /// Seconds to wait for the child after closing its stdin before SIGTERM (and again before
     /// SIGKILL).
     pub shutdown_grace_secs: u64,
@@ -19,6 +22,7 @@ impl Default for ProxySection {
     fn default() -> Self {
         ProxySection {
             max_message_bytes: 4 * 1024 * 1024,
+            max_keys_per_object: 4096,
             shutdown_grace_secs: 2,
             sandbox_child: true,
         }

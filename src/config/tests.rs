@@ -63,3 +63,20 @@ fn state_dir_precedence() {
         PathBuf::from("/h/.local/state/mcp-warden")
     );
 }
+
+#[test]
+fn key_cap_defaults_to_4096_and_is_configurable() {
+    let c = Config::from_text("", &env(&[])).unwrap();
+    assert_eq!(c.proxy.max_keys_per_object, 4096);
+    let c = Config::from_text(
+        "[proxy]\nmax_keys_per_object = 100\n",
+        &env(&[("MCP_WARDEN_PROXY_MAX_KEYS_PER_OBJECT", "200")]),
+    )
+    .unwrap();
+    assert_eq!(c.proxy.max_keys_per_object, 200);
+    let e = Config::from_text("[proxy]\nmax_keys_per_object = 0\n", &env(&[])).unwrap_err();
+    assert_eq!(
+        (e.key.as_str(), e.line),
+        ("proxy.max_keys_per_object", Some(2))
+    );
+}
