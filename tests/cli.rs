@@ -127,3 +127,57 @@ fn one_policy_file_does_not_disable_the_built_in_packs() {
     assert!(err.contains("built-in everything.toml"), "{err}");
     assert!(err.contains("policies/local.toml"), "{err}");
 }
+
+/// Issue 19 item 13: empty files of ended processes are removed at start-up, and `audit verify`
+/// takes the whole directory.
+#[test]
+fn audit_dir_housekeeping_and_verify_of_a_directory() {
+    use std::io::{BufRead, BufReader, Write};
+    let state = tempfile::tempdir().unwrap();
+    let audit = state.path().join("audit");
+    std::fs::create_dir_all(&audit).unwrap();
+    // A process that ended before its first record (the pid cannot be running).
+    let empty = audit.join("20261201T000000Z-echo-99999999.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    for _ in 0..2 {
+        let mut child = Command::new(warden_bin())
+            .args(["wrap", "--server", "echo", "--"])
+            .arg(echo_server_bin())
+            .env("MCP_WARDEN_STATE", state.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{}", json!({"jsonrpc":"2.0","id":1,"method":"ping"})).unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.contains("result"), "{line}");
+        drop(stdin);
+        assert!(child.wait().unwrap().success());
+    }
+    assert!(
+        !empty.exists(),
+        "the empty file of an ended process is removed"
+    );
+    let out = cli(state.path(), &["audit", "verify", audit.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(text.contains("2 file(s), 0 broken"), "{text}");
+    // One edited line in one file: the directory check fails and names it.
+    let mut files: Vec<_> = std::fs::read_dir(&audit)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let body = std::fs::read_to_string(&files[0]).unwrap();
+    std::fs::write(&files[0], body.replacen("\"ping\"", "\"pong\"", 1)).unwrap();
+    let out = cli(state.path(), &["audit", "verify", audit.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("broken at line"), "{text}");
+    assert!(text.contains("2 file(s), 1 broken"), "{text}");
+}

@@ -8,10 +8,12 @@
 //! | `verify.rs` | chain and checkpoint verification for `audit verify`       |
 //! | `tail.rs`   | `audit tail`: follow the newest files                      |
 //! | `torn.rs`   | a torn last line quarantined and cut off when a file is reopened |
+//! | `retention.rs` | start-up housekeeping: empty files, `retention_days`, `max_files` |
 
 pub mod checkpoint;
 pub mod log;
 pub mod record;
+pub mod retention;
 pub mod tail;
 pub mod torn;
 pub mod verify;

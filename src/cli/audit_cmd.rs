@@ -9,8 +9,9 @@ use crate::config;
 #[derive(clap::Subcommand)]
 pub enum AuditCommand {
     /// Check a file's hash chain (and, with --key, its signed checkpoints); names the first
-    /// broken line.
+    /// broken line. Given a directory, checks every `*.jsonl` file in it, in name order.
     Verify {
+        /// An audit file, or the audit directory.
         file: PathBuf,
         /// The proxy's public key (base64, or a file holding it, or the proxy's PEM key file).
         #[arg(long)]
@@ -33,6 +34,7 @@ pub enum AuditCommand {
 
 pub fn run(cmd: AuditCommand) -> i32 {
     match cmd {
+        AuditCommand::Verify { file, key } if file.is_dir() => verify_dir(&file, key.as_deref()),
         AuditCommand::Verify { file, key } => verify(&file, key.as_deref()),
         AuditCommand::Tail {
             config,
@@ -52,6 +54,38 @@ pub fn run(cmd: AuditCommand) -> i32 {
                 Err(e) => fail(EXIT_CHECK_FAILED, &format!("audit tail: {e}")),
             }
         }
+    }
+}
+
+/// Every file of an audit directory, oldest name first; exit 1 if any is broken.
+fn verify_dir(dir: &Path, key: Option<&str>) -> i32 {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "jsonl"))
+            .collect(),
+        Err(e) => return fail(EXIT_USAGE, &format!("cannot read {}: {e}", dir.display())),
+    };
+    files.sort();
+    if files.is_empty() {
+        return fail(
+            EXIT_CHECK_FAILED,
+            &format!("no audit files (*.jsonl) in {}", dir.display()),
+        );
+    }
+    let mut broken = 0;
+    for f in &files {
+        print!("{}: ", f.display());
+        if verify(f, key) != 0 {
+            broken += 1;
+        }
+    }
+    println!("{} file(s), {broken} broken", files.len());
+    if broken > 0 {
+        EXIT_CHECK_FAILED
+    } else {
+        0
     }
 }
 

@@ -107,6 +107,7 @@ pub fn run(args: ConnectArgs) -> i32 {
             )
         }
     };
+    super::prune_audit(&config, &audit);
     audit.start_flusher();
     let opts = connect::Options {
         url: args.url,

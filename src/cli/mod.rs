@@ -141,6 +141,29 @@ fn init_tracing() {
         .try_init();
 }
 
+/// Start-up housekeeping of the audit dir (`audit::retention`); a failure is only a warning.
+fn prune_audit(config: &config::Config, audit: &crate::audit::AuditLog) {
+    let dir = config::resolve(&state_dir(), &config.audit.dir);
+    let policy = crate::audit::retention::Retention {
+        days: config.audit.retention_days,
+        max_files: config.audit.max_files,
+    };
+    match crate::audit::retention::prune(&dir, audit.path(), policy, std::time::SystemTime::now()) {
+        Ok(p) if p != Default::default() => tracing::info!(
+            "audit housekeeping in {}: removed {} empty, {} expired, {} over max_files",
+            dir.display(),
+            p.empty,
+            p.expired,
+            p.over_count
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!(
+            "mcp-warden: warning: audit housekeeping in {}: {e}",
+            dir.display()
+        ),
+    }
+}
+
 /// Print a one-line reason on stderr and return `code`.
 fn fail(code: i32, msg: &str) -> i32 {
     eprintln!("mcp-warden: {msg}");

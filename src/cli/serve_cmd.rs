@@ -63,6 +63,9 @@ pub fn run(args: ServeArgs) -> i32 {
             )
         }
     };
+    if args.audit_file.is_none() {
+        super::prune_audit(&config, &audit);
+    }
     // The proxy's own key (created on first use) signs audit checkpoints, and responses when
     // `sign_responses` is set; it is published in the capabilities document. Like wrap, serve
     // does not run without it: its trail would not be tamper-evident.

@@ -55,6 +55,9 @@ pub fn run(args: WrapArgs) -> i32 {
             )
         }
     };
+    if args.audit_file.is_none() {
+        super::prune_audit(&config, &audit);
+    }
     // The proxy's own key signs audit checkpoints (created on first use).
     match crate::identity::load_or_create(&config::resolve(&state, &config.identity.key)) {
         Ok(key) => audit.set_checkpoints(key, config.audit.checkpoint_every),

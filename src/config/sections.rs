@@ -168,6 +168,10 @@ pub struct AuditSection {
     pub log_arguments: LogArguments,
     /// `refuse` (default) or `forward`: a message whose record cannot be written.
     pub on_failure: crate::audit::OnFailure,
+    /// Audit files last written longer ago are removed at start-up; 0 keeps them forever.
+    pub retention_days: u64,
+    /// At most this many files are kept in the audit dir (the newest); 0: no limit.
+    pub max_files: usize,
 }
 impl Default for AuditSection {
     fn default() -> Self {
@@ -177,6 +181,8 @@ impl Default for AuditSection {
             checkpoint_every: 1000,
             log_arguments: LogArguments::Digest,
             on_failure: crate::audit::OnFailure::Refuse,
+            retention_days: 90,
+            max_files: 1000,
         }
     }
 }
