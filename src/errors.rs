@@ -245,7 +245,7 @@ mod tests {
             let body = Rejection::new(code, "e", "r", "why").to_response(None, "a-1");
             let v: Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(v["error"]["code"], code);
-            assert_eq!(v["error"]["message"], want);
+            assert_eq!(v["error"]["message"], format!("{want}: why"));
             assert_eq!(v["error"]["data"]["reason"], "why");
         }
     }

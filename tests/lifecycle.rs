@@ -124,7 +124,8 @@ fn a_server_ignoring_eof_and_sigterm_is_killed_with_its_children() {
 #[test]
 fn sigterm_to_the_proxy_shuts_down_in_order() {
     let dir = tempfile::tempdir().expect("dir");
-    let mut proxy = wrap("echo $$ > pid; exec cat >/dev/null", dir.path(), 2);
+    // A generous grace: on a loaded machine cat may need more than a second to see EOF.
+    let mut proxy = wrap("echo $$ > pid; exec cat >/dev/null", dir.path(), 8);
     let pid = read_pid(dir.path());
     // SAFETY: plain signal to our own child.
     unsafe { libc::kill(proxy.id() as i32, libc::SIGTERM) };
@@ -313,6 +314,8 @@ fn the_server_sees_no_warden_env_and_cannot_touch_the_state_dir() {
         .args(["wrap", "--server", "sh", "--", "sh", "-c", &script])
         .env("MCP_WARDEN_STATE", &state)
         .env("MCP_WARDEN_LOG", "warn")
+        // Opt-in (see proxy.toml): the sandbox and its cost on the state dir's ancestors.
+        .env("MCP_WARDEN_PROXY_SANDBOX_CHILD", "true")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -15,7 +15,9 @@ pub struct ProxySection {
     /// Seconds to wait for the child after closing its stdin before SIGTERM (and again before
     /// SIGKILL).
     pub shutdown_grace_secs: u64,
-    /// `wrap`: confine the server with Landlock so it cannot touch the state dir (Linux).
+    /// `wrap`: confine the server with Landlock so it cannot touch the state dir (Linux). Off by
+    /// default: the server then also cannot create entries directly in the state dir's
+    /// ancestors ($HOME with the default state dir), see `proxy.toml`.
     pub sandbox_child: bool,
 }
 impl Default for ProxySection {
@@ -24,7 +26,7 @@ impl Default for ProxySection {
             max_message_bytes: 4 * 1024 * 1024,
             max_keys_per_object: 4096,
             shutdown_grace_secs: 2,
-            sandbox_child: true,
+            sandbox_child: false,
         }
     }
 }
