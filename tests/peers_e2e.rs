@@ -82,6 +82,8 @@ fn transcript(client: &str, scenario: &str, server: Vec<String>, state: &Path) -
             "MCP_WARDEN_POLICY_DIR",
             support::fixture("policies/allow-all"),
         )
+        // Only the permissive pack: the built-in ones stay out of what this compares.
+        .env("MCP_WARDEN_POLICY_BUILTIN", "false")
         .output()
         .expect("run peer client");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -232,6 +234,8 @@ fn inspector_cli_lists_and_calls_through_wrap() {
                 "MCP_WARDEN_POLICY_DIR",
                 support::fixture("policies/allow-all"),
             )
+            // Only the permissive pack: the built-in ones stay out of what this compares.
+            .env("MCP_WARDEN_POLICY_BUILTIN", "false")
             .output()
             .expect("inspector");
         assert!(

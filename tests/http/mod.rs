@@ -46,6 +46,8 @@ impl Serve {
                 "MCP_WARDEN_POLICY_DIR",
                 support::fixture("policies/allow-all"),
             )
+            // Only the permissive pack: the built-in ones stay out of what this compares.
+            .env("MCP_WARDEN_POLICY_BUILTIN", "false")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
