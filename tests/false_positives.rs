@@ -100,6 +100,11 @@ fn a_call_before_any_listing_is_judged_against_a_listing_the_proxy_fetched() {
     assert!(upstream[2]["id"]
         .as_str()
         .is_some_and(|id| id.starts_with("mcp-warden/")));
+    let raw = std::fs::read(w.dir.path().join("upstream.log")).unwrap();
+    assert!(
+        !raw.windows(2).any(|w| w == b"\n\n"),
+        "one line per message, no blank line"
+    );
     assert!(w.recv_raw(Duration::from_millis(300)).is_none());
     let audit = w.audit();
     let own = audit

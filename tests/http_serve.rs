@@ -334,3 +334,30 @@ fn unsupported_protocol_version_says_so() {
         .as_str()
         .is_some_and(|s| s.contains("1999-01-01")));
 }
+
+/// Issue 10: a call before any listing, through `serve`, to a stdio and to an HTTP upstream:
+/// the proxy lists and pins first, then judges the call (it used to be "Unknown tool").
+#[test]
+fn a_call_before_any_listing_is_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_up, url) = http::echo_http(&dir.path().join("record.jsonl"));
+    let configs = [
+        echo_config(""),
+        format!("[[servers]]\nname = \"echo\"\nurl = {url:?}\n"),
+    ];
+    for config in configs {
+        let serve = Serve::start(&config, &[]);
+        let sid = initialize(&serve, "/mcp", &[]);
+        let hdrs = [JSON_ONLY, ("Mcp-Session-Id", sid.as_str())];
+        let call = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"text":"cold"}}}"#;
+        let r = request(serve.addr, "POST", "/mcp", &hdrs, call);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let body = r.json();
+        assert_eq!(body["id"], 7, "{body}");
+        assert!(body["result"].is_object(), "{config}: {body}");
+        // A tool the server does not offer is still unknown.
+        let other = br#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"exec","arguments":{}}}"#;
+        let r = request(serve.addr, "POST", "/mcp", &hdrs, other);
+        assert_eq!(r.json()["error"]["code"], -32602);
+    }
+}

@@ -135,10 +135,9 @@ impl Pipeline {
                 paged,
             },
         );
+        // One message without its newline: transports add their own framing.
         let msg = json!({"jsonrpc": "2.0", "id": id, "method": "tools/list", "params": params});
-        let mut bytes = serde_json::to_vec(&msg).unwrap_or_default();
-        bytes.push(b'\n');
-        bytes
+        serde_json::to_vec(&msg).unwrap_or_default()
     }
 
     /// Wait until the proxy's own listing was observed (or `timeout`).

@@ -260,8 +260,12 @@ pub async fn client_message(
     body: Bytes,
     sig: Option<SigOutcome>,
 ) -> (Response<OutBody>, bool) {
-    let started = Instant::now();
     let p = &session.pipeline;
+    // A call before any listing: the proxy lists and pins first (`pipeline::prefetch`).
+    if let Some(request) = p.prefetch_request(&body) {
+        prefetch(shared, session, headers, request).await;
+    }
+    let started = Instant::now();
     let outcome = settle(p, judge(p, &body, sig).await, started).await;
     let Some((forward, answer)) = decide(p, outcome, body, started) else {
         return (status::empty(StatusCode::ACCEPTED), false);
@@ -280,6 +284,31 @@ pub async fn client_message(
         }
     };
     (resp, true)
+}
+
+/// Send the proxy's own listing request upstream and wait (bounded) until the pipeline has seen
+/// its answer: the stdio reader, or the relay of the HTTP answer, runs it through `from_server`,
+/// which pins it and asks for further pages itself.
+async fn prefetch(shared: &Shared, session: &Arc<Session>, headers: &HeaderMap, request: Vec<u8>) {
+    let p = session.pipeline.clone();
+    match &session.upstream {
+        SessionUpstream::Stdio(s) => {
+            if s.send(&request).is_err() {
+                return;
+            }
+        }
+        SessionUpstream::Http(hs) => {
+            let Upstream::Http(up) = &session.route.upstream else {
+                return;
+            };
+            let egress = Egress::of(&session.route);
+            let resp = to_http(shared, &p, hs, up, headers, Bytes::from(request), egress).await;
+            // Drain it: the relay judges each message as the body is read.
+            let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
+        }
+    }
+    let _ =
+        tokio::task::spawn_blocking(move || p.await_prefetch(crate::pipeline::PREFETCH_WAIT)).await;
 }
 
 /// Forward to the session's stdio process and answer on a stream of the request's own.
