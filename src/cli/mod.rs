@@ -38,7 +38,18 @@ pub const EXIT_CONFIG: i32 = 64;
 #[command(
     name = "mcp-warden",
     version,
-    about = "A transparent security proxy for the Model Context Protocol"
+    about = "A transparent security proxy for the Model Context Protocol",
+    after_help = "Examples:
+  mcp-warden wrap -- npx -y @modelcontextprotocol/server-memory
+  mcp-warden wrap --server files -- npx -y @modelcontextprotocol/server-filesystem ~/Documents
+  mcp-warden install --dry-run            # what wrapping every client's servers would change
+  mcp-warden connect https://mcp.example.com/mcp --server remote
+  mcp-warden check-config                 # every problem at once, and the policy in force
+  mcp-warden pins diff files && mcp-warden pins approve files
+  mcp-warden trust files                  # the eight factors behind a server's score
+  mcp-warden audit verify ~/.local/state/mcp-warden/audit
+
+Configuration: proxy.toml in the state dir ($MCP_WARDEN_STATE, else ~/.local/state/mcp-warden) or --config FILE."
 )]
 struct Cli {
     #[command(subcommand)]
