@@ -25,6 +25,7 @@ pub mod pins;
 pub mod pipeline;
 pub mod policy;
 pub mod session;
+pub mod telemetry;
 pub mod sig;
 pub mod timefmt;
 pub mod transport;

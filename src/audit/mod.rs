@@ -5,17 +5,20 @@
 //! | `record.rs` | the record's fields, direction and decision                |
 //! | `log.rs`    | the hash-chained JSONL writer, fsync policy, flusher       |
 //! | `checkpoint.rs` | signed checkpoints of the chain head                   |
+//! | `sink.rs`   | a copy of each line for another destination (OTLP)         |
 //! | `verify.rs` | chain and checkpoint verification for `audit verify`       |
 //! | `tail.rs`   | `audit tail`: follow the newest files                      |
 
 pub mod checkpoint;
 pub mod log;
 pub mod record;
+pub mod sink;
 pub mod tail;
 pub mod verify;
 
 pub use log::{AuditLog, Fsync, OnFailure};
 pub use record::{Decision, Direction, Record};
+pub use sink::RecordSink;
 
 use sha2::{Digest, Sha256};
 

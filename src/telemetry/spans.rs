@@ -1,0 +1,252 @@
+//! One span per JSON-RPC request, built from the audit lines (OpenTelemetry MCP semantic
+//! conventions): opened by the request's record, ended by its answer's record (or at once when
+//! the proxy answered it), with child spans for the proxy's decision and the upstream call.
+//! Working from the audit lines keeps every transport's data path free of telemetry code: a
+//! span is exactly what the audit trail says happened.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, SystemTime};
+
+use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceState};
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SpanData, SpanEvents, SpanLinks};
+use serde_json::{Map, Value};
+
+use super::settings::Transport;
+
+/// Requests waiting for their answer; the oldest is forgotten beyond this (its span is lost,
+/// never the data path's memory).
+const MAX_OPEN: usize = 4096;
+
+/// (session, opened by the server, JSON-RPC id): the two directions number their own requests.
+type Key = (String, bool, String);
+
+struct Open {
+    ctx: SpanContext,
+    parent: Option<SpanId>,
+    /// When the request reached the proxy (its record's time less the decision time).
+    start: SystemTime,
+    /// When the decision was taken and the request forwarded.
+    decided: SystemTime,
+    attrs: Vec<KeyValue>,
+    name: String,
+    by_server: bool,
+}
+
+/// A request's span ended: the spans to export and the duration for the histogram.
+pub struct Ended {
+    pub spans: Vec<SpanData>,
+    pub seconds: f64,
+    /// The proxy received the request from the client: `mcp.server.operation.duration`
+    /// (else the server asked, and the client histogram applies).
+    pub receiver: bool,
+    pub attrs: Vec<KeyValue>,
+}
+
+pub struct Spans {
+    open: HashMap<Key, Open>,
+    order: VecDeque<Key>,
+    ids: RandomIdGenerator,
+    transport: Transport,
+    scope: InstrumentationScope,
+}
+
+fn str_of<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
+    m.get(k).and_then(Value::as_str)
+}
+
+impl Spans {
+    pub fn new(transport: Transport, scope: InstrumentationScope) -> Spans {
+        Spans {
+            open: HashMap::new(),
+            order: VecDeque::new(),
+            ids: RandomIdGenerator::default(),
+            transport,
+            scope,
+        }
+    }
+
+    /// Feed one audit line. Returns the span context the line's log record belongs to, and
+    /// the spans it ended.
+    pub fn observe(
+        &mut self,
+        rec: &Map<String, Value>,
+        ts: SystemTime,
+    ) -> (Option<SpanContext>, Option<Ended>) {
+        let (Some(id), Some(method)) = (str_of(rec, "id"), str_of(rec, "method")) else {
+            return (None, None);
+        };
+        let session = str_of(rec, "session").unwrap_or_default();
+        let from_client = str_of(rec, "direction") == Some("client_to_server");
+        if str_of(rec, "direction") == Some("proxy") {
+            return (None, None);
+        }
+        // An answer closes the request the other side opened; anything else with an id and a
+        // method is a request.
+        let answered: Key = (session.to_owned(), from_client, id.to_owned());
+        if let Some(open) = self.open.remove(&answered) {
+            self.order.retain(|k| k != &answered);
+            let ctx = open.ctx.clone();
+            return (Some(ctx), Some(self.end(open, rec, ts)));
+        }
+        let decision = str_of(rec, "decision").unwrap_or_default();
+        let latency = Duration::from_micros(rec.get("latency_us").and_then(Value::as_u64).unwrap_or(0));
+        let start = ts.checked_sub(latency).unwrap_or(ts);
+        let remote = str_of(rec, "traceparent").and_then(super::traceparent::parse);
+        let trace_id = remote.map_or_else(|| self.ids.new_trace_id(), |r| r.0);
+        let flags = remote.map_or(TraceFlags::SAMPLED, |r| r.2);
+        let ctx = SpanContext::new(
+            trace_id,
+            self.ids.new_span_id(),
+            flags,
+            false,
+            TraceState::default(),
+        );
+        let tool = str_of(rec, "tool");
+        let name = match tool {
+            Some(t) => format!("{method} {t}"),
+            None => method.to_owned(),
+        };
+        let mut attrs = vec![
+            KeyValue::new("mcp.method.name", method.to_owned()),
+            KeyValue::new("jsonrpc.request.id", id.to_owned()),
+            KeyValue::new("network.transport", self.transport.label()),
+        ];
+        if !session.is_empty() {
+            attrs.push(KeyValue::new("mcp.session.id", session.to_owned()));
+        }
+        if let Some(t) = tool {
+            attrs.push(KeyValue::new("gen_ai.tool.name", t.to_owned()));
+            attrs.push(KeyValue::new("gen_ai.operation.name", "execute_tool"));
+        }
+        if let Some(server) = str_of(rec, "server").filter(|s| !s.is_empty()) {
+            attrs.push(KeyValue::new("mcp_warden.server", server.to_owned()));
+        }
+        if let Some(era) = str_of(rec, "era") {
+            attrs.push(KeyValue::new("mcp_warden.era", era.to_owned()));
+        }
+        let open = Open {
+            ctx: ctx.clone(),
+            parent: remote.map(|r| r.1),
+            start,
+            decided: ts,
+            attrs,
+            name,
+            by_server: !from_client,
+        };
+        // Refused (or failed) by the proxy: the error it answered with ends the request here.
+        if from_client && matches!(decision, "deny" | "error") {
+            return (Some(ctx), Some(self.end(open, rec, ts)));
+        }
+        let key: Key = (session.to_owned(), !from_client, id.to_owned());
+        if self.open.len() >= MAX_OPEN {
+            if let Some(old) = self.order.pop_front() {
+                self.open.remove(&old);
+            }
+        }
+        if self.open.insert(key.clone(), open).is_none() {
+            self.order.push_back(key);
+        }
+        (Some(ctx), None)
+    }
+
+    /// The request's span, a child for the proxy's decision and one for the upstream wait.
+    fn end(&mut self, open: Open, rec: &Map<String, Value>, end: SystemTime) -> Ended {
+        let mut attrs = open.attrs;
+        let code = rec.get("code").and_then(Value::as_i64);
+        let mut status = Status::Unset;
+        if let Some(code) = code {
+            attrs.push(KeyValue::new("error.type", code.to_string()));
+            attrs.push(KeyValue::new("rpc.response.status_code", code.to_string()));
+            status = Status::Error {
+                description: Cow::Owned(str_of(rec, "reason").unwrap_or_default().to_owned()),
+            };
+        }
+        let metric_attrs: Vec<KeyValue> = attrs
+            .iter()
+            .filter(|kv| {
+                matches!(
+                    kv.key.as_str(),
+                    "mcp.method.name" | "gen_ai.tool.name" | "error.type" | "network.transport"
+                        | "gen_ai.operation.name"
+                )
+            })
+            .cloned()
+            .collect();
+        for key in ["decision", "rule", "audit_id"] {
+            if let Some(v) = str_of(rec, key) {
+                attrs.push(KeyValue::new(format!("mcp_warden.{key}"), v.to_owned()));
+            }
+        }
+        let kind = if open.by_server {
+            SpanKind::Client
+        } else {
+            SpanKind::Server
+        };
+        let mut spans = Vec::with_capacity(3);
+        let decided = open.decided.min(end);
+        spans.push(self.child(&open.ctx, "mcp_warden.decision", open.start, decided));
+        // The answer's own record time is the proxy's work on it; the rest is the upstream.
+        let answer_us = rec.get("latency_us").and_then(Value::as_u64).unwrap_or(0);
+        let answered = end.checked_sub(Duration::from_micros(answer_us)).unwrap_or(end);
+        if answered > decided {
+            spans.push(self.child(&open.ctx, "mcp_warden.upstream", decided, answered));
+        }
+        let seconds = end
+            .duration_since(open.start)
+            .unwrap_or_default()
+            .as_secs_f64();
+        spans.push(SpanData {
+            span_context: open.ctx,
+            parent_span_id: open.parent.unwrap_or(SpanId::INVALID),
+            parent_span_is_remote: open.parent.is_some(),
+            span_kind: kind,
+            name: Cow::Owned(open.name),
+            start_time: open.start,
+            end_time: end.max(open.start),
+            attributes: attrs,
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status,
+            instrumentation_scope: self.scope.clone(),
+        });
+        Ended {
+            spans,
+            seconds,
+            receiver: !open.by_server,
+            attrs: metric_attrs,
+        }
+    }
+
+    fn child(
+        &self,
+        parent: &SpanContext,
+        name: &'static str,
+        start: SystemTime,
+        end: SystemTime,
+    ) -> SpanData {
+        SpanData {
+            span_context: SpanContext::new(
+                parent.trace_id(),
+                self.ids.new_span_id(),
+                parent.trace_flags(),
+                false,
+                TraceState::default(),
+            ),
+            parent_span_id: parent.span_id(),
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Internal,
+            name: Cow::Borrowed(name),
+            start_time: start,
+            end_time: end.max(start),
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status: Status::Unset,
+            instrumentation_scope: self.scope.clone(),
+        }
+    }
+}
