@@ -79,7 +79,7 @@ pub fn run(args: ServeArgs) -> i32 {
         &config::ProcessEnv,
         crate::telemetry::Transport::Tcp,
         &audit,
-        &"serve",
+        "serve",
     );
     let signing = config.identity.sign_responses;
     let metrics = Arc::new(Metrics::new());

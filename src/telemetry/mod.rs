@@ -39,8 +39,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::logs::LoggerProvider as _;
+use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::logs::{LogExporter as _, SdkLoggerProvider};
@@ -64,7 +64,11 @@ pub struct Telemetry {
 
 impl Telemetry {
     /// Start exporting every line `audit` writes from now on.
-    pub fn start(settings: &Settings, audit: &Arc<AuditLog>, server: &str) -> Result<Telemetry, String> {
+    pub fn start(
+        settings: &Settings,
+        audit: &Arc<AuditLog>,
+        server: &str,
+    ) -> Result<Telemetry, String> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("otel-http")

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::config::TelemetrySection;
 use crate::config::EnvSource;
+use crate::config::TelemetrySection;
 
 /// The transport a span's `network.transport` names (OpenTelemetry MCP conventions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,7 +166,10 @@ mod tests {
         section.resource_attributes = "deployment.environment=prod".into();
         let e = env(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4318/"),
-            ("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20x, b = 2"),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "authorization=Bearer%20x, b = 2",
+            ),
             ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-res,team=sec"),
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "250"),
         ]);

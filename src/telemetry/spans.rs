@@ -91,7 +91,8 @@ impl Spans {
             return (Some(ctx), Some(self.end(open, rec, ts)));
         }
         let decision = str_of(rec, "decision").unwrap_or_default();
-        let latency = Duration::from_micros(rec.get("latency_us").and_then(Value::as_u64).unwrap_or(0));
+        let latency =
+            Duration::from_micros(rec.get("latency_us").and_then(Value::as_u64).unwrap_or(0));
         let start = ts.checked_sub(latency).unwrap_or(ts);
         let remote = str_of(rec, "traceparent").and_then(super::traceparent::parse);
         let trace_id = remote.map_or_else(|| self.ids.new_trace_id(), |r| r.0);
@@ -168,7 +169,10 @@ impl Spans {
             .filter(|kv| {
                 matches!(
                     kv.key.as_str(),
-                    "mcp.method.name" | "gen_ai.tool.name" | "error.type" | "network.transport"
+                    "mcp.method.name"
+                        | "gen_ai.tool.name"
+                        | "error.type"
+                        | "network.transport"
                         | "gen_ai.operation.name"
                 )
             })
@@ -189,7 +193,9 @@ impl Spans {
         spans.push(self.child(&open.ctx, "mcp_warden.decision", open.start, decided));
         // The answer's own record time is the proxy's work on it; the rest is the upstream.
         let answer_us = rec.get("latency_us").and_then(Value::as_u64).unwrap_or(0);
-        let answered = end.checked_sub(Duration::from_micros(answer_us)).unwrap_or(end);
+        let answered = end
+            .checked_sub(Duration::from_micros(answer_us))
+            .unwrap_or(end);
         if answered > decided {
             spans.push(self.child(&open.ctx, "mcp_warden.upstream", decided, answered));
         }

@@ -35,7 +35,12 @@ mod tests {
 
     #[test]
     fn inverse_of_timefmt() {
-        for micros in [0u64, 951_782_400_500_000, 1_767_225_599_999_999, 1_796_000_000_123_456] {
+        for micros in [
+            0u64,
+            951_782_400_500_000,
+            1_767_225_599_999_999,
+            1_796_000_000_123_456,
+        ] {
             let t = UNIX_EPOCH + Duration::from_micros(micros);
             assert_eq!(parse(&crate::timefmt::rfc3339_micros(t)), Some(t));
         }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::logs::{LogBatch, LogExporter as _, SdkLogRecord, SdkLogger};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::metrics::Instruments;
 use super::queue::Drops;
@@ -85,7 +85,6 @@ impl Worker {
             spans.extend(e.spans);
         }
         logs.push(super::logs::record(&self.logger, &rec, ts, ctx.as_ref()));
-        let _: &Map<String, Value> = &rec;
     }
 
     fn flush(&mut self, logs: &mut Vec<SdkLogRecord>, spans: &mut Vec<SpanData>) {
