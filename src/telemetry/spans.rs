@@ -31,6 +31,7 @@ struct Open {
     decided: SystemTime,
     attrs: Vec<KeyValue>,
     name: String,
+    method: String,
     by_server: bool,
 }
 
@@ -82,10 +83,11 @@ impl Spans {
         if str_of(rec, "direction") == Some("proxy") {
             return (None, None);
         }
-        // An answer closes the request the other side opened; anything else with an id and a
-        // method is a request.
+        // An answer closes the request the other side opened (its record names the request's
+        // method); anything else with an id and a method is a request.
         let answered: Key = (session.to_owned(), from_client, id.to_owned());
-        if let Some(open) = self.open.remove(&answered) {
+        if self.open.get(&answered).is_some_and(|o| o.method == method) {
+            let open = self.open.remove(&answered).expect("just seen");
             self.order.retain(|k| k != &answered);
             let ctx = open.ctx.clone();
             return (Some(ctx), Some(self.end(open, rec, ts)));
@@ -134,6 +136,7 @@ impl Spans {
             decided: ts,
             attrs,
             name,
+            method: method.to_owned(),
             by_server: !from_client,
         };
         // Refused (or failed) by the proxy: the error it answered with ends the request here.
@@ -254,5 +257,109 @@ impl Spans {
             status: Status::Unset,
             instrumentation_scope: self.scope.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spans() -> Spans {
+        Spans::new(Transport::Pipe, InstrumentationScope::builder("t").build())
+    }
+
+    fn rec(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    fn at(ms: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + ms)
+    }
+
+    #[test]
+    fn a_request_and_its_answer_make_one_span_with_children() {
+        let mut s = spans();
+        let req = rec(
+            json!({"session":"s","direction":"client_to_server","method":"tools/call",
+            "id":"1","tool":"read","decision":"allow","latency_us":2000,
+            "traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}),
+        );
+        let (ctx, ended) = s.observe(&req, at(10));
+        assert!(ended.is_none());
+        let ctx = ctx.unwrap();
+        // A server request with the same id is another request, not the answer.
+        let sampling = rec(json!({"session":"s","direction":"server_to_client",
+            "method":"sampling/createMessage","id":"1","decision":"allow"}));
+        assert!(s.observe(&sampling, at(20)).1.is_none());
+        let answer = rec(
+            json!({"session":"s","direction":"server_to_client","method":"tools/call",
+            "id":"1","decision":"allow","latency_us":1000}),
+        );
+        // The client answers the server's request first: a CLIENT span, client histogram.
+        let client_answer = rec(json!({"session":"s","direction":"client_to_server",
+            "method":"sampling/createMessage","id":"1","decision":"allow"}));
+        let e = s.observe(&client_answer, at(30)).1.unwrap();
+        assert!(!e.receiver);
+        assert_eq!(e.spans.last().unwrap().span_kind, SpanKind::Client);
+        let (answer_ctx, e) = s.observe(&answer, at(110));
+        let e = e.unwrap();
+        assert_eq!(answer_ctx.unwrap().span_id(), ctx.span_id());
+        assert!(e.receiver);
+        let main = e.spans.last().unwrap();
+        assert_eq!(main.name, "tools/call read");
+        assert_eq!(main.span_kind, SpanKind::Server);
+        assert_eq!(main.parent_span_id.to_string(), "00f067aa0ba902b7");
+        assert_eq!(main.start_time, at(8));
+        assert_eq!(main.end_time, at(110));
+        assert!((e.seconds - 0.102).abs() < 1e-9);
+        let names: Vec<&str> = e.spans.iter().map(|s| s.name.as_ref()).collect();
+        assert_eq!(
+            names,
+            [
+                "mcp_warden.decision",
+                "mcp_warden.upstream",
+                "tools/call read"
+            ]
+        );
+        assert!(e.spans[..2]
+            .iter()
+            .all(|c| c.parent_span_id == main.span_context.span_id()));
+    }
+
+    #[test]
+    fn a_refused_request_ends_at_once_with_its_code() {
+        let mut s = spans();
+        let req = rec(
+            json!({"session":"s","direction":"client_to_server","method":"tools/call",
+            "id":2,"tool":"rm","decision":"deny","code":-32011,"latency_us":50}),
+        );
+        // A numeric id in the line is not a string: no span (ids are written as strings).
+        assert!(s.observe(&req, at(0)).1.is_none());
+        let req = rec(
+            json!({"session":"s","direction":"client_to_server","method":"tools/call",
+            "id":"2","tool":"rm","decision":"deny","code":-32011,"latency_us":50}),
+        );
+        let e = s.observe(&req, at(0)).1.unwrap();
+        let main = e.spans.last().unwrap();
+        assert!(main.parent_span_id == SpanId::INVALID);
+        assert!(main
+            .attributes
+            .iter()
+            .any(|kv| kv.key.as_str() == "error.type" && kv.value.as_str() == "-32011"));
+        assert!(matches!(main.status, Status::Error { .. }));
+        assert!(s.open.is_empty());
+    }
+
+    #[test]
+    fn open_requests_are_bounded() {
+        let mut s = spans();
+        for i in 0..(MAX_OPEN + 10) {
+            let req = rec(json!({"session":"s","direction":"client_to_server",
+                "method":"ping","id":i.to_string(),"decision":"allow"}));
+            s.observe(&req, at(0));
+        }
+        assert_eq!(s.open.len(), MAX_OPEN);
+        assert_eq!(s.order.len(), MAX_OPEN);
     }
 }
