@@ -33,6 +33,8 @@ struct Open {
     name: String,
     method: String,
     by_server: bool,
+    /// Children ended before the request (the approval wait).
+    children: Vec<SpanData>,
 }
 
 /// A request's span ended: the spans to export and the duration for the histogram.
@@ -93,6 +95,25 @@ impl Spans {
             return (Some(ctx), Some(self.end(open, rec, ts)));
         }
         let decision = str_of(rec, "decision").unwrap_or_default();
+        // A held call's second record (`approval.granted` or refused): the wait becomes a
+        // child span; a refusal ends the request, a grant sends it upstream from now.
+        let held: Key = (session.to_owned(), false, id.to_owned());
+        let resolves = from_client
+            && decision != "hold"
+            && str_of(rec, "event").is_some_and(|e| e.starts_with("approval."));
+        if resolves && self.open.get(&held).is_some_and(|o| o.method == method) {
+            let mut open = self.open.remove(&held).expect("just seen");
+            let wait = self.child(&open.ctx, "mcp_warden.approval", open.decided, ts);
+            open.children.push(wait);
+            let ctx = open.ctx.clone();
+            open.decided = ts;
+            if matches!(decision, "deny" | "error") {
+                self.order.retain(|k| k != &held);
+                return (Some(ctx), Some(self.end(open, rec, ts)));
+            }
+            self.open.insert(held, open);
+            return (Some(ctx), None);
+        }
         let latency =
             Duration::from_micros(rec.get("latency_us").and_then(Value::as_u64).unwrap_or(0));
         let start = ts.checked_sub(latency).unwrap_or(ts);
@@ -138,6 +159,7 @@ impl Spans {
             name,
             method: method.to_owned(),
             by_server: !from_client,
+            children: Vec::new(),
         };
         // Refused (or failed) by the proxy: the error it answered with ends the request here.
         if from_client && matches!(decision, "deny" | "error") {
@@ -191,9 +213,11 @@ impl Spans {
         } else {
             SpanKind::Server
         };
-        let mut spans = Vec::with_capacity(3);
+        let mut spans = Vec::with_capacity(4);
         let decided = open.decided.min(end);
-        spans.push(self.child(&open.ctx, "mcp_warden.decision", open.start, decided));
+        let checked = open.children.first().map_or(decided, |c| c.start_time);
+        spans.push(self.child(&open.ctx, "mcp_warden.decision", open.start, checked));
+        spans.extend(open.children);
         // The answer's own record time is the proxy's work on it; the rest is the upstream.
         let answer_us = rec.get("latency_us").and_then(Value::as_u64).unwrap_or(0);
         let answered = end
@@ -349,6 +373,57 @@ mod tests {
             .any(|kv| kv.key.as_str() == "error.type" && kv.value.as_str() == "-32011"));
         assert!(matches!(main.status, Status::Error { .. }));
         assert!(s.open.is_empty());
+    }
+
+    #[test]
+    fn an_approval_wait_is_a_child_of_the_call() {
+        let mut s = spans();
+        let held = rec(
+            json!({"session":"s","direction":"client_to_server","method":"tools/call",
+            "id":"9","tool":"rm","decision":"hold","event":"approval.requested","latency_us":1000}),
+        );
+        assert!(s.observe(&held, at(1)).1.is_none());
+        let granted = rec(
+            json!({"session":"s","direction":"client_to_server","method":"tools/call",
+            "id":"9","tool":"rm","decision":"allow","event":"approval.granted"}),
+        );
+        assert!(s.observe(&granted, at(500)).1.is_none());
+        let answer = rec(
+            json!({"session":"s","direction":"server_to_client","method":"tools/call",
+            "id":"9","decision":"allow"}),
+        );
+        let e = s.observe(&answer, at(600)).1.unwrap();
+        let names: Vec<&str> = e.spans.iter().map(|s| s.name.as_ref()).collect();
+        assert_eq!(
+            names,
+            [
+                "mcp_warden.decision",
+                "mcp_warden.approval",
+                "mcp_warden.upstream",
+                "tools/call rm"
+            ]
+        );
+        assert_eq!(
+            (e.spans[1].start_time, e.spans[1].end_time),
+            (at(1), at(500))
+        );
+        assert_eq!(
+            (e.spans[2].start_time, e.spans[2].end_time),
+            (at(500), at(600))
+        );
+        // Denied after the wait: the span ends with the refusal.
+        let held = rec(
+            json!({"session":"s","direction":"client_to_server","method":"tools/call",
+            "id":"10","tool":"rm","decision":"hold","event":"approval.requested"}),
+        );
+        s.observe(&held, at(700));
+        let denied = rec(
+            json!({"session":"s","direction":"client_to_server","method":"tools/call",
+            "id":"10","tool":"rm","decision":"deny","event":"approval.not_granted","code":-32014}),
+        );
+        let e = s.observe(&denied, at(900)).1.unwrap();
+        assert_eq!(e.spans.len(), 3);
+        assert!(s.open.is_empty() && s.order.is_empty());
     }
 
     #[test]
