@@ -1,11 +1,14 @@
 //! The exporters' HTTP client: hyper on a small runtime of its own, so that it works from
 //! any thread (the SDK's metric reader calls it from a plain thread) and needs no reqwest
-//! and no OpenSSL. Every request is bounded by the export timeout, response bodies by size.
+//! and no OpenSSL. `https://` collectors (vendors' endpoints) through rustls with the Mozilla
+//! roots, as `connect` does. Every request is bounded by the export timeout, response bodies
+//! by size.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use opentelemetry_http::{HttpClient, HttpError, Request, Response};
@@ -16,23 +19,30 @@ const MAX_RESPONSE: usize = 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct HyperExport {
     handle: tokio::runtime::Handle,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
 }
 
 impl HyperExport {
-    pub fn new(handle: tokio::runtime::Handle, timeout: Duration) -> HyperExport {
+    pub fn new(handle: tokio::runtime::Handle, timeout: Duration) -> Result<HyperExport, String> {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(timeout));
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let tls = crate::connect::tls::client_config(&Default::default())?;
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
-        HyperExport {
+            .build(https);
+        Ok(HyperExport {
             handle,
             client,
             timeout,
-        }
+        })
     }
 }
 

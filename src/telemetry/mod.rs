@@ -75,7 +75,7 @@ impl Telemetry {
             .enable_all()
             .build()
             .map_err(|e| format!("telemetry runtime: {e}"))?;
-        let client = http::HyperExport::new(runtime.handle().clone(), settings.timeout);
+        let client = http::HyperExport::new(runtime.handle().clone(), settings.timeout)?;
         let mut attrs: Vec<KeyValue> = settings
             .resource
             .iter()

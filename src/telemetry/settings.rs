@@ -56,9 +56,12 @@ impl Settings {
             return Ok(None);
         };
         let endpoint = endpoint.trim().trim_end_matches('/').to_owned();
-        if !endpoint.starts_with("http://") || endpoint.len() <= "http://".len() {
+        let host = endpoint
+            .strip_prefix("http://")
+            .or_else(|| endpoint.strip_prefix("https://"));
+        if host.is_none_or(|h| h.is_empty() || endpoint.parse::<hyper::Uri>().is_err()) {
             return Err(format!(
-                "telemetry.otlp_endpoint {endpoint:?}: only http:// collectors are supported (OTLP/HTTP, e.g. http://127.0.0.1:4318)"
+                "telemetry.otlp_endpoint {endpoint:?}: must be an http:// or https:// URL (OTLP/HTTP, e.g. http://127.0.0.1:4318)"
             ));
         }
         if let Some(p) = var("OTEL_EXPORTER_OTLP_PROTOCOL") {
@@ -204,10 +207,24 @@ mod tests {
         assert!(Settings::resolve(&section, &grpc, Transport::Pipe)
             .unwrap_err()
             .contains("http/protobuf"));
+        for bad in ["grpc://c:4317", "http://", "c:4318", "http://a b"] {
+            let section = TelemetrySection {
+                otlp_endpoint: bad.into(),
+                ..TelemetrySection::default()
+            };
+            assert!(
+                Settings::resolve(&section, &env(&[]), Transport::Pipe).is_err(),
+                "{bad}"
+            );
+        }
         let tls = TelemetrySection {
-            otlp_endpoint: "https://c:4318".into(),
+            otlp_endpoint: "https://api.honeycomb.io".into(),
             ..TelemetrySection::default()
         };
-        assert!(Settings::resolve(&tls, &env(&[]), Transport::Pipe).is_err());
+        let s = Settings::resolve(&tls, &env(&[]), Transport::Pipe);
+        assert_eq!(
+            s.unwrap().unwrap().url("logs"),
+            "https://api.honeycomb.io/v1/logs"
+        );
     }
 }
