@@ -321,3 +321,119 @@ fn a_collector_that_never_answers_slows_nothing_and_drops_are_counted() {
         t.elapsed()
     );
 }
+
+/// One HTTP/1.1 POST on a fresh connection; returns (head, body).
+fn post(addr: &str, session: Option<&str>, body: &Value) -> (String, String) {
+    use std::io::{Read, Write};
+    let body = body.to_string();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-06-18\r\n\
+         Connection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(id) = session {
+        req.push_str(&format!("Mcp-Session-Id: {id}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(&body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let (head, rest) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (head.to_owned(), rest.to_owned())
+}
+
+#[test]
+fn serve_spans_name_tcp_and_join_the_client_trace() {
+    use std::io::BufRead;
+    let (addr, got, _rt) = receiver();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("proxy.toml");
+    let echo = support::echo_server_bin();
+    std::fs::write(
+        &cfg,
+        format!(
+            "{}[admin]\nlisten = \"127.0.0.1:0\"\n[[servers]]\nname = \"echo\"\ncommand = [{:?}]\n",
+            config(&format!("http://{addr}"), ""),
+            echo.display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(support::warden_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&cfg)
+        .env("MCP_WARDEN_STATE", dir.path().join("state"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if let Some(a) = line.split("listening on http://").nth(1) {
+                let _ = tx.send(a.trim().to_owned());
+            }
+        }
+    });
+    let listen = rx.recv_timeout(Duration::from_secs(20)).expect("serve up");
+    let (head, _) = post(
+        &listen,
+        None,
+        &json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
+    );
+    let session = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("mcp-session-id")
+                .then(|| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| panic!("a session id in {head}"));
+    post(
+        &listen,
+        Some(&session),
+        &json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+    );
+    post(
+        &listen,
+        Some(&session),
+        &json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}),
+    );
+    let traceparent = format!("00-{TRACE_ID}-{PARENT_ID}-01");
+    let (_, body) = post(
+        &listen,
+        Some(&session),
+        &json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"},"_meta":{"traceparent":traceparent}}}),
+    );
+    assert!(body.contains("\"hi\""), "{body}");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    let mut spans: Vec<Span> = Vec::new();
+    for b in bodies(&got, "/v1/traces") {
+        let req = ExportTraceServiceRequest::decode(b).unwrap();
+        for rs in req.resource_spans {
+            for ss in rs.scope_spans {
+                spans.extend(ss.spans);
+            }
+        }
+    }
+    let call = spans
+        .iter()
+        .find(|s| s.name == "tools/call echo")
+        .unwrap_or_else(|| panic!("span tools/call echo in {:?}", names(&spans)));
+    assert_eq!(hex(&call.trace_id), TRACE_ID);
+    assert_eq!(hex(&call.parent_span_id), PARENT_ID);
+    assert_eq!(
+        attr_str(&call.attributes, "network.transport").as_deref(),
+        Some("tcp")
+    );
+    // The proxy's own session id (the audit's), never the `Mcp-Session-Id` the client holds:
+    // that one is a bearer credential for the session and must not leave for a collector.
+    let traced = attr_str(&call.attributes, "mcp.session.id").expect("mcp.session.id");
+    assert_ne!(traced, session);
+}
