@@ -98,7 +98,7 @@ fn attr_str(attrs: &[KeyValue], key: &str) -> Option<String> {
 }
 
 fn config(endpoint: &str, extra: &str) -> String {
-    format!("[telemetry]\notlp_endpoint = \"{endpoint}\"\nexport_interval_ms = 200\n{extra}")
+    format!("[telemetry]\notlp_endpoint = \"{endpoint}\"\n{extra}")
 }
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -108,7 +108,11 @@ const PARENT_ID: &str = "00f067aa0ba902b7";
 fn otlp_logs_match_the_audit_file_and_spans_join_the_client_trace() {
     let (addr, got, _rt) = receiver();
     let mut w = Wrapped::start(Options {
-        config: Some(config(&format!("http://{addr}"), "")),
+        // An interval longer than the test: everything leaves in the exit's final drain.
+        config: Some(config(
+            &format!("http://{addr}"),
+            "export_interval_ms = 600000\n",
+        )),
         extra_env: vec![("OTEL_SERVICE_NAME".into(), "warden-under-test".into())],
         ..Options::default()
     });
@@ -277,7 +281,7 @@ fn a_collector_that_never_answers_slows_nothing_and_drops_are_counted() {
     let mut w = Wrapped::start(Options {
         config: Some(config(
             &format!("http://{addr}"),
-            "timeout_ms = 3000\nqueue = 16\n",
+            "export_interval_ms = 200\ntimeout_ms = 3000\nqueue = 16\n",
         )),
         ..Options::default()
     });
@@ -357,7 +361,7 @@ fn serve_spans_name_tcp_and_join_the_client_trace() {
         &cfg,
         format!(
             "{}[admin]\nlisten = \"127.0.0.1:0\"\n[[servers]]\nname = \"echo\"\ncommand = [{:?}]\n",
-            config(&format!("http://{addr}"), ""),
+            config(&format!("http://{addr}"), "export_interval_ms = 200\n"),
             echo.display().to_string()
         ),
     )

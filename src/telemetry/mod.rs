@@ -55,6 +55,8 @@ pub use settings::{Settings, Transport};
 pub struct Telemetry {
     runtime: Option<tokio::runtime::Runtime>,
     stop: Arc<AtomicBool>,
+    /// Wakes the worker for the stop (it may be waiting out a long interval).
+    wake: std::sync::mpsc::SyncSender<Vec<u8>>,
     worker: Option<std::thread::JoinHandle<()>>,
     reporter: drops::Reporter,
     meters: SdkMeterProvider,
@@ -135,6 +137,7 @@ impl Telemetry {
             .logger_with_scope(scope.clone());
         let drops = Arc::new(queue::Drops::default());
         let (sink, rx) = queue::bounded(settings.queue, drops.clone());
+        let wake = sink.waker();
         let stop = Arc::new(AtomicBool::new(false));
         let worker = worker::Worker {
             rx,
@@ -164,6 +167,7 @@ impl Telemetry {
         Ok(Telemetry {
             runtime: Some(runtime),
             stop,
+            wake,
             worker: Some(worker),
             reporter,
             meters,
@@ -182,6 +186,8 @@ impl Telemetry {
             log.checkpoint_now();
         }
         self.stop.store(true, Ordering::Release);
+        // Full: the worker is busy and sees the flag after its current line.
+        let _ = self.wake.try_send(Vec::new());
         let meters = self.meters.clone();
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         let worker = self.worker.take();

@@ -29,6 +29,13 @@ pub struct LineQueue {
     drops: Arc<Drops>,
 }
 
+impl LineQueue {
+    /// A sender for waking the worker (an empty line) without closing the queue.
+    pub fn waker(&self) -> SyncSender<Vec<u8>> {
+        self.tx.clone()
+    }
+}
+
 pub fn bounded(cap: usize, drops: Arc<Drops>) -> (LineQueue, Receiver<Vec<u8>>) {
     let (tx, rx) = std::sync::mpsc::sync_channel(cap);
     (LineQueue { tx, drops }, rx)

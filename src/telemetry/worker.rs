@@ -40,13 +40,8 @@ impl Worker {
         loop {
             let wait = due.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(wait) {
-                Ok(line) => {
-                    self.line(&line, &mut logs, &mut spans);
-                    if logs.len() >= BATCH || spans.len() >= BATCH {
-                        self.flush(&mut logs, &mut spans);
-                    }
-                    continue;
-                }
+                // (An empty line is `Telemetry::shutdown` waking us up.)
+                Ok(line) => self.line(&line, &mut logs, &mut spans),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     self.flush(&mut logs, &mut spans);
@@ -64,8 +59,10 @@ impl Worker {
                 self.flush(&mut logs, &mut spans);
                 return;
             }
-            self.flush(&mut logs, &mut spans);
-            due = Instant::now() + self.interval;
+            if logs.len() >= BATCH || spans.len() >= BATCH || Instant::now() >= due {
+                self.flush(&mut logs, &mut spans);
+                due = Instant::now() + self.interval;
+            }
         }
     }
 
