@@ -26,6 +26,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod session;
 pub mod sig;
+pub mod telemetry;
 pub mod timefmt;
 pub mod transport;
 pub mod trust;

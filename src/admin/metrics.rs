@@ -135,7 +135,7 @@ fn decision_label(d: Decision) -> &'static str {
     }
 }
 
-fn method_label(method: Option<&str>) -> String {
+pub(crate) fn method_label(method: Option<&str>) -> String {
     match method {
         None => "none".into(),
         Some(m) if KNOWN_METHODS.contains(&m) => m.to_owned(),

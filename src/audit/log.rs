@@ -88,6 +88,8 @@ struct Chain {
     ts: String,
     /// `seq` of the last checkpoint record (0: none yet).
     last_checkpoint: u64,
+    /// Gets a copy of every line as it is chained (`set_sink`).
+    sink: Option<Arc<dyn super::sink::RecordSink>>,
 }
 
 impl Chain {
@@ -95,6 +97,9 @@ impl Chain {
     /// queue's length.
     fn link(&mut self, start: usize) -> usize {
         let digest = Sha256::digest(&self.queue[start..]);
+        if let Some(sink) = &self.sink {
+            sink.line(&self.queue[start..]);
+        }
         self.prev.clear();
         push_hex(&mut self.prev, &digest);
         self.queue.push(b'\n');
@@ -174,6 +179,7 @@ impl AuditLog {
                 clock: Timestamps::default(),
                 ts: String::with_capacity(32),
                 last_checkpoint: seq,
+                sink: None,
             }),
             sink: Mutex::new(Sink {
                 spare: Vec::with_capacity(WRITE_AT + 4096),
@@ -292,6 +298,11 @@ impl AuditLog {
         q.extend_from_slice(tail);
         chain.link(start);
         self.maybe_checkpoint(chain, false)
+    }
+
+    /// Copy every line chained from now on to `sink` (OTLP export).
+    pub fn set_sink(&self, sink: Arc<dyn super::sink::RecordSink>) {
+        self.chain().sink = Some(sink);
     }
 
     /// Sign checkpoints with `key` every `every` records from now on (once per log).

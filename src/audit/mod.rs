@@ -5,6 +5,7 @@
 //! | `record.rs` | the record's fields, direction and decision                |
 //! | `log.rs`    | the hash-chained JSONL writer, fsync policy, flusher       |
 //! | `checkpoint.rs` | signed checkpoints of the chain head                   |
+//! | `sink.rs`   | a copy of each line for another destination (OTLP)         |
 //! | `verify.rs` | chain and checkpoint verification for `audit verify`       |
 //! | `tail.rs`   | `audit tail`: follow the newest files                      |
 //! | `torn.rs`   | a torn last line quarantined and cut off when a file is reopened |
@@ -14,12 +15,14 @@ pub mod checkpoint;
 pub mod log;
 pub mod record;
 pub mod retention;
+pub mod sink;
 pub mod tail;
 pub mod torn;
 pub mod verify;
 
 pub use log::{AuditLog, Fsync, OnFailure};
 pub use record::{Decision, Direction, Record};
+pub use sink::RecordSink;
 
 use sha2::{Digest, Sha256};
 

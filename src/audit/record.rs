@@ -56,6 +56,10 @@ pub struct Record {
     /// Free-form details for events that need them (drift diffs, checkpoint signatures).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<serde_json::Value>,
+    /// The W3C `traceparent` a client request carried in `params._meta` (well-formed ones
+    /// only): joins the record, and the proxy's span, to the client's trace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     /// High and critical calls: the record must be on disk before the call is forwarded.
     #[serde(skip)]
     pub durable: bool,
@@ -88,6 +92,7 @@ impl Record {
             alert: false,
             policy_version: None,
             detail: None,
+            traceparent: None,
             durable: false,
         }
     }

@@ -109,6 +109,14 @@ pub fn run(args: ConnectArgs) -> i32 {
     };
     super::prune_audit(&config, &audit);
     audit.start_flusher();
+    // OTLP export of the audit trail, spans and metrics, when configured (off otherwise).
+    let telemetry = crate::telemetry::start_from_config(
+        &config,
+        &config::ProcessEnv,
+        crate::telemetry::Transport::Tcp,
+        &audit,
+        &server,
+    );
     let opts = connect::Options {
         url: args.url,
         server,
@@ -126,11 +134,15 @@ pub fn run(args: ConnectArgs) -> i32 {
         audit,
         mode: config.signatures.mode,
     };
-    match connect::run(opts) {
+    let code = match connect::run(opts) {
         Ok(code) => code,
         Err(e) if e.starts_with("bad URL") || e.starts_with("URL ") => fail(EXIT_USAGE, &e),
         Err(e) => fail(EXIT_CHECK_FAILED, &e),
+    };
+    if let Some(t) = telemetry {
+        t.shutdown();
     }
+    code
 }
 
 #[cfg(test)]

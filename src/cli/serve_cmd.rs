@@ -76,6 +76,14 @@ pub fn run(args: ServeArgs) -> i32 {
         };
     audit.set_checkpoints(identity.clone(), config.audit.checkpoint_every);
     audit.start_flusher();
+    // OTLP export of the audit trail, spans and metrics, when configured (off otherwise).
+    let telemetry = crate::telemetry::start_from_config(
+        &config,
+        &config::ProcessEnv,
+        crate::telemetry::Transport::Tcp,
+        &audit,
+        "serve",
+    );
     let signing = config.identity.sign_responses;
     let metrics = Arc::new(Metrics::new());
     let built = Built {
@@ -113,10 +121,14 @@ pub fn run(args: ServeArgs) -> i32 {
         health,
         metrics: Some(metrics),
     };
-    match http::run(opts) {
+    let code = match http::run(opts) {
         Ok(code) => code,
         Err(e) => fail(EXIT_CHECK_FAILED, &e.to_string()),
+    };
+    if let Some(t) = telemetry {
+        t.shutdown();
     }
+    code
 }
 
 /// The admin port (SPEC §9): `/readyz` is ready when every route's policy is loaded and its

@@ -64,6 +64,14 @@ pub fn run(args: WrapArgs) -> i32 {
         Err(e) => return fail(EXIT_CONFIG, &format!("identity key: {e}")),
     }
     audit.start_flusher();
+    // OTLP export of the audit trail, spans and metrics, when configured (off otherwise).
+    let telemetry = crate::telemetry::start_from_config(
+        &config,
+        &config::ProcessEnv,
+        crate::telemetry::Transport::Pipe,
+        &audit,
+        &server,
+    );
     let limits = Limits {
         max_message_bytes: config.proxy.max_message_bytes,
         max_keys_per_object: config.proxy.max_keys_per_object,
@@ -106,7 +114,7 @@ pub fn run(args: WrapArgs) -> i32 {
             None
         },
     };
-    match stdio::run(
+    let code = match stdio::run(
         opts,
         pipeline,
         Box::new(std::io::stdin()),
@@ -114,7 +122,11 @@ pub fn run(args: WrapArgs) -> i32 {
     ) {
         Ok(code) => code,
         Err(e) => fail(EXIT_CHECK_FAILED, &e.to_string()),
+    };
+    if let Some(t) = telemetry {
+        t.shutdown();
     }
+    code
 }
 
 /// The admin port for this process. Desktop hosts start several `wrap` processes on one

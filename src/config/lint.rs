@@ -61,11 +61,12 @@ pub fn check(config: &Config, env: &dyn EnvSource, state: &Path) -> Vec<Finding>
             "policy.builtin = false and no policy directory: no policy is in force".into(),
         ));
     }
-    if !config.telemetry.otlp_endpoint.trim().is_empty() {
-        out.push(warning(
-            "telemetry.otlp_endpoint: OTLP export is not implemented yet; the key does nothing"
-                .into(),
-        ));
+    if let Err(e) = crate::telemetry::Settings::resolve(
+        &config.telemetry,
+        env,
+        crate::telemetry::Transport::Pipe,
+    ) {
+        out.push(error(e));
     }
     if !config.inference.backend.trim().is_empty() {
         out.push(warning(
@@ -114,7 +115,7 @@ mod tests {
     fn reports_every_problem_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let toml = "[admin]\nlisten = \"0.0.0.0:9464\"\n[policy]\ndir = \"nope\"\n\
-                    [telemetry]\notlp_endpoint = \"http://collector:4318\"\n";
+                    [telemetry]\notlp_endpoint = \"grpc://collector:4317\"\n";
         let file = dir.path().join("proxy.toml");
         std::fs::write(&file, toml).unwrap();
         let env = Env(HashMap::from([(
@@ -138,7 +139,7 @@ mod tests {
                 .any(|t| t.starts_with("telemetry.otlp_endpoint")),
             "{text:?}"
         );
-        assert_eq!(found.iter().filter(|f| f.error).count(), 2, "{found:?}");
+        assert_eq!(found.iter().filter(|f| f.error).count(), 3, "{found:?}");
     }
 
     #[test]

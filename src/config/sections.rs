@@ -189,10 +189,37 @@ impl Default for AuditSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+/// OTLP export (SPEC §8 sinks, §9). The standard `OTEL_*` variables override these keys
+/// (`telemetry::settings`).
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetrySection {
+    /// OTLP/HTTP base URL (`/v1/logs` etc. appended); empty: export off.
     pub otlp_endpoint: String,
+    /// `k=v,k=v` headers for every export request (e.g. an API key).
+    pub headers: String,
+    pub service_name: String,
+    /// `k=v,k=v` resource attributes.
+    pub resource_attributes: String,
+    /// Batches, metrics and the drop report leave at least this often.
+    pub export_interval_ms: u64,
+    /// One export request may take this long.
+    pub timeout_ms: u64,
+    /// Audit lines waiting for the exporter; beyond this they are dropped and counted.
+    pub queue: usize,
+}
+impl Default for TelemetrySection {
+    fn default() -> Self {
+        TelemetrySection {
+            otlp_endpoint: String::new(),
+            headers: String::new(),
+            service_name: "mcp-warden".into(),
+            resource_attributes: String::new(),
+            export_interval_ms: 5000,
+            timeout_ms: 10_000,
+            queue: 8192,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -20,7 +20,7 @@ mod client;
 mod http;
 mod pin;
 mod relay;
-mod tls;
+pub(crate) mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -254,6 +254,10 @@ impl Pipeline {
             ));
         }
         let peek: VersionPeek = params::parse(env.params).unwrap_or_default();
+        record.traceparent = peek
+            .meta
+            .as_ref()
+            .and_then(|m| crate::telemetry::traceparent::from_raw(m.traceparent?));
         if let Some(v) = peek
             .meta
             .as_ref()

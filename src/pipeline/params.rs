@@ -44,6 +44,10 @@ pub struct MetaPeek<'a> {
     /// Modern era: the client's capabilities, sent with every request.
     #[serde(rename = "io.modelcontextprotocol/clientCapabilities", borrow, default)]
     pub client_capabilities: Option<&'a RawValue>,
+    /// W3C trace context (OpenTelemetry MCP conventions): read, never changed. Raw, so a
+    /// non-string value spoils nothing else.
+    #[serde(borrow, default)]
+    pub traceparent: Option<&'a RawValue>,
 }
 
 /// `notifications/cancelled` params.
