@@ -209,6 +209,12 @@ impl Config {
             ),
             ("serve.body_timeout_secs", sv.body_timeout_secs),
             ("serve.session_idle_secs", sv.session_idle_secs),
+            ("inference.max_tokens_cap", self.inference.max_tokens_cap),
+            ("inference.timeout_secs", self.inference.timeout_secs),
+            (
+                "inference.max_concurrent",
+                self.inference.max_concurrent as u64,
+            ),
         ] {
             if v == 0 {
                 return bad(k, "must be greater than 0");
@@ -222,6 +228,12 @@ impl Config {
                 return bad(
                     &format!("servers[{i}]"),
                     "set exactly one of command or url",
+                );
+            }
+            if s.sampling == SamplingRoute::Backend && self.inference.backend.trim().is_empty() {
+                return bad(
+                    &format!("servers[{i}].sampling"),
+                    "\"backend\" needs inference.backend (the backend's URL)",
                 );
             }
             if !s.headers.is_empty() && s.url.is_empty() {

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::approval::ApprovalQueue;
-use crate::config::{Config, KeyRoleName, SignatureMode};
+use crate::config::{Config, KeyRoleName, SamplingRoute, SignatureMode};
+use crate::inference::{Backend, BackendConfig};
 use crate::pins::{poison_scanner, Baseline, BaselineConfig, OnDrift, Origin, PinStore};
 use crate::policy::{register_sighup, PolicyHandle, RateLimiter, Watcher};
 use crate::sig::keys::{KeyRole, TrustedKeys};
@@ -32,6 +33,10 @@ pub struct Guards {
     pub audit_on_failure: crate::audit::OnFailure,
     /// Counters for the admin port's `/metrics`; set by the command that runs the admin port.
     pub metrics: Option<Arc<crate::admin::Metrics>>,
+    /// Where this server's `sampling/createMessage` goes (`[[servers]] sampling`).
+    pub sampling: SamplingRoute,
+    /// The `[inference]` backend, when one is configured.
+    pub inference: Option<Arc<Backend>>,
     _policy_watcher: Option<Watcher>,
     /// Keeps the trust flusher thread alive as long as the guards live.
     _flusher: Option<Flusher>,
@@ -97,7 +102,12 @@ impl Guards {
             None => Vec::new(),
         };
         let t = config.policy.risk_thresholds;
+        let sampling = config.server(server).map(|s| s.sampling).unwrap_or_default();
+        let inference = BackendConfig::from_section(&config.inference, state)?
+            .map(|c| Arc::new(Backend::new(c)));
         Ok(Guards {
+            sampling,
+            inference,
             policy: Some(policy),
             limiter: RateLimiter::new(),
             approvals: Some(approvals),

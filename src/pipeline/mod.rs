@@ -20,6 +20,7 @@
 //! | `server_requests.rs` | step: server requests need declared capabilities, rate, valid schema |
 //! | `elicit_schema.rs` | the flat primitive `requestedSchema` the spec allows |
 //! | `flood.rs`  | step: server notifications bounded per second, coalesced |
+//! | `sampling_step.rs` | step: a server's sampling routed to the backend, denied, or left to the client |
 
 mod auth;
 mod client;
@@ -33,6 +34,7 @@ mod params;
 mod pins_step;
 mod policy_step;
 mod prefetch;
+mod sampling_step;
 mod server;
 mod server_requests;
 #[cfg(test)]
@@ -51,6 +53,7 @@ pub use flood::FloodWindow;
 pub use guards::{trusted_keys, Guards};
 pub use hold::Held;
 pub use prefetch::PREFETCH_WAIT;
+pub use sampling_step::Sampling;
 pub use method_step::check_method;
 
 /// What the transport must do with one message.
@@ -67,6 +70,10 @@ pub enum Verdict {
     /// Keep it until a human decides (approval queue); the transport waits off the hot path
     /// and then calls `Pipeline::resolve_hold`.
     Hold(Box<hold::Held>),
+    /// A server's sampling request the backend answers: the transport calls
+    /// `Pipeline::run_sampling` off its reader thread and acts on that outcome (an answer to
+    /// the server). The record is written then, with the usage.
+    Sample(Box<sampling_step::Sampling>),
     /// Do not pass it on and answer nobody (unsolicited responses, garbage from the server,
     /// rejected notifications). Audited like everything else.
     Drop,
@@ -90,6 +97,9 @@ pub struct Pipeline {
     /// (`take_released`); the flag spares the hot path a lock.
     released: Mutex<Vec<Vec<u8>>>,
     has_released: std::sync::atomic::AtomicBool,
+    /// Sampling requests the backend is working on, by the server's request id: a
+    /// `notifications/cancelled` (or the end of the session) cancels them.
+    sampling: Mutex<std::collections::HashMap<crate::codec::Id, crate::inference::Cancel>>,
 }
 
 impl Pipeline {
@@ -111,6 +121,7 @@ impl Pipeline {
             prefetch: prefetch::Prefetch::default(),
             released: Mutex::new(Vec::new()),
             has_released: std::sync::atomic::AtomicBool::new(false),
+            sampling: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -258,6 +269,7 @@ impl Pipeline {
     /// The upstream is gone: every client request still waiting gets an error, so no request is
     /// left without exactly one answer.
     pub fn abandon_pending(&self, why: &str) -> Vec<Outcome> {
+        self.cancel_all_sampling();
         let mut session = self.session();
         // The last flood window's count is written too (its held lines are moot now).
         let (_, summary) = session.flood.end_window();

@@ -163,6 +163,18 @@ impl Relay {
                 self.pipeline.finish(record, Instant::now());
                 verdict
             }
+            Verdict::Sample(job) => {
+                // The backend's answer goes back upstream like any answer to the server.
+                let p = self.pipeline.clone();
+                let started = job.started;
+                let resolved =
+                    tokio::task::spawn_blocking(move || p.run_sampling(*job, record)).await;
+                let Ok(Outcome { verdict, record }) = resolved else {
+                    return None;
+                };
+                self.pipeline.finish(record, started);
+                verdict
+            }
             v => {
                 self.pipeline.finish(record, started);
                 v
@@ -179,7 +191,7 @@ impl Relay {
                 self.answer_upstream(answer);
                 Some(Bytes::from(forward))
             }
-            Verdict::Drop | Verdict::Hold(_) => None,
+            Verdict::Drop | Verdict::Hold(_) | Verdict::Sample(_) => None,
         }
     }
 
