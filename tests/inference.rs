@@ -1,0 +1,514 @@
+//! Model routing (SPEC §11, issue 12): a server's `sampling/createMessage` answered by a
+//! co-located OpenAI-compatible backend through the real binary.
+//!
+//! - A REAL backend: llama.cpp's server (`xllamacpp`) with SmolLM2-135M-Instruct, one thread,
+//!   behind `wrap` in front of server-everything: its `trigger-sampling-request` tool gets text
+//!   the model generated, the client (which never declared sampling) sees no sampling request,
+//!   and the audit record carries the usage.
+//! - A scripted backend (`tests/inference/scripted_backend.py`) for what llama.cpp cannot
+//!   produce: tool calls, vLLM `stop_reason`, errors, garbage, slowness, a 404 model; the echo
+//!   server's script hook plays the sampling server.
+//!
+//! Needs `scripts/setup-peers.sh` (peers, xllamacpp, the model).
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::{start_upstream, Options, Wrapped};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn python() -> PathBuf {
+    let p = repo().join(".venv-peers/bin/python");
+    assert!(
+        p.exists(),
+        "{} missing: run scripts/setup-peers.sh",
+        p.display()
+    );
+    p
+}
+
+/// A backend process, killed when the test ends.
+struct Backend {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+    record: PathBuf,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Backend {
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The chat requests the scripted backend received.
+    fn requests(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.record)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("recorded request is JSON"))
+            .collect()
+    }
+}
+
+fn wait_until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// HTTP status of `GET url` (plain TCP: no client dependency).
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+fn scripted_backend() -> Backend {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port_file = dir.path().join("port");
+    let record = dir.path().join("requests.jsonl");
+    let child = Command::new(python())
+        .arg(repo().join("tests/inference/scripted_backend.py"))
+        .arg(&port_file)
+        .arg(&record)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start scripted backend");
+    let port = wait_until("the scripted backend's port", Duration::from_secs(20), || {
+        std::fs::read_to_string(&port_file).ok()?.trim().parse().ok()
+    });
+    Backend {
+        child,
+        port,
+        _dir: dir,
+        record,
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn llama_backend() -> Backend {
+    let model = repo().join(".venv-peers/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        model.exists(),
+        "{} missing: run scripts/setup-peers.sh",
+        model.display()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let child = Command::new(python())
+        .arg(repo().join("tests/inference/llama_backend.py"))
+        .arg(&model)
+        .arg(port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start llama.cpp backend");
+    let record = dir.path().join("none");
+    let b = Backend {
+        child,
+        port,
+        _dir: dir,
+        record,
+    };
+    wait_until("llama.cpp /health", Duration::from_secs(60), || {
+        (http_status(port, "/health") == Some(200)).then_some(())
+    });
+    b
+}
+
+fn config(backend: &str, server: &str, route: &str, extra: &str) -> String {
+    format!(
+        "[inference]\nbackend = \"{backend}\"\n{extra}\n[[servers]]\nname = \"{server}\"\ncommand = [\"x\"]\nsampling = \"{route}\"\n"
+    )
+}
+
+/// The echo server as a sampling server: tool `sample` sends `request` (id "s1") to the
+/// client side and answers the call at once.
+fn sampling_server(config: String, requests: &[(&str, Value)]) -> Wrapped {
+    let mut script = serde_json::Map::new();
+    for (tool, params) in requests {
+        let req = json!({"jsonrpc": "2.0", "id": format!("s-{tool}"), "method": "sampling/createMessage", "params": params});
+        script.insert(
+            (*tool).to_owned(),
+            json!([req.to_string(), r#"{"jsonrpc":"2.0","id":{{id}},"result":{"content":[{"type":"text","text":"asked"}]}}"#]),
+        );
+    }
+    let mut w = start_upstream(
+        Options {
+            script: Some(Value::Object(script)),
+            config: Some(config),
+            ..Options::default()
+        },
+        "sampler",
+        &[support::echo_server_bin().into_os_string()],
+    );
+    w.initialize();
+    w.send(&json!({"jsonrpc": "2.0", "id": "l", "method": "tools/list"}));
+    let _ = w.recv();
+    w
+}
+
+/// What the server got back for its sampling request `s-TOOL` (from the echo server's record).
+fn server_got(w: &Wrapped, tool: &str, limit: Duration) -> Value {
+    let want = format!("s-{tool}");
+    wait_until("the answer to the server's sampling request", limit, || {
+        w.upstream().into_iter().find_map(|l| {
+            let v: Value = serde_json::from_slice(&l).ok()?;
+            (v["id"] == want.as_str() && v.get("method").is_none()).then_some(v)
+        })
+    })
+}
+
+fn call(w: &mut Wrapped, tool: &str) {
+    w.send(&json!({"jsonrpc": "2.0", "id": format!("c-{tool}"), "method": "tools/call", "params": {"name": tool, "arguments": {}}}));
+    let answer = w.recv();
+    assert_eq!(answer["id"], format!("c-{tool}"), "{answer}");
+}
+
+fn record_of<'a>(audit: &'a [Value], id: &str) -> &'a Value {
+    audit
+        .iter()
+        .find(|r| r["method"] == "sampling/createMessage" && r["id"] == id)
+        .unwrap_or_else(|| panic!("no audit record for {id}: {audit:#?}"))
+}
+
+fn user(text: &str) -> Value {
+    json!([{"role": "user", "content": {"type": "text", "text": text}}])
+}
+
+#[test]
+fn real_llama_cpp_answers_server_everything_sampling_through_wrap() {
+    let backend = llama_backend();
+    let everything = repo()
+        .join("tests/peers/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    let mut w = start_upstream(
+        Options {
+            config: Some(config(&backend.url(), "everything", "backend", "")),
+            ..Options::default()
+        },
+        "everything",
+        &["node".into(), everything.into_os_string(), "stdio".into()],
+    );
+    // A client that cannot sample: the proxy declares sampling for it.
+    w.initialize_with(json!({}));
+    let initialize = w
+        .upstream()
+        .into_iter()
+        .next()
+        .map(|l| serde_json::from_slice::<Value>(&l).unwrap());
+    // server-everything does not record; the proof is that it offers its sampling tool.
+    let _ = initialize;
+    w.send(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}));
+    let listing = w.recv();
+    let names: Vec<&str> = listing["result"]["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"trigger-sampling-request"),
+        "the server must see a sampling-capable client: {names:?}"
+    );
+    w.send(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "trigger-sampling-request",
+        "arguments": {"prompt": "Say hello in one short sentence.", "maxTokens": 24}}}));
+    // Every line the client gets until the answer: none may be a sampling request.
+    let answer = loop {
+        let line = w
+            .recv_raw(Duration::from_secs(120))
+            .expect("an answer to the tool call within 120 s");
+        let v: Value = serde_json::from_slice(&line).unwrap();
+        assert_ne!(
+            v["method"], "sampling/createMessage",
+            "the client must not see sampling"
+        );
+        if v["id"] == 3 {
+            break v;
+        }
+    };
+    let text = answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert!(text.starts_with("LLM sampling result"), "{text}");
+    let json_part = &text[text.find('{').expect("result JSON")..];
+    let result: Value = serde_json::from_str(json_part).expect("sampling result JSON");
+    assert_eq!(result["model"], "smollm2-135m-instruct", "{result}");
+    assert_eq!(result["role"], "assistant");
+    let generated = result["content"]["text"].as_str().unwrap_or("");
+    assert!(
+        generated.chars().filter(|c| c.is_alphabetic()).count() >= 3,
+        "the model generated text: {result}"
+    );
+    assert!(
+        ["endTurn", "maxTokens"].contains(&result["stopReason"].as_str().unwrap_or("")),
+        "{result}"
+    );
+    w.finish();
+    let audit = w.audit();
+    let rec = audit
+        .iter()
+        .find(|r| r["event"] == "inference.completed")
+        .unwrap_or_else(|| panic!("no inference record: {audit:#?}"));
+    let usage = &rec["detail"]["inference"];
+    assert_eq!(usage["model"], "smollm2-135m-instruct", "{rec}");
+    assert!(usage["prompt_tokens"].as_u64().unwrap_or(0) > 0, "{rec}");
+    assert!(usage["completion_tokens"].as_u64().unwrap_or(0) > 0, "{rec}");
+    assert!(usage["latency_ms"].as_f64().unwrap_or(0.0) > 0.0, "{rec}");
+    assert_eq!(rec["method"], "sampling/createMessage");
+    assert!(audit.iter().any(|r| r["event"] == "inference.sampling_declared"));
+    eprintln!(
+        "llama.cpp through wrap: {} prompt + {} completion tokens in {:.0} ms: {generated:?}",
+        usage["prompt_tokens"], usage["completion_tokens"], usage["latency_ms"]
+    );
+}
+
+#[test]
+fn scripted_backend_maps_requests_tools_stop_reasons_and_redacts() {
+    let backend = scripted_backend();
+    let cfg = config(&backend.url(), "sampler", "backend", "max_tokens_cap = 64");
+    let mut w = sampling_server(
+        cfg,
+        &[
+            (
+                "plain",
+                json!({"messages": user("hello"), "systemPrompt": "Be brief.", "maxTokens": 5000,
+                   "temperature": 0.2, "includeContext": "allServers",
+                   "modelPreferences": {"hints": [{"name": "claude-3-sonnet"}, {"name": "qwen"}]}}),
+            ),
+            (
+                "tools",
+                json!({"messages": user("TOOLS please"), "maxTokens": 50, "toolChoice": {"mode": "auto"},
+                   "tools": [{"name": "get_weather", "description": "Weather", "inputSchema": {"type": "object"}}]}),
+            ),
+            (
+                "stopseq",
+                json!({"messages": user("STOPSEQ"), "maxTokens": 50, "stopSequences": ["END"]}),
+            ),
+            (
+                "secret",
+                json!({"messages": user("SECRET"), "maxTokens": 50}),
+            ),
+        ],
+    );
+    for tool in ["plain", "tools", "stopseq", "secret"] {
+        call(&mut w, tool);
+    }
+    let plain = server_got(&w, "plain", Duration::from_secs(20));
+    assert_eq!(
+        plain["result"],
+        json!({"role": "assistant", "content": {"type": "text", "text": "scripted answer"},
+               "model": "Qwen/Qwen2.5-0.5B-Instruct", "stopReason": "endTurn"}),
+        "{plain}"
+    );
+    let tools = server_got(&w, "tools", Duration::from_secs(20));
+    assert_eq!(tools["result"]["stopReason"], "toolUse", "{tools}");
+    assert_eq!(
+        tools["result"]["content"],
+        json!([{"type": "tool_use", "id": "call_7", "name": "get_weather", "input": {"city": "Paris"}}])
+    );
+    let stop = server_got(&w, "stopseq", Duration::from_secs(20));
+    assert_eq!(stop["result"]["stopReason"], "stopSequence", "{stop}");
+    let secret = server_got(&w, "secret", Duration::from_secs(20));
+    let text = secret["result"]["content"]["text"].as_str().unwrap();
+    assert!(
+        !text.contains("AKIAIOSFODNN7EXAMPLE") && text.contains("[REDACTED"),
+        "{secret}"
+    );
+    // What the backend was asked.
+    let asked = backend.requests();
+    let first = asked
+        .iter()
+        .find(|r| r["messages"][1]["content"] == "hello")
+        .unwrap();
+    assert_eq!(first["model"], "Qwen/Qwen2.5-0.5B-Instruct");
+    assert_eq!(first["max_tokens"], 64, "capped by max_tokens_cap");
+    assert_eq!(first["temperature"], 0.2);
+    assert_eq!(
+        first["messages"][0],
+        json!({"role": "system", "content": "Be brief."})
+    );
+    let with_tools = asked
+        .iter()
+        .find(|r| r["messages"][0]["content"] == "TOOLS please")
+        .unwrap();
+    assert_eq!(with_tools["tools"][0]["function"]["name"], "get_weather");
+    assert_eq!(with_tools["tool_choice"], "auto");
+    let with_stop = asked
+        .iter()
+        .find(|r| r["messages"][0]["content"] == "STOPSEQ")
+        .unwrap();
+    assert_eq!(with_stop["stop"], json!(["END"]));
+    // No sampling request reached the client.
+    while let Some(line) = w.recv_raw(Duration::from_millis(200)) {
+        let v: Value = serde_json::from_slice(&line).unwrap();
+        assert_ne!(v["method"], "sampling/createMessage", "{v}");
+    }
+    w.finish();
+    let audit = w.audit();
+    let rec = record_of(&audit, "s-plain");
+    assert_eq!(rec["event"], "inference.completed", "{rec}");
+    assert_eq!(rec["detail"]["inference"]["prompt_tokens"], 11);
+    assert_eq!(rec["detail"]["inference"]["completion_tokens"], 3);
+    let reason = rec["reason"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("capped") && reason.contains("includeContext"),
+        "{rec}"
+    );
+    let rec = record_of(&audit, "s-secret");
+    assert_eq!(rec["decision"], "redact", "{rec}");
+}
+
+#[test]
+fn backend_failures_answer_the_server_with_an_error_never_the_client() {
+    let backend = scripted_backend();
+    let cfg = config(&backend.url(), "sampler", "backend", "timeout_secs = 2");
+    let mut w = sampling_server(
+        cfg,
+        &[
+            ("garbage", json!({"messages": user("GARBAGE"), "maxTokens": 5})),
+            ("error", json!({"messages": user("ERROR"), "maxTokens": 5})),
+            ("slow", json!({"messages": user("SLOW"), "maxTokens": 5})),
+            ("malformed", json!({"messages": user("no maxTokens")})),
+            ("gone", json!({"messages": user("MODEL404"), "maxTokens": 5})),
+        ],
+    );
+    for tool in ["garbage", "error", "slow", "malformed", "gone"] {
+        call(&mut w, tool);
+    }
+    let started = Instant::now();
+    for (tool, code, words) in [
+        ("garbage", -32603, "not JSON"),
+        ("error", -32603, "HTTP 500"),
+        ("slow", -32603, "within 2 s"),
+        ("malformed", -32602, "maxTokens"),
+        ("gone", -32603, "HTTP 404"),
+    ] {
+        let got = server_got(&w, tool, Duration::from_secs(15));
+        assert_eq!(got["error"]["code"], code, "{tool}: {got}");
+        let reason = got["error"]["data"]["reason"].as_str().unwrap_or("");
+        assert!(reason.contains(words), "{tool}: {got}");
+        assert!(got["error"]["data"]["audit_id"].as_str().is_some());
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the slow backend is cut off by timeout_secs"
+    );
+    // A backend that is down.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let mut w2 = sampling_server(
+        config(&dead, "sampler", "backend", ""),
+        &[("down", json!({"messages": user("hi"), "maxTokens": 5}))],
+    );
+    call(&mut w2, "down");
+    let got = server_got(&w2, "down", Duration::from_secs(15));
+    assert_eq!(got["error"]["code"], -32603, "{got}");
+    assert!(got["error"]["data"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("cannot connect"));
+    for w in [&mut w, &mut w2] {
+        while let Some(line) = w.recv_raw(Duration::from_millis(200)) {
+            let v: Value = serde_json::from_slice(&line).unwrap();
+            assert_ne!(v["method"], "sampling/createMessage", "{v}");
+        }
+        w.finish();
+    }
+    let audit = w.audit();
+    assert_eq!(
+        record_of(&audit, "s-slow")["event"],
+        "inference.timeout"
+    );
+    assert_eq!(
+        record_of(&audit, "s-garbage")["decision"],
+        "error"
+    );
+}
+
+#[test]
+fn deny_and_client_routes() {
+    let params = json!({"messages": user("hi"), "maxTokens": 5});
+    // deny: an error to the server, with its one record.
+    let mut w = sampling_server(
+        "[[servers]]\nname = \"sampler\"\ncommand = [\"x\"]\nsampling = \"deny\"\n".into(),
+        &[("s", params.clone())],
+    );
+    call(&mut w, "s");
+    let got = server_got(&w, "s", Duration::from_secs(10));
+    assert_eq!(got["error"]["code"], -32013, "{got}");
+    assert_eq!(got["error"]["data"]["rule"], "sampling.route");
+    w.finish();
+    assert_eq!(
+        record_of(&w.audit(), "s-s")["event"],
+        "sampling.denied"
+    );
+    // client (the default): forwarded to a client that declared sampling.
+    let mut w = start_upstream(
+        Options {
+            script: Some(json!({"s": [json!({"jsonrpc": "2.0", "id": "s-s", "method": "sampling/createMessage", "params": params}).to_string()]})),
+            ..Options::default()
+        },
+        "sampler",
+        &[support::echo_server_bin().into_os_string()],
+    );
+    w.initialize_with(json!({"sampling": {}}));
+    // The initialize the server saw is the client's own.
+    let init: Value = serde_json::from_slice(&w.upstream()[0]).unwrap();
+    assert_eq!(init["params"]["capabilities"], json!({"sampling": {}}));
+    w.send(&json!({"jsonrpc": "2.0", "id": "l", "method": "tools/list"}));
+    let _ = w.recv();
+    w.send(&json!({"jsonrpc": "2.0", "id": "c", "method": "tools/call", "params": {"name": "s", "arguments": {}}}));
+    let v = w.recv();
+    assert_eq!(v["method"], "sampling/createMessage", "{v}");
+    w.finish();
+}
+
+#[test]
+fn the_initialize_rewrite_declares_sampling_and_a_404_model_is_an_error() {
+    let backend = scripted_backend();
+    let w = sampling_server(
+        config(&backend.url(), "sampler", "backend", ""),
+        &[("x", json!({"messages": user("hi"), "maxTokens": 5}))],
+    );
+    let init: Value = serde_json::from_slice(&w.upstream()[0]).unwrap();
+    assert_eq!(
+        init["params"]["capabilities"]["sampling"],
+        json!({"tools": {}}),
+        "{init}"
+    );
+    drop(w);
+}
