@@ -210,6 +210,23 @@ fn user(text: &str) -> Value {
     json!([{"role": "user", "content": {"type": "text", "text": text}}])
 }
 
+/// The answer to request `id`; every line before it must not be a sampling request.
+fn recv_id(w: &Wrapped, id: u64) -> Value {
+    loop {
+        let line = w
+            .recv_raw(Duration::from_secs(120))
+            .unwrap_or_else(|| panic!("an answer to request {id} within 120 s"));
+        let v: Value = serde_json::from_slice(&line).unwrap();
+        assert_ne!(
+            v["method"], "sampling/createMessage",
+            "the client must not see sampling"
+        );
+        if v["id"] == id {
+            return v;
+        }
+    }
+}
+
 #[test]
 fn real_llama_cpp_answers_server_everything_sampling_through_wrap() {
     let backend = llama_backend();
@@ -223,17 +240,14 @@ fn real_llama_cpp_answers_server_everything_sampling_through_wrap() {
         "everything",
         &["node".into(), everything.into_os_string(), "stdio".into()],
     );
-    // A client that cannot sample: the proxy declares sampling for it.
-    w.initialize_with(json!({}));
-    let initialize = w
-        .upstream()
-        .into_iter()
-        .next()
-        .map(|l| serde_json::from_slice::<Value>(&l).unwrap());
-    // server-everything does not record; the proof is that it offers its sampling tool.
-    let _ = initialize;
+    // A client that cannot sample: the proxy declares sampling for it. (server-everything
+    // announces list changes after the handshake, so answers are awaited by id.)
+    w.send(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}));
+    let _ = recv_id(&w, 1);
+    w.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
     w.send(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}));
-    let listing = w.recv();
+    let listing = recv_id(&w, 2);
     let names: Vec<&str> = listing["result"]["tools"]
         .as_array()
         .expect("tools")
@@ -247,20 +261,7 @@ fn real_llama_cpp_answers_server_everything_sampling_through_wrap() {
     w.send(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
         "name": "trigger-sampling-request",
         "arguments": {"prompt": "Say hello in one short sentence.", "maxTokens": 24}}}));
-    // Every line the client gets until the answer: none may be a sampling request.
-    let answer = loop {
-        let line = w
-            .recv_raw(Duration::from_secs(120))
-            .expect("an answer to the tool call within 120 s");
-        let v: Value = serde_json::from_slice(&line).unwrap();
-        assert_ne!(
-            v["method"], "sampling/createMessage",
-            "the client must not see sampling"
-        );
-        if v["id"] == 3 {
-            break v;
-        }
-    };
+    let answer = recv_id(&w, 3);
     let text = answer["result"]["content"][0]["text"]
         .as_str()
         .unwrap_or_else(|| panic!("{answer}"));
@@ -293,7 +294,9 @@ fn real_llama_cpp_answers_server_everything_sampling_through_wrap() {
     assert!(audit.iter().any(|r| r["event"] == "inference.sampling_declared"));
     eprintln!(
         "llama.cpp through wrap: {} prompt + {} completion tokens in {:.0} ms: {generated:?}",
-        usage["prompt_tokens"], usage["completion_tokens"], usage["latency_ms"]
+        usage["prompt_tokens"],
+        usage["completion_tokens"],
+        usage["latency_ms"].as_f64().unwrap_or(0.0)
     );
 }
 
