@@ -230,8 +230,7 @@ fn recv_id(w: &Wrapped, id: u64) -> Value {
 #[test]
 fn real_llama_cpp_answers_server_everything_sampling_through_wrap() {
     let backend = llama_backend();
-    let everything = repo()
-        .join("tests/peers/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    let everything = everything_js();
     let mut w = start_upstream(
         Options {
             config: Some(config(&backend.url(), "everything", "backend", "")),
@@ -514,4 +513,230 @@ fn the_initialize_rewrite_declares_sampling_and_a_404_model_is_an_error() {
         "{init}"
     );
     drop(w);
+}
+
+// ------------------------------------------------------------------ serve
+
+/// A running `mcp-warden serve` (stopped with SIGTERM on drop).
+struct Serve {
+    child: Child,
+    addr: String,
+    dir: tempfile::TempDir,
+}
+
+impl Serve {
+    fn start(config: &str) -> Serve {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = dir.path().join("proxy.toml");
+        std::fs::write(&cfg, config).expect("config");
+        let mut child = Command::new(support::warden_bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&cfg)
+            .arg("--audit-file")
+            .arg(dir.path().join("audit.jsonl"))
+            .env("MCP_WARDEN_STATE", dir.path().join("state"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(a) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(a.trim().to_owned());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("serve did not start");
+        Serve { child, addr, dir }
+    }
+
+    /// POST one JSON-RPC message; the messages of the answer (JSON or SSE), and its headers.
+    fn post(&self, path: &str, session: Option<&str>, body: &Value) -> (Vec<Value>, String) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&self.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+        let body = body.to_string();
+        let mut head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-11-25\r\nContent-Length: {}\r\n",
+            self.addr,
+            body.len()
+        );
+        if let Some(sid) = session {
+            head.push_str(&format!("Mcp-Session-Id: {sid}\r\n"));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body.as_bytes()).unwrap();
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("response head");
+        let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+        let mut payload = raw[split + 4..].to_vec();
+        if head.contains("transfer-encoding: chunked") {
+            payload = dechunk(&payload);
+        }
+        let text = String::from_utf8_lossy(&payload);
+        let messages = if text.trim_start().starts_with('{') {
+            vec![serde_json::from_str(&text).expect("JSON answer")]
+        } else {
+            text.lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .filter_map(|d| serde_json::from_str(d.trim()).ok())
+                .collect()
+        };
+        (messages, head)
+    }
+
+    fn audit(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        // SAFETY: plain syscall on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = eol + 2;
+        out.extend_from_slice(&b[start..(start + size).min(b.len())]);
+        b = &b[(start + size + 2).min(b.len())..];
+    }
+    out
+}
+
+/// server-everything in Streamable HTTP mode on a free port.
+fn everything_http() -> (Backend, String) {
+    let port = free_port();
+    let child = Command::new("node")
+        .arg(everything_js())
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start server-everything");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let record = dir.path().join("none");
+    let p = Backend {
+        child,
+        port,
+        _dir: dir,
+        record,
+    };
+    wait_until("server-everything's port", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    (p, format!("http://127.0.0.1:{port}/mcp"))
+}
+
+fn everything_js() -> PathBuf {
+    repo().join("tests/peers/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+}
+
+/// One client session on `path`: the tool's result after the backend answered the sampling.
+fn sample_through_serve(serve: &Serve, path: &str) -> Value {
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let (answer, head) = serve.post(path, None, &init);
+    assert_eq!(answer[0]["id"], 1, "{answer:?}");
+    let sid = head
+        .lines()
+        .find_map(|l| l.strip_prefix("mcp-session-id:"))
+        .expect("session id")
+        .trim()
+        .to_owned();
+    serve.post(
+        path,
+        Some(&sid),
+        &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    );
+    let (listing, _) = serve.post(
+        path,
+        Some(&sid),
+        &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    );
+    let listing = listing.iter().find(|m| m["id"] == 2).expect("listing");
+    assert!(
+        listing.to_string().contains("trigger-sampling-request"),
+        "{listing}"
+    );
+    let (messages, _) = serve.post(path, Some(&sid), &json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "trigger-sampling-request",
+        "arguments": {"prompt": "Say hello in one short sentence.", "maxTokens": 16}}}));
+    for m in &messages {
+        assert_ne!(m["method"], "sampling/createMessage", "{m}");
+    }
+    let answer = messages
+        .iter()
+        .find(|m| m["id"] == 3)
+        .unwrap_or_else(|| panic!("{messages:?}"))
+        .clone();
+    let text = answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer}"));
+    let result: Value = serde_json::from_str(&text[text.find('{').expect("JSON")..]).unwrap();
+    assert_eq!(result["model"], "smollm2-135m-instruct", "{result}");
+    assert!(
+        result["content"]["text"]
+            .as_str()
+            .unwrap_or("")
+            .chars()
+            .any(char::is_alphabetic),
+        "{result}"
+    );
+    result
+}
+
+#[test]
+fn real_llama_cpp_through_serve_stdio_pool_and_http_upstream() {
+    let backend = llama_backend();
+    let (_everything, url) = everything_http();
+    let serve = Serve::start(&format!(
+        "[inference]\nbackend = \"{}\"\n[serve]\npool_size = 1\n\
+         [[servers]]\nname = \"stdio\"\ncommand = [\"node\", {:?}, \"stdio\"]\nsampling = \"backend\"\n\
+         [[servers]]\nname = \"remote\"\nurl = \"{url}\"\nsampling = \"backend\"\n",
+        backend.url(),
+        everything_js().to_string_lossy()
+    ));
+    sample_through_serve(&serve, "/mcp/stdio");
+    sample_through_serve(&serve, "/mcp/remote");
+    std::thread::sleep(Duration::from_millis(300));
+    let audit = serve.audit();
+    for server in ["stdio", "remote"] {
+        let rec = audit
+            .iter()
+            .find(|r| r["event"] == "inference.completed" && r["server"] == server)
+            .unwrap_or_else(|| panic!("no inference record for {server}: {audit:#?}"));
+        assert!(
+            rec["detail"]["inference"]["completion_tokens"]
+                .as_u64()
+                .unwrap_or(0)
+                > 0,
+            "{rec}"
+        );
+    }
 }
