@@ -500,7 +500,7 @@ fn deny_and_client_routes() {
 }
 
 #[test]
-fn the_initialize_rewrite_declares_sampling_and_a_404_model_is_an_error() {
+fn the_initialize_rewrite_declares_sampling_with_tools() {
     let backend = scripted_backend();
     let w = sampling_server(
         config(&backend.url(), "sampler", "backend", ""),
@@ -739,4 +739,65 @@ fn real_llama_cpp_through_serve_stdio_pool_and_http_upstream() {
             "{rec}"
         );
     }
+}
+
+#[test]
+fn a_cancelled_sampling_request_closes_the_backend_request_and_gets_no_answer() {
+    let backend = scripted_backend();
+    let cfg = config(&backend.url(), "sampler", "backend", "timeout_secs = 25");
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "s-slow", "reason": "user gave up"}});
+    let mut script = serde_json::Map::new();
+    let req = json!({"jsonrpc": "2.0", "id": "s-slow", "method": "sampling/createMessage", "params": {"messages": user("SLOW"), "maxTokens": 5}});
+    let done = r#"{"jsonrpc":"2.0","id":{{id}},"result":{"content":[{"type":"text","text":"ok"}]}}"#;
+    script.insert("slow".into(), json!([req.to_string(), done]));
+    script.insert("cancel".into(), json!([cancel.to_string(), done]));
+    let mut w = start_upstream(
+        Options {
+            script: Some(Value::Object(script)),
+            config: Some(cfg),
+            ..Options::default()
+        },
+        "sampler",
+        &[support::echo_server_bin().into_os_string()],
+    );
+    w.initialize();
+    call(&mut w, "slow");
+    // The backend is working on it…
+    wait_until("the backend to receive the request", Duration::from_secs(10), || {
+        (!backend.requests().is_empty()).then_some(())
+    });
+    let started = Instant::now();
+    call(&mut w, "cancel");
+    let audit = wait_until("the cancelled record", Duration::from_secs(10), || {
+        let a = w.audit();
+        a.iter()
+            .any(|r| r["event"] == "inference.cancelled")
+            .then_some(a)
+    });
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(record_of(&audit, "s-slow")["event"], "inference.cancelled");
+    // The backend saw its connection closed: the work stops there too.
+    wait_until("the backend to see the request closed", Duration::from_secs(5), || {
+        backend
+            .requests()
+            .iter()
+            .any(|r| r.get("disconnected").is_some())
+            .then_some(())
+    });
+    assert!(audit
+        .iter()
+        .any(|r| r["event"] == "inference.cancel_requested"));
+    // Neither the server (it withdrew the request) nor the client (it never saw it) got
+    // anything about it.
+    assert!(
+        !w.upstream()
+            .iter()
+            .any(|l| String::from_utf8_lossy(l).contains("\"id\":\"s-slow\"")),
+        "no answer to a cancelled request"
+    );
+    while let Some(line) = w.recv_raw(Duration::from_millis(200)) {
+        let v: Value = serde_json::from_slice(&line).unwrap();
+        assert!(v.get("method").is_none(), "{v}");
+    }
+    w.finish();
 }

@@ -5,7 +5,7 @@ Binds 127.0.0.1 on a free port, writes the port to PORT_FILE, appends every chat
 (one JSON line) to RECORD_FILE. Behaviour by a marker in the last message's text:
   TOOLS    -> a tool call (finish_reason tool_calls)
   STOPSEQ  -> finish_reason stop with vLLM stop_reason "END" (the matched stop string)
-  SLOW     -> sleeps 30 s before answering (timeouts, cancellation)
+  SLOW     -> answers after 30 s; a closed connection is recorded as {"disconnected": …}
   GARBAGE  -> 200 with a body that is not JSON
   ERROR    -> HTTP 500
   MODEL404 -> HTTP 404 as vLLM answers for a model it does not serve
@@ -14,6 +14,8 @@ anything else -> "scripted answer" with finish_reason stop.
 Models: vLLM-like, an unknown model name gets 404.
 """
 import json
+import select
+import socket
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -70,7 +72,14 @@ class Handler(BaseHTTPRequestHandler):
         msg = {"role": "assistant", "content": "scripted answer"}
         choice = {"index": 0, "finish_reason": "stop", "stop_reason": None}
         if "SLOW" in text:
-            time.sleep(30)
+            # Wait 30 s, noticing when the proxy closes the connection (a cancelled request).
+            end = time.time() + 30
+            while time.time() < end:
+                readable, _, _ = select.select([self.connection], [], [], 0.1)
+                if readable and self.connection.recv(1, socket.MSG_PEEK) == b"":
+                    with open(RECORD, "a") as f:
+                        f.write(json.dumps({"disconnected": text}) + "\n")
+                    return
         if "GARBAGE" in text:
             return self.reply(200, b"<html>this is not json", "text/html")
         if "ERROR" in text:
