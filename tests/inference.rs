@@ -521,6 +521,7 @@ fn the_initialize_rewrite_declares_sampling_with_tools() {
 struct Serve {
     child: Child,
     addr: String,
+    admin: Option<u16>,
     dir: tempfile::TempDir,
 }
 
@@ -545,15 +546,31 @@ impl Serve {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(a) = line.split("admin on http://").nth(1) {
+                    let _ = tx.send((true, a.trim().to_owned()));
+                }
                 if let Some(a) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(a.trim().to_owned());
+                    let _ = tx.send((false, a.trim().to_owned()));
                 }
             }
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("serve did not start");
-        Serve { child, addr, dir }
+        let mut admin = None;
+        let addr = loop {
+            let (is_admin, a) = rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("serve did not start");
+            if is_admin {
+                admin = a.rsplit(':').next().and_then(|p| p.parse().ok());
+            } else {
+                break a;
+            }
+        };
+        Serve {
+            child,
+            addr,
+            admin,
+            dir,
+        }
     }
 
     /// POST one JSON-RPC message; the messages of the answer (JSON or SSE), and its headers.
@@ -800,4 +817,27 @@ fn a_cancelled_sampling_request_closes_the_backend_request_and_gets_no_answer() 
         assert!(v.get("method").is_none(), "{v}");
     }
     w.finish();
+}
+
+#[test]
+fn readyz_follows_the_inference_backend_health() {
+    let backend = scripted_backend();
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let serve_with = |url: &str| {
+        Serve::start(&format!(
+            "[admin]\nlisten = \"127.0.0.1:0\"\n[inference]\nbackend = \"{url}\"\n\
+             [[servers]]\nname = \"echo\"\ncommand = [{:?}]\nsampling = \"backend\"\n",
+            support::echo_server_bin().to_string_lossy()
+        ))
+    };
+    let up = serve_with(&backend.url());
+    let admin = up.admin.expect("admin port on stderr");
+    wait_until("/readyz 200 with the backend up", Duration::from_secs(20), || {
+        (http_status(admin, "/readyz") == Some(200)).then_some(())
+    });
+    let down = serve_with(&dead);
+    let admin = down.admin.expect("admin port on stderr");
+    // The pool is warm well within this; only the backend keeps it unready.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(http_status(admin, "/readyz"), Some(503));
 }
