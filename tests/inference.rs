@@ -75,19 +75,27 @@ fn wait_until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) 
     }
 }
 
-/// HTTP status of `GET url` (plain TCP: no client dependency).
+/// HTTP status of `GET path` (plain TCP: no client dependency).
 fn http_status(port: u16, path: &str) -> Option<u16> {
+    http_get(port, path).map(|(status, _)| status)
+}
+
+/// `GET path` on a fresh connection: status and body.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).ok()?;
-    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.get(9..12)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+    Some((status, body))
 }
 
 fn scripted_backend() -> Backend {
@@ -733,7 +741,7 @@ fn real_llama_cpp_through_serve_stdio_pool_and_http_upstream() {
     let backend = llama_backend();
     let (_everything, url) = everything_http();
     let serve = Serve::start(&format!(
-        "[inference]\nbackend = \"{}\"\n[serve]\npool_size = 1\n\
+        "[admin]\nlisten = \"127.0.0.1:0\"\n[inference]\nbackend = \"{}\"\n[serve]\npool_size = 1\n\
          [[servers]]\nname = \"stdio\"\ncommand = [\"node\", {:?}, \"stdio\"]\nsampling = \"backend\"\n\
          [[servers]]\nname = \"remote\"\nurl = \"{url}\"\nsampling = \"backend\"\n",
         backend.url(),
@@ -756,6 +764,19 @@ fn real_llama_cpp_through_serve_stdio_pool_and_http_upstream() {
             "{rec}"
         );
     }
+    // Usage reaches the metrics too.
+    let (status, metrics) = http_get(serve.admin.expect("admin port"), "/metrics").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("mcp_warden_inference_requests_total{outcome=\"completed\"} 2\n"),
+        "{metrics}"
+    );
+    let completion: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("mcp_warden_inference_tokens_total{kind=\"completion\"} "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(completion > 0, "{metrics}");
 }
 
 #[test]
