@@ -109,9 +109,17 @@ fn scripted_backend() -> Backend {
         .stdin(Stdio::null())
         .spawn()
         .expect("start scripted backend");
-    let port = wait_until("the scripted backend's port", Duration::from_secs(20), || {
-        std::fs::read_to_string(&port_file).ok()?.trim().parse().ok()
-    });
+    let port = wait_until(
+        "the scripted backend's port",
+        Duration::from_secs(20),
+        || {
+            std::fs::read_to_string(&port_file)
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        },
+    );
     Backend {
         child,
         port,
@@ -265,9 +273,11 @@ fn real_llama_cpp_answers_server_everything_sampling_through_wrap() {
         names.contains(&"trigger-sampling-request"),
         "the server must see a sampling-capable client: {names:?}"
     );
-    w.send(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+    w.send(
+        &json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
         "name": "trigger-sampling-request",
-        "arguments": {"prompt": "Say hello in one short sentence.", "maxTokens": 24}}}));
+        "arguments": {"prompt": "Say hello in one short sentence.", "maxTokens": 24}}}),
+    );
     let answer = recv_id(&w, 3);
     let text = answer["result"]["content"][0]["text"]
         .as_str()
@@ -295,10 +305,15 @@ fn real_llama_cpp_answers_server_everything_sampling_through_wrap() {
     let usage = &rec["detail"]["inference"];
     assert_eq!(usage["model"], "smollm2-135m-instruct", "{rec}");
     assert!(usage["prompt_tokens"].as_u64().unwrap_or(0) > 0, "{rec}");
-    assert!(usage["completion_tokens"].as_u64().unwrap_or(0) > 0, "{rec}");
+    assert!(
+        usage["completion_tokens"].as_u64().unwrap_or(0) > 0,
+        "{rec}"
+    );
     assert!(usage["latency_ms"].as_f64().unwrap_or(0.0) > 0.0, "{rec}");
     assert_eq!(rec["method"], "sampling/createMessage");
-    assert!(audit.iter().any(|r| r["event"] == "inference.sampling_declared"));
+    assert!(audit
+        .iter()
+        .any(|r| r["event"] == "inference.sampling_declared"));
     eprintln!(
         "llama.cpp through wrap: {} prompt + {} completion tokens in {:.0} ms: {generated:?}",
         usage["prompt_tokens"],
@@ -410,11 +425,17 @@ fn backend_failures_answer_the_server_with_an_error_never_the_client() {
     let mut w = sampling_server(
         cfg,
         &[
-            ("garbage", json!({"messages": user("GARBAGE"), "maxTokens": 5})),
+            (
+                "garbage",
+                json!({"messages": user("GARBAGE"), "maxTokens": 5}),
+            ),
             ("error", json!({"messages": user("ERROR"), "maxTokens": 5})),
             ("slow", json!({"messages": user("SLOW"), "maxTokens": 5})),
             ("malformed", json!({"messages": user("no maxTokens")})),
-            ("gone", json!({"messages": user("MODEL404"), "maxTokens": 5})),
+            (
+                "gone",
+                json!({"messages": user("MODEL404"), "maxTokens": 5}),
+            ),
         ],
     );
     for tool in ["garbage", "error", "slow", "malformed", "gone"] {
@@ -459,14 +480,8 @@ fn backend_failures_answer_the_server_with_an_error_never_the_client() {
         w.finish();
     }
     let audit = w.audit();
-    assert_eq!(
-        record_of(&audit, "s-slow")["event"],
-        "inference.timeout"
-    );
-    assert_eq!(
-        record_of(&audit, "s-garbage")["decision"],
-        "error"
-    );
+    assert_eq!(record_of(&audit, "s-slow")["event"], "inference.timeout");
+    assert_eq!(record_of(&audit, "s-garbage")["decision"], "error");
 }
 
 #[test]
@@ -482,14 +497,13 @@ fn deny_and_client_routes() {
     assert_eq!(got["error"]["code"], -32013, "{got}");
     assert_eq!(got["error"]["data"]["rule"], "sampling.route");
     w.finish();
-    assert_eq!(
-        record_of(&w.audit(), "s-s")["event"],
-        "sampling.denied"
-    );
+    assert_eq!(record_of(&w.audit(), "s-s")["event"], "sampling.denied");
     // client (the default): forwarded to a client that declared sampling.
     let mut w = start_upstream(
         Options {
-            script: Some(json!({"s": [json!({"jsonrpc": "2.0", "id": "s-s", "method": "sampling/createMessage", "params": params}).to_string()]})),
+            script: Some(
+                json!({"s": [json!({"jsonrpc": "2.0", "id": "s-s", "method": "sampling/createMessage", "params": params}).to_string()]}),
+            ),
             ..Options::default()
         },
         "sampler",
@@ -553,7 +567,10 @@ impl Serve {
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
                 if let Some(a) = line.split("admin on http://").nth(1) {
                     let _ = tx.send((true, a.trim().to_owned()));
                 }
@@ -709,9 +726,13 @@ fn sample_through_serve(serve: &Serve, path: &str) -> Value {
         listing.to_string().contains("trigger-sampling-request"),
         "{listing}"
     );
-    let (messages, _) = serve.post(path, Some(&sid), &json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+    let (messages, _) = serve.post(
+        path,
+        Some(&sid),
+        &json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
         "name": "trigger-sampling-request",
-        "arguments": {"prompt": "Say hello in one short sentence.", "maxTokens": 16}}}));
+        "arguments": {"prompt": "Say hello in one short sentence.", "maxTokens": 16}}}),
+    );
     for m in &messages {
         assert_ne!(m["method"], "sampling/createMessage", "{m}");
     }
@@ -786,7 +807,8 @@ fn a_cancelled_sampling_request_closes_the_backend_request_and_gets_no_answer() 
     let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "s-slow", "reason": "user gave up"}});
     let mut script = serde_json::Map::new();
     let req = json!({"jsonrpc": "2.0", "id": "s-slow", "method": "sampling/createMessage", "params": {"messages": user("SLOW"), "maxTokens": 5}});
-    let done = r#"{"jsonrpc":"2.0","id":{{id}},"result":{"content":[{"type":"text","text":"ok"}]}}"#;
+    let done =
+        r#"{"jsonrpc":"2.0","id":{{id}},"result":{"content":[{"type":"text","text":"ok"}]}}"#;
     script.insert("slow".into(), json!([req.to_string(), done]));
     script.insert("cancel".into(), json!([cancel.to_string(), done]));
     let mut w = start_upstream(
@@ -801,9 +823,11 @@ fn a_cancelled_sampling_request_closes_the_backend_request_and_gets_no_answer() 
     w.initialize();
     call(&mut w, "slow");
     // The backend is working on it…
-    wait_until("the backend to receive the request", Duration::from_secs(10), || {
-        (!backend.requests().is_empty()).then_some(())
-    });
+    wait_until(
+        "the backend to receive the request",
+        Duration::from_secs(10),
+        || (!backend.requests().is_empty()).then_some(()),
+    );
     let started = Instant::now();
     call(&mut w, "cancel");
     let audit = wait_until("the cancelled record", Duration::from_secs(10), || {
@@ -815,13 +839,17 @@ fn a_cancelled_sampling_request_closes_the_backend_request_and_gets_no_answer() 
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(record_of(&audit, "s-slow")["event"], "inference.cancelled");
     // The backend saw its connection closed: the work stops there too.
-    wait_until("the backend to see the request closed", Duration::from_secs(5), || {
-        backend
-            .requests()
-            .iter()
-            .any(|r| r.get("disconnected").is_some())
-            .then_some(())
-    });
+    wait_until(
+        "the backend to see the request closed",
+        Duration::from_secs(5),
+        || {
+            backend
+                .requests()
+                .iter()
+                .any(|r| r.get("disconnected").is_some())
+                .then_some(())
+        },
+    );
     assert!(audit
         .iter()
         .any(|r| r["event"] == "inference.cancel_requested"));
@@ -853,9 +881,11 @@ fn readyz_follows_the_inference_backend_health() {
     };
     let up = serve_with(&backend.url());
     let admin = up.admin.expect("admin port on stderr");
-    wait_until("/readyz 200 with the backend up", Duration::from_secs(20), || {
-        (http_status(admin, "/readyz") == Some(200)).then_some(())
-    });
+    wait_until(
+        "/readyz 200 with the backend up",
+        Duration::from_secs(20),
+        || (http_status(admin, "/readyz") == Some(200)).then_some(()),
+    );
     let down = serve_with(&dead);
     let admin = down.admin.expect("admin port on stderr");
     // The pool is warm well within this; only the backend keeps it unready.

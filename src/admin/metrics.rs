@@ -163,7 +163,10 @@ impl Metrics {
             decision_latency: Histogram::new(DECISION_BUCKETS),
             upstream_latency: Histogram::new(UPSTREAM_BUCKETS),
             inference_latency: Histogram::new(UPSTREAM_BUCKETS),
-            inference_outcomes: INFERENCE_OUTCOMES.iter().map(|_| AtomicU64::new(0)).collect(),
+            inference_outcomes: INFERENCE_OUTCOMES
+                .iter()
+                .map(|_| AtomicU64::new(0))
+                .collect(),
             inference_tokens: [AtomicU64::new(0), AtomicU64::new(0)],
             alerts: AtomicU64::new(0),
             recent: Mutex::new(VecDeque::with_capacity(RECENT_ALERTS)),
@@ -313,7 +316,8 @@ mod tests {
         r.event = "inference.completed".into();
         r.decision = Decision::Allow;
         r.latency_us = Some(1_500_000);
-        r.detail = Some(serde_json::json!({"inference": {"prompt_tokens": 36, "completion_tokens": 19}}));
+        r.detail =
+            Some(serde_json::json!({"inference": {"prompt_tokens": 36, "completion_tokens": 19}}));
         m.record(&r);
         r.event = "inference.timeout".into();
         r.detail = None;
@@ -322,6 +326,10 @@ mod tests {
         assert!(m.inference_outcomes().contains(&("completed", 1)));
         assert!(m.inference_outcomes().contains(&("timeout", 1)));
         assert_eq!(m.inference_latency.snapshot().2, 2);
-        assert_eq!(m.decision_latency.snapshot().2, 0, "backend time is not decision time");
+        assert_eq!(
+            m.decision_latency.snapshot().2,
+            0,
+            "backend time is not decision time"
+        );
     }
 }

@@ -67,9 +67,14 @@ pub fn render(m: &Metrics, trust: &[(String, f64)]) -> String {
         );
     }
     let (prompt, completion) = m.inference_tokens();
-    out.push_str("# HELP mcp_warden_inference_tokens_total Tokens the inference backend reported.\n");
+    out.push_str(
+        "# HELP mcp_warden_inference_tokens_total Tokens the inference backend reported.\n",
+    );
     out.push_str("# TYPE mcp_warden_inference_tokens_total counter\n");
-    let _ = writeln!(out, "mcp_warden_inference_tokens_total{{kind=\"prompt\"}} {prompt}");
+    let _ = writeln!(
+        out,
+        "mcp_warden_inference_tokens_total{{kind=\"prompt\"}} {prompt}"
+    );
     let _ = writeln!(
         out,
         "mcp_warden_inference_tokens_total{{kind=\"completion\"}} {completion}"

@@ -39,7 +39,9 @@ impl BackendConfig {
                 "inference.backend {url:?}: needs a host (and no user info)"
             ));
         }
-        let authority = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        let authority = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
         {
             authority.to_owned()
         } else {
@@ -51,9 +53,8 @@ impl BackendConfig {
             None
         } else {
             let file = crate::config::resolve(state, s.api_key_file.trim());
-            let key = std::fs::read_to_string(&file).map_err(|e| {
-                format!("inference.api_key_file {}: {e}", file.display())
-            })?;
+            let key = std::fs::read_to_string(&file)
+                .map_err(|e| format!("inference.api_key_file {}: {e}", file.display()))?;
             let key = key.trim().to_owned();
             if key.is_empty() || key.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
                 return Err(format!(
@@ -94,11 +95,17 @@ mod tests {
         let c = BackendConfig::from_section(&section("http://127.0.0.1:8000/v1/"), dir.path())
             .unwrap()
             .unwrap();
-        assert_eq!((c.authority.as_str(), c.base_path.as_str()), ("127.0.0.1:8000", ""));
+        assert_eq!(
+            (c.authority.as_str(), c.base_path.as_str()),
+            ("127.0.0.1:8000", "")
+        );
         let c = BackendConfig::from_section(&section("http://vllm/api"), dir.path())
             .unwrap()
             .unwrap();
-        assert_eq!((c.authority.as_str(), c.base_path.as_str()), ("vllm:80", "/api"));
+        assert_eq!(
+            (c.authority.as_str(), c.base_path.as_str()),
+            ("vllm:80", "/api")
+        );
         for bad in ["https://x", "127.0.0.1:8000", "http://", "http://u@h:1"] {
             assert!(
                 BackendConfig::from_section(&section(bad), dir.path()).is_err(),
@@ -113,7 +120,9 @@ mod tests {
         std::fs::write(dir.path().join("key"), "sk-local\n").unwrap();
         let mut s = section("http://127.0.0.1:8000");
         s.api_key_file = "key".into();
-        let c = BackendConfig::from_section(&s, dir.path()).unwrap().unwrap();
+        let c = BackendConfig::from_section(&s, dir.path())
+            .unwrap()
+            .unwrap();
         assert_eq!(c.api_key.as_deref(), Some("sk-local"));
         s.api_key_file = "missing".into();
         let e = BackendConfig::from_section(&s, dir.path()).unwrap_err();

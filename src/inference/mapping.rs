@@ -81,10 +81,7 @@ pub fn to_openai(params: &Value, model: &str, cap: u64) -> Result<Mapped, String
     }
     if let Some(tools) = params.get("tools").filter(|t| !t.is_null()) {
         let tools = tools.as_array().ok_or("tools must be an array")?;
-        let mapped: Vec<Value> = tools
-            .iter()
-            .map(map_tool)
-            .collect::<Result<_, String>>()?;
+        let mapped: Vec<Value> = tools.iter().map(map_tool).collect::<Result<_, String>>()?;
         if !mapped.is_empty() {
             body.insert("tools".into(), Value::Array(mapped));
         }
@@ -175,7 +172,11 @@ fn map_message(m: &Value, out: &mut Vec<Value>) -> Result<(), String> {
                             "arguments": b.get("input").unwrap_or(&json!({})).to_string(),
                         },
                     })),
-                    k => return Err(format!("{k:?} content is not supported in an assistant message")),
+                    k => {
+                        return Err(format!(
+                            "{k:?} content is not supported in an assistant message"
+                        ))
+                    }
                 }
             }
             let mut msg = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { text.concat().into() }});
@@ -195,7 +196,9 @@ fn user_part(b: &Value) -> Result<Value, String> {
         "image" => {
             let mime = str_field(b, "mimeType")?;
             let data = str_field(b, "data")?;
-            Ok(json!({"type": "image_url", "image_url": {"url": format!("data:{mime};base64,{data}")}}))
+            Ok(
+                json!({"type": "image_url", "image_url": {"url": format!("data:{mime};base64,{data}")}}),
+            )
         }
         "audio" => {
             let format = match str_field(b, "mimeType")? {
@@ -203,7 +206,9 @@ fn user_part(b: &Value) -> Result<Value, String> {
                 "audio/mpeg" | "audio/mp3" => "mp3",
                 other => return Err(format!("audio of type {other} is not supported (wav, mp3)")),
             };
-            Ok(json!({"type": "input_audio", "input_audio": {"data": str_field(b, "data")?, "format": format}}))
+            Ok(
+                json!({"type": "input_audio", "input_audio": {"data": str_field(b, "data")?, "format": format}}),
+            )
         }
         "tool_use" => Err("tool_use content belongs in an assistant message".into()),
         k => Err(format!("{k:?} content is not supported")),
@@ -281,16 +286,19 @@ pub fn from_openai(
             out.push(json!({"type": "text", "text": text}));
         }
         for (i, c) in calls.iter().enumerate() {
-            let f = c.get("function").ok_or(format!("tool_calls[{i}] has no function"))?;
+            let f = c
+                .get("function")
+                .ok_or(format!("tool_calls[{i}] has no function"))?;
             let name = f
                 .get("name")
                 .and_then(Value::as_str)
                 .ok_or(format!("tool_calls[{i}] has no function name"))?;
             let args = f.get("arguments").and_then(Value::as_str).unwrap_or("{}");
-            let input: Value = serde_json::from_str(if args.trim().is_empty() { "{}" } else { args })
-                .ok()
-                .filter(Value::is_object)
-                .ok_or(format!("tool_calls[{i}] arguments are not a JSON object"))?;
+            let input: Value =
+                serde_json::from_str(if args.trim().is_empty() { "{}" } else { args })
+                    .ok()
+                    .filter(Value::is_object)
+                    .ok_or(format!("tool_calls[{i}] arguments are not a JSON object"))?;
             let id = c
                 .get("id")
                 .and_then(Value::as_str)
@@ -313,7 +321,9 @@ pub fn from_openai(
     }
     let usage = Usage {
         model: model.clone(),
-        prompt_tokens: answer.pointer("/usage/prompt_tokens").and_then(Value::as_u64),
+        prompt_tokens: answer
+            .pointer("/usage/prompt_tokens")
+            .and_then(Value::as_u64),
         completion_tokens: answer
             .pointer("/usage/completion_tokens")
             .and_then(Value::as_u64),

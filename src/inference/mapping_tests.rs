@@ -60,8 +60,14 @@ fn tools_and_tool_results_map_to_openai_and_back() {
         "maxTokens": 50
     });
     let m = to_openai(&params, "m", 4096).unwrap();
-    assert_eq!(m.body["messages"][1]["tool_calls"][0]["function"]["arguments"], r#"{"city":"Paris"}"#);
-    assert_eq!(m.body["messages"][2], json!({"role": "tool", "tool_call_id": "call_1", "content": "18°C"}));
+    assert_eq!(
+        m.body["messages"][1]["tool_calls"][0]["function"]["arguments"],
+        r#"{"city":"Paris"}"#
+    );
+    assert_eq!(
+        m.body["messages"][2],
+        json!({"role": "tool", "tool_call_id": "call_1", "content": "18°C"})
+    );
     assert_eq!(m.body["tools"][0]["function"]["name"], "get_weather");
     assert_eq!(m.body["tool_choice"], "auto");
 
@@ -77,7 +83,10 @@ fn tools_and_tool_results_map_to_openai_and_back() {
         json!({"role": "assistant", "model": "m", "stopReason": "toolUse",
                "content": [{"type": "tool_use", "id": "call_9", "name": "get_weather", "input": {"city": "London"}}]})
     );
-    assert_eq!((usage.prompt_tokens, usage.completion_tokens), (Some(12), Some(7)));
+    assert_eq!(
+        (usage.prompt_tokens, usage.completion_tokens),
+        (Some(12), Some(7))
+    );
 }
 
 #[test]

@@ -125,22 +125,25 @@ impl Backend {
         let started = Instant::now();
         let deadline = started + self.cfg.timeout;
         // Validate before anything reaches the backend; the model is filled in below.
-        let mapped = mapping::to_openai(params, "", self.cfg.max_tokens_cap)
-            .map_err(Failure::BadRequest)?;
+        let mapped =
+            mapping::to_openai(params, "", self.cfg.max_tokens_cap).map_err(Failure::BadRequest)?;
         let _slot = self.slot(deadline, cancel)?;
         let rt = runtime().map_err(Failure::Backend)?;
         let work = async {
             let served = self.served_models().await?;
             let hints = model::hints(params);
             let model = model::choose(&hints, &served)
-                .ok_or_else(|| Failure::Backend("the backend serves no model (/v1/models is empty)".into()))?
+                .ok_or_else(|| {
+                    Failure::Backend("the backend serves no model (/v1/models is empty)".into())
+                })?
                 .to_owned();
             let mut body = mapped.body;
             body["model"] = Value::from(model.as_str());
             let bytes = serde_json::to_vec(&body).map_err(|e| Failure::Backend(e.to_string()))?;
-            let reply = client::exchange(&self.cfg, Method::POST, "/v1/chat/completions", Some(bytes))
-                .await
-                .map_err(Failure::Backend)?;
+            let reply =
+                client::exchange(&self.cfg, Method::POST, "/v1/chat/completions", Some(bytes))
+                    .await
+                    .map_err(Failure::Backend)?;
             if reply.status != 200 {
                 if reply.status == 404 {
                     // The listing may be stale (backend restarted with another model).
@@ -153,10 +156,16 @@ impl Backend {
                 )));
             }
             let answer: Value = serde_json::from_slice(&reply.body).map_err(|e| {
-                Failure::Backend(format!("the backend's answer is not JSON ({e}): {}", snippet(&reply.body)))
+                Failure::Backend(format!(
+                    "the backend's answer is not JSON ({e}): {}",
+                    snippet(&reply.body)
+                ))
             })?;
-            mapping::from_openai(&answer, &mapped.stop_sequences, &model)
-                .map_err(|e| Failure::Backend(format!("the backend's answer is not a chat completion: {e}")))
+            mapping::from_openai(&answer, &mapped.stop_sequences, &model).map_err(|e| {
+                Failure::Backend(format!(
+                    "the backend's answer is not a chat completion: {e}"
+                ))
+            })
         };
         let left = deadline.saturating_duration_since(Instant::now());
         let timeout = self.cfg.timeout;
@@ -216,11 +225,16 @@ impl Backend {
             )));
         }
         let listing: Value = serde_json::from_slice(&reply.body).map_err(|e| {
-            Failure::Backend(format!("/v1/models is not JSON ({e}): {}", snippet(&reply.body)))
+            Failure::Backend(format!(
+                "/v1/models is not JSON ({e}): {}",
+                snippet(&reply.body)
+            ))
         })?;
         let models = Arc::new(model::served_models(&listing));
         if models.is_empty() {
-            return Err(Failure::Backend("the backend serves no model (/v1/models is empty)".into()));
+            return Err(Failure::Backend(
+                "the backend serves no model (/v1/models is empty)".into(),
+            ));
         }
         *lock(&self.models) = Some((Instant::now(), models.clone()));
         Ok(models)

@@ -56,11 +56,21 @@ mod tests {
         let served = served_models(&json!({"object": "list", "data": [
             {"id": "meta-llama/Llama-3.1-8B-Instruct"}, {"id": "Qwen/Qwen2.5-7B-Instruct"}
         ]}));
-        let p = json!({"modelPreferences": {"hints": [{"name": "claude-3-sonnet"}, {"name": "qwen"}]}});
-        assert_eq!(choose(&hints(&p), &served), Some("Qwen/Qwen2.5-7B-Instruct"));
+        let p =
+            json!({"modelPreferences": {"hints": [{"name": "claude-3-sonnet"}, {"name": "qwen"}]}});
+        assert_eq!(
+            choose(&hints(&p), &served),
+            Some("Qwen/Qwen2.5-7B-Instruct")
+        );
         let p = json!({"modelPreferences": {"hints": [{"name": "gpt-4o"}]}});
-        assert_eq!(choose(&hints(&p), &served), Some("meta-llama/Llama-3.1-8B-Instruct"));
-        assert_eq!(choose(&hints(&json!({})), &served), Some("meta-llama/Llama-3.1-8B-Instruct"));
+        assert_eq!(
+            choose(&hints(&p), &served),
+            Some("meta-llama/Llama-3.1-8B-Instruct")
+        );
+        assert_eq!(
+            choose(&hints(&json!({})), &served),
+            Some("meta-llama/Llama-3.1-8B-Instruct")
+        );
         assert_eq!(choose(&[], &[]), None);
         assert!(served_models(&json!({"data": "nope"})).is_empty());
     }

@@ -37,14 +37,32 @@ mod tests {
             (json!({"finish_reason": "tool_calls"}), "toolUse"),
             (json!({"finish_reason": "stop"}), "endTurn"),
             // vLLM: the matched stop string, or a token id (EOS) when it ended by itself.
-            (json!({"finish_reason": "stop", "stop_reason": "END"}), "stopSequence"),
-            (json!({"finish_reason": "stop", "stop_reason": 2}), "endTurn"),
-            (json!({"finish_reason": "stop", "stop_reason": null}), "endTurn"),
+            (
+                json!({"finish_reason": "stop", "stop_reason": "END"}),
+                "stopSequence",
+            ),
+            (
+                json!({"finish_reason": "stop", "stop_reason": 2}),
+                "endTurn",
+            ),
+            (
+                json!({"finish_reason": "stop", "stop_reason": null}),
+                "endTurn",
+            ),
             // SGLang.
-            (json!({"finish_reason": "stop", "matched_stop": "END"}), "stopSequence"),
-            (json!({"finish_reason": "stop", "matched_stop": 128009}), "endTurn"),
+            (
+                json!({"finish_reason": "stop", "matched_stop": "END"}),
+                "stopSequence",
+            ),
+            (
+                json!({"finish_reason": "stop", "matched_stop": 128009}),
+                "endTurn",
+            ),
             // A string the request did not ask for is not a stop sequence.
-            (json!({"finish_reason": "stop", "stop_reason": "</s>"}), "endTurn"),
+            (
+                json!({"finish_reason": "stop", "stop_reason": "</s>"}),
+                "endTurn",
+            ),
             (json!({"finish_reason": "content_filter"}), "content_filter"),
         ];
         for (choice, want) in cases {

@@ -102,7 +102,10 @@ impl Guards {
             None => Vec::new(),
         };
         let t = config.policy.risk_thresholds;
-        let sampling = config.server(server).map(|s| s.sampling).unwrap_or_default();
+        let sampling = config
+            .server(server)
+            .map(|s| s.sampling)
+            .unwrap_or_default();
         let inference = BackendConfig::from_section(&config.inference, state)?
             .map(|c| Arc::new(Backend::new(c)));
         Ok(Guards {

@@ -21,7 +21,9 @@ use crate::audit::{Decision, Record};
 use crate::checks::secrets::redact_json;
 use crate::codec::{Envelope, Id};
 use crate::config::SamplingRoute;
-use crate::errors::{Rejection, Source, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, POLICY_DENIED};
+use crate::errors::{
+    Rejection, Source, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, POLICY_DENIED,
+};
 use crate::inference::{Cancel, Failure};
 
 /// A sampling request on its way to the backend.
@@ -54,10 +56,19 @@ impl Pipeline {
                 POLICY_DENIED,
                 "sampling.denied",
                 "sampling.route",
-                format!("sampling is denied for server {} (servers.sampling = \"deny\")", self.server),
+                format!(
+                    "sampling is denied for server {} (servers.sampling = \"deny\")",
+                    self.server
+                ),
             )
             .from(Source::Upstream);
-            return refuse(record, short(r, "Denied by policy: sampling is not allowed for this server"));
+            return refuse(
+                record,
+                short(
+                    r,
+                    "Denied by policy: sampling is not allowed for this server",
+                ),
+            );
         }
         if let Err(r) = self.server_request_rate(METHOD) {
             return refuse(record, r);
@@ -71,7 +82,10 @@ impl Pipeline {
             )
             .from(Source::Internal)
             .alert();
-            return refuse(record, short(r, "Internal error: no inference backend is configured"));
+            return refuse(
+                record,
+                short(r, "Internal error: no inference backend is configured"),
+            );
         };
         let mut in_flight = self.sampling_map();
         if in_flight.contains_key(&id) || in_flight.len() >= backend.config().max_concurrent * 4 {
@@ -91,7 +105,9 @@ impl Pipeline {
         record.event = "inference.requested".into();
         Some(Verdict::Sample(Box::new(Sampling {
             id,
-            params: env.params.map_or_else(|| "null".to_owned(), |p| p.get().to_owned()),
+            params: env
+                .params
+                .map_or_else(|| "null".to_owned(), |p| p.get().to_owned()),
             cancel,
             started: Instant::now(),
         })))
@@ -103,7 +119,9 @@ impl Pipeline {
         let params: Value = serde_json::from_str(&job.params).unwrap_or(Value::Null);
         let outcome = match &self.guards.inference {
             Some(b) => b.sample(&params, &job.cancel),
-            None => Err(Failure::Backend("no inference backend is configured".into())),
+            None => Err(Failure::Backend(
+                "no inference backend is configured".into(),
+            )),
         };
         self.sampling_map().remove(&job.id);
         let backend = self
@@ -118,15 +136,22 @@ impl Pipeline {
                 // The server withdrew the request: it expects no answer.
                 record.event = "inference.cancelled".into();
                 record.decision = Decision::Deny;
-                record.reason = Some("cancelled by the server; the backend request was closed".into());
-                return Outcome { verdict: Verdict::Drop, record };
+                record.reason =
+                    Some("cancelled by the server; the backend request was closed".into());
+                return Outcome {
+                    verdict: Verdict::Drop,
+                    record,
+                };
             }
             Err(f) => {
                 let r = failure(&f, &backend);
                 let answer = r.to_response(Some(&job.id), &record.audit_id);
                 deny(&mut record, &r);
                 record.decision = Decision::Error;
-                return Outcome { verdict: Verdict::Answer(answer), record };
+                return Outcome {
+                    verdict: Verdict::Answer(answer),
+                    record,
+                };
             }
         };
         record.decision = Decision::Allow;
@@ -135,12 +160,21 @@ impl Pipeline {
         if !kinds.is_empty() {
             record.decision = Decision::Redact;
             record.rule = Some("dlp.secret".into());
-            record.reason = Some(format!("redacted from the backend's result: {}", kinds.join(", ")));
+            record.reason = Some(format!(
+                "redacted from the backend's result: {}",
+                kinds.join(", ")
+            ));
             record.alert = true;
         }
         let mut notes = Vec::new();
         if let Some(n) = sampled.capped_from {
-            notes.push(format!("maxTokens {n} capped to {}", self.guards.inference.as_ref().map_or(0, |b| b.config().max_tokens_cap)));
+            notes.push(format!(
+                "maxTokens {n} capped to {}",
+                self.guards
+                    .inference
+                    .as_ref()
+                    .map_or(0, |b| b.config().max_tokens_cap)
+            ));
         }
         if let Some(c) = &sampled.context_ignored {
             notes.push(format!("includeContext {c:?} treated as \"none\""));
@@ -163,12 +197,18 @@ impl Pipeline {
         )
         .into_bytes();
         record.bytes = bytes.len() as u64;
-        Outcome { verdict: Verdict::Answer(bytes), record }
+        Outcome {
+            verdict: Verdict::Answer(bytes),
+            record,
+        }
     }
 
     /// A server's `notifications/cancelled` for a request the backend is working on: cancel
     /// it there. `true`: it was ours (not the client's business).
     pub(super) fn cancel_sampling(&self, params: Option<&serde_json::value::RawValue>) -> bool {
+        if self.sampling_map().is_empty() {
+            return false;
+        }
         let params: Option<Value> = params.and_then(|p| serde_json::from_str(p.get()).ok());
         let id = match params.as_ref().and_then(|p| p.get("requestId")) {
             Some(Value::Number(n)) => Id::Num(n.to_string()),
@@ -202,7 +242,9 @@ impl Pipeline {
             return None;
         }
         let mut message: Value = serde_json::from_slice(line).ok()?;
-        let caps = message.get_mut("params")?.as_object_mut()?
+        let caps = message
+            .get_mut("params")?
+            .as_object_mut()?
             .entry("capabilities")
             .or_insert_with(|| json!({}));
         let caps = caps.as_object_mut()?;
