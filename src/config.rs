@@ -230,6 +230,11 @@ impl Config {
                     "set exactly one of command or url",
                 );
             }
+            if !s.sampling_rate.is_empty() {
+                if let Err(e) = crate::policy::Rate::parse(&s.sampling_rate) {
+                    return bad(&format!("servers[{i}].sampling_rate"), &e);
+                }
+            }
             if s.sampling == SamplingRoute::Backend && self.inference.backend.trim().is_empty() {
                 return bad(
                     &format!("servers[{i}].sampling"),

@@ -892,3 +892,32 @@ fn readyz_follows_the_inference_backend_health() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(http_status(admin, "/readyz"), Some(503));
 }
+
+#[test]
+fn per_server_sampling_rate_and_daily_tokens_are_enforced() {
+    let backend = scripted_backend();
+    let params = json!({"messages": user("hi"), "maxTokens": 5});
+    for (limit, rule) in [
+        ("sampling_rate = \"1/min\"", "servers.sampling_rate"),
+        // Each scripted answer reports 14 tokens: the first spends the day's 10.
+        (
+            "sampling_tokens_per_day = 10",
+            "servers.sampling_tokens_per_day",
+        ),
+    ] {
+        let cfg = format!(
+            "[inference]\nbackend = \"{}\"\n[[servers]]\nname = \"sampler\"\ncommand = [\"x\"]\nsampling = \"backend\"\n{limit}\n",
+            backend.url()
+        );
+        let mut w = sampling_server(cfg, &[("a", params.clone()), ("b", params.clone())]);
+        call(&mut w, "a");
+        let first = server_got(&w, "a", Duration::from_secs(10));
+        assert!(first.get("result").is_some(), "{limit}: {first}");
+        call(&mut w, "b");
+        let second = server_got(&w, "b", Duration::from_secs(10));
+        assert_eq!(second["error"]["code"], -32016, "{limit}: {second}");
+        assert_eq!(second["error"]["data"]["rule"], rule);
+        assert!(second["error"]["data"]["retry_after_ms"].as_u64().unwrap() > 0);
+        w.finish();
+    }
+}

@@ -285,6 +285,13 @@ pub struct ServerSection {
     pub public_key: String,
     #[serde(default)]
     pub sampling: SamplingRoute,
+    /// `sampling = "backend"`: at most this many routed requests (e.g. "30/min"); empty: the
+    /// default for every server request (60/min).
+    #[serde(default)]
+    pub sampling_rate: String,
+    /// `sampling = "backend"`: tokens (prompt + completion) per UTC day; 0: no ceiling.
+    #[serde(default)]
+    pub sampling_tokens_per_day: u64,
     /// Headers `serve` adds to every request to a `url` upstream (its credentials, e.g.
     /// `Authorization`); the client's own `Authorization` is never passed on.
     #[serde(default)]

@@ -4,6 +4,7 @@
 //! | file | job |
 //! |---|---|
 //! | `config.rs` | `[inference]` → validated backend settings |
+//! | `budget.rs` | `sampling_tokens_per_day`: a server's daily token ceiling |
 //! | `client.rs` | one HTTP/1.1 exchange with the backend, answer size capped |
 //! | `mapping.rs` | MCP sampling params ↔ OpenAI chat completions |
 //! | `model.rs` | model choice: `modelPreferences.hints` against `/v1/models` |
@@ -13,6 +14,7 @@
 //! `timeout_secs`, model listing included; every failure is an error for the server, never a
 //! silent fall-back to the client.
 
+mod budget;
 mod client;
 mod config;
 mod mapping;
@@ -26,6 +28,7 @@ use std::time::{Duration, Instant};
 use hyper::Method;
 use serde_json::Value;
 
+pub use budget::TokenBudget;
 pub use config::BackendConfig;
 pub use mapping::Usage;
 

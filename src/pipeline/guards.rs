@@ -37,6 +37,11 @@ pub struct Guards {
     pub sampling: SamplingRoute,
     /// The `[inference]` backend, when one is configured.
     pub inference: Option<Arc<Backend>>,
+    /// `[[servers]] sampling_rate`: routed sampling requests allowed (besides the default rate
+    /// of every server request).
+    pub sampling_rate: Option<crate::policy::Rate>,
+    /// `[[servers]] sampling_tokens_per_day`.
+    pub token_budget: Option<Arc<crate::inference::TokenBudget>>,
     _policy_watcher: Option<Watcher>,
     /// Keeps the trust flusher thread alive as long as the guards live.
     _flusher: Option<Flusher>,
@@ -102,15 +107,24 @@ impl Guards {
             None => Vec::new(),
         };
         let t = config.policy.risk_thresholds;
-        let sampling = config
-            .server(server)
-            .map(|s| s.sampling)
-            .unwrap_or_default();
+        let entry = config.server(server);
+        let sampling = entry.map(|s| s.sampling).unwrap_or_default();
+        let sampling_rate = entry
+            .filter(|s| !s.sampling_rate.is_empty())
+            .map(|s| crate::policy::Rate::parse(&s.sampling_rate))
+            .transpose()?;
+        let token_budget = entry.filter(|s| s.sampling_tokens_per_day > 0).map(|s| {
+            Arc::new(crate::inference::TokenBudget::new(
+                s.sampling_tokens_per_day,
+            ))
+        });
         let inference = BackendConfig::from_section(&config.inference, state)?
             .map(|c| Arc::new(Backend::new(c)));
         Ok(Guards {
             sampling,
             inference,
+            sampling_rate,
+            token_budget,
             policy: Some(policy),
             limiter: RateLimiter::new(),
             approvals: Some(approvals),

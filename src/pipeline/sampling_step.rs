@@ -22,9 +22,10 @@ use crate::checks::secrets::redact_json;
 use crate::codec::{Envelope, Id};
 use crate::config::SamplingRoute;
 use crate::errors::{
-    Rejection, Source, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, POLICY_DENIED,
+    Rejection, Source, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, POLICY_DENIED, RATE_LIMITED,
 };
 use crate::inference::{Cancel, Failure};
+use crate::policy::RateDecision;
 
 /// A sampling request on its way to the backend.
 #[derive(Debug, PartialEq, Eq)]
@@ -70,7 +71,10 @@ impl Pipeline {
                 ),
             );
         }
-        if let Err(r) = self.server_request_rate(METHOD) {
+        if let Err(r) = self
+            .server_request_rate(METHOD)
+            .and_then(|()| self.sampling_limits())
+        {
             return refuse(record, r);
         }
         let Some(backend) = &self.guards.inference else {
@@ -111,6 +115,42 @@ impl Pipeline {
             cancel,
             started: Instant::now(),
         })))
+    }
+
+    /// `[[servers]] sampling_rate` and `sampling_tokens_per_day` (-32016 with `retry_after_ms`).
+    fn sampling_limits(&self) -> Result<(), Rejection> {
+        let limited = |rule: &str, reason: String, retry_after_ms: u64| {
+            short(
+                Rejection::new(RATE_LIMITED, "ratelimit.sampling", rule, reason)
+                    .with_extra("retry_after_ms", Value::from(retry_after_ms))
+                    .from(Source::Upstream)
+                    .alert(),
+                format!("Rate limited: sampling budget spent; retry in {retry_after_ms} ms"),
+            )
+        };
+        if let Some(rate) = self.guards.sampling_rate {
+            if let RateDecision::Limited { retry_after_ms } =
+                self.guards
+                    .limiter
+                    .check("sampling", &self.server, METHOD, rate)
+            {
+                return Err(limited(
+                    "servers.sampling_rate",
+                    format!("server {} is over its sampling_rate ({} per {} s); retry in {retry_after_ms} ms", self.server, rate.count, rate.per.as_secs()),
+                    retry_after_ms,
+                ));
+            }
+        }
+        if let Some(budget) = &self.guards.token_budget {
+            if let Err(retry_after_ms) = budget.check(unix_now()) {
+                return Err(limited(
+                    "servers.sampling_tokens_per_day",
+                    format!("server {} spent its {} sampling tokens for today (UTC); retry in {retry_after_ms} ms", self.server, budget.per_day()),
+                    retry_after_ms,
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Ask the backend (blocking: call it off the reader threads) and build the answer to the
@@ -154,6 +194,13 @@ impl Pipeline {
                 };
             }
         };
+        if let Some(budget) = &self.guards.token_budget {
+            let u = &sampled.usage;
+            budget.spend(
+                unix_now(),
+                u.prompt_tokens.unwrap_or(0) + u.completion_tokens.unwrap_or(0),
+            );
+        }
         record.decision = Decision::Allow;
         record.event = "inference.completed".into();
         let kinds = redact_json(&mut sampled.result);
@@ -259,6 +306,12 @@ impl Pipeline {
     fn sampling_map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Id, Cancel>> {
         self.sampling.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The error the server gets for a failed routed request.
