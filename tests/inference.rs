@@ -921,3 +921,74 @@ fn per_server_sampling_rate_and_daily_tokens_are_enforced() {
         w.finish();
     }
 }
+
+/// POST `body` to the backend on a fresh connection, as the proxy does; the time it took.
+fn direct_post(port: u16, body: &[u8]) -> Duration {
+    use std::io::{Read, Write};
+    let started = Instant::now();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let _ = s.set_nodelay(true);
+    write!(
+        s,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    assert!(raw.starts_with(b"HTTP/1.1 200"));
+    started.elapsed()
+}
+
+fn p50(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The benchmark of issue 12: a routed sampling request's time in the proxy (from the
+/// server's request read to the answer written, the audit record's `latency_us`) against the
+/// same completion sent straight to the backend. Debug build, shared 2-core machine: the bound
+/// asserted is loose; the figures are printed (`--nocapture`).
+#[test]
+fn benchmark_added_latency_over_the_backend() {
+    const N: usize = 30;
+    let backend = scripted_backend();
+    let params = json!({"messages": user("bench"), "maxTokens": 5, "systemPrompt": "Be brief."});
+    let tools: Vec<String> = (0..N).map(|i| format!("b{i}")).collect();
+    let requests: Vec<(&str, Value)> = tools.iter().map(|t| (t.as_str(), params.clone())).collect();
+    let mut w = sampling_server(
+        config(&backend.url(), "sampler", "backend", ""),
+        &requests,
+    );
+    for t in &tools {
+        call(&mut w, t);
+        server_got(&w, t, Duration::from_secs(10));
+    }
+    w.finish();
+    let audit = w.audit();
+    let proxied: Vec<f64> = audit
+        .iter()
+        .filter(|r| r["event"] == "inference.completed")
+        .skip(1) // the first also lists the models
+        .map(|r| r["latency_us"].as_f64().unwrap() / 1000.0)
+        .collect();
+    assert_eq!(proxied.len(), N - 1);
+    let inside: Vec<f64> = audit
+        .iter()
+        .filter(|r| r["event"] == "inference.completed")
+        .skip(1)
+        .map(|r| r["detail"]["inference"]["latency_ms"].as_f64().unwrap())
+        .collect();
+    eprintln!("of which in the backend client: p50 {:.2} ms", p50(inside));
+    let body = serde_json::to_vec(backend.requests().last().unwrap()).unwrap();
+    let direct: Vec<f64> = (0..N)
+        .map(|_| direct_post(backend.port, &body).as_secs_f64() * 1000.0)
+        .collect();
+    let (p, d) = (p50(proxied), p50(direct));
+    eprintln!(
+        "sampling via the proxy p50 {p:.2} ms, straight to the backend p50 {d:.2} ms: added {:.2} ms (n = {N})",
+        p - d
+    );
+    assert!(p - d < 25.0, "added latency {:.2} ms", p - d);
+}
