@@ -164,16 +164,23 @@ impl Relay {
                 verdict
             }
             Verdict::Sample(job) => {
-                // The backend's answer goes back upstream like any answer to the server.
-                let p = self.pipeline.clone();
-                let started = job.started;
-                let resolved =
-                    tokio::task::spawn_blocking(move || p.run_sampling(*job, record)).await;
-                let Ok(Outcome { verdict, record }) = resolved else {
-                    return None;
-                };
-                self.pipeline.finish(record, started);
-                verdict
+                // Answered by the inference backend on a task of its own: the rest of this
+                // stream keeps flowing, and the answer (and the request's one record) does not
+                // depend on the client staying. It goes upstream like any answer to the server.
+                let relay = self.clone();
+                tokio::spawn(async move {
+                    let p = relay.pipeline.clone();
+                    let started = job.started;
+                    let resolved =
+                        tokio::task::spawn_blocking(move || p.run_sampling(*job, record)).await;
+                    if let Ok(Outcome { verdict, record }) = resolved {
+                        if let Verdict::Answer(b) = verdict {
+                            relay.answer_upstream(b);
+                        }
+                        relay.pipeline.finish(record, started);
+                    }
+                });
+                return None;
             }
             v => {
                 self.pipeline.finish(record, started);
