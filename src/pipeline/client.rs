@@ -332,6 +332,7 @@ impl Pipeline {
             _ => {}
         }
         record.tool = tool.clone();
+        let retry = self.keep_for_retry(s, env);
         s.client_pending.insert(
             id,
             Pending {
@@ -340,6 +341,7 @@ impl Pipeline {
                 started: Instant::now(),
                 cancelled: false,
                 paged: peek.cursor.is_some(),
+                retry,
             },
         );
         Ok(admit)

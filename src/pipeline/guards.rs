@@ -42,6 +42,9 @@ pub struct Guards {
     pub sampling_rate: Option<crate::policy::Rate>,
     /// `[[servers]] sampling_tokens_per_day`.
     pub token_budget: Option<Arc<crate::inference::TokenBudget>>,
+    /// Whether the transport can carry a request the proxy retries itself (a modern
+    /// `input_required` fulfilled by the backend): stdio yes; `serve`'s HTTP upstreams not yet.
+    pub retry_input_requests: bool,
     _policy_watcher: Option<Watcher>,
     /// Keeps the trust flusher thread alive as long as the guards live.
     _flusher: Option<Flusher>,
@@ -125,6 +128,7 @@ impl Guards {
             inference,
             sampling_rate,
             token_budget,
+            retry_input_requests: true,
             policy: Some(policy),
             limiter: RateLimiter::new(),
             approvals: Some(approvals),

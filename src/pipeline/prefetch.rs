@@ -133,6 +133,7 @@ impl Pipeline {
                 started: Instant::now(),
                 cancelled: false,
                 paged,
+                retry: None,
             },
         );
         let msg = json!({"jsonrpc": "2.0", "id": id, "method": "tools/list", "params": params});

@@ -19,7 +19,8 @@ use serde_json::{json, Value};
 use super::{deny, short, Outcome, Pipeline, Verdict};
 use crate::audit::{Decision, Record};
 use crate::checks::secrets::redact_json;
-use crate::codec::{Envelope, Id};
+use crate::codec::{Envelope, Id, Kind};
+use crate::session::{Era, Pending, Session};
 use crate::config::SamplingRoute;
 use crate::errors::{
     Rejection, Source, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, POLICY_DENIED, RATE_LIMITED,
@@ -30,12 +31,27 @@ use crate::policy::RateDecision;
 /// A sampling request on its way to the backend.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Sampling {
+    /// Legacy: the server's request id; modern: the client's request the proxy retries.
     pub id: Id,
     /// The request's `params` (JSON text).
     params: String,
     cancel: Cancel,
     /// When the server's request arrived: the record's latency covers the backend's time.
     pub started: Instant,
+    modern: Option<Retry>,
+}
+
+/// Modern era: an `input_required` answer whose sampling input requests the backend
+/// fulfils; then the client's request is retried with `inputResponses` (and the server's
+/// `requestState`), and the client only sees the final answer.
+#[derive(Debug, PartialEq, Eq)]
+struct Retry {
+    method: String,
+    /// The client request's params (JSON text).
+    params: Box<str>,
+    /// (key, the input request's params as JSON text).
+    requests: Vec<(String, String)>,
+    state: Option<Value>,
 }
 
 const METHOD: &str = "sampling/createMessage";
@@ -114,6 +130,7 @@ impl Pipeline {
                 .map_or_else(|| "null".to_owned(), |p| p.get().to_owned()),
             cancel,
             started: Instant::now(),
+            modern: None,
         })))
     }
 
@@ -155,7 +172,14 @@ impl Pipeline {
 
     /// Ask the backend (blocking: call it off the reader threads) and build the answer to the
     /// server and the request's one audit record.
-    pub fn run_sampling(&self, job: Sampling, mut record: Record) -> Outcome {
+    pub fn run_sampling(&self, mut job: Sampling, record: Record) -> Outcome {
+        match job.modern.take() {
+            Some(retry) => self.run_retry(job, retry, record),
+            None => self.run_legacy(job, record),
+        }
+    }
+
+    fn run_legacy(&self, job: Sampling, mut record: Record) -> Outcome {
         let params: Value = serde_json::from_str(&job.params).unwrap_or(Value::Null);
         let outcome = match &self.guards.inference {
             Some(b) => b.sample(&params, &job.cancel),
@@ -282,25 +306,183 @@ impl Pipeline {
     /// tools, which the backend mapping supports) whatever the client declared, so the server
     /// offers its sampling features. `None`: nothing to change.
     pub(super) fn declare_sampling(&self, env: &Envelope, line: &[u8]) -> Option<Vec<u8>> {
+        if self.guards.sampling != SamplingRoute::Backend || self.guards.inference.is_none() {
+            return None;
+        }
         if env.method() != "initialize"
-            || self.guards.sampling != SamplingRoute::Backend
-            || self.guards.inference.is_none()
+            && !(self.guards.retry_input_requests && contains(line, CLIENT_CAPS.as_bytes()))
         {
             return None;
         }
         let mut message: Value = serde_json::from_slice(line).ok()?;
-        let caps = message
-            .get_mut("params")?
-            .as_object_mut()?
-            .entry("capabilities")
-            .or_insert_with(|| json!({}));
-        let caps = caps.as_object_mut()?;
-        let want = json!({"tools": {}});
-        if caps.get("sampling") == Some(&want) {
+        let changed = declare_in(message.get_mut("params")?, env.method() == "initialize")?;
+        changed.then(|| serde_json::to_vec(&message).ok()).flatten()
+    }
+
+    /// Modern era: the params of a request the proxy may have to retry (see `Retry`).
+    pub(super) fn keep_for_retry(&self, s: &Session, env: &Envelope) -> Option<Box<str>> {
+        let wanted = self.guards.sampling == SamplingRoute::Backend
+            && self.guards.inference.is_some()
+            && self.guards.retry_input_requests
+            && matches!(s.era, Era::Modern(_))
+            && env.kind == Kind::Request;
+        wanted.then(|| env.params.map(|p| p.get().into())).flatten()
+    }
+
+    /// A modern `input_required` answer to client request `id` whose input requests are all
+    /// sampling: `Some(Verdict::Sample)` (the backend answers, the proxy retries the call), or
+    /// `Some(error to the client)` when a limit refuses it. `None`: not ours, checks go on.
+    pub(super) fn fulfil_input_requests(
+        &self,
+        s: &mut Session,
+        id: &Id,
+        p: &Pending,
+        env: &Envelope,
+        record: &mut Record,
+    ) -> Option<Verdict> {
+        let retry = p.retry.as_ref()?;
+        let result: Value = serde_json::from_str(env.result?.get()).ok()?;
+        if result.get("resultType").and_then(Value::as_str) != Some("input_required") {
             return None;
         }
-        caps.insert("sampling".into(), want);
-        serde_json::to_vec(&message).ok()
+        let inputs = result.get("inputRequests")?.as_object()?;
+        if inputs.is_empty()
+            || inputs
+                .values()
+                .any(|r| r.get("method").and_then(Value::as_str) != Some(METHOD))
+        {
+            return None;
+        }
+        for _ in inputs {
+            if let Err(r) = self
+                .server_request_rate(METHOD)
+                .and_then(|()| self.sampling_limits())
+            {
+                let answer = r.to_response(Some(id), &record.audit_id);
+                deny(record, &r);
+                return Some(Verdict::Rewrite(answer));
+            }
+        }
+        let requests = inputs
+            .iter()
+            .map(|(k, r)| (k.clone(), r.get("params").unwrap_or(&Value::Null).to_string()))
+            .collect();
+        // The retried call's answer goes to the client like the first one would have.
+        s.client_pending.insert(id.clone(), p.clone());
+        let cancel = Cancel::default();
+        self.sampling_map().insert(id.clone(), cancel.clone());
+        record.event = "inference.requested".into();
+        Some(Verdict::Sample(Box::new(Sampling {
+            id: id.clone(),
+            params: String::new(),
+            cancel,
+            started: Instant::now(),
+            modern: Some(Retry {
+                method: p.method.clone(),
+                params: retry.clone(),
+                requests,
+                state: result.get("requestState").cloned(),
+            }),
+        })))
+    }
+
+    /// Fulfil a modern `input_required` from the backend and build the retried request (to the
+    /// server); a failure is answered to the client, whose request it ends.
+    fn run_retry(&self, job: Sampling, retry: Retry, mut record: Record) -> Outcome {
+        let backend = self
+            .guards
+            .inference
+            .as_ref()
+            .map(|b| b.config().authority.clone())
+            .unwrap_or_default();
+        let mut responses = serde_json::Map::new();
+        let (mut prompt, mut completion) = (0, 0);
+        let (mut model, mut redacted) = (String::new(), Vec::new());
+        let started = Instant::now();
+        for (key, params) in &retry.requests {
+            let params: Value = serde_json::from_str(params).unwrap_or(Value::Null);
+            let outcome = match &self.guards.inference {
+                Some(b) => b.sample(&params, &job.cancel),
+                None => Err(Failure::Backend("no inference backend is configured".into())),
+            };
+            match outcome {
+                Ok(mut sampled) => {
+                    redacted.extend(redact_json(&mut sampled.result));
+                    prompt += sampled.usage.prompt_tokens.unwrap_or(0);
+                    completion += sampled.usage.completion_tokens.unwrap_or(0);
+                    model = sampled.usage.model;
+                    responses.insert(key.clone(), sampled.result);
+                }
+                Err(f) => {
+                    self.sampling_map().remove(&job.id);
+                    self.session().client_pending.remove(&job.id);
+                    if f == Failure::Cancelled {
+                        record.event = "inference.cancelled".into();
+                        record.decision = Decision::Deny;
+                        record.reason =
+                            Some("the session ended; the backend request was closed".into());
+                        return Outcome {
+                            verdict: Verdict::Drop,
+                            record,
+                        };
+                    }
+                    let r = failure(&f, &backend);
+                    let answer = r.to_response(Some(&job.id), &record.audit_id);
+                    deny(&mut record, &r);
+                    record.decision = Decision::Error;
+                    return Outcome {
+                        verdict: Verdict::Rewrite(answer),
+                        record,
+                    };
+                }
+            }
+        }
+        self.sampling_map().remove(&job.id);
+        if let Some(budget) = &self.guards.token_budget {
+            budget.spend(unix_now(), prompt + completion);
+        }
+        let mut params: Value = serde_json::from_str(&retry.params).unwrap_or_else(|_| json!({}));
+        if let Some(p) = params.as_object_mut() {
+            p.insert("inputResponses".into(), Value::Object(responses));
+            match retry.state {
+                Some(st) => p.insert("requestState".into(), st),
+                None => p.remove("requestState"),
+            };
+        }
+        let _ = declare_in(&mut params, false);
+        record.decision = if redacted.is_empty() {
+            Decision::Allow
+        } else {
+            Decision::Redact
+        };
+        record.event = "inference.completed".into();
+        record.reason = Some(if redacted.is_empty() {
+            "input_required fulfilled by the inference backend; the call was retried with inputResponses".into()
+        } else {
+            format!(
+                "input_required fulfilled by the inference backend; redacted: {}",
+                redacted.join(", ")
+            )
+        });
+        record.detail = Some(json!({"inference": {
+            "backend": backend,
+            "model": model,
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "latency_ms": started.elapsed().as_secs_f64() * 1000.0,
+            "input_requests": retry.requests.len(),
+        }}));
+        let bytes = format!(
+            r#"{{"jsonrpc":"2.0","id":{},"method":{},"params":{}}}"#,
+            job.id.to_json(),
+            Value::from(retry.method),
+            params
+        )
+        .into_bytes();
+        Outcome {
+            verdict: Verdict::Answer(bytes),
+            record,
+        }
     }
 
     fn sampling_map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Id, Cancel>> {
@@ -312,6 +494,33 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// The modern era's per-request client capabilities.
+const CLIENT_CAPS: &str = "io.modelcontextprotocol/clientCapabilities";
+
+/// Declare `sampling` (with tools) in `params`: `capabilities` of `initialize`, else the
+/// modern `_meta` client capabilities (only where the client sent some). `Some(changed)`.
+fn declare_in(params: &mut Value, initialize: bool) -> Option<bool> {
+    let caps = if initialize {
+        params
+            .as_object_mut()?
+            .entry("capabilities")
+            .or_insert_with(|| json!({}))
+    } else {
+        params.get_mut("_meta")?.get_mut(CLIENT_CAPS)?
+    };
+    let caps = caps.as_object_mut()?;
+    let want = json!({"tools": {}});
+    if caps.get("sampling") == Some(&want) {
+        return Some(false);
+    }
+    caps.insert("sampling".into(), want);
+    Some(true)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// The error the server gets for a failed routed request.

@@ -258,6 +258,10 @@ impl Pipeline {
         }
         self.observe_outcome(&p, env);
         if env.kind == Kind::Response && contains(line, b"\"inputRequests\"") {
+            // Sampling input requests the backend answers: the proxy retries the call itself.
+            if let Some(v) = self.fulfil_input_requests(s, id, &p, env, record) {
+                return v;
+            }
             if let Some(r) =
                 server_requests::undeclared_input_request(s.client_caps.as_ref(), env.result)
             {
@@ -347,6 +351,7 @@ fn server_request(s: &mut Session, env: &Envelope) -> Result<(), Rejection> {
             started: Instant::now(),
             cancelled: false,
             paged: false,
+            retry: None,
         },
     );
     Ok(())
