@@ -957,10 +957,7 @@ fn benchmark_added_latency_over_the_backend() {
     let params = json!({"messages": user("bench"), "maxTokens": 5, "systemPrompt": "Be brief."});
     let tools: Vec<String> = (0..N).map(|i| format!("b{i}")).collect();
     let requests: Vec<(&str, Value)> = tools.iter().map(|t| (t.as_str(), params.clone())).collect();
-    let mut w = sampling_server(
-        config(&backend.url(), "sampler", "backend", ""),
-        &requests,
-    );
+    let mut w = sampling_server(config(&backend.url(), "sampler", "backend", ""), &requests);
     for t in &tools {
         call(&mut w, t);
         server_got(&w, t, Duration::from_secs(10));
@@ -991,4 +988,86 @@ fn benchmark_added_latency_over_the_backend() {
         p - d
     );
     assert!(p - d < 25.0, "added latency {:.2} ms", p - d);
+}
+
+/// The modern era (2026-07-28): an rmcp 3.11 server answers `input_required` with a sampling
+/// input request; the proxy fulfils it from the backend and retries the call with
+/// `inputResponses` and the server's `requestState`, so the client gets the final result only.
+#[test]
+fn modern_input_required_sampling_is_fulfilled_by_the_backend_and_retried() {
+    let backend = scripted_backend();
+    let rmcp = support::warden_bin()
+        .parent()
+        .expect("binary dir")
+        .join("examples/rmcp_server");
+    assert!(rmcp.exists(), "run `cargo build --examples`");
+    let seen = tempfile::tempdir().expect("tempdir");
+    let server_in = seen.path().join("server_in.log");
+    let mut w = start_upstream(
+        Options {
+            config: Some(config(&backend.url(), "modern", "backend", "")),
+            extra_env: vec![(
+                "RMCP_RECORD_IN".into(),
+                server_in.to_string_lossy().into_owned(),
+            )],
+            ..Options::default()
+        },
+        "modern",
+        &[rmcp.into_os_string()],
+    );
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {"elicitation": {"form": {}}},
+        "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"}
+    });
+    w.send(
+        &json!({"jsonrpc": "2.0", "id": "l", "method": "tools/list", "params": {"_meta": meta}}),
+    );
+    let listing = w.recv();
+    assert!(listing.to_string().contains("summarize"), "{listing}");
+    w.send(
+        &json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": "summarize", "arguments": {"text": "a long text"}, "_meta": meta}}),
+    );
+    let answer = w.recv();
+    assert_eq!(answer["id"], 7, "{answer}");
+    assert_eq!(
+        answer["result"]["content"][0]["text"],
+        "summary by meta-llama/Llama-3.1-8B-Instruct: scripted answer",
+        "the client sees the final result, never input_required: {answer}"
+    );
+    // The backend got the server's sampling request.
+    let asked = backend.requests();
+    assert_eq!(
+        asked[0]["messages"][0]["content"], "Summarize: a long text",
+        "{asked:?}"
+    );
+    assert!(w.recv_raw(Duration::from_millis(300)).is_none());
+    w.finish();
+    let audit = w.audit();
+    let rec = audit
+        .iter()
+        .find(|r| r["event"] == "inference.completed")
+        .unwrap_or_else(|| panic!("{audit:#?}"));
+    assert_eq!(rec["method"], "tools/call");
+    assert_eq!(rec["detail"]["inference"]["completion_tokens"], 3);
+    // What the server read: the call with sampling declared for the client, then the retry.
+    let calls: Vec<Value> = std::fs::read_to_string(&server_in)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["method"] == "tools/call")
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    let caps = "io.modelcontextprotocol/clientCapabilities";
+    assert_eq!(
+        calls[0]["params"]["_meta"][caps]["sampling"],
+        json!({"tools": {}})
+    );
+    assert_eq!(calls[1]["params"]["requestState"], "summarize-round-1");
+    assert_eq!(
+        calls[1]["params"]["inputResponses"]["summary"]["content"]["text"],
+        "scripted answer"
+    );
+    assert_eq!(calls[1]["params"]["arguments"]["text"], "a long text");
 }

@@ -20,13 +20,13 @@ use super::{deny, short, Outcome, Pipeline, Verdict};
 use crate::audit::{Decision, Record};
 use crate::checks::secrets::redact_json;
 use crate::codec::{Envelope, Id, Kind};
-use crate::session::{Era, Pending, Session};
 use crate::config::SamplingRoute;
 use crate::errors::{
     Rejection, Source, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, POLICY_DENIED, RATE_LIMITED,
 };
 use crate::inference::{Cancel, Failure};
 use crate::policy::RateDecision;
+use crate::session::{Era, Pending, Session};
 
 /// A sampling request on its way to the backend.
 #[derive(Debug, PartialEq, Eq)]
@@ -365,7 +365,12 @@ impl Pipeline {
         }
         let requests = inputs
             .iter()
-            .map(|(k, r)| (k.clone(), r.get("params").unwrap_or(&Value::Null).to_string()))
+            .map(|(k, r)| {
+                (
+                    k.clone(),
+                    r.get("params").unwrap_or(&Value::Null).to_string(),
+                )
+            })
             .collect();
         // The retried call's answer goes to the client like the first one would have.
         s.client_pending.insert(id.clone(), p.clone());
@@ -403,7 +408,9 @@ impl Pipeline {
             let params: Value = serde_json::from_str(params).unwrap_or(Value::Null);
             let outcome = match &self.guards.inference {
                 Some(b) => b.sample(&params, &job.cancel),
-                None => Err(Failure::Backend("no inference backend is configured".into())),
+                None => Err(Failure::Backend(
+                    "no inference backend is configured".into(),
+                )),
             };
             match outcome {
                 Ok(mut sampled) => {
