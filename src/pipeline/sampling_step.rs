@@ -56,6 +56,12 @@ struct Retry {
 
 const METHOD: &str = "sampling/createMessage";
 
+/// Requests a modern server may answer with `input_required` (MRTR).
+const RETRIED_METHODS: &[&str] = &["tools/call", "prompts/get", "resources/read"];
+
+/// Params kept for a retry at most; a larger request's `input_required` goes to the client.
+const RETRY_KEEP_BYTES: usize = 256 * 1024;
+
 impl Pipeline {
     /// `Some(verdict)` when this server's sampling is not the client's business.
     pub(super) fn route_sampling(&self, env: &Envelope, record: &mut Record) -> Option<Verdict> {
@@ -325,8 +331,11 @@ impl Pipeline {
             && self.guards.inference.is_some()
             && self.guards.retry_input_requests
             && matches!(s.era, Era::Modern(_))
-            && env.kind == Kind::Request;
-        wanted.then(|| env.params.map(|p| p.get().into())).flatten()
+            && env.kind == Kind::Request
+            && RETRIED_METHODS.contains(&env.method());
+        // Bounded: at most MAX_PENDING requests of at most RETRY_KEEP_BYTES each.
+        let params = env.params.filter(|p| p.get().len() <= RETRY_KEEP_BYTES)?;
+        wanted.then(|| params.get().into())
     }
 
     /// A modern `input_required` answer to client request `id` whose input requests are all
