@@ -21,6 +21,7 @@
 //! | `elicit_schema.rs` | the flat primitive `requestedSchema` the spec allows |
 //! | `flood.rs`  | step: server notifications bounded per second, coalesced |
 //! | `sampling_step.rs` | step: a server's sampling routed to the backend, denied, or left to the client |
+//! | `sampling_retry.rs` | modern `input_required` sampling fulfilled by the backend, the call retried |
 
 mod auth;
 mod client;
@@ -34,6 +35,7 @@ mod params;
 mod pins_step;
 mod policy_step;
 mod prefetch;
+mod sampling_retry;
 mod sampling_step;
 mod server;
 mod server_requests;

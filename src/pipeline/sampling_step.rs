@@ -10,23 +10,24 @@
 //!   to the client, which may not even have declared sampling.
 //!
 //! The request's one audit record is written when it is answered, with the backend's usage.
-//! Also here: the `initialize` rewrite that declares `sampling` to such a server.
+//! Also here: the `initialize` (and modern `_meta`) rewrite that declares `sampling` to such a
+//! server. The modern era's `input_required` retry is `sampling_retry.rs`.
 
 use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use super::sampling_retry::Retry;
 use super::{deny, short, Outcome, Pipeline, Verdict};
 use crate::audit::{Decision, Record};
 use crate::checks::secrets::redact_json;
-use crate::codec::{Envelope, Id, Kind};
+use crate::codec::{Envelope, Id};
 use crate::config::SamplingRoute;
 use crate::errors::{
     Rejection, Source, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, POLICY_DENIED, RATE_LIMITED,
 };
 use crate::inference::{Cancel, Failure};
 use crate::policy::RateDecision;
-use crate::session::{Era, Pending, Session};
 
 /// A sampling request on its way to the backend.
 #[derive(Debug, PartialEq, Eq)]
@@ -34,33 +35,14 @@ pub struct Sampling {
     /// Legacy: the server's request id; modern: the client's request the proxy retries.
     pub id: Id,
     /// The request's `params` (JSON text).
-    params: String,
-    cancel: Cancel,
+    pub(super) params: String,
+    pub(super) cancel: Cancel,
     /// When the server's request arrived: the record's latency covers the backend's time.
     pub started: Instant,
-    modern: Option<Retry>,
+    pub(super) modern: Option<Retry>,
 }
 
-/// Modern era: an `input_required` answer whose sampling input requests the backend
-/// fulfils; then the client's request is retried with `inputResponses` (and the server's
-/// `requestState`), and the client only sees the final answer.
-#[derive(Debug, PartialEq, Eq)]
-struct Retry {
-    method: String,
-    /// The client request's params (JSON text).
-    params: Box<str>,
-    /// (key, the input request's params as JSON text).
-    requests: Vec<(String, String)>,
-    state: Option<Value>,
-}
-
-const METHOD: &str = "sampling/createMessage";
-
-/// Requests a modern server may answer with `input_required` (MRTR).
-const RETRIED_METHODS: &[&str] = &["tools/call", "prompts/get", "resources/read"];
-
-/// Params kept for a retry at most; a larger request's `input_required` goes to the client.
-const RETRY_KEEP_BYTES: usize = 256 * 1024;
+pub(super) const METHOD: &str = "sampling/createMessage";
 
 impl Pipeline {
     /// `Some(verdict)` when this server's sampling is not the client's business.
@@ -141,7 +123,7 @@ impl Pipeline {
     }
 
     /// `[[servers]] sampling_rate` and `sampling_tokens_per_day` (-32016 with `retry_after_ms`).
-    fn sampling_limits(&self) -> Result<(), Rejection> {
+    pub(super) fn sampling_limits(&self) -> Result<(), Rejection> {
         let limited = |rule: &str, reason: String, retry_after_ms: u64| {
             short(
                 Rejection::new(RATE_LIMITED, "ratelimit.sampling", rule, reason)
@@ -325,188 +307,14 @@ impl Pipeline {
         changed.then(|| serde_json::to_vec(&message).ok()).flatten()
     }
 
-    /// Modern era: the params of a request the proxy may have to retry (see `Retry`).
-    pub(super) fn keep_for_retry(&self, s: &Session, env: &Envelope) -> Option<Box<str>> {
-        let wanted = self.guards.sampling == SamplingRoute::Backend
-            && self.guards.inference.is_some()
-            && self.guards.retry_input_requests
-            && matches!(s.era, Era::Modern(_))
-            && env.kind == Kind::Request
-            && RETRIED_METHODS.contains(&env.method());
-        // Bounded: at most MAX_PENDING requests of at most RETRY_KEEP_BYTES each.
-        let params = env.params.filter(|p| p.get().len() <= RETRY_KEEP_BYTES)?;
-        wanted.then(|| params.get().into())
-    }
-
-    /// A modern `input_required` answer to client request `id` whose input requests are all
-    /// sampling: `Some(Verdict::Sample)` (the backend answers, the proxy retries the call), or
-    /// `Some(error to the client)` when a limit refuses it. `None`: not ours, checks go on.
-    pub(super) fn fulfil_input_requests(
+    pub(super) fn sampling_map(
         &self,
-        s: &mut Session,
-        id: &Id,
-        p: &Pending,
-        env: &Envelope,
-        record: &mut Record,
-    ) -> Option<Verdict> {
-        let retry = p.retry.as_ref()?;
-        let result: Value = serde_json::from_str(env.result?.get()).ok()?;
-        if result.get("resultType").and_then(Value::as_str) != Some("input_required") {
-            return None;
-        }
-        let inputs = result.get("inputRequests")?.as_object()?;
-        if inputs.is_empty()
-            || inputs
-                .values()
-                .any(|r| r.get("method").and_then(Value::as_str) != Some(METHOD))
-        {
-            return None;
-        }
-        for _ in inputs {
-            if let Err(r) = self
-                .server_request_rate(METHOD)
-                .and_then(|()| self.sampling_limits())
-            {
-                let answer = r.to_response(Some(id), &record.audit_id);
-                deny(record, &r);
-                return Some(Verdict::Rewrite(answer));
-            }
-        }
-        let requests = inputs
-            .iter()
-            .map(|(k, r)| {
-                (
-                    k.clone(),
-                    r.get("params").unwrap_or(&Value::Null).to_string(),
-                )
-            })
-            .collect();
-        // The retried call's answer goes to the client like the first one would have.
-        s.client_pending.insert(id.clone(), p.clone());
-        let cancel = Cancel::default();
-        self.sampling_map().insert(id.clone(), cancel.clone());
-        record.event = "inference.requested".into();
-        Some(Verdict::Sample(Box::new(Sampling {
-            id: id.clone(),
-            params: String::new(),
-            cancel,
-            started: Instant::now(),
-            modern: Some(Retry {
-                method: p.method.clone(),
-                params: retry.clone(),
-                requests,
-                state: result.get("requestState").cloned(),
-            }),
-        })))
-    }
-
-    /// Fulfil a modern `input_required` from the backend and build the retried request (to the
-    /// server); a failure is answered to the client, whose request it ends.
-    fn run_retry(&self, job: Sampling, retry: Retry, mut record: Record) -> Outcome {
-        let backend = self
-            .guards
-            .inference
-            .as_ref()
-            .map(|b| b.config().authority.clone())
-            .unwrap_or_default();
-        let mut responses = serde_json::Map::new();
-        let (mut prompt, mut completion) = (0, 0);
-        let (mut model, mut redacted) = (String::new(), Vec::new());
-        let started = Instant::now();
-        for (key, params) in &retry.requests {
-            let params: Value = serde_json::from_str(params).unwrap_or(Value::Null);
-            let outcome = match &self.guards.inference {
-                Some(b) => b.sample(&params, &job.cancel),
-                None => Err(Failure::Backend(
-                    "no inference backend is configured".into(),
-                )),
-            };
-            match outcome {
-                Ok(mut sampled) => {
-                    redacted.extend(redact_json(&mut sampled.result));
-                    prompt += sampled.usage.prompt_tokens.unwrap_or(0);
-                    completion += sampled.usage.completion_tokens.unwrap_or(0);
-                    model = sampled.usage.model;
-                    responses.insert(key.clone(), sampled.result);
-                }
-                Err(f) => {
-                    self.sampling_map().remove(&job.id);
-                    self.session().client_pending.remove(&job.id);
-                    if f == Failure::Cancelled {
-                        record.event = "inference.cancelled".into();
-                        record.decision = Decision::Deny;
-                        record.reason =
-                            Some("the session ended; the backend request was closed".into());
-                        return Outcome {
-                            verdict: Verdict::Drop,
-                            record,
-                        };
-                    }
-                    let r = failure(&f, &backend);
-                    let answer = r.to_response(Some(&job.id), &record.audit_id);
-                    deny(&mut record, &r);
-                    record.decision = Decision::Error;
-                    return Outcome {
-                        verdict: Verdict::Rewrite(answer),
-                        record,
-                    };
-                }
-            }
-        }
-        self.sampling_map().remove(&job.id);
-        if let Some(budget) = &self.guards.token_budget {
-            budget.spend(unix_now(), prompt + completion);
-        }
-        let mut params: Value = serde_json::from_str(&retry.params).unwrap_or_else(|_| json!({}));
-        if let Some(p) = params.as_object_mut() {
-            p.insert("inputResponses".into(), Value::Object(responses));
-            match retry.state {
-                Some(st) => p.insert("requestState".into(), st),
-                None => p.remove("requestState"),
-            };
-        }
-        let _ = declare_in(&mut params, false);
-        record.decision = if redacted.is_empty() {
-            Decision::Allow
-        } else {
-            Decision::Redact
-        };
-        record.event = "inference.completed".into();
-        record.reason = Some(if redacted.is_empty() {
-            "input_required fulfilled by the inference backend; the call was retried with inputResponses".into()
-        } else {
-            format!(
-                "input_required fulfilled by the inference backend; redacted: {}",
-                redacted.join(", ")
-            )
-        });
-        record.detail = Some(json!({"inference": {
-            "backend": backend,
-            "model": model,
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "latency_ms": started.elapsed().as_secs_f64() * 1000.0,
-            "input_requests": retry.requests.len(),
-        }}));
-        let bytes = format!(
-            r#"{{"jsonrpc":"2.0","id":{},"method":{},"params":{}}}"#,
-            job.id.to_json(),
-            Value::from(retry.method),
-            params
-        )
-        .into_bytes();
-        Outcome {
-            verdict: Verdict::Answer(bytes),
-            record,
-        }
-    }
-
-    fn sampling_map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Id, Cancel>> {
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<Id, Cancel>> {
         self.sampling.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-fn unix_now() -> u64 {
+pub(super) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -517,7 +325,7 @@ const CLIENT_CAPS: &str = "io.modelcontextprotocol/clientCapabilities";
 
 /// Declare `sampling` (with tools) in `params`: `capabilities` of `initialize`, else the
 /// modern `_meta` client capabilities (only where the client sent some). `Some(changed)`.
-fn declare_in(params: &mut Value, initialize: bool) -> Option<bool> {
+pub(super) fn declare_in(params: &mut Value, initialize: bool) -> Option<bool> {
     let caps = if initialize {
         params
             .as_object_mut()?
@@ -540,7 +348,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 /// The error the server gets for a failed routed request.
-fn failure(f: &Failure, backend: &str) -> Rejection {
+pub(super) fn failure(f: &Failure, backend: &str) -> Rejection {
     let (code, event, reason, message) = match f {
         Failure::BadRequest(why) => (
             INVALID_PARAMS,
