@@ -2,7 +2,8 @@
 //! tools built with rmcp's server macros. `add` and `echo` answer at once; `greet` is a
 //! multi-round-trip (MRTR) tool: without `requestState` it answers `resultType: "input_required"`
 //! with one elicitation input request and an opaque `requestState`, and on the retry it completes
-//! with the elicited name and the echoed state.
+//! with the elicited name and the echoed state. `summarize` is the same with one sampling input
+//! request (for `tests/inference.rs`: the proxy fulfils it from the inference backend).
 //!
 //! Test hooks (environment):
 //! - `RMCP_RECORD_IN=FILE`: append every byte the server reads from stdin to FILE.
@@ -46,6 +47,15 @@ struct GreetArgs {
     greeting: String,
 }
 
+#[derive(Deserialize, schemars::JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+struct SummarizeArgs {
+    text: String,
+}
+
+/// The opaque state `summarize` hands out.
+const SUMMARIZE_STATE: &str = "summarize-round-1";
+
 #[derive(Clone)]
 struct Modern;
 
@@ -67,6 +77,48 @@ impl Modern {
         Parameters(args): Parameters<EchoArgs>,
     ) -> Result<CallToolResult, ErrorData> {
         Ok(CallToolResult::success(vec![ContentBlock::text(args.text)]))
+    }
+
+    #[tool(description = "Summarize a text with the client's model (multi round-trip sampling)")]
+    async fn summarize(
+        &self,
+        Parameters(args): Parameters<SummarizeArgs>,
+        RequestState(state): RequestState,
+        InputResponses(responses): InputResponses,
+    ) -> Result<CallToolResponse, ErrorData> {
+        match state.as_deref() {
+            None => {
+                let request = serde_json::from_value(serde_json::json!({
+                    "method": "sampling/createMessage",
+                    "params": {
+                        "messages": [{"role": "user", "content": {"type": "text", "text": format!("Summarize: {}", args.text)}}],
+                        "maxTokens": 20
+                    }
+                }))
+                .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+                let mut requests = InputRequests::new();
+                requests.insert("summary".to_owned(), InputRequest::CreateMessage(request));
+                Ok(InputRequiredResult::new(Some(requests), Some(SUMMARIZE_STATE.into())).into())
+            }
+            Some(SUMMARIZE_STATE) => {
+                let r = responses
+                    .as_ref()
+                    .and_then(|r| r.get("summary"))
+                    .ok_or_else(|| {
+                        ErrorData::invalid_params("missing inputResponses.summary", None)
+                    })?;
+                Ok(CallToolResult::success(vec![ContentBlock::text(format!(
+                    "summary by {}: {}",
+                    r["model"].as_str().unwrap_or("?"),
+                    r["content"]["text"].as_str().unwrap_or("?")
+                ))])
+                .into())
+            }
+            Some(other) => Err(ErrorData::invalid_params(
+                format!("unexpected requestState {other:?}"),
+                None,
+            )),
+        }
     }
 
     #[tool(description = "Greet a user after asking for their name (multi round-trip)")]

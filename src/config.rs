@@ -212,6 +212,12 @@ impl Config {
             ),
             ("serve.body_timeout_secs", sv.body_timeout_secs),
             ("serve.session_idle_secs", sv.session_idle_secs),
+            ("inference.max_tokens_cap", self.inference.max_tokens_cap),
+            ("inference.timeout_secs", self.inference.timeout_secs),
+            (
+                "inference.max_concurrent",
+                self.inference.max_concurrent as u64,
+            ),
         ] {
             if v == 0 {
                 return bad(k, "must be greater than 0");
@@ -225,6 +231,17 @@ impl Config {
                 return bad(
                     &format!("servers[{i}]"),
                     "set exactly one of command or url",
+                );
+            }
+            if !s.sampling_rate.is_empty() {
+                if let Err(e) = crate::policy::Rate::parse(&s.sampling_rate) {
+                    return bad(&format!("servers[{i}].sampling_rate"), &e);
+                }
+            }
+            if s.sampling == SamplingRoute::Backend && self.inference.backend.trim().is_empty() {
+                return bad(
+                    &format!("servers[{i}].sampling"),
+                    "\"backend\" needs inference.backend (the backend's URL)",
                 );
             }
             if !s.headers.is_empty() && s.url.is_empty() {

@@ -21,6 +21,7 @@ pub mod config;
 pub mod connect;
 pub mod errors;
 pub mod identity;
+pub mod inference;
 pub mod pins;
 pub mod pipeline;
 pub mod policy;

@@ -36,6 +36,9 @@ pub struct Pending {
     pub cancelled: bool,
     /// A listing request that carried a `cursor` (a continuation page).
     pub paged: bool,
+    /// The request's params, kept only where the proxy may retry it itself: a modern-era
+    /// request to a server whose sampling the inference backend answers (`input_required`).
+    pub retry: Option<Box<str>>,
 }
 
 /// Upper bound on requests in flight per direction: a peer that never answers must not grow

@@ -67,7 +67,7 @@ fn check_config_reports_every_problem_and_the_policy_in_force() {
     std::fs::write(
         &cfg,
         "[admin]\nlisten = \"0.0.0.0:9464\"\n[policy]\ndir = \"/nonexistent/policies\"\n\
-         [inference]\nbackend = \"http://127.0.0.1:8000\"\n",
+         [inference]\nbackend = \"https://vllm.example:8000\"\n",
     )
     .unwrap();
     let out = cli(

@@ -274,7 +274,7 @@ async fn rmcp_discover_client_through_wrap_equals_direct() {
         .iter()
         .filter_map(|t| t["name"].as_str())
         .collect();
-    assert_eq!(names, ["add", "echo", "greet"], "tools/list");
+    assert_eq!(names, ["add", "echo", "greet", "summarize"], "tools/list");
     assert_eq!(direct_seen.add["content"][0]["text"], "42", "add");
     assert_eq!(
         direct_seen.echo["content"][0]["text"], "modern era ✓ \"quoted\"",

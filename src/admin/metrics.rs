@@ -102,10 +102,23 @@ impl Histogram {
 /// `(direction, method, decision)`.
 pub type SeriesKey = (&'static str, String, &'static str);
 
+/// Outcomes of sampling requests routed to the inference backend (the records' events).
+pub const INFERENCE_OUTCOMES: &[&str] = &[
+    "completed",
+    "timeout",
+    "backend_failed",
+    "bad_request",
+    "cancelled",
+];
+
 pub struct Metrics {
     messages: RwLock<HashMap<SeriesKey, AtomicU64>>,
     pub decision_latency: Histogram,
     pub upstream_latency: Histogram,
+    /// Routed sampling: time the backend took, requests by outcome, tokens (prompt, completion).
+    pub inference_latency: Histogram,
+    inference_outcomes: Vec<AtomicU64>,
+    inference_tokens: [AtomicU64; 2],
     alerts: AtomicU64,
     recent: Mutex<VecDeque<Value>>,
 }
@@ -149,6 +162,12 @@ impl Metrics {
             messages: RwLock::new(HashMap::new()),
             decision_latency: Histogram::new(DECISION_BUCKETS),
             upstream_latency: Histogram::new(UPSTREAM_BUCKETS),
+            inference_latency: Histogram::new(UPSTREAM_BUCKETS),
+            inference_outcomes: INFERENCE_OUTCOMES
+                .iter()
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            inference_tokens: [AtomicU64::new(0), AtomicU64::new(0)],
             alerts: AtomicU64::new(0),
             recent: Mutex::new(VecDeque::with_capacity(RECENT_ALERTS)),
         }
@@ -165,7 +184,23 @@ impl Metrics {
             decision_label(rec.decision),
         );
         self.count(key);
-        if let Some(us) = rec.latency_us {
+        let routed = rec
+            .event
+            .strip_prefix("inference.")
+            .and_then(|o| INFERENCE_OUTCOMES.iter().position(|k| *k == o));
+        if let Some(i) = routed {
+            // Its latency is the backend's, not a decision's.
+            self.inference_outcomes[i].fetch_add(1, Ordering::Relaxed);
+            if let Some(us) = rec.latency_us {
+                self.inference_latency.observe_us(us);
+            }
+            let usage = rec.detail.as_ref().and_then(|d| d.get("inference"));
+            for (slot, key) in ["prompt_tokens", "completion_tokens"].iter().enumerate() {
+                if let Some(n) = usage.and_then(|u| u.get(*key)).and_then(Value::as_u64) {
+                    self.inference_tokens[slot].fetch_add(n, Ordering::Relaxed);
+                }
+            }
+        } else if let Some(us) = rec.latency_us {
             self.decision_latency.observe_us(us);
         }
         if rec.alert {
@@ -203,6 +238,23 @@ impl Metrics {
     pub fn observe_upstream(&self, took: Duration) {
         self.upstream_latency
             .observe_us(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    /// Routed sampling requests per outcome, in `INFERENCE_OUTCOMES` order.
+    pub fn inference_outcomes(&self) -> Vec<(&'static str, u64)> {
+        INFERENCE_OUTCOMES
+            .iter()
+            .zip(&self.inference_outcomes)
+            .map(|(k, v)| (*k, v.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Tokens the backend reported: (prompt, completion).
+    pub fn inference_tokens(&self) -> (u64, u64) {
+        (
+            self.inference_tokens[0].load(Ordering::Relaxed),
+            self.inference_tokens[1].load(Ordering::Relaxed),
+        )
     }
 
     pub fn alerts_total(&self) -> u64 {
@@ -254,5 +306,30 @@ mod tests {
         assert_eq!(buckets[0].1, 0);
         assert_eq!(buckets[2], (Some(0.000_25), 2));
         assert_eq!(buckets.last(), Some(&(None, 2)));
+    }
+
+    #[test]
+    fn routed_sampling_counts_outcomes_tokens_and_backend_time() {
+        let m = Metrics::new();
+        let mut r = Record::new("s", "srv", Direction::ServerToClient, 10);
+        r.method = Some("sampling/createMessage".into());
+        r.event = "inference.completed".into();
+        r.decision = Decision::Allow;
+        r.latency_us = Some(1_500_000);
+        r.detail =
+            Some(serde_json::json!({"inference": {"prompt_tokens": 36, "completion_tokens": 19}}));
+        m.record(&r);
+        r.event = "inference.timeout".into();
+        r.detail = None;
+        m.record(&r);
+        assert_eq!(m.inference_tokens(), (36, 19));
+        assert!(m.inference_outcomes().contains(&("completed", 1)));
+        assert!(m.inference_outcomes().contains(&("timeout", 1)));
+        assert_eq!(m.inference_latency.snapshot().2, 2);
+        assert_eq!(
+            m.decision_latency.snapshot().2,
+            0,
+            "backend time is not decision time"
+        );
     }
 }

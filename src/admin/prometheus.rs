@@ -58,6 +58,33 @@ pub fn render(m: &Metrics, trust: &[(String, f64)]) -> String {
         "Time the upstream server took to answer one request.",
         &m.upstream_latency,
     );
+    out.push_str("# HELP mcp_warden_inference_requests_total Sampling requests routed to the inference backend, by outcome.\n");
+    out.push_str("# TYPE mcp_warden_inference_requests_total counter\n");
+    for (outcome, n) in m.inference_outcomes() {
+        let _ = writeln!(
+            out,
+            "mcp_warden_inference_requests_total{{outcome=\"{outcome}\"}} {n}"
+        );
+    }
+    let (prompt, completion) = m.inference_tokens();
+    out.push_str(
+        "# HELP mcp_warden_inference_tokens_total Tokens the inference backend reported.\n",
+    );
+    out.push_str("# TYPE mcp_warden_inference_tokens_total counter\n");
+    let _ = writeln!(
+        out,
+        "mcp_warden_inference_tokens_total{{kind=\"prompt\"}} {prompt}"
+    );
+    let _ = writeln!(
+        out,
+        "mcp_warden_inference_tokens_total{{kind=\"completion\"}} {completion}"
+    );
+    histogram(
+        &mut out,
+        "mcp_warden_inference_latency_seconds",
+        "Time a routed sampling request took, the backend's answer included.",
+        &m.inference_latency,
+    );
     out.push_str("# HELP mcp_warden_alerts_total Security alerts raised.\n");
     out.push_str("# TYPE mcp_warden_alerts_total counter\n");
     let _ = writeln!(out, "mcp_warden_alerts_total {}", m.alerts_total());
@@ -96,5 +123,7 @@ mod tests {
         assert!(text.contains("mcp_warden_decision_latency_seconds_count 1\n"));
         assert!(text.contains("mcp_warden_trust_score{server=\"a\\\"b\"} 0.5\n"));
         assert!(text.contains("mcp_warden_alerts_total 0\n"));
+        assert!(text.contains("mcp_warden_inference_requests_total{outcome=\"completed\"} 0\n"));
+        assert!(text.contains("mcp_warden_inference_tokens_total{kind=\"completion\"} 0\n"));
     }
 }

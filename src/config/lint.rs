@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use super::{split_env_name, Config, EnvSource, SamplingRoute, ENV_PREFIX};
+use super::{split_env_name, Config, EnvSource, ENV_PREFIX};
 
 /// Environment variables of ours that are not config keys.
 const OTHER_VARS: &[&str] = &["MCP_WARDEN_STATE", "MCP_WARDEN_LOG"];
@@ -68,18 +68,8 @@ pub fn check(config: &Config, env: &dyn EnvSource, state: &Path) -> Vec<Finding>
     ) {
         out.push(error(e));
     }
-    if !config.inference.backend.trim().is_empty() {
-        out.push(warning(
-            "inference.backend: model routing is not implemented yet; the key does nothing".into(),
-        ));
-    }
-    for s in &config.servers {
-        if s.sampling != SamplingRoute::Client {
-            out.push(warning(format!(
-                "servers[{}].sampling: only \"client\" is implemented yet; sampling requests go to the client",
-                s.name
-            )));
-        }
+    if let Err(e) = crate::inference::BackendConfig::from_section(&config.inference, state) {
+        out.push(error(e));
     }
     out
 }

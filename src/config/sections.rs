@@ -281,14 +281,25 @@ impl Default for ServeSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InferenceSection {
+    /// Base URL of an OpenAI-compatible backend (`http://host:port`); empty: routing off.
     pub backend: String,
+    /// A file holding the backend's bearer token (relative to the state dir); empty: none.
+    pub api_key_file: String,
+    /// Upper bound on `maxTokens` of a routed sampling request.
     pub max_tokens_cap: u64,
+    /// One routed request, model listing included, must be answered within this time.
+    pub timeout_secs: u64,
+    /// Routed requests in flight at once per server; more wait (within the timeout).
+    pub max_concurrent: usize,
 }
 impl Default for InferenceSection {
     fn default() -> Self {
         InferenceSection {
             backend: String::new(),
+            api_key_file: String::new(),
             max_tokens_cap: 4096,
+            timeout_secs: 60,
+            max_concurrent: 4,
         }
     }
 }
@@ -316,6 +327,13 @@ pub struct ServerSection {
     pub public_key: String,
     #[serde(default)]
     pub sampling: SamplingRoute,
+    /// `sampling = "backend"`: at most this many routed requests (e.g. "30/min"); empty: the
+    /// default for every server request (60/min).
+    #[serde(default)]
+    pub sampling_rate: String,
+    /// `sampling = "backend"`: tokens (prompt + completion) per UTC day; 0: no ceiling.
+    #[serde(default)]
+    pub sampling_tokens_per_day: u64,
     /// Headers `serve` adds to every request to a `url` upstream (its credentials, e.g.
     /// `Authorization`); the client's own `Authorization` is never passed on.
     #[serde(default)]

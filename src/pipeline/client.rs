@@ -52,7 +52,15 @@ impl Pipeline {
         let verdict = match decoded {
             Decoded::Single(env) => {
                 match self.check_client(&mut session, &env, line, checked, &mut record) {
-                    Ok(Admit::Forward) => allow(line, &mut record),
+                    Ok(Admit::Forward) => match self.declare_sampling(&env, line) {
+                        Some(bytes) => {
+                            record.decision = Decision::Rewrite;
+                            record.event = "inference.sampling_declared".into();
+                            record.reason = Some("sampling declared to the server: the inference backend answers it (servers.sampling = \"backend\")".into());
+                            Verdict::Rewrite(codec::escape_line_separators(&bytes).unwrap_or(bytes))
+                        }
+                        None => allow(line, &mut record),
+                    },
                     Ok(Admit::Hold { risk, rule, reason }) => {
                         let id = env.id.clone().unwrap_or(Id::Num("0".into()));
                         match self.hold_call(id, line, (risk, rule, reason), &mut record) {
@@ -328,6 +336,7 @@ impl Pipeline {
             _ => {}
         }
         record.tool = tool.clone();
+        let retry = self.keep_for_retry(s, env);
         s.client_pending.insert(
             id,
             Pending {
@@ -336,6 +345,7 @@ impl Pipeline {
                 started: Instant::now(),
                 cancelled: false,
                 paged: peek.cursor.is_some(),
+                retry,
             },
         );
         Ok(admit)

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::approval::ApprovalQueue;
-use crate::config::{Config, KeyRoleName, SignatureMode};
+use crate::config::{Config, KeyRoleName, SamplingRoute, SignatureMode};
+use crate::inference::{Backend, BackendConfig};
 use crate::pins::{poison_scanner, Baseline, BaselineConfig, OnDrift, Origin, PinStore};
 use crate::policy::{register_sighup, PolicyHandle, RateLimiter, Watcher};
 use crate::sig::keys::{KeyRole, TrustedKeys};
@@ -34,6 +35,18 @@ pub struct Guards {
     pub metrics: Option<Arc<crate::admin::Metrics>>,
     /// `builtin.proxy_state`: where the proxy keeps its own state (no argument may name it).
     pub proxy_state: crate::checks::proxy_state::ProtectedPaths,
+    /// Where this server's `sampling/createMessage` goes (`[[servers]] sampling`).
+    pub sampling: SamplingRoute,
+    /// The `[inference]` backend, when one is configured.
+    pub inference: Option<Arc<Backend>>,
+    /// `[[servers]] sampling_rate`: routed sampling requests allowed (besides the default rate
+    /// of every server request).
+    pub sampling_rate: Option<crate::policy::Rate>,
+    /// `[[servers]] sampling_tokens_per_day`.
+    pub token_budget: Option<Arc<crate::inference::TokenBudget>>,
+    /// Whether the transport can carry a request the proxy retries itself (a modern
+    /// `input_required` fulfilled by the backend): stdio yes; `serve`'s HTTP upstreams not yet.
+    pub retry_input_requests: bool,
     _policy_watcher: Option<Watcher>,
     /// Keeps the trust flusher thread alive as long as the guards live.
     _flusher: Option<Flusher>,
@@ -104,8 +117,26 @@ impl Guards {
         };
         let t = config.policy.risk_thresholds;
         let proxy_state = protected_paths(config, state);
+        let entry = config.server(server);
+        let sampling = entry.map(|s| s.sampling).unwrap_or_default();
+        let sampling_rate = entry
+            .filter(|s| !s.sampling_rate.is_empty())
+            .map(|s| crate::policy::Rate::parse(&s.sampling_rate))
+            .transpose()?;
+        let token_budget = entry.filter(|s| s.sampling_tokens_per_day > 0).map(|s| {
+            Arc::new(crate::inference::TokenBudget::new(
+                s.sampling_tokens_per_day,
+            ))
+        });
+        let inference = BackendConfig::from_section(&config.inference, state)?
+            .map(|c| Arc::new(Backend::new(c)));
         Ok(Guards {
             proxy_state,
+            sampling,
+            inference,
+            sampling_rate,
+            token_budget,
+            retry_input_requests: true,
             policy: Some(policy),
             limiter: RateLimiter::new(),
             approvals: Some(approvals),

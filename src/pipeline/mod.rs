@@ -20,6 +20,8 @@
 //! | `server_requests.rs` | step: server requests need declared capabilities, rate, valid schema |
 //! | `elicit_schema.rs` | the flat primitive `requestedSchema` the spec allows |
 //! | `flood.rs`  | step: server notifications bounded per second, coalesced |
+//! | `sampling_step.rs` | step: a server's sampling routed to the backend, denied, or left to the client |
+//! | `sampling_retry.rs` | modern `input_required` sampling fulfilled by the backend, the call retried |
 
 mod auth;
 mod client;
@@ -33,6 +35,8 @@ mod params;
 mod pins_step;
 mod policy_step;
 mod prefetch;
+mod sampling_retry;
+mod sampling_step;
 mod server;
 mod server_requests;
 #[cfg(test)]
@@ -52,6 +56,7 @@ pub use guards::{trusted_keys, Guards};
 pub use hold::Held;
 pub use method_step::check_method;
 pub use prefetch::PREFETCH_WAIT;
+pub use sampling_step::Sampling;
 
 /// What the transport must do with one message.
 #[derive(Debug, PartialEq, Eq)]
@@ -67,6 +72,10 @@ pub enum Verdict {
     /// Keep it until a human decides (approval queue); the transport waits off the hot path
     /// and then calls `Pipeline::resolve_hold`.
     Hold(Box<hold::Held>),
+    /// A server's sampling request the backend answers: the transport calls
+    /// `Pipeline::run_sampling` off its reader thread and acts on that outcome (an answer to
+    /// the server). The record is written then, with the usage.
+    Sample(Box<sampling_step::Sampling>),
     /// Do not pass it on and answer nobody (unsolicited responses, garbage from the server,
     /// rejected notifications). Audited like everything else.
     Drop,
@@ -91,6 +100,9 @@ pub struct Pipeline {
     released: Mutex<Vec<Vec<u8>>>,
     has_released: std::sync::atomic::AtomicBool,
     holds: hold::Holds,
+    /// Sampling requests the backend is working on, by the server's request id: a
+    /// `notifications/cancelled` (or the end of the session) cancels them.
+    sampling: Mutex<std::collections::HashMap<crate::codec::Id, crate::inference::Cancel>>,
 }
 
 impl Pipeline {
@@ -113,6 +125,7 @@ impl Pipeline {
             released: Mutex::new(Vec::new()),
             has_released: std::sync::atomic::AtomicBool::new(false),
             holds: hold::Holds::default(),
+            sampling: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -260,6 +273,7 @@ impl Pipeline {
     /// The upstream is gone: every client request still waiting gets an error, so no request is
     /// left without exactly one answer.
     pub fn abandon_pending(&self, why: &str) -> Vec<Outcome> {
+        self.cancel_all_sampling();
         let mut session = self.session();
         // The last flood window's count is written too (its held lines are moot now).
         let (_, summary) = session.flood.end_window();

@@ -133,6 +133,7 @@ impl Pipeline {
                 started: Instant::now(),
                 cancelled: false,
                 paged,
+                retry: None,
             },
         );
         // One message without its newline: transports add their own framing.

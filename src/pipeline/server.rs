@@ -76,6 +76,25 @@ impl Pipeline {
         record.id = env.id.as_ref().map(Id::to_string);
         let held = session.flood.roll(Instant::now());
         self.release_held(&session, held);
+        // Sampling the proxy answers (backend) or refuses (deny) never reaches the client.
+        if env.kind == Kind::Request {
+            if let Some(verdict) = self.route_sampling(&env, &mut record) {
+                return Outcome { verdict, record };
+            }
+        }
+        if env.kind == Kind::Notification
+            && env.method() == "notifications/cancelled"
+            && self.cancel_sampling(env.params)
+        {
+            record.decision = Decision::Allow;
+            record.event = "inference.cancel_requested".into();
+            record.reason =
+                Some("cancels a sampling request at the backend; the client never saw it".into());
+            return Outcome {
+                verdict: Verdict::Drop,
+                record,
+            };
+        }
         let verdict = match env.kind {
             Kind::Response | Kind::ErrorResponse => {
                 // Progress held back by the flood bound goes out before the answer it leads to.
@@ -239,6 +258,10 @@ impl Pipeline {
         }
         self.observe_outcome(&p, env);
         if env.kind == Kind::Response && contains(line, b"\"inputRequests\"") {
+            // Sampling input requests the backend answers: the proxy retries the call itself.
+            if let Some(v) = self.fulfil_input_requests(s, id, &p, env, record) {
+                return v;
+            }
             if let Some(r) =
                 server_requests::undeclared_input_request(s.client_caps.as_ref(), env.result)
             {
@@ -328,6 +351,7 @@ fn server_request(s: &mut Session, env: &Envelope) -> Result<(), Rejection> {
             started: Instant::now(),
             cancelled: false,
             paged: false,
+            retry: None,
         },
     );
     Ok(())

@@ -48,25 +48,7 @@ impl Pipeline {
             .alert(), format!("Method not found: the client did not declare {missing}")));
         }
         if method != "ping" {
-            let rate = Rate {
-                count: SERVER_REQUESTS_PER_MINUTE,
-                per: Duration::from_secs(60),
-            };
-            if let RateDecision::Limited { retry_after_ms } =
-                self.guards
-                    .limiter
-                    .check("server-initiated", &self.server, method, rate)
-            {
-                return Err(super::short(Rejection::new(
-                    RATE_LIMITED,
-                    "ratelimit.server_request",
-                    "server_requests.rate",
-                    format!("more than {SERVER_REQUESTS_PER_MINUTE} {method} requests per minute from server {}; retry in {retry_after_ms} ms", self.server),
-                )
-                .with_extra("retry_after_ms", Value::from(retry_after_ms))
-                .from(Source::Upstream)
-                .alert(), format!("Rate limited: too many {method} requests; retry in {retry_after_ms} ms")));
-            }
+            self.server_request_rate(method)?;
         }
         if method == "elicitation/create" {
             let schema = params.as_ref().and_then(|p| p.get("requestedSchema"));
@@ -87,6 +69,31 @@ impl Pipeline {
                     .alert(), "Invalid params: requestedSchema is not a flat object of primitives")
                 })?;
             }
+        }
+        Ok(())
+    }
+
+    /// Check 3: the per-server rate of one server-initiated method. Also applies to sampling
+    /// the backend answers (each costs backend time).
+    pub(super) fn server_request_rate(&self, method: &str) -> Result<(), Rejection> {
+        let rate = Rate {
+            count: SERVER_REQUESTS_PER_MINUTE,
+            per: Duration::from_secs(60),
+        };
+        if let RateDecision::Limited { retry_after_ms } =
+            self.guards
+                .limiter
+                .check("server-initiated", &self.server, method, rate)
+        {
+            return Err(super::short(Rejection::new(
+                RATE_LIMITED,
+                "ratelimit.server_request",
+                "server_requests.rate",
+                format!("more than {SERVER_REQUESTS_PER_MINUTE} {method} requests per minute from server {}; retry in {retry_after_ms} ms", self.server),
+            )
+            .with_extra("retry_after_ms", Value::from(retry_after_ms))
+            .from(Source::Upstream)
+            .alert(), format!("Rate limited: too many {method} requests; retry in {retry_after_ms} ms")));
         }
         Ok(())
     }

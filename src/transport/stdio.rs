@@ -567,6 +567,20 @@ fn deliver(
         }
         return 0;
     }
+    if let Verdict::Sample(job) = verdict {
+        // The backend takes seconds: its own thread, and the answer goes to the server from
+        // there (through `answer_server`, like any answer to the server).
+        let (p, s) = (pipeline.clone(), sides.clone());
+        let spawned = spawn_named("sampling", move || {
+            let started = job.started;
+            let outcome = p.run_sampling(*job, record);
+            deliver(outcome, &[], direction, &p, &s, started, true);
+        });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start a sampling request: {e}");
+        }
+        return 0;
+    }
     let forwards = matches!(
         verdict,
         Verdict::Forward | Verdict::Rewrite(_) | Verdict::Split { .. }
@@ -608,7 +622,7 @@ fn act(
             forward: f,
             answer: a,
         } => sides.send(forward, f, now) | answer(a),
-        Verdict::Drop | Verdict::Hold(_) => 0,
+        Verdict::Drop | Verdict::Hold(_) | Verdict::Sample(_) => 0,
     }
 }
 

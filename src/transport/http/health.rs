@@ -1,6 +1,7 @@
 //! `/readyz` for `serve` (SPEC §9): ready when every route's policy is loaded and its upstream
 //! can serve — a stdio server whose last start succeeded (its pool is warm or can be refilled),
-//! an HTTP upstream that accepted a TCP connection on the last probe. The admin port runs on
+//! an HTTP upstream that accepted a TCP connection on the last probe — and, for a server whose
+//! sampling goes to the inference backend, that backend's `/health` and `/v1/models` answered. The admin port runs on
 //! its own thread and asks synchronously, so HTTP upstreams are probed in the background and
 //! the answer is only read here.
 
@@ -9,6 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{HttpUpstream, Pool, Route, Upstream};
+use crate::config::SamplingRoute;
+use crate::inference::Backend;
 
 /// How often HTTP upstreams are probed, and how long one probe may take.
 const PROBE_EVERY: Duration = Duration::from_secs(5);
@@ -26,6 +29,8 @@ struct Entry {
     name: String,
     policy: bool,
     probe: Probe,
+    /// `sampling = "backend"`: the inference backend must answer `/health` and list a model.
+    backend: Option<(Arc<Backend>, AtomicBool)>,
 }
 
 pub struct Health {
@@ -52,6 +57,12 @@ impl Health {
                 // The guards refuse to build without a policy; a reload error keeps the old one.
                 policy: r.guards.policy.is_some(),
                 probe,
+                backend: r
+                    .guards
+                    .inference
+                    .clone()
+                    .filter(|_| r.guards.sampling == SamplingRoute::Backend)
+                    .map(|b| (b, AtomicBool::new(false))),
             });
         }
         Health { entries }
@@ -78,6 +89,13 @@ impl Health {
                     Probe::Http { .. } => format!("{}: the upstream cannot be reached", e.name),
                 });
             }
+            let backend_down = e
+                .backend
+                .as_ref()
+                .is_some_and(|(_, ok)| !ok.load(Ordering::Acquire));
+            if backend_down && e.policy && up {
+                failing.push(format!("{}: the inference backend is down", e.name));
+            }
         }
         if failing.is_empty() {
             Ok(())
@@ -91,7 +109,7 @@ impl Health {
         if !self
             .entries
             .iter()
-            .any(|e| matches!(e.probe, Probe::Http { .. }))
+            .any(|e| matches!(e.probe, Probe::Http { .. }) || e.backend.is_some())
         {
             return;
         }
@@ -103,6 +121,15 @@ impl Health {
                 for e in &health.entries {
                     if let Probe::Http { upstream, up } = &e.probe {
                         let ok = upstream.reachable(PROBE_TIMEOUT).await;
+                        up.store(ok, Ordering::Release);
+                    }
+                    if let Some((backend, up)) = &e.backend {
+                        // `/health` then `/v1/models`; the client blocks, so off the workers.
+                        let b = backend.clone();
+                        let ok = tokio::task::spawn_blocking(move || b.health())
+                            .await
+                            .map(|r| r.is_ok())
+                            .unwrap_or(false);
                         up.store(ok, Ordering::Release);
                     }
                 }

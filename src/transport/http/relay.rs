@@ -163,6 +163,25 @@ impl Relay {
                 self.pipeline.finish(record, Instant::now());
                 verdict
             }
+            Verdict::Sample(job) => {
+                // Answered by the inference backend on a task of its own: the rest of this
+                // stream keeps flowing, and the answer (and the request's one record) does not
+                // depend on the client staying. It goes upstream like any answer to the server.
+                let relay = self.clone();
+                tokio::spawn(async move {
+                    let p = relay.pipeline.clone();
+                    let started = job.started;
+                    let resolved =
+                        tokio::task::spawn_blocking(move || p.run_sampling(*job, record)).await;
+                    if let Ok(Outcome { verdict, record }) = resolved {
+                        if let Verdict::Answer(b) = verdict {
+                            relay.answer_upstream(b);
+                        }
+                        relay.pipeline.finish(record, started);
+                    }
+                });
+                return None;
+            }
             v => {
                 self.pipeline.finish(record, started);
                 v
@@ -179,7 +198,7 @@ impl Relay {
                 self.answer_upstream(answer);
                 Some(Bytes::from(forward))
             }
-            Verdict::Drop | Verdict::Hold(_) => None,
+            Verdict::Drop | Verdict::Hold(_) | Verdict::Sample(_) => None,
         }
     }
 

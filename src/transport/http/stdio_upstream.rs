@@ -178,6 +178,16 @@ impl StdioSession {
                 });
                 return;
             }
+            Verdict::Sample(job) => {
+                // Answered by the inference backend, off the reader thread.
+                let s = self.clone();
+                let _ = spawn("sampling", move || {
+                    let started = job.started;
+                    let outcome = s.pipeline.run_sampling(*job, record);
+                    s.act(outcome, &[], started);
+                });
+                return;
+            }
             Verdict::Forward => self.to_client(line),
             Verdict::Rewrite(b) => self.to_client(&b),
             Verdict::Answer(b) => {

@@ -97,7 +97,7 @@ pub fn decide(
         Verdict::Rewrite(b) => (Some(Bytes::from(b)), None),
         Verdict::Answer(a) => (None, Some(a)),
         Verdict::Split { forward, answer } => (Some(Bytes::from(forward)), Some(answer)),
-        Verdict::Drop | Verdict::Hold(_) => (None, None),
+        Verdict::Drop | Verdict::Hold(_) | Verdict::Sample(_) => (None, None),
     };
     if forward.is_some() && record.durable {
         let id = record.id.clone();
