@@ -69,6 +69,10 @@ pub struct Session {
     pub client_caps: Option<ClientCaps>,
     /// Server notifications counted in the current one-second window (flood bound).
     pub flood: crate::pipeline::FloodWindow,
+    /// Call shapes (`approval::ask::shape`) a human approved "for this session".
+    pub remembered: std::collections::HashSet<String>,
+    /// Modern-era approval states already used (each approves one call).
+    pub mrtr_spent: crate::approval::state::Spent,
 }
 
 /// The client capabilities server-initiated requests depend on.
@@ -118,6 +122,8 @@ impl Session {
             policy_cache: HashMap::new(),
             client_caps: None,
             flood: Default::default(),
+            remembered: Default::default(),
+            mrtr_spent: Default::default(),
         }
     }
 

@@ -4,16 +4,32 @@
 //! (denied, timed out, forged, queue unavailable): every path but an explicit, signed approval
 //! fails closed. A call the client cancelled (or a client that went away) is withdrawn: the
 //! ticket disappears, the withdrawal is audited, nothing is executed and nobody is answered.
+//!
+//! Where the human already is (SPEC §6): when the transport can send the proxy's own requests
+//! (`ask_through_client`) and the legacy-era client declared form elicitation, the hold asks
+//! through the client instead of the queue — an `elicitation/create` with an id of the proxy's
+//! own (`mcp-warden/approval/…`), whose answer `answer_ask` consumes (never forwarded). Only
+//! accept + `approve = true` runs the call; decline, cancel, a malformed answer, the timeout or
+//! the client going away end in -32014 saying which.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use serde_json::{json, Value};
+
 use super::{deny, Outcome, Pipeline, Verdict};
+use crate::approval::ask::{self, ClientAnswer};
 use crate::approval::Resolution;
-use crate::audit::{Decision, Record};
-use crate::codec::Id;
+use crate::audit::{Decision, Direction, Record};
+use crate::codec::{Envelope, Id, Kind};
 use crate::errors::{Rejection, APPROVAL_FAILED};
 use crate::policy::Risk;
+use crate::session::{Era, Session};
+
+/// How long the human has when no queue (and so no configured timeout) exists.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A call held for approval.
 #[derive(Debug, PartialEq, Eq)]
@@ -28,6 +44,12 @@ pub struct Held {
     pub audit_id: String,
     pub method: String,
     pub args_sha256: Option<String>,
+    /// Asked through the client: the proxy's own `elicitation/create` line, which the
+    /// transport sends to the client; `ticket` is then its id. `None`: the approval queue.
+    pub ask: Option<Vec<u8>>,
+    /// "Remember for this session" is allowed: the call's shape (`ask::shape`).
+    pub shape: Option<String>,
+    pub since: Instant,
 }
 
 /// The holds of one pipeline: how many wait, and whether the client is gone.
@@ -35,6 +57,20 @@ pub struct Held {
 pub(super) struct Holds {
     client_gone: AtomicBool,
     waiting: AtomicUsize,
+    /// The transport sends the proxy's own requests to the client (`wrap`).
+    client_asks: AtomicBool,
+    /// The proxy's elicitations in flight → the client's answer once it came.
+    asks: Mutex<HashMap<String, Option<ClientAnswer>>>,
+    answered: Condvar,
+    /// Who decided a queue ticket (kid, signer), from the wait to the record.
+    deciders: Mutex<HashMap<String, (String, String)>>,
+}
+
+/// The extra facts of a held call (beyond the policy's `risk, rule, reason`).
+pub(super) struct HoldFacts<'a> {
+    pub session: &'a Session,
+    /// Where "remember for this session" is allowed: the call's shape.
+    pub shape: Option<String>,
 }
 
 /// What the client-side check decided for a call that may go on.
@@ -44,7 +80,18 @@ pub(super) enum Admit {
         risk: Risk,
         rule: String,
         reason: String,
+        shape: Option<String>,
     },
+    /// Forward these bytes instead (a modern retry with the proxy's MRTR fields removed).
+    Rewrite(Vec<u8>),
+    /// Answer the client with these bytes and forward nothing (a modern `input_required`).
+    Answer(Vec<u8>),
+    /// The client's answer to the proxy's own request: consumed here, never forwarded.
+    Consumed,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Pipeline {
@@ -55,19 +102,66 @@ impl Pipeline {
         id: Id,
         line: &[u8],
         (risk, rule, reason): (Risk, String, String),
+        facts: HoldFacts<'_>,
         record: &mut Record,
     ) -> Result<Verdict, Rejection> {
         let tool = record.tool.clone().unwrap_or_default();
+        let arguments = serde_json::from_slice::<Value>(line)
+            .ok()
+            .and_then(|m| m.get("params").and_then(|p| p.get("arguments")).cloned());
+        if self.asks_client(facts.session) {
+            let preview = arguments
+                .as_ref()
+                .map(crate::approval::safe_view)
+                .unwrap_or_default();
+            let params = ask::elicit_params(&ask::Question {
+                server: &self.server,
+                tool: &tool,
+                risk: risk.as_str(),
+                rule: &rule,
+                reason: &reason,
+                arguments: &preview,
+                remember: facts.shape.is_some(),
+            });
+            let ask_id = format!("{}/{}", ask::INPUT_KEY, crate::session::random_id());
+            let line_out = serde_json::to_vec(&json!({
+                "jsonrpc": "2.0",
+                "id": ask_id,
+                "method": "elicitation/create",
+                "params": params,
+            }))
+            .map_err(|e| not_granted(&tool, &format!("cannot build the approval request: {e}")))?;
+            lock(&self.holds.asks).insert(ask_id.clone(), None);
+            self.holds.waiting.fetch_add(1, Ordering::AcqRel);
+            record.decision = Decision::Hold;
+            record.event = "approval.requested".into();
+            record.rule = Some(rule.clone());
+            record.reason = Some(format!(
+                "asking the user through the client (elicitation {ask_id}): {reason}"
+            ));
+            return Ok(Verdict::Hold(Box::new(Held {
+                ticket: ask_id,
+                id,
+                line: line.to_vec(),
+                tool,
+                rule,
+                audit_id: record.audit_id.clone(),
+                method: record.method.clone().unwrap_or_default(),
+                args_sha256: record.args_sha256.clone(),
+                ask: Some(line_out),
+                shape: facts.shape,
+                since: Instant::now(),
+            })));
+        }
         let queue = self
             .guards
             .approvals
             .as_ref()
             .ok_or_else(|| not_granted(&tool, "no approval channel is configured"))?;
         // What the approver sees: a safe view of the arguments, not only their digest.
-        let preview = serde_json::from_slice::<serde_json::Value>(line)
-            .ok()
-            .and_then(|m| m.get("params").and_then(|p| p.get("arguments")).cloned())
-            .map(|a| crate::approval::safe_view(&a))
+        let preview = arguments
+            .as_ref()
+            .map(crate::approval::safe_view)
             .unwrap_or_default();
         let ticket = queue
             .submit(
@@ -102,7 +196,76 @@ impl Pipeline {
             audit_id: record.audit_id.clone(),
             method: record.method.clone().unwrap_or_default(),
             args_sha256: record.args_sha256.clone(),
+            ask: None,
+            shape: None,
+            since: Instant::now(),
         })))
+    }
+
+    /// The transport can send the proxy's own requests to the client (`wrap` says so before
+    /// the first message): approvals are then asked where the human is, when the client can.
+    pub fn ask_through_client(&self) {
+        self.holds.client_asks.store(true, Ordering::Release);
+    }
+
+    /// Whether this session's approvals are asked through the client (legacy era, form
+    /// elicitation declared, a transport that can send our request).
+    fn asks_client(&self, s: &Session) -> bool {
+        self.holds.client_asks.load(Ordering::Acquire)
+            && matches!(s.era, Era::Legacy(_))
+            && s.client_caps.as_ref().is_some_and(|c| c.elicitation_form)
+    }
+
+    /// Whether modern-era approvals use an `input_required` round (the client declared form
+    /// elicitation in this request's `_meta`).
+    pub(super) fn asks_modern(&self, s: &Session) -> bool {
+        self.holds.client_asks.load(Ordering::Acquire)
+            && matches!(s.era, Era::Modern(_))
+            && s.client_caps.as_ref().is_some_and(|c| c.elicitation_form)
+    }
+
+    /// How long a human has to decide (`policy.approval_timeout_secs`).
+    pub(super) fn approval_timeout(&self) -> Duration {
+        self.guards
+            .approvals
+            .as_ref()
+            .map_or(DEFAULT_TIMEOUT, |q| q.timeout())
+    }
+
+    /// The client's answer to one of the proxy's own elicitations: handed to the waiting call
+    /// and consumed. `false` when `env` answers something else.
+    pub(super) fn answer_ask(&self, env: &Envelope, record: &mut Record) -> bool {
+        let Some(Id::Str(id)) = env.id.as_ref() else {
+            return false;
+        };
+        if !id.starts_with(ask::INPUT_KEY) {
+            return false;
+        }
+        let mut asks = lock(&self.holds.asks);
+        let Some(slot) = asks.get_mut(id.as_str()).filter(|a| a.is_none()) else {
+            return false;
+        };
+        let parse = |raw: Option<&serde_json::value::RawValue>| {
+            raw.and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
+        };
+        let answer = match env.kind {
+            Kind::ErrorResponse => {
+                ask::read_answer(None, Some(&parse(env.error).unwrap_or(Value::Null)))
+            }
+            _ => ask::read_answer(parse(env.result).as_ref(), None),
+        };
+        record.direction = Direction::Proxy;
+        record.method = Some("elicitation/create".into());
+        record.decision = Decision::Allow;
+        record.event = "approval.client_answered".into();
+        record.reason = Some(format!(
+            "the client answered the proxy's approval request: {}",
+            answer.outcome()
+        ));
+        *slot = Some(answer);
+        drop(asks);
+        self.holds.answered.notify_all();
+        true
     }
 
     /// Block until the ticket is decided, withdrawn or times out.
@@ -115,10 +278,70 @@ impl Pipeline {
                     .get(&held.id)
                     .is_none_or(|p| p.cancelled)
         };
+        if held.ask.is_some() {
+            return self.wait_for_client(held);
+        }
         match &self.guards.approvals {
-            Some(q) => q.wait(&held.ticket, held.args_sha256.as_deref(), &withdrawn),
+            Some(q) => {
+                let (r, decider) =
+                    q.wait_decided(&held.ticket, held.args_sha256.as_deref(), &withdrawn);
+                if let Some(d) = decider {
+                    lock(&self.holds.deciders).insert(held.ticket.clone(), d);
+                }
+                r
+            }
             None => Resolution::Failed("no approval channel".into()),
         }
+    }
+
+    /// Wait for the client's answer to our elicitation, the call's cancellation, the client
+    /// going away, or the timeout. The answer slot is removed whatever happened.
+    fn wait_for_client(&self, held: &Held) -> Resolution {
+        let deadline = held.since + self.approval_timeout();
+        let outcome = loop {
+            // Checked without the asks lock held: the session lock is always taken first.
+            if self.holds.client_gone.load(Ordering::Acquire) {
+                break Resolution::ClientGone;
+            }
+            let cancelled = self
+                .session()
+                .client_pending
+                .get(&held.id)
+                .is_none_or(|p| p.cancelled);
+            if cancelled {
+                break Resolution::Withdrawn;
+            }
+            let asks = lock(&self.holds.asks);
+            if let Some(Some(answer)) = asks.get(&held.ticket) {
+                break Resolution::Client(answer.clone());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break Resolution::TimedOut;
+            }
+            // Woken by the answer; the short bound re-checks cancellation and disconnect.
+            let step = (deadline - now).min(Duration::from_millis(100));
+            drop(self.holds.answered.wait_timeout(asks, step));
+        };
+        lock(&self.holds.asks).remove(&held.ticket);
+        outcome
+    }
+
+    /// After a wait through the client that ended without the client's answer: the
+    /// `notifications/cancelled` that closes the dialog the client may still show.
+    pub fn ask_abandoned(&self, held: &Held, resolution: &Resolution) -> Option<Vec<u8>> {
+        held.ask.as_ref()?;
+        let why = match resolution {
+            Resolution::TimedOut => "the approval timed out",
+            Resolution::Withdrawn => "the call was cancelled",
+            _ => return None,
+        };
+        serde_json::to_vec(&json!({
+            "jsonrpc": "2.0",
+            "method": "notifications/cancelled",
+            "params": {"requestId": held.ticket, "reason": why}
+        }))
+        .ok()
     }
 
     /// The client is gone (EOF, disconnect): every waiting call is withdrawn. Returns once the
@@ -161,10 +384,58 @@ impl Pipeline {
                 record,
             };
         }
-        if resolution == Resolution::Approved {
+        let waited_ms = held.since.elapsed().as_millis() as u64;
+        let decider = lock(&self.holds.deciders).remove(&held.ticket);
+        // Who decided: the client's elicitation, or the key that signed the queue decision
+        // (the admin API and `approve` sign with the identity key, operators with their own).
+        let decided_by = match (&resolution, &decider) {
+            (Resolution::Client(_), _) => "client elicitation".to_owned(),
+            (_, Some((kid, signer))) => {
+                record.kid = Some(kid.clone());
+                format!("{signer} (kid {kid})")
+            }
+            (Resolution::TimedOut | Resolution::ClientGone, _) => "nobody".to_owned(),
+            _ => "proxy".to_owned(),
+        };
+        let outcome_word = match &resolution {
+            Resolution::Approved => "approved",
+            Resolution::Denied => "denied",
+            Resolution::TimedOut => "timed_out",
+            Resolution::Withdrawn => "withdrawn",
+            Resolution::Forged(_) => "forged",
+            Resolution::Failed(_) => "failed",
+            Resolution::ClientGone => "client_disconnected",
+            Resolution::Client(a) => a.outcome(),
+        };
+        let mut detail = json!({
+            "approval": {
+                "channel": if held.ask.is_some() { "client_elicitation" } else { "queue" },
+                "decided_by": decided_by,
+                "outcome": outcome_word,
+                "wait_ms": waited_ms,
+            }
+        });
+        if let Resolution::Approved | Resolution::Client(ClientAnswer::Approved { .. }) =
+            &resolution
+        {
+            let mut remembered = None;
+            if let (Resolution::Client(ClientAnswer::Approved { remember: true }), Some(shape)) =
+                (&resolution, &held.shape)
+            {
+                self.session().remembered.insert(shape.clone());
+                remembered = Some(shape.clone());
+            }
+            detail["approval"]["remembered"] = json!(remembered);
             record.decision = Decision::Allow;
             record.event = "approval.granted".into();
-            record.reason = Some(format!("approved by an operator (ticket {})", held.ticket));
+            record.reason = Some(match &remembered {
+                Some(shape) => format!(
+                    "approved by {decided_by} after {waited_ms} ms ({}); remembered for this session: {shape}",
+                    held.ticket
+                ),
+                None => format!("approved by {decided_by} after {waited_ms} ms ({})", held.ticket),
+            });
+            record.detail = Some(detail);
             record.durable = true;
             return Outcome {
                 verdict: Verdict::Rewrite(held.line),
@@ -172,13 +443,20 @@ impl Pipeline {
             };
         }
         self.session().client_pending.remove(&held.id);
+        let timeout = self.approval_timeout().as_secs();
         let why = match &resolution {
-            Resolution::Denied => "an operator denied it".to_owned(),
+            Resolution::Denied => format!("{decided_by} denied it"),
+            Resolution::TimedOut if held.ask.is_some() => {
+                format!("the user did not answer the client's approval request within {timeout} s")
+            }
             Resolution::TimedOut => "nobody approved it before the timeout".to_owned(),
             Resolution::Failed(e) => e.clone(),
             Resolution::Forged(e) => format!("a forged decision was found, refused: {e}"),
+            Resolution::ClientGone => "the client disconnected before answering".to_owned(),
+            Resolution::Client(a) => a.refusal(),
             Resolution::Approved | Resolution::Withdrawn => String::new(),
         };
+        record.detail = Some(detail);
         let mut rejection = not_granted(&held.tool, &format!("{why} (ticket {})", held.ticket));
         if matches!(resolution, Resolution::Forged(_)) {
             rejection.event = "approval.forged";
@@ -187,7 +465,9 @@ impl Pipeline {
         // tainted session), not just that approval failed.
         rejection.rule = held.rule.clone();
         let answer = rejection.to_response(Some(&held.id), &held.audit_id);
+        let detail = record.detail.take();
         deny(&mut record, &rejection);
+        record.detail = detail;
         Outcome {
             verdict: Verdict::Answer(answer),
             record,
@@ -195,7 +475,7 @@ impl Pipeline {
     }
 }
 
-fn not_granted(tool: &str, why: &str) -> Rejection {
+pub(super) fn not_granted(tool: &str, why: &str) -> Rejection {
     Rejection::new(
         APPROVAL_FAILED,
         "approval.not_granted",
