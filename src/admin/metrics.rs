@@ -108,6 +108,8 @@ pub struct Metrics {
     pub upstream_latency: Histogram,
     alerts: AtomicU64,
     recent: Mutex<VecDeque<Value>>,
+    /// Approval outcomes by (channel, outcome), from the records' `detail.approval`.
+    approvals: Mutex<std::collections::BTreeMap<(String, String), u64>>,
 }
 
 impl Default for Metrics {
@@ -151,6 +153,7 @@ impl Metrics {
             upstream_latency: Histogram::new(UPSTREAM_BUCKETS),
             alerts: AtomicU64::new(0),
             recent: Mutex::new(VecDeque::with_capacity(RECENT_ALERTS)),
+            approvals: Mutex::new(Default::default()),
         }
     }
 
@@ -167,6 +170,16 @@ impl Metrics {
         self.count(key);
         if let Some(us) = rec.latency_us {
             self.decision_latency.observe_us(us);
+        }
+        if let Some(a) = rec.detail.as_ref().and_then(|d| d.get("approval")) {
+            // Bounded: channels and outcomes are a handful of fixed words.
+            let label = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or("unknown").to_owned();
+            *self
+                .approvals
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry((label("channel"), label("outcome")))
+                .or_default() += 1;
         }
         if rec.alert {
             self.alerts.fetch_add(1, Ordering::Relaxed);
@@ -205,6 +218,12 @@ impl Metrics {
             .observe_us(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
     }
 
+    /// Approval outcomes counted so far: ((channel, outcome), count), sorted.
+    pub fn approvals(&self) -> Vec<((String, String), u64)> {
+        let map = self.approvals.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
     pub fn alerts_total(&self) -> u64 {
         self.alerts.load(Ordering::Relaxed)
     }
@@ -230,6 +249,21 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn approval_outcomes_are_counted_by_channel() {
+        let m = Metrics::new();
+        let mut r = Record::new("s", "fs", Direction::ClientToServer, 10);
+        m.record(&r);
+        assert!(m.approvals().is_empty());
+        r.detail = Some(serde_json::json!({"approval": {"channel": "client_elicitation", "outcome": "declined"}}));
+        m.record(&r);
+        m.record(&r);
+        assert_eq!(
+            m.approvals(),
+            vec![(("client_elicitation".into(), "declined".into()), 2)]
+        );
+    }
 
     #[test]
     fn records_count_and_bound_labels() {

@@ -61,11 +61,18 @@ impl Pipeline {
             return self.input_required(s, env, tool, arguments, &round, &digest, record);
         };
         let now = unix_now();
-        let nonce = state::open(presented, &digest, &s.id, now)
-            .map_err(|bad| refuse(bad.reason(), "approval.state_refused"))?;
-        s.mrtr_spent
-            .spend(nonce, state::expiry(presented), now)
-            .map_err(|bad| refuse(bad.reason(), "approval.state_refused"))?;
+        let checked = state::open(presented, &digest, &s.id, now).and_then(|nonce| {
+            s.mrtr_spent
+                .spend(nonce, state::expiry(presented), now)
+        });
+        if let Err(bad) = checked {
+            record.detail = Some(json!({"approval": {
+                "channel": "client_input_required",
+                "decided_by": "proxy",
+                "outcome": "state_refused",
+            }}));
+            return Err(refuse(bad.reason(), "approval.state_refused"));
+        }
         let answer = match params
             .get("inputResponses")
             .and_then(|r| r.get(ask::INPUT_KEY))
