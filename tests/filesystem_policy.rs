@@ -206,14 +206,22 @@ impl ApprovalRun {
         }
     }
 
-    /// Start the client in `mode`; it prints its one JSON line when the call is answered.
-    fn spawn(&self, mode: &str, file: &str) -> std::process::Child {
+    /// Start the `client` ("py" or "ts") in `mode`; it prints its one JSON line when the call
+    /// is answered.
+    fn spawn(&self, client: &str, mode: &str, file: &str) -> std::process::Child {
         let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let python = repo.join(".venv-peers/bin/python");
-        assert!(python.exists(), "the Python SDK is not installed: run scripts/setup-peers.sh");
+        let (program, script) = match client {
+            "py" => (repo.join(".venv-peers/bin/python"), "tests/peers/py_approval.py"),
+            _ => (PathBuf::from("node"), "tests/peers/ts_approval.mjs"),
+        };
+        assert!(
+            repo.join(".venv-peers/bin/python").exists()
+                && repo.join("tests/peers/node_modules/@modelcontextprotocol/sdk").exists(),
+            "the SDK clients are not installed: run scripts/setup-peers.sh"
+        );
         let b = self.base.path();
-        std::process::Command::new(python)
-            .arg(repo.join("tests/peers/py_approval.py"))
+        std::process::Command::new(program)
+            .arg(repo.join(script))
             .arg(mode)
             .arg(self.root.join(file))
             .arg(format!("written after {mode}"))
@@ -258,8 +266,18 @@ impl ApprovalRun {
 /// approve` (signed by the identity key) decides; the audit names who decided.
 #[test]
 fn python_sdk_client_approves_write_file_where_the_human_is() {
+    approval_where_the_human_is("py");
+}
+
+/// The same with the official TypeScript SDK client.
+#[test]
+fn typescript_sdk_client_approves_write_file_where_the_human_is() {
+    approval_where_the_human_is("ts");
+}
+
+fn approval_where_the_human_is(client: &str) {
     let run = ApprovalRun::new();
-    let accepted = run.outcome(run.spawn("accept", "accepted.txt"), "accept");
+    let accepted = run.outcome(run.spawn(client, "accept", "accepted.txt"), "accept");
     assert_eq!(accepted["asked"].as_array().map(Vec::len), Some(1), "{accepted}");
     let asked = accepted["asked"][0].as_str().unwrap_or_default();
     assert!(asked.contains("write_file") && asked.contains("accepted.txt"), "{asked}");
@@ -271,7 +289,7 @@ fn python_sdk_client_approves_write_file_where_the_human_is() {
 
     for mode in ["decline", "cancel"] {
         let file = format!("{mode}.txt");
-        let r = run.outcome(run.spawn(mode, &file), mode);
+        let r = run.outcome(run.spawn(client, mode, &file), mode);
         assert_eq!(r["error"]["code"], -32014, "{mode}: {r}");
         let word = if mode == "decline" { "declined" } else { "cancelled" };
         assert!(
@@ -282,7 +300,7 @@ fn python_sdk_client_approves_write_file_where_the_human_is() {
     }
 
     // No elicitation declared: the signed queue, decided by `mcp-warden approve`.
-    let child = run.spawn("none", "queued.txt");
+    let child = run.spawn(client, "none", "queued.txt");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let ticket = loop {
         assert!(std::time::Instant::now() < deadline, "no pending approval appeared");
