@@ -216,7 +216,10 @@ impl ApprovalQueue {
                 Ok(t) if t.status != Status::Pending => {
                     let verdict = self.verify(&t, id, args_sha256, started);
                     if verdict.is_ok() {
-                        decider = t.decision.as_ref().map(|d| (d.kid.clone(), d.signer.clone()));
+                        decider = t
+                            .decision
+                            .as_ref()
+                            .map(|d| (d.kid.clone(), d.signer.clone()));
                     }
                     break match verdict {
                         Ok(Status::Approved) => Resolution::Approved,

@@ -1718,41 +1718,84 @@ fn approval_is_asked_through_the_clients_elicitation() {
     let msg = ask["params"]["message"].as_str().expect("message");
     // The bidi control in the content makes a detector the rule that asked (it outranks the
     // policy's own `approve`), and the human sees it as an escape, not as reordered text.
-    for needle in ["write_note", "echo", "high", "poisoning.bidi_control", "/tmp/notes/today.md"] {
+    for needle in [
+        "write_note",
+        "echo",
+        "high",
+        "poisoning.bidi_control",
+        "/tmp/notes/today.md",
+    ] {
         assert!(msg.contains(needle), "{needle} missing from {msg}");
     }
     assert!(!msg.contains('\u{202e}'), "bidi control shown raw: {msg}");
     let schema = &ask["params"]["requestedSchema"];
-    assert_eq!(schema["properties"]["approve"]["type"], "boolean", "{schema}");
-    assert!(schema["properties"].get("remember").is_none(), "remember offered under never: {schema}");
-    assert!(r.get("result").is_some(), "accepted call answered by the server: {r}");
+    assert_eq!(
+        schema["properties"]["approve"]["type"], "boolean",
+        "{schema}"
+    );
+    assert!(
+        schema["properties"].get("remember").is_none(),
+        "remember offered under never: {schema}"
+    );
+    assert!(
+        r.get("result").is_some(),
+        "accepted call answered by the server: {r}"
+    );
     assert_eq!(s.upstream_called("write_note"), 1);
 
     let refusals = [
         (json!({"action":"decline"}), "declined"),
         (json!({"action":"cancel"}), "cancelled"),
-        (json!({"action":"accept","content":{"approve":false}}), "did not tick"),
-        (json!({"action":"accept","content":{"approve":"true"}}), "malformed"),
-        (json!({"error":{"code":-32601,"message":"no elicitation here"}}), "error"),
+        (
+            json!({"action":"accept","content":{"approve":false}}),
+            "did not tick",
+        ),
+        (
+            json!({"action":"accept","content":{"approve":"true"}}),
+            "malformed",
+        ),
+        (
+            json!({"error":{"code":-32601,"message":"no elicitation here"}}),
+            "error",
+        ),
     ];
     for (i, (answer, why)) in refusals.iter().enumerate() {
         let id = format!("c{}", i + 2);
         let (_, r) = s.call_and_answer(&id, args.clone(), answer.clone());
         assert_eq!(r["error"]["code"], -32014, "{answer}: {r}");
         let reason = r["error"]["data"]["reason"].as_str().unwrap_or_default();
-        assert!(reason.contains(why), "{answer}: reason {reason:?} should say {why}");
         assert!(
-            r["error"]["message"].as_str().unwrap_or_default().contains(why),
+            reason.contains(why),
+            "{answer}: reason {reason:?} should say {why}"
+        );
+        assert!(
+            r["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(why),
             "the short reason is in message too: {r}"
         );
     }
-    assert_eq!(s.upstream_called("write_note"), 1, "nothing refused reached the server");
-    assert!(!s.upstream_saw_our_round(), "the proxy's elicitation reached the server");
+    assert_eq!(
+        s.upstream_called("write_note"),
+        1,
+        "nothing refused reached the server"
+    );
+    assert!(
+        !s.upstream_saw_our_round(),
+        "the proxy's elicitation reached the server"
+    );
 
     let audit = s.w.audit();
-    let granted: Vec<&Value> = audit.iter().filter(|r| r["event"] == "approval.granted").collect();
+    let granted: Vec<&Value> = audit
+        .iter()
+        .filter(|r| r["event"] == "approval.granted")
+        .collect();
     assert_eq!(granted.len(), 1, "{granted:#?}");
-    assert_eq!(granted[0]["detail"]["approval"]["decided_by"], "client elicitation");
+    assert_eq!(
+        granted[0]["detail"]["approval"]["decided_by"],
+        "client elicitation"
+    );
     assert!(granted[0]["detail"]["approval"]["wait_ms"].is_u64());
     let outcomes: Vec<&Value> = audit
         .iter()
@@ -1761,11 +1804,23 @@ fn approval_is_asked_through_the_clients_elicitation() {
         .collect();
     assert_eq!(
         outcomes,
-        ["declined", "cancelled", "not_approved", "malformed", "client_error"],
+        [
+            "declined",
+            "cancelled",
+            "not_approved",
+            "malformed",
+            "client_error"
+        ],
         "one record per refused approval, saying which"
     );
-    let consumed = audit.iter().filter(|r| r["event"] == "approval.client_answered").count();
-    assert_eq!(consumed, 6, "each answer of the client is audited once as consumed");
+    let consumed = audit
+        .iter()
+        .filter(|r| r["event"] == "approval.client_answered")
+        .count();
+    assert_eq!(
+        consumed, 6,
+        "each answer of the client is audited once as consumed"
+    );
 }
 
 /// Issue 11: nobody answers → -32014 after `approval_timeout_secs`, and the client is told to
@@ -1779,7 +1834,9 @@ fn an_unanswered_client_approval_times_out() {
     let ask = s.proxy_ask();
     let mut cancelled = false;
     let reply = loop {
-        let line = s.w.recv_raw(Duration::from_secs(5)).expect("an answer after the timeout");
+        let line =
+            s.w.recv_raw(Duration::from_secs(5))
+                .expect("an answer after the timeout");
         let v: Value = serde_json::from_slice(&line).expect("json");
         if v["method"] == "notifications/cancelled" {
             assert_eq!(v["params"]["requestId"], ask["id"]);
@@ -1790,7 +1847,13 @@ fn an_unanswered_client_approval_times_out() {
     };
     assert!(cancelled, "the client was told to drop the dialog");
     assert_eq!(reply["error"]["code"], -32014, "{reply}");
-    assert!(reply["error"]["data"]["reason"].as_str().unwrap_or_default().contains("did not answer"), "{reply}");
+    assert!(
+        reply["error"]["data"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("did not answer"),
+        "{reply}"
+    );
     assert_eq!(s.upstream_called("write_note"), 0);
 }
 
@@ -1805,12 +1868,18 @@ fn a_client_gone_while_asked_is_not_an_approval() {
     s.proxy_ask();
     let t0 = Instant::now();
     s.w.finish();
-    assert!(t0.elapsed() < Duration::from_secs(10), "the proxy waited for a client that is gone");
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "the proxy waited for a client that is gone"
+    );
     assert_eq!(s.upstream_called("write_note"), 0);
     let audit = s.w.audit();
     assert!(
         audit.iter().any(|r| r["event"] == "approval.not_granted"
-            && r["reason"].as_str().unwrap_or_default().contains("disconnected")),
+            && r["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("disconnected")),
         "the disconnect is the recorded outcome"
     );
 }
@@ -1828,22 +1897,33 @@ fn remember_for_this_session_covers_the_same_call_shape_only() {
         json!({"path":"/tmp/a"}),
         json!({"action":"accept","content":{"approve":true,"remember":true}}),
     );
-    assert_eq!(ask["params"]["requestedSchema"]["properties"]["remember"]["type"], "boolean");
+    assert_eq!(
+        ask["params"]["requestedSchema"]["properties"]["remember"]["type"],
+        "boolean"
+    );
     assert!(r.get("result").is_some(), "{r}");
     s.w.send(&json!({"jsonrpc":"2.0","id":"m2","method":"tools/call","params":{"name":"write_note","arguments":{"path":"/tmp/b"}}}));
     let r = s.reply("m2");
-    assert!(r.get("result").is_some(), "same shape runs without a new question: {r}");
+    assert!(
+        r.get("result").is_some(),
+        "same shape runs without a new question: {r}"
+    );
     let (_, r) = s.call_and_answer(
         "m3",
         json!({"path":"/tmp/c","mode":"append"}),
         json!({"action":"decline"}),
     );
-    assert_eq!(r["error"]["code"], -32014, "a new argument name is asked again: {r}");
+    assert_eq!(
+        r["error"]["code"], -32014,
+        "a new argument name is asked again: {r}"
+    );
     assert_eq!(s.upstream_called("write_note"), 2);
     let audit = s.w.audit();
     assert!(audit.iter().any(|r| r["event"] == "approval.granted"
         && r["detail"]["approval"]["remembered"] == "write_note(path)"));
-    assert!(audit.iter().any(|r| r["event"] == "approval.remembered" && r["id"] == "m2"));
+    assert!(audit
+        .iter()
+        .any(|r| r["event"] == "approval.remembered" && r["id"] == "m2"));
 
     let mut s = start(&approve_note_setup("never", 30));
     s.handshake();
@@ -1854,5 +1934,8 @@ fn remember_for_this_session_covers_the_same_call_shape_only() {
         json!({"action":"accept","content":{"approve":true,"remember":true}}),
     );
     let (_, r) = s.call_and_answer("n2", json!({"path":"/tmp/b"}), json!({"action":"cancel"}));
-    assert_eq!(r["error"]["code"], -32014, "never remembered under remember = never: {r}");
+    assert_eq!(
+        r["error"]["code"], -32014,
+        "never remembered under remember = never: {r}"
+    );
 }

@@ -211,12 +211,17 @@ impl ApprovalRun {
     fn spawn(&self, client: &str, mode: &str, file: &str) -> std::process::Child {
         let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let (program, script) = match client {
-            "py" => (repo.join(".venv-peers/bin/python"), "tests/peers/py_approval.py"),
+            "py" => (
+                repo.join(".venv-peers/bin/python"),
+                "tests/peers/py_approval.py",
+            ),
             _ => (PathBuf::from("node"), "tests/peers/ts_approval.mjs"),
         };
         assert!(
             repo.join(".venv-peers/bin/python").exists()
-                && repo.join("tests/peers/node_modules/@modelcontextprotocol/sdk").exists(),
+                && repo
+                    .join("tests/peers/node_modules/@modelcontextprotocol/sdk")
+                    .exists(),
             "the SDK clients are not installed: run scripts/setup-peers.sh"
         );
         let b = self.base.path();
@@ -278,9 +283,16 @@ fn typescript_sdk_client_approves_write_file_where_the_human_is() {
 fn approval_where_the_human_is(client: &str) {
     let run = ApprovalRun::new();
     let accepted = run.outcome(run.spawn(client, "accept", "accepted.txt"), "accept");
-    assert_eq!(accepted["asked"].as_array().map(Vec::len), Some(1), "{accepted}");
+    assert_eq!(
+        accepted["asked"].as_array().map(Vec::len),
+        Some(1),
+        "{accepted}"
+    );
     let asked = accepted["asked"][0].as_str().unwrap_or_default();
-    assert!(asked.contains("write_file") && asked.contains("accepted.txt"), "{asked}");
+    assert!(
+        asked.contains("write_file") && asked.contains("accepted.txt"),
+        "{asked}"
+    );
     assert!(accepted["error"].is_null(), "{accepted}");
     assert_eq!(
         std::fs::read_to_string(run.root.join("accepted.txt")).unwrap_or_default(),
@@ -291,19 +303,32 @@ fn approval_where_the_human_is(client: &str) {
         let file = format!("{mode}.txt");
         let r = run.outcome(run.spawn(client, mode, &file), mode);
         assert_eq!(r["error"]["code"], -32014, "{mode}: {r}");
-        let word = if mode == "decline" { "declined" } else { "cancelled" };
+        let word = if mode == "decline" {
+            "declined"
+        } else {
+            "cancelled"
+        };
         assert!(
-            r["error"]["message"].as_str().unwrap_or_default().contains(word),
+            r["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(word),
             "{mode}: {r}"
         );
-        assert!(!run.root.join(&file).exists(), "{mode}: the file was written");
+        assert!(
+            !run.root.join(&file).exists(),
+            "{mode}: the file was written"
+        );
     }
 
     // No elicitation declared: the signed queue, decided by `mcp-warden approve`.
     let child = run.spawn(client, "none", "queued.txt");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let ticket = loop {
-        assert!(std::time::Instant::now() < deadline, "no pending approval appeared");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pending approval appeared"
+        );
         let out = std::process::Command::new(support::warden_bin())
             .arg("approvals")
             .env("MCP_WARDEN_STATE", &run.state)
@@ -311,7 +336,10 @@ fn approval_where_the_human_is(client: &str) {
             .expect("approvals");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         if let Some(l) = text.lines().find(|l| l.contains("write_file")) {
-            assert!(text.contains("queued.txt"), "the safe view shows the path: {text}");
+            assert!(
+                text.contains("queued.txt"),
+                "the safe view shows the path: {text}"
+            );
             break l.split_whitespace().next().expect("id").to_owned();
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -323,8 +351,14 @@ fn approval_where_the_human_is(client: &str) {
         .expect("approve");
     assert!(approve.status.success(), "{approve:?}");
     let queued = run.outcome(child, "none");
-    assert!(queued["error"].is_null() && queued["asked"] == json!([]), "{queued}");
-    assert!(run.root.join("queued.txt").exists(), "approved through the queue, written");
+    assert!(
+        queued["error"].is_null() && queued["asked"] == json!([]),
+        "{queued}"
+    );
+    assert!(
+        run.root.join("queued.txt").exists(),
+        "approved through the queue, written"
+    );
 
     let granted: Vec<Value> = run
         .audit()
@@ -338,5 +372,9 @@ fn approval_where_the_human_is(client: &str) {
     assert_eq!(by.len(), 2, "{granted:#?}");
     assert_eq!(by[0], "client elicitation");
     assert!(by[1].starts_with("identity (kid "), "{by:?}");
-    assert!(granted[1]["kid"].is_string(), "the deciding key is recorded: {:#?}", granted[1]);
+    assert!(
+        granted[1]["kid"].is_string(),
+        "the deciding key is recorded: {:#?}",
+        granted[1]
+    );
 }

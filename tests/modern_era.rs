@@ -371,8 +371,7 @@ impl RawWrap {
             std::fs::write(&p, text).expect("write config");
             cmd.arg("--config").arg(p);
         }
-        cmd
-            .arg("--audit-file")
+        cmd.arg("--audit-file")
             .arg(dir.path().join("audit.jsonl"))
             .arg("--")
             .arg(server)
@@ -682,7 +681,10 @@ impl RawWrap {
             "{r}"
         );
         assert!(
-            req["params"]["message"].as_str().unwrap_or_default().contains(text),
+            req["params"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(text),
             "the human sees the arguments: {r}"
         );
         r["result"]["requestState"]
@@ -720,9 +722,19 @@ fn modern_approval_round_is_authenticated_and_invisible_to_the_server() {
     let accept = json!({"action": "accept", "content": {"approve": true}});
 
     let state = w.ask_state("a-1", "approve me");
-    assert!(w.server_calls().is_empty(), "nothing reached the server before the answer");
-    let r = parse(&w.exchange(&echo_call("a-2", "approve me", &retry_fields(&state, &accept))));
-    assert!(r["result"]["content"].is_array(), "approved call answered by the server: {r}");
+    assert!(
+        w.server_calls().is_empty(),
+        "nothing reached the server before the answer"
+    );
+    let r = parse(&w.exchange(&echo_call(
+        "a-2",
+        "approve me",
+        &retry_fields(&state, &accept),
+    )));
+    assert!(
+        r["result"]["content"].is_array(),
+        "approved call answered by the server: {r}"
+    );
     let calls = w.server_calls();
     assert_eq!(calls.len(), 1, "{calls:#?}");
     let seen = serde_json::to_string(&calls[0]).expect("json");
@@ -733,12 +745,20 @@ fn modern_approval_round_is_authenticated_and_invisible_to_the_server() {
     assert_eq!(calls[0]["params"]["arguments"]["text"], "approve me");
 
     // The same state again: each approval runs one call.
-    let r = parse(&w.exchange(&echo_call("a-3", "approve me", &retry_fields(&state, &accept))));
+    let r = parse(&w.exchange(&echo_call(
+        "a-3",
+        "approve me",
+        &retry_fields(&state, &accept),
+    )));
     assert_refused(&r, "already used");
 
     // Minted for one argument, presented for another.
     let state = w.ask_state("b-1", "harmless");
-    let r = parse(&w.exchange(&echo_call("b-2", "rm -rf /", &retry_fields(&state, &accept))));
+    let r = parse(&w.exchange(&echo_call(
+        "b-2",
+        "rm -rf /",
+        &retry_fields(&state, &accept),
+    )));
     assert_refused(&r, "does not match this call");
 
     // Tampered: the expiry pushed out.
@@ -752,7 +772,11 @@ fn modern_approval_round_is_authenticated_and_invisible_to_the_server() {
     // The human said no.
     let state = w.ask_state("d-1", "decline me");
     let declined = json!({"action": "decline"});
-    let r = parse(&w.exchange(&echo_call("d-2", "decline me", &retry_fields(&state, &declined))));
+    let r = parse(&w.exchange(&echo_call(
+        "d-2",
+        "decline me",
+        &retry_fields(&state, &declined),
+    )));
     assert_refused(&r, "declined");
 
     assert_eq!(w.server_calls().len(), 1, "only the approved call ran");
@@ -760,12 +784,24 @@ fn modern_approval_round_is_authenticated_and_invisible_to_the_server() {
     let audit = read_audit(&w.dir.path().join("audit.jsonl"));
     let events: Vec<&str> = audit.iter().filter_map(|r| r["event"].as_str()).collect();
     assert_eq!(
-        events.iter().filter(|e| **e == "approval.input_required").count(),
+        events
+            .iter()
+            .filter(|e| **e == "approval.input_required")
+            .count(),
         4,
         "{events:?}"
     );
-    assert_eq!(events.iter().filter(|e| **e == "approval.granted").count(), 1);
-    assert_eq!(events.iter().filter(|e| **e == "approval.state_refused").count(), 3);
+    assert_eq!(
+        events.iter().filter(|e| **e == "approval.granted").count(),
+        1
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| **e == "approval.state_refused")
+            .count(),
+        3
+    );
 }
 
 /// Issue 11 (modern era): a state past `approval_timeout_secs` is refused even when the
@@ -780,7 +816,11 @@ fn an_expired_modern_approval_state_is_refused() {
     // Expiry has one-second resolution: past it for certain after two seconds.
     std::thread::sleep(Duration::from_millis(2100));
     let accept = json!({"action": "accept", "content": {"approve": true}});
-    let r = parse(&w.exchange(&echo_call("e-2", "too late", &retry_fields(&state, &accept))));
+    let r = parse(&w.exchange(&echo_call(
+        "e-2",
+        "too late",
+        &retry_fields(&state, &accept),
+    )));
     assert_refused(&r, "expired");
     assert!(w.server_calls().is_empty());
 }
@@ -805,8 +845,9 @@ impl ClientHandler for ApprovingClient {
         let text = serde_json::to_string(&request).unwrap_or_default();
         if text.contains("mcp-warden") {
             self.asked.fetch_add(1, Ordering::SeqCst);
-            return Ok(ElicitResult::new(ElicitationAction::Accept)
-                .with_content(json!({"approve": true})));
+            return Ok(
+                ElicitResult::new(ElicitationAction::Accept).with_content(json!({"approve": true}))
+            );
         }
         Ok(ElicitResult::new(ElicitationAction::Accept).with_content(json!({"name": "Ferris"})))
     }
@@ -853,7 +894,8 @@ async fn rmcp_client_approves_through_input_required() {
         client.list_all_tools().await.expect("tools/list");
         let echo = client
             .call_tool(
-                CallToolRequestParams::new("echo").with_arguments(args(json!({"text": "approved ✓"}))),
+                CallToolRequestParams::new("echo")
+                    .with_arguments(args(json!({"text": "approved ✓"}))),
             )
             .await
             .expect("tools/call echo after approval");

@@ -173,7 +173,12 @@ impl Metrics {
         }
         if let Some(a) = rec.detail.as_ref().and_then(|d| d.get("approval")) {
             // Bounded: channels and outcomes are a handful of fixed words.
-            let label = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or("unknown").to_owned();
+            let label = |k: &str| {
+                a.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown")
+                    .to_owned()
+            };
             *self
                 .approvals
                 .lock()
@@ -256,7 +261,9 @@ mod tests {
         let mut r = Record::new("s", "fs", Direction::ClientToServer, 10);
         m.record(&r);
         assert!(m.approvals().is_empty());
-        r.detail = Some(serde_json::json!({"approval": {"channel": "client_elicitation", "outcome": "declined"}}));
+        r.detail = Some(
+            serde_json::json!({"approval": {"channel": "client_elicitation", "outcome": "declined"}}),
+        );
         m.record(&r);
         m.record(&r);
         assert_eq!(

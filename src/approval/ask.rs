@@ -71,7 +71,9 @@ pub fn elicit_params(q: &Question<'_>) -> Value {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientAnswer {
     /// `action: "accept"` with `approve: true`; `remember` as the human ticked it.
-    Approved { remember: bool },
+    Approved {
+        remember: bool,
+    },
     /// `action: "accept"` with `approve: false`.
     NotApproved,
     Declined,
@@ -161,7 +163,10 @@ mod tests {
     use super::*;
 
     fn q(remember: bool) -> Value {
-        let args = vec!["path: /tmp/x".to_owned(), "content: \\u{202e}evil".to_owned()];
+        let args = vec![
+            "path: /tmp/x".to_owned(),
+            "content: \\u{202e}evil".to_owned(),
+        ];
         elicit_params(&Question {
             server: "fs",
             tool: "write_file",
@@ -177,7 +182,13 @@ mod tests {
     fn the_form_is_flat_and_says_what_is_asked() {
         let p = q(false);
         let m = p["message"].as_str().unwrap();
-        for needle in ["fs", "write_file", "high", "fs.toml:tool[write_file]", "path: /tmp/x"] {
+        for needle in [
+            "fs",
+            "write_file",
+            "high",
+            "fs.toml:tool[write_file]",
+            "path: /tmp/x",
+        ] {
             assert!(m.contains(needle), "{needle} missing from {m}");
         }
         let props = p["requestedSchema"]["properties"].as_object().unwrap();
@@ -211,7 +222,10 @@ mod tests {
             json!({"action":"ACCEPT","content":{"approve":true}}),
             json!([]),
         ] {
-            assert!(matches!(r(bad.clone()), ClientAnswer::Malformed(_)), "{bad}");
+            assert!(
+                matches!(r(bad.clone()), ClientAnswer::Malformed(_)),
+                "{bad}"
+            );
         }
         assert!(matches!(
             read_answer(None, Some(&json!({"code":-1,"message":"no"}))),
@@ -224,7 +238,10 @@ mod tests {
         let a = json!({"path":"/a","content":"x"});
         let b = json!({"content":"other","path":"/b"});
         assert_eq!(shape("w", Some(&a)), shape("w", Some(&b)));
-        assert_ne!(shape("w", Some(&a)), shape("w", Some(&json!({"path":"/a"}))));
+        assert_ne!(
+            shape("w", Some(&a)),
+            shape("w", Some(&json!({"path":"/a"})))
+        );
         assert_ne!(shape("w", Some(&a)), shape("v", Some(&a)));
     }
 }

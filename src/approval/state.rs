@@ -69,11 +69,11 @@ fn mac_input(digest: &str, session: &str, expires: u64, nonce: &str) -> String {
 /// Mint a state for this call, valid until `expires` (unix seconds).
 pub fn seal(digest: &str, session: &str, expires: u64) -> String {
     let nonce = crate::session::random_id();
-    let mac = hmac_sha256(key(), mac_input(digest, session, expires, &nonce).as_bytes());
-    format!(
-        "{PREFIX}.{expires}.{nonce}.{}",
-        URL_SAFE_NO_PAD.encode(mac)
-    )
+    let mac = hmac_sha256(
+        key(),
+        mac_input(digest, session, expires, &nonce).as_bytes(),
+    );
+    format!("{PREFIX}.{expires}.{nonce}.{}", URL_SAFE_NO_PAD.encode(mac))
 }
 
 /// Whether a `requestState` looks like one of ours (else it is the server's own).
@@ -186,7 +186,11 @@ mod tests {
         assert!(open(&s, &d, "sess", 999).is_ok());
         assert!(open(&s, &d, "sess", 1000).is_ok());
         assert_eq!(open(&s, &d, "sess", 1001), Err(Bad::Expired));
-        let other = call_digest("tools/call", "write_file", Some(&json!({"path": "/etc/x", "n": 1})));
+        let other = call_digest(
+            "tools/call",
+            "write_file",
+            Some(&json!({"path": "/etc/x", "n": 1})),
+        );
         assert_eq!(open(&s, &other, "sess", 999), Err(Bad::Mismatch));
         assert_eq!(open(&s, &d, "other", 999), Err(Bad::Mismatch));
         // Tampered expiry or mac.

@@ -330,8 +330,9 @@ impl Pipeline {
                         remember,
                     } => {
                         record.durable = true;
-                        let args: Option<serde_json::Value> =
-                            call.arguments.and_then(|a| serde_json::from_str(a.get()).ok());
+                        let args: Option<serde_json::Value> = call
+                            .arguments
+                            .and_then(|a| serde_json::from_str(a.get()).ok());
                         let shape = crate::approval::ask::shape(&call.name, args.as_ref());
                         if s.remembered.contains(&shape) {
                             // A human approved this tool with these argument names "for the
@@ -348,7 +349,14 @@ impl Pipeline {
                                 reason,
                                 shape: remember.then_some(shape),
                             };
-                            admit = self.approval_round(s, env, &call.name, args.as_ref(), plan, record)?;
+                            admit = self.approval_round(
+                                s,
+                                env,
+                                &call.name,
+                                args.as_ref(),
+                                plan,
+                                record,
+                            )?;
                         } else {
                             admit = Admit::Hold {
                                 risk,

@@ -61,10 +61,8 @@ impl Pipeline {
             return self.input_required(s, env, tool, arguments, &round, &digest, record);
         };
         let now = unix_now();
-        let checked = state::open(presented, &digest, &s.id, now).and_then(|nonce| {
-            s.mrtr_spent
-                .spend(nonce, state::expiry(presented), now)
-        });
+        let checked = state::open(presented, &digest, &s.id, now)
+            .and_then(|nonce| s.mrtr_spent.spend(nonce, state::expiry(presented), now));
         if let Err(bad) = checked {
             record.detail = Some(json!({"approval": {
                 "channel": "client_input_required",
@@ -152,7 +150,10 @@ impl Pipeline {
             "inputRequests": input_requests,
             "requestState": state::seal(digest, &s.id, expires),
         });
-        let id = env.id.as_ref().map_or_else(|| "null".into(), |i| i.to_json());
+        let id = env
+            .id
+            .as_ref()
+            .map_or_else(|| "null".into(), |i| i.to_json());
         let answer = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#).into_bytes();
         record.decision = Decision::Hold;
         record.event = "approval.input_required".into();
