@@ -1854,7 +1854,43 @@ fn an_unanswered_client_approval_times_out() {
             .contains("did not answer"),
         "{reply}"
     );
+    // An approval that arrives too late approves nothing and is no protocol violation.
+    s.w.send(&json!({"jsonrpc":"2.0","id":ask["id"],"result":{"action":"accept","content":{"approve":true}}}));
+    s.w.ping("after-late");
     assert_eq!(s.upstream_called("write_note"), 0);
+    let audit = s.w.audit();
+    assert!(
+        audit.iter().any(|r| r["event"] == "approval.late_answer"),
+        "late answer audited"
+    );
+    assert!(!audit
+        .iter()
+        .any(|r| r["event"] == "rpc.unsolicited_response"));
+}
+
+/// Issue 11: the client cancels the call while its human is being asked: nothing runs, the
+/// call is not answered (MCP), and the client is told to close the dialog.
+#[test]
+fn a_call_cancelled_while_asked_is_withdrawn() {
+    let mut s = start(&approve_note_setup("never", 30));
+    s.handshake();
+    s.list_tools("list");
+    s.w.send(&json!({"jsonrpc":"2.0","id":"x1","method":"tools/call","params":{"name":"write_note","arguments":{"path":"/tmp/x"}}}));
+    let ask = s.proxy_ask();
+    s.w.send(&json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"x1","reason":"user stopped"}}));
+    let line =
+        s.w.recv_raw(Duration::from_secs(5))
+            .expect("the dialog is withdrawn");
+    let v: Value = serde_json::from_slice(&line).expect("json");
+    assert_eq!(v["method"], "notifications/cancelled", "{v}");
+    assert_eq!(v["params"]["requestId"], ask["id"]);
+    s.w.ping("after-cancel");
+    assert_eq!(s.upstream_called("write_note"), 0);
+    assert!(s
+        .w
+        .audit()
+        .iter()
+        .any(|r| r["event"] == "approval.withdrawn" && r["id"] == "x1"));
 }
 
 /// Issue 11: a client that goes away while asked → the call ends in -32014 ("disconnected"),

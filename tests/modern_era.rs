@@ -916,6 +916,16 @@ async fn rmcp_client_approves_through_input_required() {
         "the server's answer after approval: {echo}"
     );
     assert_eq!(asked.load(Ordering::SeqCst), 1, "the human was asked once");
-    let audit = read_audit(&dir.path().join("audit.jsonl"));
-    assert!(audit.iter().any(|r| r["event"] == "approval.granted"));
+    // The proxy flushes its audit as it exits, which may be just after the client closed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !read_audit(&dir.path().join("audit.jsonl"))
+        .iter()
+        .any(|r| r["event"] == "approval.granted")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "approval.granted never audited"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -64,7 +64,13 @@ pub(super) struct Holds {
     answered: Condvar,
     /// Who decided a queue ticket (kid, signer), from the wait to the record.
     deciders: Mutex<HashMap<String, (String, String)>>,
+    /// The last few asks whose wait ended (timeout, cancel): a late answer is consumed
+    /// quietly rather than taken for an unsolicited response. Bounded.
+    closed: Mutex<std::collections::VecDeque<String>>,
 }
+
+/// How many ended asks are remembered for late answers.
+const CLOSED_ASKS: usize = 64;
 
 /// The extra facts of a held call (beyond the policy's `risk, rule, reason`).
 pub(super) struct HoldFacts<'a> {
@@ -243,7 +249,19 @@ impl Pipeline {
         }
         let mut asks = lock(&self.holds.asks);
         let Some(slot) = asks.get_mut(id.as_str()).filter(|a| a.is_none()) else {
-            return false;
+            drop(asks);
+            if !lock(&self.holds.closed).contains(id) {
+                return false;
+            }
+            record.direction = Direction::Proxy;
+            record.method = Some("elicitation/create".into());
+            record.decision = Decision::Deny;
+            record.event = "approval.late_answer".into();
+            record.reason = Some(
+                "the client answered the proxy's approval request after the wait had ended (timeout or cancel); ignored, nothing runs"
+                    .into(),
+            );
+            return true;
         };
         let parse = |raw: Option<&serde_json::value::RawValue>| {
             raw.and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
@@ -324,6 +342,11 @@ impl Pipeline {
             drop(self.holds.answered.wait_timeout(asks, step));
         };
         lock(&self.holds.asks).remove(&held.ticket);
+        let mut closed = lock(&self.holds.closed);
+        if closed.len() == CLOSED_ASKS {
+            closed.pop_front();
+        }
+        closed.push_back(held.ticket.clone());
         outcome
     }
 
