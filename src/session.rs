@@ -73,6 +73,9 @@ pub struct Session {
     pub remembered: std::collections::HashSet<String>,
     /// Modern-era approval states already used (each approves one call).
     pub mrtr_spent: crate::approval::state::Spent,
+    /// Modern-era calls (by `approval::state::call_digest`) a human approved, until when: the
+    /// server's own `input_required` rounds of that call continue it without a new question.
+    pub mrtr_approved: HashMap<String, u64>,
 }
 
 /// The client capabilities server-initiated requests depend on.
@@ -124,6 +127,7 @@ impl Session {
             flood: Default::default(),
             remembered: Default::default(),
             mrtr_spent: Default::default(),
+            mrtr_approved: HashMap::new(),
         }
     }
 

@@ -638,7 +638,7 @@ fn approval_config(dir: &Path, timeout_secs: u64) -> String {
     std::fs::create_dir_all(&policies).expect("policy dir");
     std::fs::write(
         policies.join("modern.toml"),
-        "[server]\nmatch = [\"modern\"]\n\n[[tool]]\nname = \"echo\"\nrisk = \"low\"\naction = \"approve\"\nremember = \"session\"\n",
+        "[server]\nmatch = [\"modern\"]\n\n[[tool]]\nname = \"echo\"\nrisk = \"low\"\naction = \"approve\"\nremember = \"session\"\n\n[[tool]]\nname = \"greet\"\nrisk = \"low\"\naction = \"approve\"\n",
     )
     .expect("policy");
     format!(
@@ -899,8 +899,17 @@ async fn rmcp_client_approves_through_input_required() {
             )
             .await
             .expect("tools/call echo after approval");
+        // A tool with its own MRTR round after the proxy's: approved once, then the server's
+        // elicitation, then its result.
+        let greet = client
+            .call_tool(
+                CallToolRequestParams::new("greet")
+                    .with_arguments(args(json!({"greeting": "Hello"}))),
+            )
+            .await
+            .expect("tools/call greet after approval");
         client.cancel().await.expect("close");
-        echo
+        (echo, greet)
     };
     let echo = tokio::time::timeout(SESSION_LIMIT, session)
         .await
@@ -910,12 +919,22 @@ async fn rmcp_client_approves_through_input_required() {
                 std::fs::read_to_string(&stderr_path).unwrap_or_default()
             )
         });
+    let (echo, greet) = echo;
     let echo = serde_json::to_value(&echo).expect("json");
     assert!(
         echo.to_string().contains("approved ✓"),
         "the server's answer after approval: {echo}"
     );
-    assert_eq!(asked.load(Ordering::SeqCst), 1, "the human was asked once");
+    let greet = serde_json::to_value(&greet).expect("json");
+    assert!(
+        greet.to_string().contains("Ferris"),
+        "the server's own round continued the approved call: {greet}"
+    );
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        2,
+        "the human was asked once per call"
+    );
     // The proxy flushes its audit as it exits, which may be just after the client closed.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while !read_audit(&dir.path().join("audit.jsonl"))

@@ -26,6 +26,10 @@ pub(super) struct Round {
     pub shape: Option<String>,
 }
 
+/// Approved calls remembered for the server's own rounds (bounded; when full of live ones, a
+/// continuation is asked about again — never the other way round).
+const MAX_APPROVED: usize = 1024;
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -57,10 +61,25 @@ impl Pipeline {
             r.rule = round.rule.clone();
             r
         };
+        let now = unix_now();
+        if presented.is_some_and(|p| !state::is_ours(p))
+            && s.mrtr_approved
+                .get(&digest)
+                .is_some_and(|until| *until >= now)
+        {
+            // The server's own round (its requestState) of the very call the human approved:
+            // part of that call, not a new one to ask about.
+            record.event = "approval.continued".into();
+            record.rule = Some(round.rule.clone());
+            record.reason = Some(
+                "the server's own input_required round of a call approved moments ago (same tool and arguments)"
+                    .into(),
+            );
+            return Ok(Admit::Forward);
+        }
         let Some(presented) = presented.filter(|p| state::is_ours(p)) else {
             return self.input_required(s, env, tool, arguments, &round, &digest, record);
         };
-        let now = unix_now();
         let checked = state::open(presented, &digest, &s.id, now)
             .and_then(|nonce| s.mrtr_spent.spend(nonce, state::expiry(presented), now));
         if let Err(bad) = checked {
@@ -102,6 +121,14 @@ impl Pipeline {
         };
         let bytes = without_our_fields(env, params)
             .ok_or_else(|| refuse("the call could not be rebuilt", "approval.not_granted"))?;
+        // The server may answer with its own input_required: its retries continue this call.
+        if s.mrtr_approved.len() >= MAX_APPROVED {
+            s.mrtr_approved.retain(|_, until| *until >= now);
+        }
+        if s.mrtr_approved.len() < MAX_APPROVED {
+            let until = now + self.approval_timeout().as_secs();
+            s.mrtr_approved.insert(digest.clone(), until);
+        }
         record.decision = Decision::Allow;
         record.event = "approval.granted".into();
         record.rule = Some(round.rule.clone());
