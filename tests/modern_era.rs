@@ -780,6 +780,21 @@ fn modern_approval_round_is_authenticated_and_invisible_to_the_server() {
     assert_refused(&r, "declined");
 
     assert_eq!(w.server_calls().len(), 1, "only the approved call ran");
+
+    // "Remember for this session" (the rule says `remember = "session"`): later calls of echo
+    // with the same argument names run without a question.
+    let state = w.ask_state("f-1", "remember me");
+    let remember = json!({"action": "accept", "content": {"approve": true, "remember": true}});
+    let r = parse(&w.exchange(&echo_call(
+        "f-2",
+        "remember me",
+        &retry_fields(&state, &remember),
+    )));
+    assert!(r["result"]["content"].is_array(), "{r}");
+    let r = parse(&w.exchange(&echo_call("f-3", "no question now", "")));
+    assert!(r["result"]["content"].is_array(), "remembered: {r}");
+    assert_eq!(w.server_calls().len(), 3);
+
     w.finish();
     let audit = read_audit(&w.dir.path().join("audit.jsonl"));
     let events: Vec<&str> = audit.iter().filter_map(|r| r["event"].as_str()).collect();
@@ -788,12 +803,19 @@ fn modern_approval_round_is_authenticated_and_invisible_to_the_server() {
             .iter()
             .filter(|e| **e == "approval.input_required")
             .count(),
-        4,
+        5,
         "{events:?}"
     );
     assert_eq!(
-        events.iter().filter(|e| **e == "approval.granted").count(),
+        events
+            .iter()
+            .filter(|e| **e == "approval.remembered")
+            .count(),
         1
+    );
+    assert_eq!(
+        events.iter().filter(|e| **e == "approval.granted").count(),
+        2
     );
     assert_eq!(
         events
