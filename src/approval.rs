@@ -10,6 +10,8 @@
 //! [`canonical`] — ticket id, the digest of the arguments *the proxy holds in memory*, decision
 //! and time. An unsigned or wrongly signed decision ends the wait as forged (an alert).
 
+pub mod ask;
+pub mod state;
 mod view;
 
 pub use view::safe_view;
@@ -105,6 +107,10 @@ pub enum Resolution {
     Forged(String),
     /// The queue could not be read or written: fail closed.
     Failed(String),
+    /// Asked through the client (`ask.rs`): what the client answered.
+    Client(ask::ClientAnswer),
+    /// Asked through the client, which went away before answering.
+    ClientGone,
 }
 
 #[derive(Debug, Clone)]
@@ -188,6 +194,18 @@ impl ApprovalQueue {
         args_sha256: Option<&str>,
         withdrawn: &dyn Fn() -> bool,
     ) -> Resolution {
+        self.wait_decided(id, args_sha256, withdrawn).0
+    }
+
+    /// As [`ApprovalQueue::wait`], also naming who decided (kid, signer name) when a trusted
+    /// key signed the decision: the audit says who approved or denied.
+    pub fn wait_decided(
+        &self,
+        id: &str,
+        args_sha256: Option<&str>,
+        withdrawn: &dyn Fn() -> bool,
+    ) -> (Resolution, Option<(String, String)>) {
+        let mut decider = None;
         let started = now();
         let deadline = Instant::now() + self.timeout;
         let outcome = loop {
@@ -196,11 +214,18 @@ impl ApprovalQueue {
             }
             match read_ticket(&self.dir, id) {
                 Ok(t) if t.status != Status::Pending => {
-                    break match self.verify(&t, id, args_sha256, started) {
+                    let verdict = self.verify(&t, id, args_sha256, started);
+                    if verdict.is_ok() {
+                        decider = t
+                            .decision
+                            .as_ref()
+                            .map(|d| (d.kid.clone(), d.signer.clone()));
+                    }
+                    break match verdict {
                         Ok(Status::Approved) => Resolution::Approved,
                         Ok(_) => Resolution::Denied,
                         Err(why) => Resolution::Forged(why),
-                    }
+                    };
                 }
                 Ok(_) => {}
                 Err(e) => break Resolution::Failed(format!("approval queue unreadable: {e}")),
@@ -211,7 +236,7 @@ impl ApprovalQueue {
             std::thread::sleep(Duration::from_millis(100));
         };
         let _ = fs::remove_file(ticket_path(&self.dir, id));
-        outcome
+        (outcome, decider)
     }
 
     /// The decision of a decided ticket, if a trusted key signed exactly it.

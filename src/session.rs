@@ -72,6 +72,13 @@ pub struct Session {
     pub client_caps: Option<ClientCaps>,
     /// Server notifications counted in the current one-second window (flood bound).
     pub flood: crate::pipeline::FloodWindow,
+    /// Call shapes (`approval::ask::shape`) a human approved "for this session".
+    pub remembered: std::collections::HashSet<String>,
+    /// Modern-era approval states already used (each approves one call).
+    pub mrtr_spent: crate::approval::state::Spent,
+    /// Modern-era calls (by `approval::state::call_digest`) a human approved, until when: the
+    /// server's own `input_required` rounds of that call continue it without a new question.
+    pub mrtr_approved: HashMap<String, u64>,
 }
 
 /// The client capabilities server-initiated requests depend on.
@@ -121,6 +128,9 @@ impl Session {
             policy_cache: HashMap::new(),
             client_caps: None,
             flood: Default::default(),
+            remembered: Default::default(),
+            mrtr_spent: Default::default(),
+            mrtr_approved: HashMap::new(),
         }
     }
 

@@ -326,7 +326,16 @@ fn cli(state: &Path, args: &[&str]) -> Output {
 impl Session {
     fn handshake(&mut self) {
         // A full client: server requests are judged on their content, not refused as undeclared.
-        self.w.send(&json!({"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"sampling":{},"elicitation":{},"roots":{}},"clientInfo":{"name":"t","version":"1"}}}));
+        self.handshake_with(json!({"sampling":{},"elicitation":{},"roots":{}}));
+    }
+
+    /// A client without elicitation: approvals wait in the signed queue (driven by the CLI).
+    fn handshake_queue(&mut self) {
+        self.handshake_with(json!({"sampling":{},"roots":{}}));
+    }
+
+    fn handshake_with(&mut self, capabilities: Value) {
+        self.w.send(&json!({"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":capabilities,"clientInfo":{"name":"t","version":"1"}}}));
         assert_eq!(self.reply("init")["id"], "init");
         self.w
             .send(&json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
@@ -540,7 +549,11 @@ fn listing_script(msgs: &[Value]) -> Value {
 /// checks. `outcome`: how held calls are resolved.
 fn run_calls(case: &Value, setup: Setup, msgs: &[Value], outcome: Outcome) -> Session {
     let mut s = start(&setup);
-    s.handshake();
+    if expected_code(case) == Some(-32014) {
+        s.handshake_queue();
+    } else {
+        s.handshake();
+    }
     let listed = s.list_tools("list");
     for m in msgs {
         let tool = tool_of(m);
@@ -1211,7 +1224,7 @@ fn tainted_flow_case(case: &Value, high_risk_write: bool) -> Session {
         ..Setup::default()
     };
     let mut s = start(&setup);
-    s.handshake();
+    s.handshake_queue();
     s.list_tools("list");
     s.w.send(&json!({"jsonrpc":"2.0","id":"r1","method":"tools/call","params":{"name":reader,"arguments":{}}}));
     let r = s.reply("r1");
@@ -1395,7 +1408,7 @@ fn approved_call_is_forwarded_once() {
             ..Setup::default()
         };
         let mut s = start(&setup);
-        s.handshake();
+        s.handshake_queue();
         s.list_tools("list");
         let line = serde_json::to_vec(&msgs[0]).expect("json");
         let mut framed = line.clone();
@@ -1518,7 +1531,7 @@ fn call_echo(s: &mut Session, id: &str, text: &str) {
 #[test]
 fn an_edited_ticket_file_does_not_approve() {
     let mut s = start(&approve_echo_setup());
-    s.handshake();
+    s.handshake_queue();
     s.list_tools("list");
     call_echo(&mut s, "forged", "rm -rf /srv/data");
     let ticket = s.pending_approval("echo");
@@ -1554,7 +1567,7 @@ fn an_edited_ticket_file_does_not_approve() {
 #[test]
 fn a_cancelled_call_is_withdrawn_and_never_executed() {
     let mut s = start(&approve_echo_setup());
-    s.handshake();
+    s.handshake_queue();
     s.list_tools("list");
     let text = "first line\nsecond\nthird\nfourth\u{202e}";
     s.w.send(&json!({"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"echo","arguments":{"text":text,"password":"hunter2"}}}));
@@ -1606,7 +1619,7 @@ fn a_cancelled_call_is_withdrawn_and_never_executed() {
 #[test]
 fn a_client_disconnect_withdraws_held_calls() {
     let mut s = start(&approve_echo_setup());
-    s.handshake();
+    s.handshake_queue();
     s.list_tools("list");
     call_echo(&mut s, "d1", "bye");
     let ticket = s.pending_approval("echo");
@@ -1623,4 +1636,342 @@ fn a_client_disconnect_withdraws_held_calls() {
         "withdrawal audited: {audit:#?}"
     );
     assert_eq!(s.upstream_called("echo"), 0);
+}
+
+// ------------------------------------------------------------------ approval through the client
+
+/// A policy asking for approval of `write_note` (echo server), `remember` as given.
+fn approve_note_setup(remember: &str, timeout: u64) -> Setup {
+    Setup {
+        script: json!({"write_note": [ok_line("note written")]}),
+        policies: vec![(
+            "notes.toml".into(),
+            policy_file(
+                "echo",
+                &[format!(
+                    "name = \"write_note\"\nrisk = \"high\"\naction = \"approve\"\nremember = {remember:?}"
+                )],
+            ),
+        )],
+        approval_timeout_secs: Some(timeout),
+        no_trust_gate: true,
+        ..Setup::default()
+    }
+}
+
+impl Session {
+    /// The next request the proxy sends the client on its own (skipping anything else).
+    fn proxy_ask(&self) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let Some(line) = self.w.recv_raw(Duration::from_millis(200)) else {
+                continue;
+            };
+            let v: Value = serde_json::from_slice(&line).expect("client got JSON");
+            if v["method"] == "elicitation/create" {
+                return v;
+            }
+        }
+        panic!("the proxy asked nothing through the client within 10 s");
+    }
+
+    /// Call `write_note` with `args`, receive the proxy's approval request, answer it with
+    /// `answer` (a JSON-RPC `result` object, or a whole message when it has `error`), and
+    /// return (the request, the call's reply).
+    fn call_and_answer(&mut self, id: &str, args: Value, answer: Value) -> (Value, Value) {
+        self.w.send(&json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"write_note","arguments":args}}));
+        let ask = self.proxy_ask();
+        let reply = if answer.get("error").is_some() {
+            json!({"jsonrpc":"2.0","id":ask["id"],"error":answer["error"]})
+        } else {
+            json!({"jsonrpc":"2.0","id":ask["id"],"result":answer})
+        };
+        self.w.send(&reply);
+        (ask, self.reply(id))
+    }
+
+    fn upstream_saw_our_round(&self) -> bool {
+        self.w
+            .upstream()
+            .iter()
+            .any(|l| String::from_utf8_lossy(l).contains("mcp-warden/approval"))
+    }
+}
+
+/// Issue 11: a client that declared elicitation is asked by the proxy itself; only accept +
+/// approve = true runs the call; decline, cancel, accept without approve, a malformed answer
+/// and an error answer are -32014 saying which; the server never sees the proxy's round.
+#[test]
+fn approval_is_asked_through_the_clients_elicitation() {
+    let mut s = start(&approve_note_setup("never", 30));
+    s.handshake();
+    s.list_tools("list");
+    let args = json!({"path": "/tmp/notes/today.md", "content": "buy milk\u{202e}"});
+
+    let (ask, r) = s.call_and_answer(
+        "c1",
+        args.clone(),
+        json!({"action":"accept","content":{"approve":true}}),
+    );
+    let ask_id = ask["id"].as_str().expect("a string id of the proxy's own");
+    assert!(ask_id.starts_with("mcp-warden/approval/"), "{ask}");
+    let msg = ask["params"]["message"].as_str().expect("message");
+    // The bidi control in the content makes a detector the rule that asked (it outranks the
+    // policy's own `approve`), and the human sees it as an escape, not as reordered text.
+    for needle in [
+        "write_note",
+        "echo",
+        "high",
+        "poisoning.bidi_control",
+        "/tmp/notes/today.md",
+    ] {
+        assert!(msg.contains(needle), "{needle} missing from {msg}");
+    }
+    assert!(!msg.contains('\u{202e}'), "bidi control shown raw: {msg}");
+    let schema = &ask["params"]["requestedSchema"];
+    assert_eq!(
+        schema["properties"]["approve"]["type"], "boolean",
+        "{schema}"
+    );
+    assert!(
+        schema["properties"].get("remember").is_none(),
+        "remember offered under never: {schema}"
+    );
+    assert!(
+        r.get("result").is_some(),
+        "accepted call answered by the server: {r}"
+    );
+    assert_eq!(s.upstream_called("write_note"), 1);
+
+    let refusals = [
+        (json!({"action":"decline"}), "declined"),
+        (json!({"action":"cancel"}), "cancelled"),
+        (
+            json!({"action":"accept","content":{"approve":false}}),
+            "did not tick",
+        ),
+        (
+            json!({"action":"accept","content":{"approve":"true"}}),
+            "malformed",
+        ),
+        (
+            json!({"error":{"code":-32601,"message":"no elicitation here"}}),
+            "error",
+        ),
+    ];
+    for (i, (answer, why)) in refusals.iter().enumerate() {
+        let id = format!("c{}", i + 2);
+        let (_, r) = s.call_and_answer(&id, args.clone(), answer.clone());
+        assert_eq!(r["error"]["code"], -32014, "{answer}: {r}");
+        let reason = r["error"]["data"]["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains(why),
+            "{answer}: reason {reason:?} should say {why}"
+        );
+        assert!(
+            r["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(why),
+            "the short reason is in message too: {r}"
+        );
+    }
+    assert_eq!(
+        s.upstream_called("write_note"),
+        1,
+        "nothing refused reached the server"
+    );
+    assert!(
+        !s.upstream_saw_our_round(),
+        "the proxy's elicitation reached the server"
+    );
+
+    let audit = s.w.audit();
+    let granted: Vec<&Value> = audit
+        .iter()
+        .filter(|r| r["event"] == "approval.granted")
+        .collect();
+    assert_eq!(granted.len(), 1, "{granted:#?}");
+    assert_eq!(
+        granted[0]["detail"]["approval"]["decided_by"],
+        "client elicitation"
+    );
+    assert!(granted[0]["detail"]["approval"]["wait_ms"].is_u64());
+    let outcomes: Vec<&Value> = audit
+        .iter()
+        .filter(|r| r["event"] == "approval.not_granted")
+        .map(|r| &r["detail"]["approval"]["outcome"])
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "declined",
+            "cancelled",
+            "not_approved",
+            "malformed",
+            "client_error"
+        ],
+        "one record per refused approval, saying which"
+    );
+    let consumed = audit
+        .iter()
+        .filter(|r| r["event"] == "approval.client_answered")
+        .count();
+    assert_eq!(
+        consumed, 6,
+        "each answer of the client is audited once as consumed"
+    );
+}
+
+/// Issue 11: nobody answers → -32014 after `approval_timeout_secs`, and the client is told to
+/// close the dialog (`notifications/cancelled` for the proxy's request).
+#[test]
+fn an_unanswered_client_approval_times_out() {
+    let mut s = start(&approve_note_setup("never", 1));
+    s.handshake();
+    s.list_tools("list");
+    s.w.send(&json!({"jsonrpc":"2.0","id":"t1","method":"tools/call","params":{"name":"write_note","arguments":{"path":"/tmp/x"}}}));
+    let ask = s.proxy_ask();
+    let mut cancelled = false;
+    let reply = loop {
+        let line =
+            s.w.recv_raw(Duration::from_secs(5))
+                .expect("an answer after the timeout");
+        let v: Value = serde_json::from_slice(&line).expect("json");
+        if v["method"] == "notifications/cancelled" {
+            assert_eq!(v["params"]["requestId"], ask["id"]);
+            cancelled = true;
+        } else if v["id"] == "t1" {
+            break v;
+        }
+    };
+    assert!(cancelled, "the client was told to drop the dialog");
+    assert_eq!(reply["error"]["code"], -32014, "{reply}");
+    assert!(
+        reply["error"]["data"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("did not answer"),
+        "{reply}"
+    );
+    // An approval that arrives too late approves nothing and is no protocol violation.
+    s.w.send(&json!({"jsonrpc":"2.0","id":ask["id"],"result":{"action":"accept","content":{"approve":true}}}));
+    s.w.ping("after-late");
+    assert_eq!(s.upstream_called("write_note"), 0);
+    let audit = s.w.audit();
+    assert!(
+        audit.iter().any(|r| r["event"] == "approval.late_answer"),
+        "late answer audited"
+    );
+    assert!(!audit
+        .iter()
+        .any(|r| r["event"] == "rpc.unsolicited_response"));
+}
+
+/// Issue 11: the client cancels the call while its human is being asked: nothing runs, the
+/// call is not answered (MCP), and the client is told to close the dialog.
+#[test]
+fn a_call_cancelled_while_asked_is_withdrawn() {
+    let mut s = start(&approve_note_setup("never", 30));
+    s.handshake();
+    s.list_tools("list");
+    s.w.send(&json!({"jsonrpc":"2.0","id":"x1","method":"tools/call","params":{"name":"write_note","arguments":{"path":"/tmp/x"}}}));
+    let ask = s.proxy_ask();
+    s.w.send(&json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"x1","reason":"user stopped"}}));
+    let line =
+        s.w.recv_raw(Duration::from_secs(5))
+            .expect("the dialog is withdrawn");
+    let v: Value = serde_json::from_slice(&line).expect("json");
+    assert_eq!(v["method"], "notifications/cancelled", "{v}");
+    assert_eq!(v["params"]["requestId"], ask["id"]);
+    s.w.ping("after-cancel");
+    assert_eq!(s.upstream_called("write_note"), 0);
+    assert!(s
+        .w
+        .audit()
+        .iter()
+        .any(|r| r["event"] == "approval.withdrawn" && r["id"] == "x1"));
+}
+
+/// Issue 11: a client that goes away while asked → the call ends in -32014 ("disconnected"),
+/// nothing runs.
+#[test]
+fn a_client_gone_while_asked_is_not_an_approval() {
+    let mut s = start(&approve_note_setup("never", 30));
+    s.handshake();
+    s.list_tools("list");
+    s.w.send(&json!({"jsonrpc":"2.0","id":"g1","method":"tools/call","params":{"name":"write_note","arguments":{"path":"/tmp/x"}}}));
+    s.proxy_ask();
+    let t0 = Instant::now();
+    s.w.finish();
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "the proxy waited for a client that is gone"
+    );
+    assert_eq!(s.upstream_called("write_note"), 0);
+    let audit = s.w.audit();
+    assert!(
+        audit.iter().any(|r| r["event"] == "approval.not_granted"
+            && r["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("disconnected")),
+        "the disconnect is the recorded outcome"
+    );
+}
+
+/// Issue 11: `remember = "session"` offers "remember"; once ticked, the same tool with the same
+/// argument names runs without asking for the rest of the session (audited as remembered);
+/// other argument names are asked again. Under `remember = "never"` a ticked box changes nothing.
+#[test]
+fn remember_for_this_session_covers_the_same_call_shape_only() {
+    let mut s = start(&approve_note_setup("session", 30));
+    s.handshake();
+    s.list_tools("list");
+    let (ask, r) = s.call_and_answer(
+        "m1",
+        json!({"path":"/tmp/a"}),
+        json!({"action":"accept","content":{"approve":true,"remember":true}}),
+    );
+    assert_eq!(
+        ask["params"]["requestedSchema"]["properties"]["remember"]["type"],
+        "boolean"
+    );
+    assert!(r.get("result").is_some(), "{r}");
+    s.w.send(&json!({"jsonrpc":"2.0","id":"m2","method":"tools/call","params":{"name":"write_note","arguments":{"path":"/tmp/b"}}}));
+    let r = s.reply("m2");
+    assert!(
+        r.get("result").is_some(),
+        "same shape runs without a new question: {r}"
+    );
+    let (_, r) = s.call_and_answer(
+        "m3",
+        json!({"path":"/tmp/c","mode":"append"}),
+        json!({"action":"decline"}),
+    );
+    assert_eq!(
+        r["error"]["code"], -32014,
+        "a new argument name is asked again: {r}"
+    );
+    assert_eq!(s.upstream_called("write_note"), 2);
+    let audit = s.w.audit();
+    assert!(audit.iter().any(|r| r["event"] == "approval.granted"
+        && r["detail"]["approval"]["remembered"] == "write_note(path)"));
+    assert!(audit
+        .iter()
+        .any(|r| r["event"] == "approval.remembered" && r["id"] == "m2"));
+
+    let mut s = start(&approve_note_setup("never", 30));
+    s.handshake();
+    s.list_tools("list");
+    s.call_and_answer(
+        "n1",
+        json!({"path":"/tmp/a"}),
+        json!({"action":"accept","content":{"approve":true,"remember":true}}),
+    );
+    let (_, r) = s.call_and_answer("n2", json!({"path":"/tmp/b"}), json!({"action":"cancel"}));
+    assert_eq!(
+        r["error"]["code"], -32014,
+        "never remembered under remember = never: {r}"
+    );
 }

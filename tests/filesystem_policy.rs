@@ -167,3 +167,214 @@ fn shipped_filesystem_pack_confines_reads_to_the_server_root() {
         "the server never saw the resource read"
     );
 }
+
+// ------------------------------------------------------------------ approval through the client
+
+/// One `write_file` by the official Python SDK client (`tests/peers/py_approval.py`) through
+/// `wrap` in front of the real filesystem server, under a policy that asks for approval.
+struct ApprovalRun {
+    base: tempfile::TempDir,
+    root: PathBuf,
+    state: PathBuf,
+}
+
+impl ApprovalRun {
+    fn new() -> ApprovalRun {
+        let base = tempfile::tempdir().expect("tempdir");
+        let b = base.path().canonicalize().expect("canonical");
+        let root = b.join("root");
+        let cfg = b.join("cfg");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(cfg.join("policies")).unwrap();
+        std::fs::write(
+            cfg.join("policies/fs.toml"),
+            "[server]\nmatch = [\"fs-approval\"]\n\n[[tool]]\nname = \"write_file\"\nrisk = \"high\"\naction = \"approve\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            cfg.join("proxy.toml"),
+            format!(
+                "[policy]\ndir = {:?}\napproval_timeout_secs = 20\nrisk_thresholds = {{ low = 0.0, medium = 0.0, high = 0.0 }}\n",
+                cfg.join("policies").to_string_lossy()
+            ),
+        )
+        .unwrap();
+        ApprovalRun {
+            state: b.join("state"),
+            root,
+            base,
+        }
+    }
+
+    /// Start the `client` ("py" or "ts") in `mode`; it prints its one JSON line when the call
+    /// is answered.
+    fn spawn(&self, client: &str, mode: &str, file: &str) -> std::process::Child {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let (program, script) = match client {
+            "py" => (
+                repo.join(".venv-peers/bin/python"),
+                "tests/peers/py_approval.py",
+            ),
+            _ => (PathBuf::from("node"), "tests/peers/ts_approval.mjs"),
+        };
+        assert!(
+            repo.join(".venv-peers/bin/python").exists()
+                && repo
+                    .join("tests/peers/node_modules/@modelcontextprotocol/sdk")
+                    .exists(),
+            "the SDK clients are not installed: run scripts/setup-peers.sh"
+        );
+        let b = self.base.path();
+        std::process::Command::new(program)
+            .arg(repo.join(script))
+            .arg(mode)
+            .arg(self.root.join(file))
+            .arg(format!("written after {mode}"))
+            .arg("--")
+            .arg(support::warden_bin())
+            .args(["wrap", "--server", "fs-approval", "--config"])
+            .arg(b.join("cfg/proxy.toml"))
+            .arg("--audit-file")
+            .arg(b.join("audit.jsonl"))
+            .arg("--")
+            .arg("node")
+            .arg(server_js())
+            .arg(&self.root)
+            .env("MCP_WARDEN_STATE", &self.state)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(b.join(format!("{mode}.stderr"))).unwrap())
+            .spawn()
+            .expect("run the Python SDK client")
+    }
+
+    fn outcome(&self, child: std::process::Child, mode: &str) -> Value {
+        let out = child.wait_with_output().expect("client output");
+        let stderr = std::fs::read_to_string(self.base.path().join(format!("{mode}.stderr")))
+            .unwrap_or_default();
+        assert!(out.status.success(), "{mode}: client failed: {stderr}");
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{mode}: not JSON ({e}): {:?}\n{stderr}", out.stdout))
+    }
+
+    fn audit(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.base.path().join("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+/// Issue 11 proof: the official Python SDK client with an elicitation callback is asked by the
+/// proxy itself; accepted → the real server writes the file; declined / cancelled → -32014 and
+/// nothing is written. A client without elicitation waits in the queue until `mcp-warden
+/// approve` (signed by the identity key) decides; the audit names who decided.
+#[test]
+fn python_sdk_client_approves_write_file_where_the_human_is() {
+    approval_where_the_human_is("py");
+}
+
+/// The same with the official TypeScript SDK client.
+#[test]
+fn typescript_sdk_client_approves_write_file_where_the_human_is() {
+    approval_where_the_human_is("ts");
+}
+
+fn approval_where_the_human_is(client: &str) {
+    let run = ApprovalRun::new();
+    let accepted = run.outcome(run.spawn(client, "accept", "accepted.txt"), "accept");
+    assert_eq!(
+        accepted["asked"].as_array().map(Vec::len),
+        Some(1),
+        "{accepted}"
+    );
+    let asked = accepted["asked"][0].as_str().unwrap_or_default();
+    assert!(
+        asked.contains("write_file") && asked.contains("accepted.txt"),
+        "{asked}"
+    );
+    assert!(accepted["error"].is_null(), "{accepted}");
+    assert_eq!(
+        std::fs::read_to_string(run.root.join("accepted.txt")).unwrap_or_default(),
+        "written after accept"
+    );
+
+    for mode in ["decline", "cancel"] {
+        let file = format!("{mode}.txt");
+        let r = run.outcome(run.spawn(client, mode, &file), mode);
+        assert_eq!(r["error"]["code"], -32014, "{mode}: {r}");
+        let word = if mode == "decline" {
+            "declined"
+        } else {
+            "cancelled"
+        };
+        assert!(
+            r["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(word),
+            "{mode}: {r}"
+        );
+        assert!(
+            !run.root.join(&file).exists(),
+            "{mode}: the file was written"
+        );
+    }
+
+    // No elicitation declared: the signed queue, decided by `mcp-warden approve`.
+    let child = run.spawn(client, "none", "queued.txt");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let ticket = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pending approval appeared"
+        );
+        let out = std::process::Command::new(support::warden_bin())
+            .arg("approvals")
+            .env("MCP_WARDEN_STATE", &run.state)
+            .output()
+            .expect("approvals");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if let Some(l) = text.lines().find(|l| l.contains("write_file")) {
+            assert!(
+                text.contains("queued.txt"),
+                "the safe view shows the path: {text}"
+            );
+            break l.split_whitespace().next().expect("id").to_owned();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let approve = std::process::Command::new(support::warden_bin())
+        .args(["approve", &ticket])
+        .env("MCP_WARDEN_STATE", &run.state)
+        .output()
+        .expect("approve");
+    assert!(approve.status.success(), "{approve:?}");
+    let queued = run.outcome(child, "none");
+    assert!(
+        queued["error"].is_null() && queued["asked"] == json!([]),
+        "{queued}"
+    );
+    assert!(
+        run.root.join("queued.txt").exists(),
+        "approved through the queue, written"
+    );
+
+    let granted: Vec<Value> = run
+        .audit()
+        .into_iter()
+        .filter(|r| r["event"] == "approval.granted")
+        .collect();
+    let by: Vec<&str> = granted
+        .iter()
+        .filter_map(|r| r["detail"]["approval"]["decided_by"].as_str())
+        .collect();
+    assert_eq!(by.len(), 2, "{granted:#?}");
+    assert_eq!(by[0], "client elicitation");
+    assert!(by[1].starts_with("identity (kid "), "{by:?}");
+    assert!(
+        granted[1]["kid"].is_string(),
+        "the deciding key is recorded: {:#?}",
+        granted[1]
+    );
+}

@@ -215,6 +215,11 @@ async fn modern_session(cmd: tokio::process::Command, stderr: File) -> Transcrip
 }
 
 fn server_records(cmd: &mut tokio::process::Command, dir: &Path) {
+    // Created here: the Landlock sandbox of `wrap` lets the server write existing files in an
+    // ancestor of the state dir but not create new ones.
+    for log in ["server_in.log", "server_out.log"] {
+        std::fs::write(dir.join(log), b"").expect("server record file");
+    }
     cmd.env("RMCP_RECORD_IN", dir.join("server_in.log"))
         .env("RMCP_RECORD_OUT", dir.join("server_out.log"));
 }
@@ -344,12 +349,29 @@ struct RawWrap {
 
 impl RawWrap {
     fn start(server: &Path, env: &[(&str, PathBuf)]) -> RawWrap {
+        RawWrap::start_with(server, env, None)
+    }
+
+    /// As `start`, with a `proxy.toml` of this text.
+    fn start_with(server: &Path, env: &[(&str, PathBuf)], config: Option<&str>) -> RawWrap {
         let dir = tempfile::tempdir().expect("tempdir");
+        // Created here: `dir` is an ancestor of the state dir, where the Landlock sandbox lets
+        // the server write existing files but not create new ones.
+        for log in ["server_in.log", "server_out.log"] {
+            std::fs::write(dir.path().join(log), b"").expect("server record file");
+        }
         let mut cmd = Command::new(support::warden_bin());
-        cmd.arg("wrap")
-            .arg("--server")
-            .arg("modern")
-            .arg("--audit-file")
+        cmd.arg("wrap").arg("--server").arg("modern");
+        if let Some(text) = config {
+            // In a folder of its own: the sandbox hides the proxy's config from the server,
+            // which writes its records next to it.
+            let cfg = dir.path().join("cfg");
+            std::fs::create_dir_all(&cfg).expect("config dir");
+            let p = cfg.join("proxy.toml");
+            std::fs::write(&p, text).expect("write config");
+            cmd.arg("--config").arg(p);
+        }
+        cmd.arg("--audit-file")
             .arg(dir.path().join("audit.jsonl"))
             .arg("--")
             .arg(server)
@@ -603,4 +625,348 @@ fn scripted_input_required_with_odd_bytes_is_forwarded_verbatim() {
         messages.iter().all(|r| r["decision"] == "allow"),
         "the proxy did not simply allow the MRTR exchange: {messages:#?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Approval in the modern era: `input_required` with the proxy's own authenticated state
+// ---------------------------------------------------------------------------------------------
+
+/// A config whose policy asks for approval of `echo` (low risk: the trust gate stays out of
+/// the way) and may remember it; the policy dir is made under `dir`.
+fn approval_config(dir: &Path, timeout_secs: u64) -> String {
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies).expect("policy dir");
+    std::fs::write(
+        policies.join("modern.toml"),
+        "[server]\nmatch = [\"modern\"]\n\n[[tool]]\nname = \"echo\"\nrisk = \"low\"\naction = \"approve\"\nremember = \"session\"\n\n[[tool]]\nname = \"greet\"\nrisk = \"low\"\naction = \"approve\"\n",
+    )
+    .expect("policy");
+    format!(
+        "[policy]\ndir = {:?}\napproval_timeout_secs = {timeout_secs}\nrisk_thresholds = {{ low = 0.0, medium = 0.0, high = 0.0 }}\n",
+        policies.to_string_lossy()
+    )
+}
+
+fn echo_call(id: &str, text: &str, extra: &str) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":"{id}","method":"tools/call","params":{{{META},"name":"echo","arguments":{{"text":"{text}"}}{extra}}}}}"#
+    )
+}
+
+fn retry_fields(state: &str, answer: &Value) -> String {
+    format!(
+        r#","inputResponses":{{"mcp-warden/approval":{answer}}},"requestState":{}"#,
+        Value::from(state)
+    )
+}
+
+impl RawWrap {
+    fn modern_start(&mut self) {
+        self.exchange(&format!(
+            r#"{{"jsonrpc":"2.0","id":"d-1","method":"server/discover","params":{{{META}}}}}"#
+        ));
+        self.exchange(&format!(
+            r#"{{"jsonrpc":"2.0","id":"l-1","method":"tools/list","params":{{{META}}}}}"#
+        ));
+    }
+
+    /// Ask for `echo(text)`: the proxy's `input_required`; returns its `requestState`.
+    fn ask_state(&mut self, id: &str, text: &str) -> String {
+        let r = parse(&self.exchange(&echo_call(id, text, "")));
+        assert_eq!(r["result"]["resultType"], "input_required", "{r}");
+        let req = &r["result"]["inputRequests"]["mcp-warden/approval"];
+        assert_eq!(req["method"], "elicitation/create", "{r}");
+        assert_eq!(
+            req["params"]["requestedSchema"]["properties"]["approve"]["type"], "boolean",
+            "{r}"
+        );
+        assert!(
+            req["params"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(text),
+            "the human sees the arguments: {r}"
+        );
+        r["result"]["requestState"]
+            .as_str()
+            .expect("a requestState")
+            .to_owned()
+    }
+
+    fn server_calls(&self) -> Vec<Value> {
+        self.file("server_in.log")
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| serde_json::from_slice::<Value>(l).ok())
+            .filter(|m| m["method"] == "tools/call")
+            .collect()
+    }
+}
+
+fn assert_refused(r: &Value, why: &str) {
+    assert_eq!(r["error"]["code"], -32014, "{r}");
+    let reason = r["error"]["data"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains(why), "reason {reason:?} should say {why:?}");
+}
+
+/// Issue 11 (modern era): a call that needs approval is answered `input_required` with the
+/// proxy's elicitation and an HMAC'd `requestState`; the accepted retry reaches the server as
+/// the original call (no proxy fields); a replayed, tampered, re-targeted or declined retry is
+/// -32014 and reaches nothing.
+#[test]
+fn modern_approval_round_is_authenticated_and_invisible_to_the_server() {
+    let cfg_dir = tempfile::tempdir().expect("tempdir");
+    let config = approval_config(cfg_dir.path(), 30);
+    let mut w = RawWrap::start_with(&rmcp_server_bin(), &[], Some(&config));
+    w.modern_start();
+    let accept = json!({"action": "accept", "content": {"approve": true}});
+
+    let state = w.ask_state("a-1", "approve me");
+    assert!(
+        w.server_calls().is_empty(),
+        "nothing reached the server before the answer"
+    );
+    let r = parse(&w.exchange(&echo_call(
+        "a-2",
+        "approve me",
+        &retry_fields(&state, &accept),
+    )));
+    assert!(
+        r["result"]["content"].is_array(),
+        "approved call answered by the server: {r}"
+    );
+    let calls = w.server_calls();
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    let seen = serde_json::to_string(&calls[0]).expect("json");
+    assert!(
+        !seen.contains("requestState") && !seen.contains("mcp-warden/approval"),
+        "the server saw the proxy's round: {seen}"
+    );
+    assert_eq!(calls[0]["params"]["arguments"]["text"], "approve me");
+
+    // The same state again: each approval runs one call.
+    let r = parse(&w.exchange(&echo_call(
+        "a-3",
+        "approve me",
+        &retry_fields(&state, &accept),
+    )));
+    assert_refused(&r, "already used");
+
+    // Minted for one argument, presented for another.
+    let state = w.ask_state("b-1", "harmless");
+    let r = parse(&w.exchange(&echo_call(
+        "b-2",
+        "rm -rf /",
+        &retry_fields(&state, &accept),
+    )));
+    assert_refused(&r, "does not match this call");
+
+    // Tampered: the expiry pushed out.
+    let state = w.ask_state("c-1", "tamper");
+    let mut parts: Vec<String> = state.split('.').map(str::to_owned).collect();
+    parts[1] = (parts[1].parse::<u64>().expect("expiry") + 3600).to_string();
+    let forged = parts.join(".");
+    let r = parse(&w.exchange(&echo_call("c-2", "tamper", &retry_fields(&forged, &accept))));
+    assert_refused(&r, "does not match this call");
+
+    // The human said no.
+    let state = w.ask_state("d-1", "decline me");
+    let declined = json!({"action": "decline"});
+    let r = parse(&w.exchange(&echo_call(
+        "d-2",
+        "decline me",
+        &retry_fields(&state, &declined),
+    )));
+    assert_refused(&r, "declined");
+
+    assert_eq!(w.server_calls().len(), 1, "only the approved call ran");
+
+    // "Remember for this session" (the rule says `remember = "session"`): later calls of echo
+    // with the same argument names run without a question.
+    let state = w.ask_state("f-1", "remember me");
+    let remember = json!({"action": "accept", "content": {"approve": true, "remember": true}});
+    let r = parse(&w.exchange(&echo_call(
+        "f-2",
+        "remember me",
+        &retry_fields(&state, &remember),
+    )));
+    assert!(r["result"]["content"].is_array(), "{r}");
+    let r = parse(&w.exchange(&echo_call("f-3", "no question now", "")));
+    assert!(r["result"]["content"].is_array(), "remembered: {r}");
+    assert_eq!(w.server_calls().len(), 3);
+
+    w.finish();
+    let audit = read_audit(&w.dir.path().join("audit.jsonl"));
+    let events: Vec<&str> = audit.iter().filter_map(|r| r["event"].as_str()).collect();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| **e == "approval.input_required")
+            .count(),
+        5,
+        "{events:?}"
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| **e == "approval.remembered")
+            .count(),
+        1
+    );
+    assert_eq!(
+        events.iter().filter(|e| **e == "approval.granted").count(),
+        2
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| **e == "approval.state_refused")
+            .count(),
+        3
+    );
+}
+
+/// Issue 11 (modern era): a state past `approval_timeout_secs` is refused even when the
+/// human approved.
+#[test]
+fn an_expired_modern_approval_state_is_refused() {
+    let cfg_dir = tempfile::tempdir().expect("tempdir");
+    let config = approval_config(cfg_dir.path(), 1);
+    let mut w = RawWrap::start_with(&rmcp_server_bin(), &[], Some(&config));
+    w.modern_start();
+    let state = w.ask_state("e-1", "too late");
+    // Expiry has one-second resolution: past it for certain after two seconds.
+    std::thread::sleep(Duration::from_millis(2100));
+    let accept = json!({"action": "accept", "content": {"approve": true}});
+    let r = parse(&w.exchange(&echo_call(
+        "e-2",
+        "too late",
+        &retry_fields(&state, &accept),
+    )));
+    assert_refused(&r, "expired");
+    assert!(w.server_calls().is_empty());
+}
+
+/// An rmcp 3.11 client in Discover mode that approves the proxy's question (and answers the
+/// server's own `greet` elicitation with a name).
+#[derive(Clone, Default)]
+struct ApprovingClient {
+    asked: Arc<AtomicUsize>,
+}
+
+impl ClientHandler for ApprovingClient {
+    fn get_info(&self) -> ClientConfig {
+        ModernClient::default().get_info()
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        let text = serde_json::to_string(&request).unwrap_or_default();
+        if text.contains("mcp-warden") {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            return Ok(
+                ElicitResult::new(ElicitationAction::Accept).with_content(json!({"approve": true}))
+            );
+        }
+        Ok(ElicitResult::new(ElicitationAction::Accept).with_content(json!({"name": "Ferris"})))
+    }
+}
+
+/// Issue 11 proof: the real rmcp client handles the proxy's `input_required` round by itself
+/// (its elicitation handler approves) and gets the server's real answer through `wrap`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rmcp_client_approves_through_input_required() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Config and policy apart from the server's records (the sandbox hides them).
+    let cfg_dir = tempfile::tempdir().expect("tempdir");
+    let config = cfg_dir.path().join("proxy.toml");
+    std::fs::write(&config, approval_config(cfg_dir.path(), 30)).expect("config");
+    let mut cmd = tokio::process::Command::new(support::warden_bin());
+    cmd.arg("wrap")
+        .arg("--server")
+        .arg("modern")
+        .arg("--config")
+        .arg(&config)
+        .arg("--audit-file")
+        .arg(dir.path().join("audit.jsonl"))
+        .arg("--")
+        .arg(rmcp_server_bin())
+        .env("MCP_WARDEN_STATE", dir.path().join("state"));
+    server_records(&mut cmd, dir.path());
+    let stderr_path = dir.path().join("stderr.log");
+    let handler = ApprovingClient::default();
+    let asked = handler.asked.clone();
+    let session = async {
+        let (transport, _) = TokioChildProcess::builder(cmd)
+            .stderr(File::create(&stderr_path).expect("stderr"))
+            .spawn()
+            .expect("spawn wrap");
+        let client = handler
+            .serve_with_lifecycle(
+                transport,
+                ClientLifecycleMode::Discover {
+                    preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                },
+            )
+            .await
+            .expect("discover through wrap");
+        client.list_all_tools().await.expect("tools/list");
+        let echo = client
+            .call_tool(
+                CallToolRequestParams::new("echo")
+                    .with_arguments(args(json!({"text": "approved ✓"}))),
+            )
+            .await
+            .expect("tools/call echo after approval");
+        // A tool with its own MRTR round after the proxy's: approved once, then the server's
+        // elicitation, then its result.
+        let greet = client
+            .call_tool(
+                CallToolRequestParams::new("greet")
+                    .with_arguments(args(json!({"greeting": "Hello"}))),
+            )
+            .await
+            .expect("tools/call greet after approval");
+        client.cancel().await.expect("close");
+        (echo, greet)
+    };
+    let echo = tokio::time::timeout(SESSION_LIMIT, session)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "timed out; proxy stderr:\n{}",
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
+            )
+        });
+    let (echo, greet) = echo;
+    let echo = serde_json::to_value(&echo).expect("json");
+    assert!(
+        echo.to_string().contains("approved ✓"),
+        "the server's answer after approval: {echo}"
+    );
+    let greet = serde_json::to_value(&greet).expect("json");
+    assert!(
+        greet.to_string().contains("Ferris"),
+        "the server's own round continued the approved call: {greet}"
+    );
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        2,
+        "the human was asked once per call"
+    );
+    // The proxy flushes its audit as it exits, which may be just after the client closed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !read_audit(&dir.path().join("audit.jsonl"))
+        .iter()
+        .any(|r| r["event"] == "approval.granted")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "approval.granted never audited"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

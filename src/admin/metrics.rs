@@ -121,6 +121,8 @@ pub struct Metrics {
     inference_tokens: [AtomicU64; 2],
     alerts: AtomicU64,
     recent: Mutex<VecDeque<Value>>,
+    /// Approval outcomes by (channel, outcome), from the records' `detail.approval`.
+    approvals: Mutex<std::collections::BTreeMap<(String, String), u64>>,
 }
 
 impl Default for Metrics {
@@ -170,6 +172,7 @@ impl Metrics {
             inference_tokens: [AtomicU64::new(0), AtomicU64::new(0)],
             alerts: AtomicU64::new(0),
             recent: Mutex::new(VecDeque::with_capacity(RECENT_ALERTS)),
+            approvals: Mutex::new(Default::default()),
         }
     }
 
@@ -202,6 +205,21 @@ impl Metrics {
             }
         } else if let Some(us) = rec.latency_us {
             self.decision_latency.observe_us(us);
+        }
+        if let Some(a) = rec.detail.as_ref().and_then(|d| d.get("approval")) {
+            // Bounded: channels and outcomes are a handful of fixed words.
+            let label = |k: &str| {
+                a.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown")
+                    .to_owned()
+            };
+            *self
+                .approvals
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry((label("channel"), label("outcome")))
+                .or_default() += 1;
         }
         if rec.alert {
             self.alerts.fetch_add(1, Ordering::Relaxed);
@@ -257,6 +275,12 @@ impl Metrics {
         )
     }
 
+    /// Approval outcomes counted so far: ((channel, outcome), count), sorted.
+    pub fn approvals(&self) -> Vec<((String, String), u64)> {
+        let map = self.approvals.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
     pub fn alerts_total(&self) -> u64 {
         self.alerts.load(Ordering::Relaxed)
     }
@@ -282,6 +306,23 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn approval_outcomes_are_counted_by_channel() {
+        let m = Metrics::new();
+        let mut r = Record::new("s", "fs", Direction::ClientToServer, 10);
+        m.record(&r);
+        assert!(m.approvals().is_empty());
+        r.detail = Some(
+            serde_json::json!({"approval": {"channel": "client_elicitation", "outcome": "declined"}}),
+        );
+        m.record(&r);
+        m.record(&r);
+        assert_eq!(
+            m.approvals(),
+            vec![(("client_elicitation".into(), "declined".into()), 2)]
+        );
+    }
 
     #[test]
     fn records_count_and_bound_labels() {

@@ -88,6 +88,14 @@ pub fn render(m: &Metrics, trust: &[(String, f64)]) -> String {
     out.push_str("# HELP mcp_warden_alerts_total Security alerts raised.\n");
     out.push_str("# TYPE mcp_warden_alerts_total counter\n");
     let _ = writeln!(out, "mcp_warden_alerts_total {}", m.alerts_total());
+    out.push_str("# HELP mcp_warden_approvals_total Approval outcomes by channel (client elicitation, input_required, queue).\n");
+    out.push_str("# TYPE mcp_warden_approvals_total counter\n");
+    for ((channel, outcome), n) in m.approvals() {
+        let _ = writeln!(
+            out,
+            "mcp_warden_approvals_total{{channel=\"{channel}\",outcome=\"{outcome}\"}} {n}"
+        );
+    }
     out.push_str("# HELP mcp_warden_trust_score Trust score of each server, 0..1.\n");
     out.push_str("# TYPE mcp_warden_trust_score gauge\n");
     for (server, score) in trust {

@@ -22,7 +22,8 @@ use crate::pins;
 use crate::policy::Risk;
 use crate::sig::outcome::Outcome as SigOutcome;
 
-use super::hold::Admit;
+use super::hold::{Admit, HoldFacts};
+use super::mrtr::Round;
 use super::policy_step::CallPlan;
 use crate::session::{ClientCaps, Era, Pending, Session, MAX_PENDING};
 
@@ -61,9 +62,22 @@ impl Pipeline {
                         }
                         None => allow(line, &mut record),
                     },
-                    Ok(Admit::Hold { risk, rule, reason }) => {
+                    // The record was filled by the step that decided (approval round, answer).
+                    Ok(Admit::Rewrite(bytes)) => Verdict::Rewrite(bytes),
+                    Ok(Admit::Answer(bytes)) => Verdict::Answer(bytes),
+                    Ok(Admit::Consumed) => Verdict::Drop,
+                    Ok(Admit::Hold {
+                        risk,
+                        rule,
+                        reason,
+                        shape,
+                    }) => {
                         let id = env.id.clone().unwrap_or(Id::Num("0".into()));
-                        match self.hold_call(id, line, (risk, rule, reason), &mut record) {
+                        let facts = HoldFacts {
+                            session: &session,
+                            shape,
+                        };
+                        match self.hold_call(id, line, (risk, rule, reason), facts, &mut record) {
                             Ok(v) => v,
                             Err(rejection) => {
                                 if let Some(id) = &env.id {
@@ -117,9 +131,11 @@ impl Pipeline {
                 Ok(env) => {
                     match self.check_client(session, &env, item.get().as_bytes(), checked, &mut sub)
                     {
-                        Ok(Admit::Forward) => Ok(()),
+                        Ok(Admit::Forward) => Ok(true),
+                        // The client's answer to the proxy's own request: consumed.
+                        Ok(Admit::Consumed) => Ok(false),
                         // Nobody can approve one element of a batch: fail closed.
-                        Ok(Admit::Hold { .. }) => {
+                        Ok(Admit::Hold { .. } | Admit::Rewrite(_) | Admit::Answer(_)) => {
                             if let Some(id) = &env.id {
                                 session.client_pending.remove(id);
                             }
@@ -143,10 +159,11 @@ impl Pipeline {
                 }
             };
             match outcome {
-                Ok(()) => {
+                Ok(true) => {
                     sub.decision = Decision::Allow;
                     passed.push(item.get());
                 }
+                Ok(false) => {}
                 Err((r, id, answerable)) => {
                     if answerable {
                         answers.push(
@@ -217,6 +234,10 @@ impl Pipeline {
                 Ok(Admit::Forward)
             }
             Kind::Response | Kind::ErrorResponse => {
+                // The answer to the proxy's own approval request is the proxy's, not the server's.
+                if self.answer_ask(env, record) {
+                    return Ok(Admit::Consumed);
+                }
                 let id = env.id.as_ref();
                 match id.and_then(|id| s.server_pending.remove(id)) {
                     Some(p) => {
@@ -310,13 +331,58 @@ impl Pipeline {
                             risk,
                             rule: "flow.tainted_session".into(),
                             reason,
+                            shape: None,
                         };
                     }
                     CallPlan::Forward { risk } => record.durable = risk >= Risk::High,
-                    CallPlan::Approve { risk, rule, reason } => {
+                    CallPlan::Approve {
+                        risk,
+                        rule,
+                        reason,
+                        remember,
+                    } => {
                         record.durable = true;
-                        admit = Admit::Hold { risk, rule, reason };
+                        let args: Option<serde_json::Value> = call
+                            .arguments
+                            .and_then(|a| serde_json::from_str(a.get()).ok());
+                        let shape = crate::approval::ask::shape(&call.name, args.as_ref());
+                        if s.remembered.contains(&shape) {
+                            // A human approved this tool with these argument names "for the
+                            // session" earlier; the record says so.
+                            record.event = "approval.remembered".into();
+                            record.rule = Some(rule);
+                            record.reason = Some(format!(
+                                "approved earlier in this session for {shape} (remember = \"session\"); {reason}"
+                            ));
+                        } else if self.asks_modern(s) {
+                            let plan = Round {
+                                risk,
+                                rule,
+                                reason,
+                                shape: remember.then_some(shape),
+                            };
+                            admit = self.approval_round(
+                                s,
+                                env,
+                                &call.name,
+                                args.as_ref(),
+                                plan,
+                                record,
+                            )?;
+                        } else {
+                            admit = Admit::Hold {
+                                risk,
+                                rule,
+                                reason,
+                                shape: remember.then_some(shape),
+                            };
+                        }
                     }
+                }
+                if let Admit::Answer(_) = admit {
+                    // Answered by the proxy (input_required): nothing is in flight.
+                    record.tool = Some(call.name.into_owned());
+                    return Ok(admit);
                 }
                 tool = Some(call.name.into_owned());
             }

@@ -4,16 +4,28 @@
 //! (denied, timed out, forged, queue unavailable): every path but an explicit, signed approval
 //! fails closed. A call the client cancelled (or a client that went away) is withdrawn: the
 //! ticket disappears, the withdrawal is audited, nothing is executed and nobody is answered.
+//!
+//! Where the client can ask its human itself, the hold asks there instead (`client_ask.rs`);
+//! `resolve_hold` ends both kinds of wait the same way.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use serde_json::{json, Value};
+
 use super::{deny, Outcome, Pipeline, Verdict};
+use crate::approval::ask::ClientAnswer;
 use crate::approval::Resolution;
 use crate::audit::{Decision, Record};
 use crate::codec::Id;
 use crate::errors::{Rejection, APPROVAL_FAILED};
 use crate::policy::Risk;
+use crate::session::Session;
+
+/// How long the human has when no queue (and so no configured timeout) exists.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A call held for approval.
 #[derive(Debug, PartialEq, Eq)]
@@ -28,13 +40,30 @@ pub struct Held {
     pub audit_id: String,
     pub method: String,
     pub args_sha256: Option<String>,
+    /// Asked through the client: the proxy's own `elicitation/create` line, which the
+    /// transport sends to the client; `ticket` is then its id. `None`: the approval queue.
+    pub ask: Option<Vec<u8>>,
+    /// "Remember for this session" is allowed: the call's shape (`ask::shape`).
+    pub shape: Option<String>,
+    pub since: Instant,
 }
 
 /// The holds of one pipeline: how many wait, and whether the client is gone.
 #[derive(Default)]
 pub(super) struct Holds {
-    client_gone: AtomicBool,
-    waiting: AtomicUsize,
+    pub(super) client_gone: AtomicBool,
+    pub(super) waiting: AtomicUsize,
+    /// Asking through the client (`client_ask.rs`).
+    pub(super) asks: super::client_ask::Asks,
+    /// Who decided a queue ticket (kid, signer), from the wait to the record.
+    deciders: Mutex<HashMap<String, (String, String)>>,
+}
+
+/// The extra facts of a held call (beyond the policy's `risk, rule, reason`).
+pub(super) struct HoldFacts<'a> {
+    pub session: &'a Session,
+    /// Where "remember for this session" is allowed: the call's shape.
+    pub shape: Option<String>,
 }
 
 /// What the client-side check decided for a call that may go on.
@@ -44,7 +73,18 @@ pub(super) enum Admit {
         risk: Risk,
         rule: String,
         reason: String,
+        shape: Option<String>,
     },
+    /// Forward these bytes instead (a modern retry with the proxy's MRTR fields removed).
+    Rewrite(Vec<u8>),
+    /// Answer the client with these bytes and forward nothing (a modern `input_required`).
+    Answer(Vec<u8>),
+    /// The client's answer to the proxy's own request: consumed here, never forwarded.
+    Consumed,
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Pipeline {
@@ -55,19 +95,26 @@ impl Pipeline {
         id: Id,
         line: &[u8],
         (risk, rule, reason): (Risk, String, String),
+        facts: HoldFacts<'_>,
         record: &mut Record,
     ) -> Result<Verdict, Rejection> {
+        // The client can ask its human itself: no ticket (`client_ask.rs`).
+        if self.asks_client(facts.session) {
+            return self.ask_call(id, line, (risk, rule, reason), facts.shape, record);
+        }
         let tool = record.tool.clone().unwrap_or_default();
+        let arguments = serde_json::from_slice::<Value>(line)
+            .ok()
+            .and_then(|m| m.get("params").and_then(|p| p.get("arguments")).cloned());
         let queue = self
             .guards
             .approvals
             .as_ref()
             .ok_or_else(|| not_granted(&tool, "no approval channel is configured"))?;
         // What the approver sees: a safe view of the arguments, not only their digest.
-        let preview = serde_json::from_slice::<serde_json::Value>(line)
-            .ok()
-            .and_then(|m| m.get("params").and_then(|p| p.get("arguments")).cloned())
-            .map(|a| crate::approval::safe_view(&a))
+        let preview = arguments
+            .as_ref()
+            .map(crate::approval::safe_view)
             .unwrap_or_default();
         let ticket = queue
             .submit(
@@ -102,7 +149,18 @@ impl Pipeline {
             audit_id: record.audit_id.clone(),
             method: record.method.clone().unwrap_or_default(),
             args_sha256: record.args_sha256.clone(),
+            ask: None,
+            shape: None,
+            since: Instant::now(),
         })))
+    }
+
+    /// How long a human has to decide (`policy.approval_timeout_secs`).
+    pub(super) fn approval_timeout(&self) -> Duration {
+        self.guards
+            .approvals
+            .as_ref()
+            .map_or(DEFAULT_TIMEOUT, |q| q.timeout())
     }
 
     /// Block until the ticket is decided, withdrawn or times out.
@@ -115,8 +173,18 @@ impl Pipeline {
                     .get(&held.id)
                     .is_none_or(|p| p.cancelled)
         };
+        if held.ask.is_some() {
+            return self.wait_for_client(held);
+        }
         match &self.guards.approvals {
-            Some(q) => q.wait(&held.ticket, held.args_sha256.as_deref(), &withdrawn),
+            Some(q) => {
+                let (r, decider) =
+                    q.wait_decided(&held.ticket, held.args_sha256.as_deref(), &withdrawn);
+                if let Some(d) = decider {
+                    lock(&self.holds.deciders).insert(held.ticket.clone(), d);
+                }
+                r
+            }
             None => Resolution::Failed("no approval channel".into()),
         }
     }
@@ -161,10 +229,58 @@ impl Pipeline {
                 record,
             };
         }
-        if resolution == Resolution::Approved {
+        let waited_ms = held.since.elapsed().as_millis() as u64;
+        let decider = lock(&self.holds.deciders).remove(&held.ticket);
+        // Who decided: the client's elicitation, or the key that signed the queue decision
+        // (the admin API and `approve` sign with the identity key, operators with their own).
+        let decided_by = match (&resolution, &decider) {
+            (Resolution::Client(_), _) => "client elicitation".to_owned(),
+            (_, Some((kid, signer))) => {
+                record.kid = Some(kid.clone());
+                format!("{signer} (kid {kid})")
+            }
+            (Resolution::TimedOut | Resolution::ClientGone, _) => "nobody".to_owned(),
+            _ => "proxy".to_owned(),
+        };
+        let outcome_word = match &resolution {
+            Resolution::Approved => "approved",
+            Resolution::Denied => "denied",
+            Resolution::TimedOut => "timed_out",
+            Resolution::Withdrawn => "withdrawn",
+            Resolution::Forged(_) => "forged",
+            Resolution::Failed(_) => "failed",
+            Resolution::ClientGone => "client_disconnected",
+            Resolution::Client(a) => a.outcome(),
+        };
+        let mut detail = json!({
+            "approval": {
+                "channel": if held.ask.is_some() { "client_elicitation" } else { "queue" },
+                "decided_by": decided_by,
+                "outcome": outcome_word,
+                "wait_ms": waited_ms,
+            }
+        });
+        if let Resolution::Approved | Resolution::Client(ClientAnswer::Approved { .. }) =
+            &resolution
+        {
+            let mut remembered = None;
+            if let (Resolution::Client(ClientAnswer::Approved { remember: true }), Some(shape)) =
+                (&resolution, &held.shape)
+            {
+                self.session().remembered.insert(shape.clone());
+                remembered = Some(shape.clone());
+            }
+            detail["approval"]["remembered"] = json!(remembered);
             record.decision = Decision::Allow;
             record.event = "approval.granted".into();
-            record.reason = Some(format!("approved by an operator (ticket {})", held.ticket));
+            record.reason = Some(match &remembered {
+                Some(shape) => format!(
+                    "approved by {decided_by} after {waited_ms} ms ({}); remembered for this session: {shape}",
+                    held.ticket
+                ),
+                None => format!("approved by {decided_by} after {waited_ms} ms ({})", held.ticket),
+            });
+            record.detail = Some(detail);
             record.durable = true;
             return Outcome {
                 verdict: Verdict::Rewrite(held.line),
@@ -172,13 +288,20 @@ impl Pipeline {
             };
         }
         self.session().client_pending.remove(&held.id);
+        let timeout = self.approval_timeout().as_secs();
         let why = match &resolution {
-            Resolution::Denied => "an operator denied it".to_owned(),
+            Resolution::Denied => format!("{decided_by} denied it"),
+            Resolution::TimedOut if held.ask.is_some() => {
+                format!("the user did not answer the client's approval request within {timeout} s")
+            }
             Resolution::TimedOut => "nobody approved it before the timeout".to_owned(),
             Resolution::Failed(e) => e.clone(),
             Resolution::Forged(e) => format!("a forged decision was found, refused: {e}"),
+            Resolution::ClientGone => "the client disconnected before answering".to_owned(),
+            Resolution::Client(a) => a.refusal(),
             Resolution::Approved | Resolution::Withdrawn => String::new(),
         };
+        record.detail = Some(detail);
         let mut rejection = not_granted(&held.tool, &format!("{why} (ticket {})", held.ticket));
         if matches!(resolution, Resolution::Forged(_)) {
             rejection.event = "approval.forged";
@@ -187,7 +310,9 @@ impl Pipeline {
         // tainted session), not just that approval failed.
         rejection.rule = held.rule.clone();
         let answer = rejection.to_response(Some(&held.id), &held.audit_id);
+        let detail = record.detail.take();
         deny(&mut record, &rejection);
+        record.detail = detail;
         Outcome {
             verdict: Verdict::Answer(answer),
             record,
@@ -195,7 +320,7 @@ impl Pipeline {
     }
 }
 
-fn not_granted(tool: &str, why: &str) -> Rejection {
+pub(super) fn not_granted(tool: &str, why: &str) -> Rejection {
     Rejection::new(
         APPROVAL_FAILED,
         "approval.not_granted",

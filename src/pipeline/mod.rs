@@ -15,6 +15,8 @@
 //! | `policy_step.rs` | step: policy, rate limit, trust gate              |
 //! | `content_step.rs` | step: redaction, quarantine, taint, elicitation  |
 //! | `hold.rs`   | calls waiting for approval, and how a wait ends         |
+//! | `client_ask.rs` | approval asked through the client's elicitation (legacy) |
+//! | `mrtr.rs`   | modern-era approval: `input_required` round, authenticated state |
 //! | `prefetch.rs` | the proxy's own listing when a call comes before any |
 //! | `method_step.rs` | step: well-formed, non-confusable method names    |
 //! | `server_requests.rs` | step: server requests need declared capabilities, rate, valid schema |
@@ -25,12 +27,14 @@
 
 mod auth;
 mod client;
+mod client_ask;
 mod content_step;
 mod elicit_schema;
 mod flood;
 mod guards;
 mod hold;
 mod method_step;
+mod mrtr;
 mod params;
 mod pins_step;
 mod policy_step;

@@ -27,6 +27,9 @@ pub enum CallPlan {
         risk: Risk,
         rule: String,
         reason: String,
+        /// The rule allows "remember for this session" (`remember = "session"`). Never for
+        /// approvals a detector asked for (poisoning): those are about this call's content.
+        remember: bool,
     },
 }
 
@@ -188,6 +191,7 @@ impl Pipeline {
         Ok(match decision {
             Decision::Approve { rule, reason } => CallPlan::Approve {
                 risk: policy.risk,
+                remember: policy.remember && rule == policy.rule_name,
                 rule,
                 reason,
             },

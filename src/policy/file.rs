@@ -16,6 +16,7 @@
 //! name = "read_*"                                # glob
 //! risk = "low"
 //! deny_other_args = false                        # true: arguments without a rule are refused
+//! remember = "never"                             # "session": an approval may cover the session
 //! [tool.args.path]
 //! path_under = ["$SERVER_ARGS", "/srv/shared"]   # see `SERVER_ARGS`
 //! ```
@@ -74,6 +75,17 @@ impl Action {
             Action::Approve => "approve",
         }
     }
+}
+
+/// Whether an approval may be remembered (`remember = "session" | "never"`, default never):
+/// "session" lets the human approve the same tool with the same argument names for the rest of
+/// the session in one answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Remember {
+    Session,
+    #[default]
+    Never,
 }
 
 /// A rate limit: `count` calls per `per`, written `"10/min"`, `"5/s"`,
@@ -215,6 +227,8 @@ pub struct ToolRule {
     pub action: Option<Action>,
     pub min_trust: Option<Trust>,
     pub rate: Option<Rate>,
+    /// May a human's approval of this tool be remembered for the session?
+    pub remember: Option<Remember>,
     /// Refuse arguments that have no `[tool.args.NAME]` table (POL-07's
     /// `additionalProperties: false`).
     #[serde(default)]

@@ -112,3 +112,16 @@ fn rates() {
         assert!(Rate::parse(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn remember_is_session_or_never() {
+    let f = parse(
+        "[server]\nmatch = [\"fs\"]\n[[tool]]\nname = \"write_file\"\naction = \"approve\"\nremember = \"session\"\n[[tool]]\nname = \"rm\"\naction = \"approve\"\n",
+    )
+    .unwrap();
+    assert_eq!(f.tool[0].remember, Some(Remember::Session));
+    assert_eq!(f.tool[1].remember, None);
+    let e = err("[server]\nmatch = [\"fs\"]\n[[tool]]\nname = \"w\"\nremember = \"forever\"\n");
+    assert_eq!(e.line, Some(5), "{e}");
+    assert!(e.key.contains("remember"), "{e}");
+}

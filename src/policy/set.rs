@@ -55,6 +55,8 @@ pub struct ToolPolicy {
     /// Argument rules, sorted by argument name, `$SERVER_ARGS` substituted.
     pub args: Vec<(String, ArgRule)>,
     pub deny_other_args: bool,
+    /// `remember = "session"`: an approval may be remembered for the rest of the session.
+    pub remember: bool,
     /// Where the policy came from, for errors and audit:
     /// `filesystem.toml:tool[write_file]`, `filesystem.toml:server`, or
     /// `default` when no file applies.
@@ -290,6 +292,7 @@ impl PolicySet {
             rate: rule.and_then(|r| r.rate).or(server_rate),
             args,
             deny_other_args: rule.is_some_and(|r| r.deny_other_args),
+            remember: rule.and_then(|r| r.remember) == Some(super::file::Remember::Session),
             rule_name,
         }
     }

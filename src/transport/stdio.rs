@@ -328,6 +328,9 @@ pub fn run(
         )
     })?;
     let pid = child.id();
+    // This relay can send the proxy's own requests to the client (`deliver`): approvals are
+    // asked where the human is when the client declared elicitation.
+    pipeline.ask_through_client();
     let (stdin, stdout) = (child.stdin.take(), child.stdout.take());
     let sides = Arc::new(Sides {
         client: Mutex::new(Out {
@@ -555,10 +558,18 @@ fn deliver(
     let Outcome { verdict, record } = outcome;
     if let Verdict::Hold(held) = verdict {
         pipeline.finish(record, started);
+        // Asked through the client: the proxy's own `elicitation/create` goes out now (its
+        // id is registered, so the answer is consumed, never forwarded to the server).
+        if let Some(ask) = &held.ask {
+            sides.to_client(ask);
+        }
         // The wait happens on its own thread: other messages keep flowing meanwhile.
         let (p, s) = (pipeline.clone(), sides.clone());
         let spawned = spawn_named("approval-wait", move || {
             let resolution = p.wait_for(&held);
+            if let Some(cancel) = p.ask_abandoned(&held, &resolution) {
+                s.to_client(&cancel);
+            }
             let outcome = p.resolve_hold(*held, resolution);
             deliver(outcome, &[], direction, &p, &s, Instant::now(), true);
         });
