@@ -1,6 +1,7 @@
 //! The decision for one listing, made inside the store transaction (exclusive lock held):
 //! compare with the pin, scan what no operator approved, pin on first use, record holds.
 
+use std::collections::BTreeSet;
 use std::time::SystemTime;
 
 use serde_json::Value;
@@ -70,6 +71,7 @@ pub(super) fn decide(
     listing: &[Value],
     page: Page,
     tofu_continues: bool,
+    elsewhere: &BTreeSet<(String, String)>,
     now: SystemTime,
     snap: &mut Snapshot,
 ) -> Result<Plan, PinError> {
@@ -81,6 +83,9 @@ pub(super) fn decide(
     let tofu = tofu_continues
         || (section.is_none() && !ctx.config.require && !ctx.config.require_signed && !signed);
     let alert = ctx.config.on_drift == OnDrift::Alert && section.is_some();
+    // Definitions approved in another variant may be added to this variant's file only where
+    // no operator attestation covers it (or is required).
+    let writable = !signed && !ctx.config.require_signed;
     let cmp = drift::compare(kind, section, listing);
     let mut held = snap
         .held
@@ -123,10 +128,17 @@ pub(super) fn decide(
             plan.events
                 .push((format!("\0note:{}", item.key), item.sha256.clone(), event));
         }
-        if reason == HeldReason::New && tofu && flags.is_empty() {
+        // New to this variant but pinned, identical, in another variant of the same server
+        // (`variant.rs`): already approved, so it passes (and joins this variant's pins where
+        // the file is ours to write). A changed definition never takes this path.
+        let approved_elsewhere = reason == HeldReason::New
+            && elsewhere.contains(&(item.key.clone(), item.sha256.clone()));
+        if reason == HeldReason::New && (tofu || approved_elsewhere) && flags.is_empty() {
             plan.keep[item.index] = true;
             plan.allowed.push(item.key.clone());
-            first_pins.push((item.key, Pinned::new(definition.clone())?));
+            if tofu || writable {
+                first_pins.push((item.key, Pinned::new(definition.clone())?));
+            }
             continue;
         }
         let exposed = alert && flags.is_empty();
@@ -192,7 +204,7 @@ pub(super) fn decide(
             plan.events.push((name, "\0removed".into(), event));
         }
     }
-    if tofu {
+    if tofu || !first_pins.is_empty() {
         let mut file = match pin {
             Some(mut file) => {
                 file.touch(now);

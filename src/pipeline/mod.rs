@@ -50,8 +50,8 @@ pub use content_step::{screen_result, Screened};
 pub use flood::FloodWindow;
 pub use guards::{trusted_keys, Guards};
 pub use hold::Held;
-pub use prefetch::PREFETCH_WAIT;
 pub use method_step::check_method;
+pub use prefetch::PREFETCH_WAIT;
 
 /// What the transport must do with one message.
 #[derive(Debug, PartialEq, Eq)]
