@@ -62,7 +62,7 @@ pub async fn handle(
         });
     let (proof, process_slot) = match proof {
         Ok(p) => p,
-        Err(r) => return r.answer(&shared, &route.name, "", body.len() as u64),
+        Err(r) => return r.about(&body).answer(&shared, &route.name, "", body.len() as u64),
     };
     let (h, b, limits) = (headers.clone(), body.clone(), shared.limits);
     let checked = cpu(body.len(), move || check_headers(&h, &b, &limits)).await;
@@ -75,6 +75,7 @@ pub async fn handle(
         )
         .code(HEADER_MISMATCH)
         .alert()
+        .about(&body)
         .answer(&shared, &route.name, "", body.len() as u64);
     }
     let p = Arc::new(Pipeline::new(
