@@ -92,6 +92,14 @@ impl Pipeline {
                 let caps = meta
                     .and_then(|m| m.get("io.modelcontextprotocol/clientCapabilities"))
                     .map(ClientCaps::from_json);
+                // The listing's answer is observed before the call itself is judged: judge it
+                // in the call's variant (what `from_client` will set from the same `_meta`).
+                if session.era == Era::Unknown {
+                    session.era = Era::Modern(v.clone());
+                }
+                if caps.is_some() {
+                    session.client_caps = caps.clone();
+                }
                 variant::label(&Era::Modern(v.clone()), caps.as_ref())
             }
             _ => variant::label(&session.era, session.client_caps.as_ref()),

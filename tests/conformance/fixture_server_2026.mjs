@@ -102,7 +102,6 @@ const declared = (ctx) => {
   return e['io.modelcontextprotocol/clientCapabilities'] ?? e.clientCapabilities ?? {};
 };
 
-let extraTool = 0; // test_trigger_tool_change adds one tool each time
 
 function factory() {
   const server = new McpServer(
@@ -183,10 +182,11 @@ function factory() {
   tool('test_missing_capability', 'Needs the sampling capability; refuses clients that did not declare it', async () => ({
     content: [text('sampling declared')],
   }));
-  tool('test_trigger_tool_change', 'Adds a tool, so that tools/list_changed is published', async () => {
-    extraTool++;
+  // Publishes tools/list_changed without changing the set: runs in parallel (and the proxy's
+  // pins, which hold tools that appear after pinning) must see one deterministic tool list.
+  tool('test_trigger_tool_change', 'Publishes notifications/tools/list_changed', async () => {
     handler.notify.toolsChanged();
-    return { content: [text(`tool list changed (${extraTool})`)] };
+    return { content: [text('tools/list_changed published')] };
   });
 
   // ---------------------------------------------------------------- MRTR (input_required)
@@ -307,9 +307,6 @@ function factory() {
     async ({ region }) => ({ content: [text(`region: ${region}`)] }),
     fromJsonSchema({ type: 'object', properties: { region: { type: 'string', 'x-mcp-header': 'Region' } }, required: ['region'] }),
   );
-  for (let i = 1; i <= extraTool; i++) {
-    tool(`test_added_tool_${i}`, 'A tool added by test_trigger_tool_change', async () => ({ content: [text('added')] }));
-  }
 
   // ---------------------------------------------------------------- resources
   server.registerResource('static-text', 'test://static-text', { description: 'A static text resource', mimeType: 'text/plain' }, async (uri) => ({

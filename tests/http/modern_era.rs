@@ -30,8 +30,50 @@ fn modern_headers_must_match_the_body() {
         let r = request(serve.addr, "POST", "/mcp", &headers, body);
         assert_eq!(r.status, 400);
         assert_eq!(r.json()["error"]["code"], -32020, "{:?}", r.json());
+        // The error answers the request it refuses (issue 17: it said `id: null`).
+        assert_eq!(r.json()["id"], 1, "{:?}", r.json());
     }
     assert!(audit_events(&serve).contains(&"http.header_mismatch".into()));
+}
+
+/// A protocol version the proxy does not carry: 400 with the 2026-07-28 schema's
+/// `UnsupportedProtocolVersionError` (-32022, `data.supported` and `data.requested`), answering
+/// the request's id, and one audit record.
+#[test]
+fn unsupported_version_names_supported_and_requested_and_answers_the_id() {
+    let serve = Serve::start(&echo_config(""), &[]);
+    let body = br#"{"jsonrpc":"2.0","id":"discover-301","method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"v999.0.0","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let headers = [
+        JSON_ONLY,
+        ("MCP-Protocol-Version", "v999.0.0"),
+        ("Mcp-Method", "server/discover"),
+    ];
+    let r = request(serve.addr, "POST", "/mcp", &headers, body);
+    assert_eq!(r.status, 400);
+    let v = r.json();
+    assert_eq!(v["id"], "discover-301", "{v:?}");
+    assert_eq!(v["error"]["code"], -32022, "{v:?}");
+    assert_eq!(v["error"]["data"]["requested"], "v999.0.0", "{v:?}");
+    assert_eq!(
+        v["error"]["data"]["supported"],
+        serde_json::json!(["2026-07-28"]),
+        "{v:?}"
+    );
+    assert_eq!(v["error"]["data"]["rule"], "protocol_version", "{v:?}");
+    assert!(v["error"]["data"]["audit_id"].is_string(), "{v:?}");
+    // A body that is not JSON-RPC still gets the error, with id null.
+    let r = request(serve.addr, "POST", "/mcp", &headers, b"not json");
+    assert_eq!(r.status, 400);
+    assert!(r.json()["id"].is_null());
+    let events = audit_events(&serve);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| *e == "http.unsupported_version")
+            .count(),
+        2,
+        "{events:?}"
+    );
 }
 
 #[test]

@@ -170,7 +170,11 @@ async fn post(shared: Arc<Shared>, route: Arc<Route>, req: Request<Incoming>) ->
     };
     let proof = match admission::prove(&route, &parts.headers, &body).await {
         Ok(p) => p,
-        Err(r) => return r.about(&body).answer(&shared, &route.name, "", body.len() as u64),
+        Err(r) => {
+            return r
+                .about(&body)
+                .answer(&shared, &route.name, "", body.len() as u64)
+        }
     };
     let Some(sid) = sid else {
         return status::text(

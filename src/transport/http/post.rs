@@ -115,7 +115,11 @@ pub async fn handle(
     };
     let proof = match admission::prove(&route, &headers, &body).await {
         Ok(p) => p,
-        Err(r) => return r.about(&body).answer(&shared, &route.name, "", body.len() as u64),
+        Err(r) => {
+            return r
+                .about(&body)
+                .answer(&shared, &route.name, "", body.len() as u64)
+        }
     };
     let sid = match headers.get(SESSION_HEADER).map(|v| v.to_str()) {
         Some(Ok(sid)) => sid,
@@ -177,7 +181,11 @@ async fn initialize(
 ) -> Response<OutBody> {
     let slot = match admission::admit_new(shared, &proof, client, Opening::Session) {
         Ok(s) => s,
-        Err(r) => return r.about(&body).answer(shared, &route.name, "", body.len() as u64),
+        Err(r) => {
+            return r
+                .about(&body)
+                .answer(shared, &route.name, "", body.len() as u64)
+        }
     };
     let b = body.clone();
     let peeks = cpu(body.len(), move || message::peek_all(&b)).await;
