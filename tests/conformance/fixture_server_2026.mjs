@@ -16,6 +16,9 @@
 //
 // Usage: node fixture_server_2026.mjs [--port N]
 //   Prints one line `listening http://127.0.0.1:PORT/mcp` on stdout once ready.
+//        node fixture_server_2026.mjs --stdio
+//   Serves the same factory over stdio (SDK `serveStdio`, both eras): a stdio upstream for
+//   `serve` (tests/http/modern_era.rs: `subscriptions/listen` through a pooled process).
 //
 // Written for this project from the 0.2.0-alpha.12 suite's scenario descriptions.
 
@@ -42,15 +45,16 @@ const opt = (name, dflt) => {
   return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
 };
 const PORT = Number(opt('--port', '0'));
+const STDIO = argv.includes('--stdio');
 const HOST = '127.0.0.1';
 const MODERN = '2026-07-28';
 const LEGACY = new Set(['2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25']);
 
 // ------------------------------------------------------------------ the 2025 half (child)
-const legacy = spawn(process.execPath, [path.join(here, 'fixture_server.mjs'), '--port', '0', '--prime-all-sse'], {
+const legacy = STDIO ? null : spawn(process.execPath, [path.join(here, 'fixture_server.mjs'), '--port', '0', '--prime-all-sse'], {
   stdio: ['ignore', 'pipe', 'inherit'],
 });
-const legacyUrl = await new Promise((resolve, reject) => {
+const legacyUrl = STDIO ? null : await new Promise((resolve, reject) => {
   let buf = '';
   legacy.stdout.on('data', (d) => {
     buf += d;
@@ -185,7 +189,8 @@ function factory() {
   // Publishes tools/list_changed without changing the set: runs in parallel (and the proxy's
   // pins, which hold tools that appear after pinning) must see one deterministic tool list.
   tool('test_trigger_tool_change', 'Publishes notifications/tools/list_changed', async () => {
-    handler.notify.toolsChanged();
+    if (handler) handler.notify.toolsChanged();
+    else await server.sendToolListChanged?.();
     return { content: [text('tools/list_changed published')] };
   });
 
@@ -378,7 +383,11 @@ function factory() {
   return server;
 }
 
-const handler = createMcpHandler(factory, { legacy: 'reject' });
+if (STDIO) {
+  const { serveStdio } = await import(peersRequire.resolve('@modelcontextprotocol/server/stdio'));
+  serveStdio(factory);
+}
+const handler = STDIO ? null : createMcpHandler(factory, { legacy: 'reject' });
 
 // ------------------------------------------------------------------ routing by era
 const LOCAL = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
@@ -475,7 +484,7 @@ function serveLegacy(req, res, body) {
   up.end(body);
 }
 
-const httpServer = http.createServer(async (req, res) => {
+const httpServer = STDIO ? null : http.createServer(async (req, res) => {
   const chunks = [];
   for await (const c of req) chunks.push(c);
   const body = Buffer.concat(chunks);
@@ -487,11 +496,11 @@ const httpServer = http.createServer(async (req, res) => {
     res.end(String(e));
   }
 });
-httpServer.listen(PORT, HOST, () => {
+httpServer?.listen(PORT, HOST, () => {
   console.log(`listening http://${HOST}:${httpServer.address().port}/mcp`);
 });
 const stop = () => {
-  legacy.kill();
+  legacy?.kill();
   process.exit(0);
 };
 process.on('SIGTERM', stop);

