@@ -172,6 +172,7 @@ impl Baseline {
             origin: &self.origin,
             config: &self.config,
             scanner: &self.scanner,
+            elsewhere: None,
         }
     }
 
@@ -216,17 +217,12 @@ impl Baseline {
         let _serial = lock(&self.observing);
         let tofu_continues = page.continued && lock(&self.state).tofu_open.contains(&kind);
         let elsewhere = self.pinned_elsewhere(kind);
+        let ctx = Context {
+            elsewhere: Some(&elsewhere),
+            ..self.context()
+        };
         let outcome = self.store.update(&self.server, |snap| {
-            plan::decide(
-                &self.context(),
-                kind,
-                listing,
-                page,
-                tofu_continues,
-                &elsewhere,
-                now,
-                snap,
-            )
+            plan::decide(&ctx, kind, listing, page, tofu_continues, now, snap)
         });
         let mut state = lock(&self.state);
         let plan = match outcome {

@@ -22,6 +22,8 @@ pub(super) struct Context<'a> {
     pub(super) origin: &'a Origin,
     pub(super) config: &'a BaselineConfig,
     pub(super) scanner: &'a Scanner,
+    /// `(key, sha256)` pinned in the server's other variants (only while deciding a listing).
+    pub(super) elsewhere: Option<&'a BTreeSet<(String, String)>>,
 }
 
 /// One listing's outcome before it is applied to the state.
@@ -71,7 +73,6 @@ pub(super) fn decide(
     listing: &[Value],
     page: Page,
     tofu_continues: bool,
-    elsewhere: &BTreeSet<(String, String)>,
     now: SystemTime,
     snap: &mut Snapshot,
 ) -> Result<Plan, PinError> {
@@ -132,7 +133,9 @@ pub(super) fn decide(
         // (`variant.rs`): already approved, so it passes (and joins this variant's pins where
         // the file is ours to write). A changed definition never takes this path.
         let approved_elsewhere = reason == HeldReason::New
-            && elsewhere.contains(&(item.key.clone(), item.sha256.clone()));
+            && ctx
+                .elsewhere
+                .is_some_and(|e| e.contains(&(item.key.clone(), item.sha256.clone())));
         if reason == HeldReason::New && (tofu || approved_elsewhere) && flags.is_empty() {
             plan.keep[item.index] = true;
             plan.allowed.push(item.key.clone());
