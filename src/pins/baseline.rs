@@ -7,7 +7,7 @@
 //! unless the item is held (then it re-reads the pin: an approval takes effect at once).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use serde_json::Value;
@@ -18,6 +18,7 @@ use crate::pins::file::{Kind, Origin};
 use crate::pins::plan::{self, Context};
 use crate::pins::scan::Scanner;
 use crate::pins::store::PinStore;
+use crate::pins::variant;
 use crate::sig::TrustedKeys;
 
 /// `pins.on_drift`.
@@ -61,7 +62,10 @@ impl Page {
 }
 
 pub struct Baseline {
+    /// The pin store name: the server, or `server@label` for a variant (`variant.rs`).
     server: String,
+    /// The configured server name all variants share.
+    family: String,
     origin: Origin,
     store: PinStore,
     config: BaselineConfig,
@@ -70,6 +74,8 @@ pub struct Baseline {
     /// waits on it (or on disk).
     observing: Mutex<()>,
     state: Mutex<State>,
+    /// The variants of this (base) baseline, made on first use; labels are bounded.
+    variants: Mutex<BTreeMap<String, Arc<Baseline>>>,
 }
 
 #[derive(Default)]
@@ -100,13 +106,72 @@ impl Baseline {
     ) -> Self {
         Baseline {
             server: server.to_string(),
+            family: server.to_string(),
             origin,
             store,
             config,
             scanner,
             observing: Mutex::new(()),
             state: Mutex::new(State::default()),
+            variants: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// The baseline of variant `label` of this server (`""`: this one).
+    pub fn variant(self: &Arc<Self>, label: &str) -> Arc<Baseline> {
+        let name = variant::store_name(&self.family, label);
+        if name == self.server {
+            return self.clone();
+        }
+        lock(&self.variants)
+            .entry(name.clone())
+            .or_insert_with(|| {
+                Arc::new(Baseline {
+                    server: name,
+                    family: self.family.clone(),
+                    origin: self.origin.clone(),
+                    store: self.store.clone(),
+                    // A variant the server has not been seen in yet is first contact for that
+                    // variant, not a vanished pin file (its own `.seen` marker still guards it).
+                    config: BaselineConfig {
+                        known_before: false,
+                        ..self.config.clone()
+                    },
+                    scanner: self.scanner.clone(),
+                    observing: Mutex::new(()),
+                    state: Mutex::new(State::default()),
+                    variants: Mutex::new(BTreeMap::new()),
+                })
+            })
+            .clone()
+    }
+
+    /// `(key, sha256)` of the `kind` definitions pinned in the other variants of this server.
+    /// Read before the listing's transaction takes this variant's lock (never two locks at once:
+    /// two variants listing together must not wait on each other). Unreadable or untrusted
+    /// siblings count for nothing.
+    fn pinned_elsewhere(&self, kind: Kind) -> BTreeSet<(String, String)> {
+        let mut found = BTreeSet::new();
+        for name in self.store.servers().unwrap_or_default() {
+            if name == self.server || !variant::is_family(&name, &self.family) {
+                continue;
+            }
+            let ctx = Context {
+                server: &name,
+                ..self.context()
+            };
+            let Ok(Some(pin)) = self
+                .store
+                .read(&name)
+                .and_then(|s| plan::trusted_pin(&ctx, &s))
+            else {
+                continue;
+            };
+            for (key, pinned) in pin.section(kind).into_iter().flatten() {
+                found.insert((key.clone(), pinned.sha256.clone()));
+            }
+        }
+        found
     }
 
     fn context(&self) -> Context<'_> {
@@ -115,6 +180,7 @@ impl Baseline {
             origin: &self.origin,
             config: &self.config,
             scanner: &self.scanner,
+            elsewhere: None,
         }
     }
 
@@ -158,16 +224,13 @@ impl Baseline {
     ) -> ListingDecision {
         let _serial = lock(&self.observing);
         let tofu_continues = page.continued && lock(&self.state).tofu_open.contains(&kind);
+        let elsewhere = self.pinned_elsewhere(kind);
+        let ctx = Context {
+            elsewhere: Some(&elsewhere),
+            ..self.context()
+        };
         let outcome = self.store.update(&self.server, |snap| {
-            plan::decide(
-                &self.context(),
-                kind,
-                listing,
-                page,
-                tofu_continues,
-                now,
-                snap,
-            )
+            plan::decide(&ctx, kind, listing, page, tofu_continues, now, snap)
         });
         let mut state = lock(&self.state);
         let plan = match outcome {

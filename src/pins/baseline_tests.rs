@@ -7,6 +7,7 @@ use crate::pins::commands;
 use crate::pins::held::HeldReason;
 use crate::pins::scan::{no_scanner, poison_scanner};
 use crate::sig::{KeyRole, SigningKey};
+use std::sync::Arc;
 
 fn t(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_767_225_600 + secs)
@@ -380,4 +381,109 @@ fn a_missing_pin_of_a_known_server_is_held_not_repinned() {
     assert_eq!(b.check_call("a"), CallDecision::Unknown);
     commands::approve(&store, "facts", None, t(2)).unwrap();
     assert_eq!(b.check_call("a"), CallDecision::Allowed);
+}
+
+/// Issue 17: a server that offers another tool set to another era (or to clients that declared
+/// other capabilities) gets a baseline per variant: each pinned on first use, real changes within
+/// a variant still held, and a definition pinned identically in another variant passing.
+#[test]
+fn variants_are_pinned_apart_and_still_hold_their_own_drift() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PinStore::new(dir.path());
+    let base = Arc::new(make(&store, BaselineConfig::default(), no_scanner()));
+    base.observe_tools(&[tool("a", "A"), tool("b", "B")], t(0));
+
+    let modern = base.variant("2026-07-28");
+    assert!(
+        Arc::ptr_eq(&modern, &base.variant("2026-07-28")),
+        "one per label"
+    );
+    assert!(Arc::ptr_eq(&base, &base.variant("")), "no label: the base");
+    // Before this variant listed anything its extra tool is unknown, not allowed by the base.
+    assert_eq!(modern.check_call("mrtr"), CallDecision::Unknown);
+    // Its own set, first seen: pinned on first use, not held as new tools of the base.
+    let listing = [tool("a", "A"), tool("mrtr", "Asks for input")];
+    let d = modern.observe_tools(&listing, t(1));
+    assert_eq!(d.keep, vec![true, true], "{:?}", d.events);
+    assert_eq!(modern.check_call("mrtr"), CallDecision::Allowed);
+    let pin = store.read("facts@2026-07-28").unwrap().pin.unwrap();
+    assert_eq!(pin["server"], "facts@2026-07-28");
+    assert!(pin["tools"]["mrtr"].is_object());
+    // The base is untouched by the variant's listing.
+    assert_eq!(base.check_call("mrtr"), CallDecision::Unknown);
+    assert!(store.read("facts").unwrap().pin.unwrap()["tools"]["mrtr"].is_null());
+
+    // A definition already pinned in this variant changes: held, as ever.
+    let d = modern.observe_tools(&[tool("a", "A"), tool("mrtr", "Now also mails")], t(2));
+    assert_eq!(d.keep, vec![true, false]);
+    assert_eq!(names(&d.events), vec!["capability.drift"]);
+    assert!(matches!(
+        modern.check_call("mrtr"),
+        CallDecision::HeldChanged { .. }
+    ));
+
+    // A tool new to this variant but pinned identically in another one passes; a tool of the
+    // same name with another definition is held as new.
+    let d = modern.observe_tools(
+        &[
+            tool("a", "A"),
+            tool("mrtr", "Asks for input"),
+            tool("b", "B"),
+        ],
+        t(3),
+    );
+    assert_eq!(d.keep, vec![true, true, true], "{:?}", d.events);
+    let d = modern.observe_tools(
+        &[
+            tool("a", "A"),
+            tool("mrtr", "Asks for input"),
+            tool("b", "B"),
+            tool("c", "C"),
+        ],
+        t(4),
+    );
+    assert_eq!(d.keep, vec![true, true, true, false]);
+    assert_eq!(d.held, vec!["c"]);
+
+    // `pins list` shows the variant under its own name (documented in SPEC §5 / README).
+    assert_eq!(store.servers().unwrap(), vec!["facts", "facts@2026-07-28"]);
+}
+
+/// Under `pins.require` nothing is trusted on first use, but what an operator approved in one
+/// variant is approved in all: the identical definition passes in a new variant.
+#[test]
+fn approval_in_one_variant_carries_to_identical_definitions_in_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PinStore::new(dir.path());
+    let open = Arc::new(make(&store, BaselineConfig::default(), no_scanner()));
+    open.observe_tools(&[tool("a", "A")], t(0));
+    let strict = BaselineConfig {
+        require: true,
+        ..BaselineConfig::default()
+    };
+    let base = Arc::new(make(&store, strict, no_scanner()));
+    let sampling = base.variant("sampling");
+    let d = sampling.observe_tools(&[tool("a", "A"), tool("sample", "S")], t(1));
+    assert_eq!(d.keep, vec![true, false]);
+    assert_eq!(d.held, vec!["sample"]);
+    assert_eq!(sampling.check_call("a"), CallDecision::Allowed);
+    assert_eq!(sampling.check_call("sample"), CallDecision::Unknown);
+}
+
+/// A server known for long (trust history) meeting a client of another variant for the first
+/// time: that variant is first contact, pinned on use, not a vanished pin file.
+#[test]
+fn a_new_variant_of_a_known_server_is_first_contact() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PinStore::new(dir.path());
+    let known = BaselineConfig {
+        known_before: true,
+        ..BaselineConfig::default()
+    };
+    let base = Arc::new(make(&store, known, no_scanner()));
+    let modern = base.variant("2026-07-28");
+    let d = modern.observe_tools(&[tool("m", "modern only")], t(0));
+    assert_eq!(d.keep, vec![true], "{:?}", names(&d.events));
+    assert!(!names(&d.events).contains(&"pins.missing"));
+    assert_eq!(modern.check_call("m"), CallDecision::Allowed);
 }

@@ -12,6 +12,7 @@
 //! | `plan.rs`     | one listing's decision, made under the store lock (first use, holds)      |
 //! | `baseline.rs` | the runtime object the pipeline calls for listings and calls              |
 //! | `commands.rs` | `pins list / diff / approve / sign / verify`                               |
+//! | `variant.rs`  | which baseline variant a client gets (era + declared capabilities)        |
 //!
 //! Invariants:
 //! - A running proxy writes the pin file only to pin on first use (never a signed file); all
@@ -21,6 +22,8 @@
 //! - A held new item is indistinguishable from one that never existed (-32602 "Unknown tool").
 //! - Any doubt about the store (unreadable, hash mismatch, bad signature under `require_signed`)
 //!   fails closed: nothing listed, every call -32015 with the reason.
+//! - Each variant (`variant.rs`) is a baseline of its own, pinned on first use; a definition
+//!   identical to one pinned in a sibling variant of the same server passes (and is pinned).
 //! - Every read-modify-write of a server's files holds its exclusive lock; every write is a
 //!   whole-file atomic rename.
 
@@ -34,6 +37,7 @@ pub mod held;
 mod plan;
 pub mod scan;
 pub mod store;
+pub mod variant;
 
 #[cfg(test)]
 mod concurrency_tests;

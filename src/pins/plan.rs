@@ -1,6 +1,7 @@
 //! The decision for one listing, made inside the store transaction (exclusive lock held):
 //! compare with the pin, scan what no operator approved, pin on first use, record holds.
 
+use std::collections::BTreeSet;
 use std::time::SystemTime;
 
 use serde_json::Value;
@@ -21,6 +22,8 @@ pub(super) struct Context<'a> {
     pub(super) origin: &'a Origin,
     pub(super) config: &'a BaselineConfig,
     pub(super) scanner: &'a Scanner,
+    /// `(key, sha256)` pinned in the server's other variants (only while deciding a listing).
+    pub(super) elsewhere: Option<&'a BTreeSet<(String, String)>>,
 }
 
 /// One listing's outcome before it is applied to the state.
@@ -89,6 +92,9 @@ pub(super) fn decide(
             && !signed
             && !missing);
     let alert = ctx.config.on_drift == OnDrift::Alert && section.is_some();
+    // Definitions approved in another variant may be added to this variant's file only where
+    // no operator attestation covers it (or is required).
+    let writable = !signed && !ctx.config.require_signed;
     let cmp = drift::compare(kind, section, listing);
     let mut held = snap
         .held
@@ -136,10 +142,19 @@ pub(super) fn decide(
             plan.events
                 .push((format!("\0note:{}", item.key), item.sha256.clone(), event));
         }
-        if reason == HeldReason::New && tofu && flags.is_empty() {
+        // New to this variant but pinned, identical, in another variant of the same server
+        // (`variant.rs`): already approved, so it passes (and joins this variant's pins where
+        // the file is ours to write). A changed definition never takes this path.
+        let approved_elsewhere = reason == HeldReason::New
+            && ctx
+                .elsewhere
+                .is_some_and(|e| e.contains(&(item.key.clone(), item.sha256.clone())));
+        if reason == HeldReason::New && (tofu || approved_elsewhere) && flags.is_empty() {
             plan.keep[item.index] = true;
             plan.allowed.push(item.key.clone());
-            first_pins.push((item.key, Pinned::new(definition.clone())?));
+            if tofu || writable {
+                first_pins.push((item.key, Pinned::new(definition.clone())?));
+            }
             continue;
         }
         let exposed = alert && flags.is_empty();
@@ -205,7 +220,7 @@ pub(super) fn decide(
             plan.events.push((name, "\0removed".into(), event));
         }
     }
-    if tofu {
+    if tofu || !first_pins.is_empty() {
         let mut file = match pin {
             Some(mut file) => {
                 file.touch(now);

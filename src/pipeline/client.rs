@@ -320,7 +320,7 @@ impl Pipeline {
                 record.tool = Some(call.name.clone().into_owned());
                 // Pins before policy: a held or never-listed tool reads as unknown, whatever a
                 // policy would say about it.
-                self.check_pinned(pins::Kind::Tool, &call.name)?;
+                self.check_pinned(s, pins::Kind::Tool, &call.name)?;
                 match self.check_policy(s, &call.name, call.arguments, record)? {
                     // After a result that looked like an injection, nothing high-risk goes
                     // out without a human (private read → public write, RES-01).
@@ -396,7 +396,7 @@ impl Pipeline {
             }
             "prompts/get" => {
                 if let Some(name) = peek.name.as_deref() {
-                    self.check_pinned(pins::Kind::Prompt, name)?;
+                    self.check_pinned(s, pins::Kind::Prompt, name)?;
                 }
             }
             _ => {}

@@ -246,7 +246,8 @@ pub fn trusted_keys(config: &Config, only: Option<KeyRole>) -> Result<TrustedKey
 fn other_servers_tools(store: &PinStore, server: &str) -> Vec<String> {
     let mut names = Vec::new();
     for other in store.servers().unwrap_or_default() {
-        if other == server {
+        // Its own variants (`server@label`) are the same server.
+        if crate::pins::variant::is_family(&other, server) {
             continue;
         }
         // The pin file lists tools as an object keyed by name.

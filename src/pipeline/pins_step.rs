@@ -2,6 +2,7 @@
 //! refused before they reach the server; listings coming back are compared with the pins and
 //! filtered so the client never sees a changed, new or poisoned definition.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde_json::Value;
@@ -10,7 +11,7 @@ use super::Pipeline;
 use crate::audit::{Decision, Record};
 use crate::codec::Envelope;
 use crate::errors::Rejection;
-use crate::pins::{Kind, Page, PinEvent};
+use crate::pins::{variant, Baseline, Kind, Page, PinEvent};
 use crate::policy::ServerRef;
 use crate::session::{Pending, Session};
 use crate::trust::{Observation, Severity};
@@ -26,9 +27,22 @@ pub(super) fn listing_kind(method: &str) -> Option<Kind> {
 }
 
 impl Pipeline {
+    /// The baseline this session's listings and calls are judged by: the variant for its era
+    /// and declared capabilities (`pins::variant`), so tool sets a server legitimately varies
+    /// by client never read as drift.
+    pub(super) fn pins_for(&self, s: &Session) -> Option<Arc<Baseline>> {
+        let pins = self.guards.pins.as_ref()?;
+        Some(pins.variant(&variant::label(&s.era, s.client_caps.as_ref())))
+    }
+
     /// Refuse a call to something the baseline does not allow.
-    pub(super) fn check_pinned(&self, kind: Kind, name: &str) -> Result<(), Rejection> {
-        let Some(pins) = self.guards.pins.as_ref() else {
+    pub(super) fn check_pinned(
+        &self,
+        s: &Session,
+        kind: Kind,
+        name: &str,
+    ) -> Result<(), Rejection> {
+        let Some(pins) = self.pins_for(s) else {
             return Ok(());
         };
         let decision = pins.check(kind, name);
@@ -62,7 +76,7 @@ impl Pipeline {
         let items = result.get(kind.listing_field())?.as_array()?;
         let mut keep = vec![true; items.len()];
         let mut held = Vec::new();
-        if let Some(pins) = self.guards.pins.as_ref() {
+        if let Some(pins) = self.pins_for(s) {
             let more = result.get("nextCursor").is_some_and(|c| !c.is_null());
             let page = Page {
                 continued: pending.paged,

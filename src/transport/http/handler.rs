@@ -24,6 +24,8 @@ use super::{capabilities, legacy_sse, modern, Peer, Route, Shared, Upstream};
 /// Protocol revisions this proxy carries; the newest is the modern era.
 const LEGACY_VERSIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 pub const MODERN_VERSION: &str = "2026-07-28";
+/// 2026-07-28 schema: `UNSUPPORTED_PROTOCOL_VERSION`.
+const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 
 pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<OutBody> {
     let client = req
@@ -50,19 +52,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Out
     };
     let modern = match era(req.headers()) {
         Ok(m) => m,
-        Err(v) => {
-            return EdgeRefusal::new(
-                StatusCode::BAD_REQUEST,
-                "http.unsupported_version",
-                "protocol_version",
-                format!(
-                    "MCP-Protocol-Version {v:?} is not supported; supported: {}, {MODERN_VERSION}",
-                    LEGACY_VERSIONS.join(", ")
-                ),
-            )
-            .code(-32022)
-            .answer(&shared, &route.name, "", 0)
-        }
+        Err(v) => return unsupported_version(&shared, &route, req, v).await,
     };
     let (parts, body) = req.into_parts();
     match (parts.method, modern) {
@@ -79,6 +69,42 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Out
             r
         }
     }
+}
+
+/// -32022 (HTTP 400) for a protocol version this proxy does not carry. The body is read (under
+/// the usual cap and time limit) so the error answers the request's id, and `data` carries what
+/// the 2026-07-28 schema's `UnsupportedProtocolVersionError` asks for: `supported` (the versions
+/// a client may name in a request's `_meta`, i.e. the modern era's; the 2025 revisions are
+/// negotiated by `initialize`, as the message says) and `requested`.
+async fn unsupported_version(
+    shared: &Arc<Shared>,
+    route: &Route,
+    req: Request<Incoming>,
+    requested: String,
+) -> Response<OutBody> {
+    let (parts, body) = req.into_parts();
+    let body = if parts.method == Method::POST {
+        match post::read_body(shared, route, &parts.headers, body).await {
+            Ok(b) => b,
+            Err(r) => return r,
+        }
+    } else {
+        Bytes::new()
+    };
+    EdgeRefusal::new(
+        StatusCode::BAD_REQUEST,
+        "http.unsupported_version",
+        "protocol_version",
+        format!(
+            "MCP-Protocol-Version {requested:?} is not supported; supported: {}, {MODERN_VERSION}",
+            LEGACY_VERSIONS.join(", ")
+        ),
+    )
+    .code(UNSUPPORTED_PROTOCOL_VERSION)
+    .with_data("supported", serde_json::json!([MODERN_VERSION]))
+    .with_data("requested", serde_json::Value::String(requested))
+    .about(&body)
+    .answer(shared, &route.name, "", body.len() as u64)
 }
 
 /// `Ok(true)` for the modern era; `Err` names an unknown version.
@@ -106,7 +132,7 @@ fn session_for(
         admission::proof(route, headers, b"").map_err(|r| r.answer(shared, &route.name, "", 0))?;
     let sid = match headers.get(SESSION_HEADER).map(|v| v.to_str()) {
         Some(Ok(sid)) => Some(sid),
-        Some(Err(_)) => return Err(post::malformed_session(shared, route, 0)),
+        Some(Err(_)) => return Err(post::malformed_session(shared, route, b"")),
         None => None,
     };
     let Some(sid) = sid else {
@@ -119,7 +145,7 @@ fn session_for(
         .answer(shared, &route.name, "", 0));
     };
     let Some(s) = shared.sessions.get(sid, &route.name) else {
-        return Err(unknown_session(shared, route, 0));
+        return Err(unknown_session(shared, route, b""));
     };
     admission::admit(&s, &proof).map_err(|r| r.answer(shared, &route.name, &s.id, 0))?;
     Ok(s)

@@ -170,7 +170,11 @@ async fn post(shared: Arc<Shared>, route: Arc<Route>, req: Request<Incoming>) ->
     };
     let proof = match admission::prove(&route, &parts.headers, &body).await {
         Ok(p) => p,
-        Err(r) => return r.answer(&shared, &route.name, "", body.len() as u64),
+        Err(r) => {
+            return r
+                .about(&body)
+                .answer(&shared, &route.name, "", body.len() as u64)
+        }
     };
     let Some(sid) = sid else {
         return status::text(
@@ -180,10 +184,12 @@ async fn post(shared: Arc<Shared>, route: Arc<Route>, req: Request<Incoming>) ->
     };
     let queue = shared.legacy.lock().get(&sid).cloned();
     let (Some(session), Some(queue)) = (shared.sessions.get(&sid, &route.name), queue) else {
-        return unknown_session(&shared, &route, body.len());
+        return unknown_session(&shared, &route, &body);
     };
     if let Err(r) = admission::admit(&session, &proof) {
-        return r.answer(&shared, &route.name, &session.id, body.len() as u64);
+        return r
+            .about(&body)
+            .answer(&shared, &route.name, &session.id, body.len() as u64);
     }
     let sig = proof.outcome;
     let mut headers = parts.headers;
@@ -197,7 +203,7 @@ async fn post(shared: Arc<Shared>, route: Arc<Route>, req: Request<Incoming>) ->
             StatusCode::SERVICE_UNAVAILABLE,
             "too many messages waiting for this session; retry later",
         ),
-        Err(mpsc::error::TrySendError::Closed(_)) => unknown_session(&shared, &route, 0),
+        Err(mpsc::error::TrySendError::Closed(job)) => unknown_session(&shared, &route, &job.body),
     }
 }
 

@@ -42,6 +42,7 @@ mod message;
 mod modern;
 mod pool;
 mod post;
+mod prefetch;
 mod relay;
 mod routes;
 mod server;

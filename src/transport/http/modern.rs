@@ -17,6 +17,7 @@ use super::admission::{self, Opening};
 use super::body::OutBody;
 use super::message::{self, Peek};
 use super::post;
+use super::prefetch;
 use super::relay::Relay;
 use super::signer::Egress;
 use super::slots::Slot;
@@ -62,7 +63,11 @@ pub async fn handle(
         });
     let (proof, process_slot) = match proof {
         Ok(p) => p,
-        Err(r) => return r.answer(&shared, &route.name, "", body.len() as u64),
+        Err(r) => {
+            return r
+                .about(&body)
+                .answer(&shared, &route.name, "", body.len() as u64)
+        }
     };
     let (h, b, limits) = (headers.clone(), body.clone(), shared.limits);
     let checked = cpu(body.len(), move || check_headers(&h, &b, &limits)).await;
@@ -75,6 +80,7 @@ pub async fn handle(
         )
         .code(HEADER_MISMATCH)
         .alert()
+        .about(&body)
         .answer(&shared, &route.name, "", body.len() as u64);
     }
     let p = Arc::new(Pipeline::new(
@@ -83,6 +89,18 @@ pub async fn handle(
         shared.audit.clone(),
         route.guards.clone(),
     ));
+    if let Upstream::Http(up) = &route.upstream {
+        // A call before any listing in its variant: the proxy lists first (prefetch.rs).
+        prefetch::before_call(
+            &p,
+            up,
+            &headers,
+            &body,
+            shared.limits.max_message_bytes,
+            shared.body_timeout,
+        )
+        .await;
+    }
     let started = Instant::now();
     let outcome = settle(&p, judge(&p, &body, proof.outcome).await, started).await;
     let Some((forward, answer)) = decide(&p, outcome, body, started) else {
@@ -119,7 +137,7 @@ pub async fn handle(
             let slot = accepts_sse(&headers)
                 .then(|| shared.stream_slot())
                 .flatten();
-            let (rx, answered) = s.routes.open_request(&peeks, slot.is_some(), None);
+            let (rx, answered) = s.routes.open_sole(&peeks, slot.is_some());
             let _ = s.send(&forward);
             let guard = Request {
                 s,

@@ -115,19 +115,25 @@ pub async fn handle(
     };
     let proof = match admission::prove(&route, &headers, &body).await {
         Ok(p) => p,
-        Err(r) => return r.answer(&shared, &route.name, "", body.len() as u64),
+        Err(r) => {
+            return r
+                .about(&body)
+                .answer(&shared, &route.name, "", body.len() as u64)
+        }
     };
     let sid = match headers.get(SESSION_HEADER).map(|v| v.to_str()) {
         Some(Ok(sid)) => sid,
         // A session id that is not even visible ASCII is no id we issued: a probe.
-        Some(Err(_)) => return malformed_session(&shared, &route, body.len()),
+        Some(Err(_)) => return malformed_session(&shared, &route, &body),
         None => return initialize(&shared, route, &headers, body, proof, client).await,
     };
     let Some(s) = shared.sessions.get(sid, &route.name) else {
-        return unknown_session(&shared, &route, body.len());
+        return unknown_session(&shared, &route, &body);
     };
     if let Err(r) = admission::admit(&s, &proof) {
-        return r.answer(&shared, &route.name, &s.id, body.len() as u64);
+        return r
+            .about(&body)
+            .answer(&shared, &route.name, &s.id, body.len() as u64);
     }
     let busy = s.busy();
     let (resp, _) = client_message(&shared, &s, &headers, body, proof.outcome).await;
@@ -135,7 +141,7 @@ pub async fn handle(
     resp.map(|b| b.on_drop(move || drop(busy)))
 }
 
-pub fn malformed_session(shared: &Shared, route: &Route, bytes: usize) -> Response<OutBody> {
+pub fn malformed_session(shared: &Shared, route: &Route, body: &[u8]) -> Response<OutBody> {
     EdgeRefusal::new(
         StatusCode::BAD_REQUEST,
         "session.malformed",
@@ -145,10 +151,11 @@ pub fn malformed_session(shared: &Shared, route: &Route, bytes: usize) -> Respon
     )
     .alert()
     .code(-32600)
-    .answer(shared, &route.name, "", bytes as u64)
+    .about(body)
+    .answer(shared, &route.name, "", body.len() as u64)
 }
 
-pub fn unknown_session(shared: &Shared, route: &Route, bytes: usize) -> Response<OutBody> {
+pub fn unknown_session(shared: &Shared, route: &Route, body: &[u8]) -> Response<OutBody> {
     // Guessing at session ids is probing: an alert, like any refused credential.
     EdgeRefusal::new(
         StatusCode::NOT_FOUND,
@@ -158,7 +165,8 @@ pub fn unknown_session(shared: &Shared, route: &Route, bytes: usize) -> Response
     )
     .alert()
     .code(-32001)
-    .answer(shared, &route.name, "", bytes as u64)
+    .about(body)
+    .answer(shared, &route.name, "", body.len() as u64)
 }
 
 /// No session header: only `initialize` may open a session, and only for a client that passes
@@ -173,7 +181,11 @@ async fn initialize(
 ) -> Response<OutBody> {
     let slot = match admission::admit_new(shared, &proof, client, Opening::Session) {
         Ok(s) => s,
-        Err(r) => return r.answer(shared, &route.name, "", body.len() as u64),
+        Err(r) => {
+            return r
+                .about(&body)
+                .answer(shared, &route.name, "", body.len() as u64)
+        }
     };
     let b = body.clone();
     let peeks = cpu(body.len(), move || message::peek_all(&b)).await;
@@ -188,6 +200,7 @@ async fn initialize(
             "no Mcp-Session-Id header: send initialize first, then the session id it returns"
                 .into(),
         )
+        .about(&body)
         .answer(shared, &route.name, "", body.len() as u64);
     }
     let kid = proof.kid().map(str::to_owned);

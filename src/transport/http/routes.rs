@@ -41,6 +41,10 @@ struct Inner {
     tokens: HashMap<String, Id>,
     get: Option<mpsc::Sender<Bytes>>,
     backlog: VecDeque<Bytes>,
+    /// A modern (2026-07-28) request's own process (`open_sole`): every message of the process
+    /// that is not a response belongs to that request's stream — there is no GET stream in
+    /// that era, and `subscriptions/listen` is answered by a stream of notifications only.
+    sole: Option<Arc<Target>>,
 }
 
 #[derive(Default)]
@@ -66,6 +70,27 @@ impl Routes {
         sse: bool,
         first: Option<&[u8]>,
     ) -> (mpsc::Receiver<Bytes>, Arc<AtomicBool>) {
+        let (rx, target) = self.open(sent, sse, first);
+        let answered = target.answered.clone();
+        (rx, answered)
+    }
+
+    /// `open_request` for the one request a process serves (the modern era's process per
+    /// request): notifications and anything else not answering it go on its stream too (SSE
+    /// only; a JSON answer carries the response alone), until its response ends the stream.
+    pub fn open_sole(&self, sent: &[Peek], sse: bool) -> (mpsc::Receiver<Bytes>, Arc<AtomicBool>) {
+        let (rx, target) = self.open(sent, sse, None);
+        let answered = target.answered.clone();
+        self.lock().sole = Some(target);
+        (rx, answered)
+    }
+
+    fn open(
+        &self,
+        sent: &[Peek],
+        sse: bool,
+        first: Option<&[u8]>,
+    ) -> (mpsc::Receiver<Bytes>, Arc<Target>) {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         if let Some(f) = first {
             let chunk = if sse {
@@ -84,7 +109,6 @@ impl Routes {
             answered: Arc::new(AtomicBool::new(false)),
             opened: Instant::now(),
         });
-        let answered = target.answered.clone();
         let mut inner = self.lock();
         for p in requests {
             if let Some(id) = &p.id {
@@ -94,7 +118,7 @@ impl Routes {
                 }
             }
         }
-        (rx, answered)
+        (rx, target)
     }
 
     /// The client cancelled `id` (or went away): no answer will come, end its stream.
@@ -182,6 +206,10 @@ impl Routes {
                 inner.tokens.retain(|_, v| v != id);
                 if t.remaining.fetch_sub(1, Ordering::AcqRel) <= 1 {
                     t.answered.store(true, Ordering::Release);
+                    // Answered: the stream ends once this last chunk is sent.
+                    if inner.sole.as_ref().is_some_and(|s| Arc::ptr_eq(s, &t)) {
+                        inner.sole = None;
+                    }
                 }
                 return Pick::Target(t);
             }
@@ -197,6 +225,13 @@ impl Routes {
         if let Some(t) = related.filter(|t| !t.tx.is_closed()) {
             return Pick::Target(t);
         }
+        if let Some(t) = &inner.sole {
+            return if t.sse && !t.tx.is_closed() {
+                Pick::Target(t.clone())
+            } else {
+                Pick::Nowhere
+            };
+        }
         match &inner.get {
             Some(g) if !g.is_closed() => Pick::Get(g.clone()),
             _ => Pick::Backlog,
@@ -210,6 +245,7 @@ impl Routes {
         inner.tokens.clear();
         inner.get = None;
         inner.backlog.clear();
+        inner.sole = None;
     }
 }
 
@@ -268,5 +304,35 @@ mod tests {
         assert!(r.open_get().is_err());
         drop(get);
         assert!(r.open_get().is_ok());
+    }
+
+    #[test]
+    fn a_sole_request_takes_every_notification_until_its_response() {
+        let r = Routes::default();
+        let listen = p(br#"{"jsonrpc":"2.0","id":7,"method":"subscriptions/listen","params":{}}"#);
+        let (mut rx, answered) = r.open_sole(&[listen], true);
+        r.deliver(
+            br#"{"jsonrpc":"2.0","method":"notifications/subscriptions/acknowledged","params":{}}"#,
+        );
+        r.deliver(br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{}}"#);
+        assert!(rx
+            .try_recv()
+            .unwrap()
+            .windows(12)
+            .any(|w| w == b"acknowledged"));
+        assert!(rx
+            .try_recv()
+            .unwrap()
+            .windows(12)
+            .any(|w| w == b"list_changed"));
+        r.deliver(br#"{"jsonrpc":"2.0","id":7,"result":{}}"#);
+        assert!(answered.load(Ordering::Acquire));
+        assert!(rx.try_recv().unwrap().windows(6).any(|w| w == b"result"));
+        // Answered: nothing else reaches the ended stream, which is closed.
+        r.deliver(br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{}}"#);
+        assert!(matches!(
+            rx.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected)
+        ));
     }
 }

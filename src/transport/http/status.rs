@@ -6,8 +6,9 @@ use hyper::{Response, StatusCode};
 use serde_json::Value;
 
 use super::body::OutBody;
-use super::Shared;
+use super::{message, Shared};
 use crate::audit::{Decision, Direction, Record};
+use crate::codec::Id;
 use crate::errors::Rejection;
 
 pub const JSON: &str = "application/json";
@@ -94,6 +95,11 @@ pub struct EdgeRefusal {
     pub retry_after_ms: Option<u64>,
     /// The key the request was proved by, for the record (who tried).
     pub kid: Option<String>,
+    /// The refused message's id, when its body was read and the id is readable: a JSON-RPC
+    /// error answers its request (id null only when nothing could be read).
+    pub id: Option<Id>,
+    /// Further `data` members the error's schema asks for (e.g. -32022's `supported`).
+    pub extra: Vec<(&'static str, Value)>,
 }
 
 impl EdgeRefusal {
@@ -112,7 +118,21 @@ impl EdgeRefusal {
             code: crate::errors::INVALID_REQUEST,
             retry_after_ms: None,
             kid: None,
+            id: None,
+            extra: Vec::new(),
         }
+    }
+
+    /// Answer the request in `body` by its id (any readable id; the body may be refused for
+    /// being malformed in other ways).
+    pub fn about(mut self, body: &[u8]) -> Self {
+        self.id = message::peek(body).and_then(|p| p.id);
+        self
+    }
+
+    pub fn with_data(mut self, key: &'static str, value: Value) -> Self {
+        self.extra.push((key, value));
+        self
     }
 
     pub fn kid(mut self, kid: Option<&str>) -> Self {
@@ -139,7 +159,8 @@ impl EdgeRefusal {
     }
 
     /// Write the refusal's audit record (one per refused request, like every message) and build
-    /// the answer: a JSON-RPC error body with id null, so SDK clients can show the reason.
+    /// the answer: a JSON-RPC error body (with the request's id when `about` read one), so SDK
+    /// clients can show the reason.
     pub fn answer(
         self,
         shared: &Shared,
@@ -168,6 +189,9 @@ impl EdgeRefusal {
         if let Some(ms) = self.retry_after_ms {
             rejection = rejection.with_extra("retry_after_ms", ms.into());
         }
+        for (key, value) in self.extra {
+            rejection = rejection.with_extra(key, value);
+        }
         if self.status == StatusCode::NOT_FOUND {
             // What SDK servers say, so clients recognise an expired session and start anew.
             rejection.message = Some("Session not found".into());
@@ -179,7 +203,7 @@ impl EdgeRefusal {
         record.code = Some(i64::from(self.status.as_u16()));
         record.alert = self.alert;
         record.kid = self.kid;
-        let body = rejection.to_response(None, &record.audit_id);
+        let body = rejection.to_response(self.id.as_ref(), &record.audit_id);
         if let Some(m) = &shared.metrics {
             m.record(&record);
         }
