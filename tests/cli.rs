@@ -181,3 +181,28 @@ fn audit_dir_housekeeping_and_verify_of_a_directory() {
     assert!(text.contains("broken at line"), "{text}");
     assert!(text.contains("2 file(s), 1 broken"), "{text}");
 }
+
+/// Issue 19 item 12: `approvals --json` for scripts.
+#[test]
+fn approvals_lists_as_json() {
+    let state = tempfile::tempdir().unwrap();
+    let queue = mcp_warden::approval::ApprovalQueue::new(
+        state.path().join("approvals"),
+        std::time::Duration::from_secs(20),
+    );
+    let t = queue
+        .submit(
+            "fs",
+            "write_file",
+            "high",
+            "fs.toml:tool[write_file]",
+            None,
+            vec!["path: /tmp/x".into()],
+        )
+        .unwrap();
+    let out = cli(state.path(), &["approvals", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(list[0]["id"], t.id.as_str(), "{list}");
+    assert_eq!(list[0]["tool"], "write_file");
+}

@@ -71,9 +71,23 @@ pub fn decide(args: DecideArgs, approve: bool) -> i32 {
     }
 }
 
-pub fn list() -> i32 {
+#[derive(clap::Args)]
+pub struct ListArgs {
+    /// Print the waiting tickets as a JSON array (the fields of the admin API's list).
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn list(args: ListArgs) -> i32 {
     let dir = config::resolve(&state_dir(), "approvals");
     match ApprovalQueue::list(&dir) {
+        Ok(tickets) if args.json => match serde_json::to_string_pretty(&tickets) {
+            Ok(text) => {
+                println!("{text}");
+                0
+            }
+            Err(e) => fail(EXIT_CHECK_FAILED, &format!("approvals: {e}")),
+        },
         Ok(tickets) => {
             if tickets.is_empty() {
                 println!("no pending approvals");

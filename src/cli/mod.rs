@@ -96,8 +96,8 @@ enum Command {
     Approve(approval_cmd::DecideArgs),
     /// Refuse a call waiting for approval.
     Deny(approval_cmd::DecideArgs),
-    /// List calls waiting for approval.
-    Approvals,
+    /// List calls waiting for approval (with the safe view of their arguments).
+    Approvals(approval_cmd::ListArgs),
     /// Review and approve capability baselines (pinned tool definitions), sign and verify them.
     Pins {
         #[command(subcommand)]
@@ -133,7 +133,7 @@ pub fn main() -> i32 {
         Command::Feedback(args) => trust_cmd::feedback(args),
         Command::Approve(args) => approval_cmd::decide(args, true),
         Command::Deny(args) => approval_cmd::decide(args, false),
-        Command::Approvals => approval_cmd::list(),
+        Command::Approvals(args) => approval_cmd::list(args),
         Command::Pins { command } => pins_cmd::run(command),
     }
 }
