@@ -209,3 +209,22 @@ fn subscriptions_listen_streams_through_a_stdio_upstream() {
         serde_json::json!({"toolsListChanged": true})
     );
 }
+
+/// Issue 10 through the stateless route: a modern call to a stdio server with no pins yet is
+/// judged against a listing the proxy fetched from the request's own process first.
+#[test]
+fn a_modern_call_before_any_listing_is_answered_by_a_stdio_server() {
+    let serve = Serve::start(&echo_config(""), &[]);
+    let body = br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{"text":"cold"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let headers = [
+        JSON_ONLY,
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", "tools/call"),
+        ("Mcp-Name", "echo"),
+    ];
+    let r = request(serve.addr, "POST", "/mcp", &headers, body);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    assert_eq!(v["id"], 5, "{v}");
+    assert_eq!(v["result"]["content"][0]["text"], "cold", "{v}");
+}

@@ -101,6 +101,27 @@ pub async fn handle(
         )
         .await;
     }
+    // The same for a stdio server: the request's own process answers the proxy's listing
+    // first, then takes the call.
+    let mut early: Option<Arc<StdioSession>> = None;
+    if let Upstream::Stdio(pool) = &route.upstream {
+        if let Some(request) = p.prefetch_request(&body) {
+            if let Ok(child) = pool.take() {
+                if let Ok(s) =
+                    StdioSession::start(child, p.clone(), Egress::of(&route), shared.grace, || {})
+                {
+                    if s.send(&request).is_ok() {
+                        let waiting = p.clone();
+                        let _ = tokio::task::spawn_blocking(move || {
+                            waiting.await_prefetch(crate::pipeline::PREFETCH_WAIT)
+                        })
+                        .await;
+                    }
+                    early = Some(s);
+                }
+            }
+        }
+    }
     let started = Instant::now();
     let outcome = settle(&p, judge(&p, &body, proof.outcome).await, started).await;
     let Some((forward, answer)) = decide(&p, outcome, body, started) else {
@@ -116,23 +137,31 @@ pub async fn handle(
                 // A notification to a stateless server: no process would outlive it.
                 return status::empty(StatusCode::ACCEPTED);
             }
-            let child = match pool.take() {
-                Ok(c) => c,
-                Err(e) => {
-                    p.upstream_started(false);
-                    tracing::warn!("cannot start {:?}: {e}", pool.argv().join(" "));
-                    return status::text(StatusCode::BAD_GATEWAY, "cannot start the server");
+            let s = match early.take() {
+                Some(s) => s,
+                None => {
+                    let child = match pool.take() {
+                        Ok(c) => c,
+                        Err(e) => {
+                            p.upstream_started(false);
+                            tracing::warn!("cannot start {:?}: {e}", pool.argv().join(" "));
+                            return status::text(
+                                StatusCode::BAD_GATEWAY,
+                                "cannot start the server",
+                            );
+                        }
+                    };
+                    match StdioSession::start(
+                        child,
+                        p.clone(),
+                        Egress::of(&route),
+                        shared.grace,
+                        || {},
+                    ) {
+                        Ok(s) => s,
+                        Err(e) => return status::text(StatusCode::BAD_GATEWAY, &e.to_string()),
+                    }
                 }
-            };
-            let s = match StdioSession::start(
-                child,
-                p.clone(),
-                Egress::of(&route),
-                shared.grace,
-                || {},
-            ) {
-                Ok(s) => s,
-                Err(e) => return status::text(StatusCode::BAD_GATEWAY, &e.to_string()),
             };
             let slot = accepts_sse(&headers)
                 .then(|| shared.stream_slot())
