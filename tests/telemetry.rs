@@ -214,6 +214,11 @@ fn otlp_logs_match_the_audit_file_and_spans_join_the_client_trace() {
     assert_eq!(attr_str(a, "jsonrpc.request.id").as_deref(), Some("7"));
     assert_eq!(attr_str(a, "network.transport").as_deref(), Some("pipe"));
     assert!(attr_str(a, "mcp.session.id").is_some());
+    assert_eq!(
+        attr_str(a, "mcp.protocol.version").as_deref(),
+        Some("2025-11-25"),
+        "the negotiated version"
+    );
     assert!(attr_str(a, "error.type").is_none());
     assert!(call.end_time_unix_nano >= call.start_time_unix_nano);
     let children: Vec<&str> = spans

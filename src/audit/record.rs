@@ -60,6 +60,10 @@ pub struct Record {
     /// only): joins the record, and the proxy's span, to the client's trace.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// The protocol version the session negotiated (legacy) or the request named (modern), once
+    /// known: `mcp.protocol.version` on the request's span.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<String>,
     /// High and critical calls: the record must be on disk before the call is forwarded.
     #[serde(skip)]
     pub durable: bool,
@@ -93,6 +97,7 @@ impl Record {
             policy_version: None,
             detail: None,
             traceparent: None,
+            protocol_version: None,
             durable: false,
         }
     }

@@ -174,6 +174,12 @@ impl Pipeline {
         let mut r = Record::new(&session.id, &self.server, direction, bytes as u64);
         r.audit_id = self.audit.next_audit_id(&session.id);
         r.era = session.era.label();
+        r.protocol_version = match &session.era {
+            crate::session::Era::Legacy(v) | crate::session::Era::Modern(v) if !v.is_empty() => {
+                Some(v.clone())
+            }
+            _ => None,
+        };
         r
     }
 

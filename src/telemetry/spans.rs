@@ -150,6 +150,9 @@ impl Spans {
         if let Some(era) = str_of(rec, "era") {
             attrs.push(KeyValue::new("mcp_warden.era", era.to_owned()));
         }
+        if let Some(v) = str_of(rec, "protocol_version") {
+            attrs.push(KeyValue::new("mcp.protocol.version", v.to_owned()));
+        }
         let open = Open {
             ctx: ctx.clone(),
             parent: remote.map(|r| r.1),
