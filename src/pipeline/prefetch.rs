@@ -108,18 +108,11 @@ impl Pipeline {
             self.prefetch.settled.store(true, Ordering::Release);
             return None;
         }
+        // A modern call already set the era above (it may be the session's first message).
         let params = match &session.era {
             // The server must have answered `initialize` before it takes other requests.
             Era::Legacy(_) => json!({}),
             Era::Modern(_) => json!({ "_meta": modern_meta(&call) }),
-            // A modern call may be the session's first message: its `_meta` names the era.
-            Era::Unknown
-                if call
-                    .pointer("/params/_meta/io.modelcontextprotocol~1protocolVersion")
-                    .is_some() =>
-            {
-                json!({ "_meta": modern_meta(&call) })
-            }
             Era::Unknown => return None,
         };
         {

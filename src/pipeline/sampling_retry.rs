@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use super::sampling_step::{declare_in, failure, unix_now, Sampling, METHOD};
+use super::sampling_step::{cancelled, declare_in, failure, unix_now, Sampling, METHOD};
 use super::{deny, Outcome, Pipeline, Verdict};
 use crate::audit::{Decision, Record};
 use crate::checks::secrets::redact_json;
@@ -147,14 +147,10 @@ impl Pipeline {
                     self.sampling_map().remove(&job.id);
                     self.session().client_pending.remove(&job.id);
                     if f == Failure::Cancelled {
-                        record.event = "inference.cancelled".into();
-                        record.decision = Decision::Deny;
-                        record.reason =
-                            Some("the session ended; the backend request was closed".into());
-                        return Outcome {
-                            verdict: Verdict::Drop,
+                        return cancelled(
                             record,
-                        };
+                            "the session ended; the backend request was closed",
+                        );
                     }
                     let r = failure(&f, &backend);
                     let answer = r.to_response(Some(&job.id), &record.audit_id);

@@ -186,14 +186,10 @@ impl Pipeline {
             Ok(s) => s,
             Err(Failure::Cancelled) => {
                 // The server withdrew the request: it expects no answer.
-                record.event = "inference.cancelled".into();
-                record.decision = Decision::Deny;
-                record.reason =
-                    Some("cancelled by the server; the backend request was closed".into());
-                return Outcome {
-                    verdict: Verdict::Drop,
+                return cancelled(
                     record,
-                };
+                    "cancelled by the server; the backend request was closed",
+                );
             }
             Err(f) => {
                 let r = failure(&f, &backend);
@@ -348,6 +344,17 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 /// The error the server gets for a failed routed request.
+/// A sampling request whose backend call was cancelled: nobody is answered, the record says why.
+pub(super) fn cancelled(mut record: Record, why: &str) -> Outcome {
+    record.event = "inference.cancelled".into();
+    record.decision = Decision::Deny;
+    record.reason = Some(why.into());
+    Outcome {
+        verdict: Verdict::Drop,
+        record,
+    }
+}
+
 pub(super) fn failure(f: &Failure, backend: &str) -> Rejection {
     let (code, event, reason, message) = match f {
         Failure::BadRequest(why) => (
