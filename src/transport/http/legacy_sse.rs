@@ -20,7 +20,6 @@ use tokio::sync::mpsc;
 use super::admission::{self, Opening};
 use super::body::OutBody;
 use super::handler::open_stream;
-use super::message;
 use super::post::{client_message, open_session, read_body, unknown_session};
 use super::routes::STREAM_BUFFER;
 use super::session::{Session, SessionUpstream};
@@ -219,7 +218,7 @@ async fn worker(
     let mut get_open = matches!(session.upstream, SessionUpstream::Stdio(_));
     while let Some(job) = jobs.recv().await {
         let initialized = !get_open
-            && message::peek_all(&job.body)
+            && crate::codec::facts_all(&job.body)
                 .iter()
                 .any(|p| p.method.as_deref() == Some("notifications/initialized"));
         let (resp, _) = client_message(&shared, &session, &job.headers, job.body, job.sig).await;

@@ -38,7 +38,6 @@ mod handler;
 mod health;
 mod http_upstream;
 mod legacy_sse;
-mod message;
 mod modern;
 mod pool;
 mod post;

@@ -15,7 +15,6 @@ use hyper::{Method, Response, StatusCode};
 
 use super::admission::{self, Opening};
 use super::body::OutBody;
-use super::message::{self, Peek};
 use super::post;
 use super::prefetch;
 use super::relay::Relay;
@@ -24,11 +23,11 @@ use super::slots::Slot;
 use super::status::{self, EdgeRefusal, HEADER_MISMATCH};
 use super::stdio_upstream::StdioSession;
 use super::verdict::{
-    accepts_sse, collect_json, cpu, decide, has_requests, judge, settle, sse_response,
+    accepts_sse, collect_json, cpu, decide, judge, settle, sse_response,
 };
 use super::{Route, Shared, Upstream};
 use crate::audit::{Decision, Direction, Record};
-use crate::codec::{self, Decoded, Id};
+use crate::codec::{self, Decoded, Facts, Id};
 use crate::pipeline::Pipeline;
 
 /// Methods whose target (`params.name` / `params.uri`) must be mirrored in `Mcp-Name`.
@@ -132,8 +131,8 @@ pub async fn handle(
     };
     match &route.upstream {
         Upstream::Stdio(pool) => {
-            let peeks = message::peek_all(&forward);
-            if !has_requests(&peeks) {
+            let peeks = codec::facts_all(&forward);
+            if !codec::facts::any_request(&peeks) {
                 // A notification to a stateless server: no process would outlive it.
                 return status::empty(StatusCode::ACCEPTED);
             }
@@ -216,7 +215,7 @@ pub async fn handle(
 /// first: then the server is told `notifications/cancelled` before its stdin closes.
 struct Request {
     s: Arc<StdioSession>,
-    peeks: Vec<Peek>,
+    peeks: Vec<Facts>,
     answered: Arc<AtomicBool>,
     /// The client's cap slot, held while the process runs.
     _slot: Option<Slot<String>>,
@@ -235,7 +234,7 @@ impl Drop for Request {
 
 impl Request {
     fn cancel(&self, id: &Id) {
-        let line = message::cancelled(id, "the HTTP client disconnected");
+        let line = codec::facts::cancelled(id, "the HTTP client disconnected");
         let p = self.s.pipeline();
         let mut record = Record::new(
             &p.session_id(),
@@ -265,7 +264,7 @@ fn check_headers(headers: &HeaderMap, body: &[u8], limits: &codec::Limits) -> Re
     let Some(method) = env.method.as_deref() else {
         return Ok(());
     };
-    let target = message::peek(body).and_then(|p| p.target);
+    let target = Facts::of(&env).target;
     match header(headers, "mcp-method")? {
         None => return Err("the Mcp-Method header is required in protocol 2026-07-28".into()),
         Some(h) if h != method => {

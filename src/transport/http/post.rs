@@ -16,7 +16,6 @@ use super::admission::{self, Opening, Proof};
 use super::body::{self, OutBody, ReadError};
 use super::edge;
 use super::http_upstream::{HttpSession, HttpUpstream};
-use super::message;
 use super::relay::{self, Relay};
 use super::session::{Session, SessionUpstream};
 use super::signer::Egress;
@@ -24,7 +23,7 @@ use super::slots::Slot;
 use super::status::{self, EdgeRefusal, SESSION_HEADER};
 use super::stdio_upstream::{SendError, StdioSession};
 use super::verdict::{
-    accepts_sse, collect_json, cpu, decide, has_requests, judge, settle, sse_response,
+    accepts_sse, collect_json, cpu, decide, judge, settle, sse_response,
 };
 use super::{Route, Shared, Upstream};
 use crate::pipeline::Pipeline;
@@ -188,7 +187,7 @@ async fn initialize(
         }
     };
     let b = body.clone();
-    let peeks = cpu(body.len(), move || message::peek_all(&b)).await;
+    let peeks = cpu(body.len(), move || crate::codec::facts_all(&b)).await;
     if !peeks
         .iter()
         .any(|p| p.method.as_deref() == Some("initialize"))
@@ -238,7 +237,7 @@ pub fn open_session(
         shared.audit.clone(),
         route.guards.clone(),
     ));
-    let id = crate::session::random_id();
+    let id = super::session::new_id();
     let upstream = match &route.upstream {
         Upstream::Stdio(pool) => {
             let egress = Egress::of(&route);
@@ -332,12 +331,12 @@ async fn to_stdio(
     forward: &[u8],
     answer: Option<Vec<u8>>,
 ) -> Response<OutBody> {
-    let peeks = message::peek_all(forward);
+    let peeks = crate::codec::facts_all(forward);
     for id in peeks.iter().filter_map(|p| p.cancels.as_ref()) {
         s.routes.forget(id);
     }
     let slot = accepts_sse(headers).then(|| shared.stream_slot()).flatten();
-    let opened = has_requests(&peeks).then(|| {
+    let opened = crate::codec::facts::any_request(&peeks).then(|| {
         s.routes
             .open_request(&peeks, slot.is_some(), answer.as_deref())
     });

@@ -6,7 +6,7 @@ use hyper::{Response, StatusCode};
 use serde_json::Value;
 
 use super::body::OutBody;
-use super::{message, Shared};
+use super::Shared;
 use crate::audit::{Decision, Direction, Record};
 use crate::codec::Id;
 use crate::errors::Rejection;
@@ -126,7 +126,7 @@ impl EdgeRefusal {
     /// Answer the request in `body` by its id (any readable id; the body may be refused for
     /// being malformed in other ways).
     pub fn about(mut self, body: &[u8]) -> Self {
-        self.id = message::peek(body).and_then(|p| p.id);
+        self.id = crate::codec::facts(body).and_then(|p| p.id);
         self
     }
 

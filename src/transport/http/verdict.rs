@@ -10,9 +10,7 @@ use hyper::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 
 use super::body::OutBody;
-use super::message::Peek;
 use super::status::{self, EVENT_STREAM};
-use crate::codec::Kind;
 use crate::pipeline::{Outcome, Pipeline, Verdict};
 
 /// Bodies above this are parsed and judged on a blocking thread: the async workers that accept
@@ -114,10 +112,6 @@ pub fn decide(
         return None;
     }
     Some((forward, answer))
-}
-
-pub fn has_requests(peeks: &[Peek]) -> bool {
-    peeks.iter().any(|p| p.kind == Kind::Request)
 }
 
 pub fn sse_response(body: OutBody) -> Response<OutBody> {
