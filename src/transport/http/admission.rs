@@ -22,7 +22,7 @@ use super::post::signature;
 use super::session::Session;
 use super::slots::Slot;
 use super::status::EdgeRefusal;
-use super::verdict::{cpu, OFFLOAD_BYTES};
+use super::body::{cpu, OFFLOAD_BYTES};
 use super::{Route, Shared};
 use crate::errors::SIGNATURE_INVALID;
 use crate::sig::keys::KeyRole;

@@ -17,8 +17,7 @@ use super::post::{self, unknown_session};
 use super::relay::Relay;
 use super::session::{Session, SessionUpstream};
 use super::signer::Egress;
-use super::status::{self, EdgeRefusal, SESSION_HEADER};
-use super::verdict::{accepts_sse, sse_response};
+use super::status::{self, accepts_sse, sse_response, EdgeRefusal, SESSION_HEADER};
 use super::{capabilities, legacy_sse, modern, Peer, Route, Shared, Upstream};
 
 /// Protocol revisions this proxy carries; the newest is the modern era.

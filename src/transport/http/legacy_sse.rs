@@ -24,8 +24,7 @@ use super::post::{client_message, open_session, read_body, unknown_session};
 use super::routes::STREAM_BUFFER;
 use super::session::{Session, SessionUpstream};
 use super::sse::{self, Event};
-use super::status::{self, EVENT_STREAM, JSON};
-use super::verdict::{accepts_sse, sse_response};
+use super::status::{self, accepts_sse, sse_response, EVENT_STREAM, JSON};
 use super::{Route, Shared, Upstream};
 use crate::sig::outcome::Outcome as SigOutcome;
 

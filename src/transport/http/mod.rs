@@ -52,7 +52,6 @@ mod slots;
 pub mod sse;
 mod status;
 mod stdio_upstream;
-mod verdict;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

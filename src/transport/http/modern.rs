@@ -14,17 +14,14 @@ use hyper::header::HeaderMap;
 use hyper::{Method, Response, StatusCode};
 
 use super::admission::{self, Opening};
-use super::body::OutBody;
+use super::body::{cpu, OutBody};
 use super::post;
 use super::prefetch;
 use super::relay::Relay;
 use super::signer::Egress;
 use super::slots::Slot;
-use super::status::{self, EdgeRefusal, HEADER_MISMATCH};
+use super::status::{self, accepts_sse, collect_json, sse_response, EdgeRefusal, HEADER_MISMATCH};
 use super::stdio_upstream::StdioSession;
-use super::verdict::{
-    accepts_sse, collect_json, cpu, decide, judge, settle, sse_response,
-};
 use super::{Route, Shared, Upstream};
 use crate::audit::{Decision, Direction, Record};
 use crate::codec::{self, Decoded, Facts, Id};
@@ -121,13 +118,9 @@ pub async fn handle(
             }
         }
     }
-    let started = Instant::now();
-    let outcome = settle(&p, judge(&p, &body, proof.outcome).await, started).await;
-    let Some((forward, answer)) = decide(&p, outcome, body, started) else {
-        return status::empty(StatusCode::ACCEPTED);
-    };
+    let (forward, answer) = post::judge(&p, body, proof.outcome).await;
     let Some(forward) = forward else {
-        return status::error_answer(answer.unwrap_or_default());
+        return post::refused(answer);
     };
     match &route.upstream {
         Upstream::Stdio(pool) => {

@@ -13,19 +13,18 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Response, StatusCode};
 
 use super::admission::{self, Opening, Proof};
-use super::body::{self, OutBody, ReadError};
+use super::body::{self, cpu, OutBody, ReadError};
 use super::edge;
 use super::http_upstream::{HttpSession, HttpUpstream};
 use super::relay::{self, Relay};
 use super::session::{Session, SessionUpstream};
 use super::signer::Egress;
 use super::slots::Slot;
-use super::status::{self, EdgeRefusal, SESSION_HEADER};
+use super::status::{self, accepts_sse, collect_json, sse_response, EdgeRefusal, SESSION_HEADER};
 use super::stdio_upstream::{SendError, StdioSession};
-use super::verdict::{
-    accepts_sse, collect_json, cpu, decide, judge, settle, sse_response,
-};
 use super::{Route, Shared, Upstream};
+use crate::codec;
+use crate::pipeline::deliver::{self, Delivery, Onward, Settled};
 use crate::pipeline::Pipeline;
 use crate::sig::http_scheme::HttpSigHeaders;
 use crate::sig::keys::KeyRole;
@@ -187,7 +186,7 @@ async fn initialize(
         }
     };
     let b = body.clone();
-    let peeks = cpu(body.len(), move || crate::codec::facts_all(&b)).await;
+    let peeks = cpu(body.len(), move || codec::facts_all(&b)).await;
     if !peeks
         .iter()
         .any(|p| p.method.as_deref() == Some("initialize"))
@@ -277,13 +276,9 @@ pub async fn client_message(
     if let Some(request) = p.prefetch_request(&body) {
         prefetch(shared, session, headers, request).await;
     }
-    let started = Instant::now();
-    let outcome = settle(p, judge(p, &body, sig).await, started).await;
-    let Some((forward, answer)) = decide(p, outcome, body, started) else {
-        return (status::empty(StatusCode::ACCEPTED), false);
-    };
+    let (forward, answer) = judge(p, body, sig).await;
     let Some(forward) = forward else {
-        return (status::error_answer(answer.unwrap_or_default()), false);
+        return (refused(answer), false);
     };
     let resp = match &session.upstream {
         SessionUpstream::Stdio(s) => to_stdio(shared, s, headers, &forward, answer).await,
@@ -296,6 +291,43 @@ pub async fn client_message(
         }
     };
     (resp, true)
+}
+
+/// The pipeline's verdict on a client message (its signature already checked: `sig`), settled
+/// by `pipeline::deliver` — a hold waited out off the async workers, a durable record on disk
+/// first: the bytes to forward, and the proxy's own answer. The record is written here, before
+/// the message moves on (its latency is the decision's, not the upstream's).
+pub async fn judge(
+    p: &Arc<Pipeline>,
+    body: Bytes,
+    sig: Option<SigOutcome>,
+) -> (Option<Bytes>, Option<Vec<u8>>) {
+    let started = Instant::now();
+    let (judged, b) = (p.clone(), body.clone());
+    let outcome = cpu(body.len(), move || judged.from_client_with(&b, sig.as_ref())).await;
+    // A client message is never a sampling request: only a hold needs waiting out.
+    let Settled::Act(Delivery {
+        onward,
+        back,
+        record,
+    }) = deliver::settle_waiting(p, outcome, started).await
+    else {
+        return (None, None);
+    };
+    drop(record);
+    let forward = onward.map(|o| match o {
+        Onward::Original => body,
+        Onward::Bytes(b) => Bytes::from(b),
+    });
+    (forward, back)
+}
+
+/// Nothing goes on: the proxy's own answer, or 202 when there is none (a refused notification).
+pub fn refused(answer: Option<Vec<u8>>) -> Response<OutBody> {
+    match answer {
+        Some(a) => status::error_answer(a),
+        None => status::empty(StatusCode::ACCEPTED),
+    }
 }
 
 /// Send the proxy's own listing request upstream and wait (bounded) until the pipeline has seen
@@ -331,12 +363,12 @@ async fn to_stdio(
     forward: &[u8],
     answer: Option<Vec<u8>>,
 ) -> Response<OutBody> {
-    let peeks = crate::codec::facts_all(forward);
+    let peeks = codec::facts_all(forward);
     for id in peeks.iter().filter_map(|p| p.cancels.as_ref()) {
         s.routes.forget(id);
     }
     let slot = accepts_sse(headers).then(|| shared.stream_slot()).flatten();
-    let opened = crate::codec::facts::any_request(&peeks).then(|| {
+    let opened = codec::facts::any_request(&peeks).then(|| {
         s.routes
             .open_request(&peeks, slot.is_some(), answer.as_deref())
     });

@@ -22,10 +22,11 @@ use super::http_upstream::{HttpSession, HttpUpstream};
 use super::signer::Egress;
 use super::sse::{self, Event};
 use super::status::{self, EVENT_STREAM, SESSION_HEADER};
-use super::verdict::cpu;
+use super::body::cpu;
 use crate::audit::{Direction, Record};
 use crate::errors::{Rejection, Source, INTERNAL_ERROR};
-use crate::pipeline::{Outcome, Pipeline, Verdict};
+use crate::pipeline::deliver::{self, Delivery, Onward, RecordGuard, Settled};
+use crate::pipeline::{Outcome, Pipeline, Sampling};
 
 /// An upstream's whole (non-stream) answer body must arrive within this.
 const UPSTREAM_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -134,72 +135,56 @@ impl Relay {
         status::json(status, body)
     }
 
-    /// Act on a server-message verdict. `Some(empty)`: forward the original; `Some(bytes)`: the
-    /// rewritten (or signed) message; `None`: nothing goes to the client. `original` is the
-    /// message as the upstream sent it.
+    /// Act on a server-message verdict (settled by `pipeline::deliver`, a hold waited out off
+    /// the async workers). `Some(empty)`: forward the original; `Some(bytes)`: the rewritten
+    /// (or signed) message; `None`: nothing goes to the client. `original` is the message as
+    /// the upstream sent it.
     async fn verdict(&self, outcome: Outcome, original: &[u8], started: Instant) -> Option<Bytes> {
-        let out = self.settle(outcome, started).await?;
-        let last = if out.is_empty() { original } else { &out[..] };
-        match self.egress.finish(last) {
-            Some(signed) => Some(Bytes::from(signed)),
-            None => Some(out),
+        let Delivery {
+            onward,
+            back,
+            record: _record,
+        } = match deliver::settle_waiting(&self.pipeline, outcome, started).await {
+            Settled::Act(d) => d,
+            Settled::Sample(job, record) => {
+                self.sample(job, record);
+                return None;
+            }
+            // `settle_waiting` waits holds out itself.
+            Settled::Hold(_) => return None,
+        };
+        if let Some(answer) = back {
+            self.answer_upstream(answer);
+        }
+        let onward = onward?;
+        let last = match &onward {
+            Onward::Original => original,
+            Onward::Bytes(b) => &b[..],
+        };
+        match (self.egress.finish(last), onward) {
+            (Some(signed), _) => Some(Bytes::from(signed)),
+            (None, Onward::Bytes(b)) => Some(Bytes::from(b)),
+            (None, Onward::Original) => Some(Bytes::new()),
         }
     }
 
-    async fn settle(&self, outcome: Outcome, started: Instant) -> Option<Bytes> {
-        let Outcome { verdict, record } = outcome;
-        let verdict = match verdict {
-            Verdict::Hold(held) => {
-                self.pipeline.finish(record, started);
-                let p = self.pipeline.clone();
-                let resolved = tokio::task::spawn_blocking(move || {
-                    let r = p.wait_for(&held);
-                    p.resolve_hold(*held, r)
-                })
-                .await;
-                let Ok(Outcome { verdict, record }) = resolved else {
-                    return None;
-                };
-                self.pipeline.finish(record, Instant::now());
-                verdict
+    /// A server's sampling request answered by the inference backend on a task of its own: the
+    /// rest of this stream keeps flowing, and the answer (and the request's one record) does
+    /// not depend on the client staying. It goes upstream like any answer to the server.
+    fn sample(&self, job: Box<Sampling>, record: RecordGuard) {
+        let relay = self.clone();
+        tokio::spawn(async move {
+            let p = relay.pipeline.clone();
+            let ran = tokio::task::spawn_blocking(move || deliver::run_sample(&p, job, record));
+            let Ok((outcome, started)) = ran.await else {
+                return;
+            };
+            if let Settled::Act(d) = deliver::settle(&relay.pipeline, outcome, started) {
+                if let Some(answer) = d.back {
+                    relay.answer_upstream(answer);
+                }
             }
-            Verdict::Sample(job) => {
-                // Answered by the inference backend on a task of its own: the rest of this
-                // stream keeps flowing, and the answer (and the request's one record) does not
-                // depend on the client staying. It goes upstream like any answer to the server.
-                let relay = self.clone();
-                tokio::spawn(async move {
-                    let p = relay.pipeline.clone();
-                    let started = job.started;
-                    let resolved =
-                        tokio::task::spawn_blocking(move || p.run_sampling(*job, record)).await;
-                    if let Ok(Outcome { verdict, record }) = resolved {
-                        if let Verdict::Answer(b) = verdict {
-                            relay.answer_upstream(b);
-                        }
-                        relay.pipeline.finish(record, started);
-                    }
-                });
-                return None;
-            }
-            v => {
-                self.pipeline.finish(record, started);
-                v
-            }
-        };
-        match verdict {
-            Verdict::Forward => Some(Bytes::new()),
-            Verdict::Rewrite(b) => Some(Bytes::from(b)),
-            Verdict::Answer(b) => {
-                self.answer_upstream(b);
-                None
-            }
-            Verdict::Split { forward, answer } => {
-                self.answer_upstream(answer);
-                Some(Bytes::from(forward))
-            }
-            Verdict::Drop | Verdict::Hold(_) | Verdict::Sample(_) => None,
-        }
+        });
     }
 
     /// The proxy answers a server request itself (e.g. a refused elicitation): POST it upstream.

@@ -1,7 +1,7 @@
 //! HTTP answers: the JSON-RPC error code → HTTP status table of SPEC §3, response builders, and
 //! the audit record of a refusal made at the HTTP edge (before any pipeline saw the message).
 
-use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use hyper::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 use serde_json::Value;
 
@@ -69,6 +69,55 @@ pub fn empty(status: StatusCode) -> Response<OutBody> {
     let mut r = Response::new(OutBody::empty());
     *r.status_mut() = status;
     r
+}
+
+/// Whether the client accepts an SSE answer.
+pub fn accepts_sse(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(ACCEPT)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|s| s.contains(EVENT_STREAM)))
+}
+
+pub fn sse_response(body: OutBody) -> Response<OutBody> {
+    let mut r = Response::new(body);
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(EVENT_STREAM));
+    r.headers_mut().insert(
+        hyper::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
+    r
+}
+
+/// A JSON answer: the one response, or a batch's responses as one array.
+pub async fn collect_json(mut rx: tokio::sync::mpsc::Receiver<bytes::Bytes>) -> Response<OutBody> {
+    let mut parts = Vec::new();
+    while let Some(chunk) = rx.recv().await {
+        parts.push(chunk);
+    }
+    match parts.len() {
+        0 => text(
+            StatusCode::BAD_GATEWAY,
+            "the server ended without answering",
+        ),
+        1 => json(StatusCode::OK, parts.remove(0)),
+        _ => {
+            let items: Vec<&[u8]> = parts
+                .iter()
+                .map(|p| {
+                    let t = p.trim_ascii();
+                    t.strip_prefix(b"[")
+                        .and_then(|t| t.strip_suffix(b"]"))
+                        .unwrap_or(t)
+                })
+                .collect();
+            let mut out = b"[".to_vec();
+            out.extend(items.join(&b","[..]));
+            out.push(b']');
+            json(StatusCode::OK, out)
+        }
+    }
 }
 
 /// A plain-text explanation with a status (edge refusals: no JSON-RPC message to answer).
