@@ -10,19 +10,16 @@ use std::time::Instant;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
-use hyper::{Method, Response, StatusCode};
+use hyper::{Response, StatusCode};
 
 use super::admission::{self, Opening, Proof};
 use super::body::{self, cpu, OutBody, ReadError};
 use super::edge;
-use super::http_upstream::{HttpSession, HttpUpstream};
-use super::relay::{self, Relay};
-use super::session::{Session, SessionUpstream};
-use super::signer::Egress;
+use super::session::Session;
 use super::slots::Slot;
-use super::status::{self, accepts_sse, collect_json, sse_response, EdgeRefusal, SESSION_HEADER};
-use super::stdio_upstream::{SendError, StdioSession};
-use super::{Route, Shared, Upstream};
+use super::status::{self, EdgeRefusal, SESSION_HEADER};
+use super::upstream::SessionUpstream;
+use super::{Route, Shared};
 use crate::codec;
 use crate::pipeline::deliver::{self, Delivery, Onward, Settled};
 use crate::pipeline::Pipeline;
@@ -237,26 +234,11 @@ pub fn open_session(
         route.guards.clone(),
     ));
     let id = super::session::new_id();
-    let upstream = match &route.upstream {
-        Upstream::Stdio(pool) => {
-            let egress = Egress::of(&route);
-            let started = pool.take().and_then(|child| {
-                let (sessions, id) = (shared.sessions.clone(), id.clone());
-                StdioSession::start(child, pipeline.clone(), egress, shared.grace, move || {
-                    sessions.remove(&id);
-                })
-            });
-            match started {
-                Ok(s) => SessionUpstream::Stdio(s),
-                Err(e) => {
-                    pipeline.upstream_started(false);
-                    let msg = format!("cannot start server {:?}: {e}", pool.argv().join(" "));
-                    return Err(status::text(StatusCode::BAD_GATEWAY, &msg));
-                }
-            }
-        }
-        Upstream::Http(_) => SessionUpstream::Http(Arc::new(HttpSession::default())),
-    };
+    let (sessions, gone) = (shared.sessions.clone(), id.clone());
+    // The upstream's exit hook forgets the session (a stdio server that exited).
+    let upstream = SessionUpstream::open(shared, &route, &pipeline, move || {
+        sessions.remove(&gone);
+    })?;
     Ok(Arc::new(Session::new(
         id, route, pipeline, upstream, kid, slot,
     )))
@@ -280,16 +262,10 @@ pub async fn client_message(
     let Some(forward) = forward else {
         return (refused(answer), false);
     };
-    let resp = match &session.upstream {
-        SessionUpstream::Stdio(s) => to_stdio(shared, s, headers, &forward, answer).await,
-        SessionUpstream::Http(hs) => {
-            let Upstream::Http(up) = &session.route.upstream else {
-                return (status::empty(StatusCode::INTERNAL_SERVER_ERROR), false);
-            };
-            let egress = Egress::of(&session.route);
-            to_http(shared, p, hs, up, headers, forward, egress).await
-        }
-    };
+    let resp = session
+        .upstream
+        .send(shared, &session.route, p, headers, forward, answer)
+        .await;
     (resp, true)
 }
 
@@ -335,109 +311,13 @@ pub fn refused(answer: Option<Vec<u8>>) -> Response<OutBody> {
 /// which pins it and asks for further pages itself.
 async fn prefetch(shared: &Shared, session: &Arc<Session>, headers: &HeaderMap, request: Vec<u8>) {
     let p = session.pipeline.clone();
-    match &session.upstream {
-        SessionUpstream::Stdio(s) => {
-            if s.send(&request).is_err() {
-                return;
-            }
-        }
-        SessionUpstream::Http(hs) => {
-            let Upstream::Http(up) = &session.route.upstream else {
-                return;
-            };
-            let egress = Egress::of(&session.route);
-            let resp = to_http(shared, &p, hs, up, headers, Bytes::from(request), egress).await;
-            // Drain it: the relay judges each message as the body is read.
-            let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
-        }
+    let sent = session
+        .upstream
+        .send_own(shared, &session.route, &p, headers, request)
+        .await;
+    if !sent {
+        return;
     }
     let _ =
         tokio::task::spawn_blocking(move || p.await_prefetch(crate::pipeline::PREFETCH_WAIT)).await;
-}
-
-/// Forward to the session's stdio process and answer on a stream of the request's own.
-async fn to_stdio(
-    shared: &Shared,
-    s: &Arc<StdioSession>,
-    headers: &HeaderMap,
-    forward: &[u8],
-    answer: Option<Vec<u8>>,
-) -> Response<OutBody> {
-    let peeks = codec::facts_all(forward);
-    for id in peeks.iter().filter_map(|p| p.cancels.as_ref()) {
-        s.routes.forget(id);
-    }
-    let slot = accepts_sse(headers).then(|| shared.stream_slot()).flatten();
-    let opened = codec::facts::any_request(&peeks).then(|| {
-        s.routes
-            .open_request(&peeks, slot.is_some(), answer.as_deref())
-    });
-    if let Err(e) = s.send(forward) {
-        for id in peeks.iter().filter_map(|p| p.id.as_ref()) {
-            s.routes.forget(id);
-        }
-        return match e {
-            SendError::Gone => {
-                status::text(StatusCode::NOT_FOUND, "the session's server has exited")
-            }
-            SendError::Full => status::text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the server is not reading; retry later",
-            ),
-        };
-    }
-    let Some((rx, _)) = opened else {
-        return match answer {
-            Some(a) => status::json(StatusCode::OK, a),
-            None => status::empty(StatusCode::ACCEPTED),
-        };
-    };
-    match slot {
-        Some(release) => sse_response(OutBody::channel(rx, true).on_drop(release)),
-        None => collect_json(rx).await,
-    }
-}
-
-/// Forward to the HTTP upstream under its own session id, and relay its answer.
-async fn to_http(
-    shared: &Shared,
-    p: &Arc<Pipeline>,
-    hs: &Arc<HttpSession>,
-    up: &Arc<HttpUpstream>,
-    headers: &HeaderMap,
-    forward: Bytes,
-    egress: Egress,
-) -> Response<OutBody> {
-    if let Some(v) = headers.get("mcp-protocol-version") {
-        *hs.version.lock().unwrap_or_else(|e| e.into_inner()) = Some(v.clone());
-    }
-    let sid = hs.upstream_id();
-    let sent = up
-        .send(Method::POST, headers, sid.as_deref(), forward)
-        .await;
-    if sid.is_none() {
-        // The session's first exchange tells whether the upstream is up (trust: availability).
-        p.upstream_started(sent.as_ref().is_ok_and(|r| r.status().is_success()));
-    }
-    let resp = match sent {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!("{e}");
-            return status::text(
-                StatusCode::BAD_GATEWAY,
-                "the upstream server cannot be reached",
-            );
-        }
-    };
-    if sid.is_none() {
-        hs.set_upstream_id(relay::upstream_session_id(&resp));
-    }
-    let relay = Relay {
-        pipeline: p.clone(),
-        upstream: up.clone(),
-        session: Some(hs.clone()),
-        max: shared.limits.max_message_bytes,
-        egress,
-    };
-    relay.respond(resp, || shared.stream_slot()).await
 }

@@ -9,9 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::http_upstream::HttpSession;
 use super::slots::Slot;
-use super::stdio_upstream::StdioSession;
+use super::upstream::SessionUpstream;
 use super::Route;
 use crate::pipeline::Pipeline;
 
@@ -22,11 +21,6 @@ pub fn new_id() -> String {
     let mut buf = [0u8; 16];
     rand::fill(&mut buf);
     hex::encode(buf)
-}
-
-pub enum SessionUpstream {
-    Stdio(Arc<StdioSession>),
-    Http(Arc<HttpSession>),
 }
 
 pub struct Session {
@@ -97,11 +91,10 @@ impl Session {
             .elapsed()
     }
 
-    /// Stop the upstream side (the process, or nothing for HTTP: the caller forwards DELETE).
+    /// Stop the upstream side now (the process; an HTTP upstream's session needs
+    /// `upstream.end`, which is async).
     pub fn close(&self) {
-        if let SessionUpstream::Stdio(s) = &self.upstream {
-            s.close();
-        }
+        self.upstream.close();
     }
 }
 

@@ -120,6 +120,17 @@ pub async fn collect_json(mut rx: tokio::sync::mpsc::Receiver<bytes::Bytes>) -> 
     }
 }
 
+/// Every SSE stream slot is taken: 503, come back later.
+pub fn too_many_streams() -> Response<OutBody> {
+    let mut r = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too many open streams; retry later",
+    );
+    r.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+    r
+}
+
 /// A plain-text explanation with a status (edge refusals: no JSON-RPC message to answer).
 pub fn text(status: StatusCode, msg: &str) -> Response<OutBody> {
     let mut r = Response::new(OutBody::full(format!("{msg}\n")));
