@@ -6,7 +6,8 @@
 //!   the verdict, or on any early return: it cannot be skipped;
 //! - a durable record (high-risk call, or a failing audit sink) is on disk before anything moves;
 //!   when it cannot be written the call is refused (-32603) instead: fail closed;
-//! - an approval hold is written at once and waited out one way (`wait_hold`), off the hot path;
+//! - an approval hold is written at once and waited out one way (`wait_hold`), off the hot path
+//!   (for async transports, `settle_off_workers` runs the checks and the wait on the blocking pool);
 //! - a sampling request travels with its guard to the thread that asks the backend.
 
 use std::sync::Arc;
@@ -93,7 +94,7 @@ impl Delivery {
 pub enum Settled {
     Act(Delivery),
     /// Held for approval: its record is written; wait it out with `wait_hold` (a thread of its
-    /// own, or `settle_waiting` from async code) and settle what that returns.
+    /// own, or `settle_off_workers` from async code) and settle what that returns.
     Hold(Box<Held>),
     /// The inference backend answers: `run_sample` off the hot path, then settle that outcome.
     Sample(Box<Sampling>, RecordGuard),
@@ -146,7 +147,7 @@ pub struct Waited {
 }
 
 /// Wait out an approval hold. Blocks until a decision, a timeout or a withdrawal: call it on a
-/// thread of its own (`settle_waiting` does, from async code).
+/// thread of its own (`settle_off_workers` does, from async code).
 pub fn wait_hold(p: &Pipeline, held: Held) -> Waited {
     let resolution = p.wait_for(&held);
     let withdraw = p.ask_abandoned(&held, &resolution);
@@ -162,21 +163,42 @@ pub fn run_sample(p: &Pipeline, job: Box<Sampling>, record: RecordGuard) -> (Out
     (p.run_sampling(*job, record.take()), started)
 }
 
-/// `settle` for async transports: a hold is waited out on the blocking pool, never on an async
-/// worker, so the result is never `Hold`.
-pub async fn settle_waiting(p: &Arc<Pipeline>, mut outcome: Outcome, mut started: Instant) -> Settled {
+/// `settle` for async transports: `judge` (the pipeline's checks) and the settling run on the
+/// blocking pool, never on an async worker — they may write approval tickets, update the pin
+/// store (flock, fsync, rename) or sync a durable record — and a hold is waited out there too,
+/// so the result is never `Hold`.
+pub async fn settle_off_workers(
+    p: &Arc<Pipeline>,
+    judge: impl FnOnce(&Pipeline) -> Outcome + Send + 'static,
+) -> Settled {
+    let q = p.clone();
+    let first = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let outcome = judge(&q);
+        settle(&q, outcome, started)
+    })
+    .await;
+    let mut settled = match first {
+        Ok(s) => s,
+        // The checks panicked: the same as if they had panicked here.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
     loop {
-        let held = match settle(p, outcome, started) {
+        let held = match settled {
             Settled::Hold(held) => held,
             other => return other,
         };
-        let (waiting, id) = (p.clone(), held.id.clone());
-        outcome = match tokio::task::spawn_blocking(move || wait_hold(&waiting, *held)).await {
-            Ok(w) => w.outcome,
+        let (q, id) = (p.clone(), held.id.clone());
+        let waited = tokio::task::spawn_blocking(move || {
+            let outcome = wait_hold(&q, *held).outcome;
+            settle(&q, outcome, Instant::now())
+        })
+        .await;
+        settled = match waited {
+            Ok(s) => s,
             // The wait itself failed: nothing was approved, so the call fails closed.
-            Err(_) => p.wait_failed(&id),
+            Err(_) => settle(p, p.wait_failed(&id), Instant::now()),
         };
-        started = Instant::now();
     }
 }
 
@@ -261,5 +283,22 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), before + 1);
         drop(d);
         assert_eq!(lines(&p, &path), before + 1);
+    }
+
+    /// Async transports run the checks (approval tickets, pin store, durable records) on the
+    /// blocking pool: the worker that accepts connections never waits on a disk.
+    #[tokio::test(flavor = "current_thread")]
+    async fn async_transports_judge_off_the_async_worker() {
+        let (p, _path, _d) = pipeline();
+        let worker = std::thread::current().id();
+        let seen = Arc::new(std::sync::Mutex::new(None));
+        let judged_on = seen.clone();
+        let settled = settle_off_workers(&p, move |p| {
+            *judged_on.lock().unwrap() = Some(std::thread::current().id());
+            p.from_client(PING)
+        })
+        .await;
+        assert!(matches!(settled, Settled::Act(_)));
+        assert_ne!(seen.lock().unwrap().unwrap(), worker);
     }
 }

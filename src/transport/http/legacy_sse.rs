@@ -114,7 +114,7 @@ async fn open(
         Ok(a) => a,
         Err(r) => return r.answer(&shared, &route.name, "", 0),
     };
-    let session = match open_session(&shared, route.clone(), kid, slot) {
+    let session = match open_session(&shared, route.clone(), kid, slot).await {
         Ok(s) => s,
         Err(r) => return r,
     };

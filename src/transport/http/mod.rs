@@ -70,7 +70,7 @@ use crate::sig::VerifyingKey;
 pub use health::Health;
 pub use http_upstream::HttpUpstream;
 pub use pool::Pool;
-pub use server::run;
+pub use server::{run, serve};
 pub use signer::ResponseSigner;
 
 /// Where a route's messages go.

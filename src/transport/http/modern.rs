@@ -102,19 +102,17 @@ pub async fn handle(
     let mut early: Option<Arc<StdioSession>> = None;
     if let Upstream::Stdio(pool) = &route.upstream {
         if let Some(request) = p.prefetch_request(&body) {
-            if let Ok(child) = pool.take() {
-                if let Ok(s) =
-                    StdioSession::start(child, p.clone(), Egress::of(&route), shared.grace, || {})
-                {
-                    if s.send(&request).is_ok() {
-                        let waiting = p.clone();
-                        let _ = tokio::task::spawn_blocking(move || {
-                            waiting.await_prefetch(crate::pipeline::PREFETCH_WAIT)
-                        })
-                        .await;
-                    }
-                    early = Some(s);
+            let started =
+                StdioSession::spawn(pool, &p, Egress::of(&route), shared.grace, || {}).await;
+            if let Ok(s) = started {
+                if s.send(&request).is_ok() {
+                    let waiting = p.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        waiting.await_prefetch(crate::pipeline::PREFETCH_WAIT)
+                    })
+                    .await;
                 }
+                early = Some(s);
             }
         }
     }
@@ -132,26 +130,17 @@ pub async fn handle(
             let s = match early.take() {
                 Some(s) => s,
                 None => {
-                    let child = match pool.take() {
-                        Ok(c) => c,
+                    match StdioSession::spawn(pool, &p, Egress::of(&route), shared.grace, || {})
+                        .await
+                    {
+                        Ok(s) => s,
                         Err(e) => {
-                            p.upstream_started(false);
                             tracing::warn!("cannot start {:?}: {e}", pool.argv().join(" "));
                             return status::text(
                                 StatusCode::BAD_GATEWAY,
                                 "cannot start the server",
                             );
                         }
-                    };
-                    match StdioSession::start(
-                        child,
-                        p.clone(),
-                        Egress::of(&route),
-                        shared.grace,
-                        || {},
-                    ) {
-                        Ok(s) => s,
-                        Err(e) => return status::text(StatusCode::BAD_GATEWAY, &e.to_string()),
                     }
                 }
             };

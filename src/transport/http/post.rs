@@ -5,7 +5,6 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -199,7 +198,7 @@ async fn initialize(
         .answer(shared, &route.name, "", body.len() as u64);
     }
     let kid = proof.kid().map(str::to_owned);
-    let session = match open_session(shared, route, kid, slot) {
+    let session = match open_session(shared, route, kid, slot).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -221,7 +220,7 @@ async fn initialize(
 
 /// A new session on `route`, its upstream started (not yet in the table): `initialize`, or a
 /// legacy SSE stream opening. Admission (`admission::admit_new`) gave `slot`.
-pub fn open_session(
+pub async fn open_session(
     shared: &Arc<Shared>,
     route: Arc<Route>,
     kid: Option<String>,
@@ -238,7 +237,8 @@ pub fn open_session(
     // The upstream's exit hook forgets the session (a stdio server that exited).
     let upstream = SessionUpstream::open(shared, &route, &pipeline, move || {
         sessions.remove(&gone);
-    })?;
+    })
+    .await?;
     Ok(Arc::new(Session::new(
         id, route, pipeline, upstream, kid, slot,
     )))
@@ -270,23 +270,24 @@ pub async fn client_message(
 }
 
 /// The pipeline's verdict on a client message (its signature already checked: `sig`), settled
-/// by `pipeline::deliver` — a hold waited out off the async workers, a durable record on disk
-/// first: the bytes to forward, and the proxy's own answer. The record is written here, before
-/// the message moves on (its latency is the decision's, not the upstream's).
+/// by `pipeline::deliver` on the blocking pool (checks, approval tickets, a durable record on
+/// disk first, a hold waited out: none of it on the async workers): the bytes to forward, and
+/// the proxy's own answer. The record is written before the message moves on (its latency is
+/// the decision's, not the upstream's).
 pub async fn judge(
     p: &Arc<Pipeline>,
     body: Bytes,
     sig: Option<SigOutcome>,
 ) -> (Option<Bytes>, Option<Vec<u8>>) {
-    let started = Instant::now();
-    let (judged, b) = (p.clone(), body.clone());
-    let outcome = cpu(body.len(), move || judged.from_client_with(&b, sig.as_ref())).await;
-    // A client message is never a sampling request: only a hold needs waiting out.
+    let b = body.clone();
+    let settled =
+        deliver::settle_off_workers(p, move |p| p.from_client_with(&b, sig.as_ref())).await;
+    // A client message is never a sampling request: nothing but an act is left.
     let Settled::Act(Delivery {
         onward,
         back,
         record,
-    }) = deliver::settle_waiting(p, outcome, started).await
+    }) = settled
     else {
         return (None, None);
     };

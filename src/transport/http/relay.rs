@@ -22,11 +22,10 @@ use super::http_upstream::{HttpSession, HttpUpstream};
 use super::signer::Egress;
 use super::sse::{self, Event};
 use super::status::{self, EVENT_STREAM, SESSION_HEADER};
-use super::body::cpu;
 use crate::audit::{Direction, Record};
 use crate::errors::{Rejection, Source, INTERNAL_ERROR};
 use crate::pipeline::deliver::{self, Delivery, Onward, RecordGuard, Settled};
-use crate::pipeline::{Outcome, Pipeline, Sampling};
+use crate::pipeline::{Pipeline, Sampling};
 
 /// An upstream's whole (non-stream) answer body must arrive within this.
 const UPSTREAM_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -90,11 +89,8 @@ impl Relay {
         // Every body that reaches the client is inspected, whatever its status or type: a
         // JSON-RPC body goes through `from_server` like a 200; anything else (an HTML error
         // page, plain text) is dropped there as not JSON-RPC and replaced by our own error.
-        let started = Instant::now();
-        let (p, b) = (self.pipeline.clone(), body.clone());
-        let outcome = cpu(body.len(), move || p.from_server(&b)).await;
-        let audit_id = outcome.record.audit_id.clone();
-        match self.verdict(outcome, &body, started).await {
+        let (out, audit_id) = self.verdict(body.clone()).await;
+        match out {
             Some(out) => status::json(status, if out.is_empty() { body } else { out }),
             // The message was withheld: the client must not wait for it forever.
             None => {
@@ -135,37 +131,44 @@ impl Relay {
         status::json(status, body)
     }
 
-    /// Act on a server-message verdict (settled by `pipeline::deliver`, a hold waited out off
-    /// the async workers). `Some(empty)`: forward the original; `Some(bytes)`: the rewritten
-    /// (or signed) message; `None`: nothing goes to the client. `original` is the message as
-    /// the upstream sent it.
-    async fn verdict(&self, outcome: Outcome, original: &[u8], started: Instant) -> Option<Bytes> {
+    /// Judge one server message and act on the verdict (`pipeline::deliver`, on the blocking
+    /// pool: a listing updates the pin store, a hold is waited out). `Some(empty)`: forward the
+    /// original; `Some(bytes)`: the rewritten (or signed) message; `None`: nothing goes to the
+    /// client. Also the message's audit id. `original` is the message as the upstream sent it.
+    async fn verdict(&self, original: Bytes) -> (Option<Bytes>, String) {
+        let msg = original.clone();
+        let settled = deliver::settle_off_workers(&self.pipeline, move |p| p.from_server(&msg)).await;
         let Delivery {
             onward,
             back,
-            record: _record,
-        } = match deliver::settle_waiting(&self.pipeline, outcome, started).await {
+            record,
+        } = match settled {
             Settled::Act(d) => d,
             Settled::Sample(job, record) => {
+                let audit_id = record.audit_id().to_owned();
                 self.sample(job, record);
-                return None;
+                return (None, audit_id);
             }
-            // `settle_waiting` waits holds out itself.
-            Settled::Hold(_) => return None,
+            // `settle_off_workers` waits holds out itself.
+            Settled::Hold(_) => return (None, String::new()),
         };
+        let audit_id = record.audit_id().to_owned();
         if let Some(answer) = back {
             self.answer_upstream(answer);
         }
-        let onward = onward?;
+        let Some(onward) = onward else {
+            return (None, audit_id);
+        };
         let last = match &onward {
-            Onward::Original => original,
+            Onward::Original => &original[..],
             Onward::Bytes(b) => &b[..],
         };
-        match (self.egress.finish(last), onward) {
-            (Some(signed), _) => Some(Bytes::from(signed)),
-            (None, Onward::Bytes(b)) => Some(Bytes::from(b)),
-            (None, Onward::Original) => Some(Bytes::new()),
-        }
+        let out = match (self.egress.finish(last), onward) {
+            (Some(signed), _) => Bytes::from(signed),
+            (None, Onward::Bytes(b)) => Bytes::from(b),
+            (None, Onward::Original) => Bytes::new(),
+        };
+        (Some(out), audit_id)
     }
 
     /// A server's sampling request answered by the inference backend on a task of its own: the
@@ -250,9 +253,8 @@ impl Relay {
             // Priming and retry-only events carry no message: nothing to inspect.
             return Some(ev.encode(None));
         }
-        let started = Instant::now();
-        let outcome = self.pipeline.from_server(data);
-        match self.verdict(outcome, data, started).await {
+        let (out, _) = self.verdict(Bytes::copy_from_slice(data)).await;
+        match out {
             Some(b) if b.is_empty() => Some(ev.encode(None)),
             Some(b) => Some(ev.encode(Some(&b))),
             None => ev.id.as_ref().map(|id| {

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::pool::Pool;
 use super::routes::Routes;
 use super::signer::Egress;
 use crate::audit::Direction;
@@ -100,6 +101,28 @@ impl StdioSession {
             on_exit();
         })?;
         Ok(session)
+    }
+
+    /// A process from `pool` attached to a new session, started on the blocking pool: a spawn
+    /// (fork, exec) and three threads have no business on an async worker.
+    pub async fn spawn(
+        pool: &Arc<Pool>,
+        pipeline: &Arc<Pipeline>,
+        egress: Egress,
+        grace: Duration,
+        on_exit: impl FnOnce() + Send + 'static,
+    ) -> std::io::Result<Arc<StdioSession>> {
+        let (pool, p) = (pool.clone(), pipeline.clone());
+        let started = tokio::task::spawn_blocking(move || {
+            pool.take()
+                .and_then(|child| StdioSession::start(child, p, egress, grace, on_exit))
+        })
+        .await;
+        let started = started.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        if started.is_err() {
+            pipeline.upstream_started(false);
+        }
+        started
     }
 
     pub fn pipeline(&self) -> &Arc<Pipeline> {

@@ -29,7 +29,7 @@ pub enum SessionUpstream {
 impl SessionUpstream {
     /// Start the upstream side of a new session on `route`: a process from the pool (`on_exit`
     /// runs once it is gone), or an HTTP session whose upstream id `initialize` will bring.
-    pub fn open(
+    pub async fn open(
         shared: &Shared,
         route: &Route,
         pipeline: &Arc<Pipeline>,
@@ -37,17 +37,10 @@ impl SessionUpstream {
     ) -> Result<SessionUpstream, Response<OutBody>> {
         match &route.upstream {
             Upstream::Stdio(pool) => {
-                let started = pool.take().and_then(|child| {
-                    StdioSession::start(
-                        child,
-                        pipeline.clone(),
-                        Egress::of(route),
-                        shared.grace,
-                        on_exit,
-                    )
-                });
+                let started =
+                    StdioSession::spawn(pool, pipeline, Egress::of(route), shared.grace, on_exit)
+                        .await;
                 started.map(SessionUpstream::Stdio).map_err(|e| {
-                    pipeline.upstream_started(false);
                     let msg = format!("cannot start server {:?}: {e}", pool.argv().join(" "));
                     status::text(StatusCode::BAD_GATEWAY, &msg)
                 })
