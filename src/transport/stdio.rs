@@ -631,7 +631,8 @@ fn answer_server(sides: &Arc<Sides>, bytes: &[u8]) -> Queued {
     0
 }
 
-fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
+/// A named thread (names show in `top -H` and panics); `Err` when the system refuses one.
+pub(crate) fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
     thread::Builder::new()
         .name(name.into())
         .spawn(f)

@@ -19,6 +19,7 @@ use crate::codec::frame::{is_blank, Frame, FrameReader};
 use crate::pipeline::deliver::{self, Settled};
 use crate::pipeline::{Outcome, Pipeline};
 use crate::transport::child;
+use crate::transport::stdio::spawn_named as spawn;
 
 /// Lines queued for the child's stdin; a server that stops reading gets no more (503).
 const STDIN_QUEUE: usize = 1024;
@@ -248,11 +249,4 @@ impl StdioSession {
             tracing::warn!("audit flush: {e}");
         }
     }
-}
-
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
-    thread::Builder::new()
-        .name(name.into())
-        .spawn(f)
-        .map(|_| ())
 }
