@@ -102,7 +102,11 @@ pub fn facts_all(bytes: &[u8]) -> Vec<Facts> {
             .map(|e| Facts::of(&e))
             .collect();
     }
-    Envelope::parse(text).ok().map(|e| Facts::of(&e)).into_iter().collect()
+    Envelope::parse(text)
+        .ok()
+        .map(|e| Facts::of(&e))
+        .into_iter()
+        .collect()
 }
 
 /// Whether any of `facts` is a request (something will be answered).

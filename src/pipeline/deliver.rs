@@ -50,9 +50,9 @@ impl RecordGuard {
 
     /// Hand the record on to a step that completes it (sampling); the guard is spent.
     fn take(mut self) -> Record {
-        self.record.take().unwrap_or_else(|| {
-            Record::new("", &self.pipeline.server, Direction::ServerToClient, 0)
-        })
+        self.record
+            .take()
+            .unwrap_or_else(|| Record::new("", &self.pipeline.server, Direction::ServerToClient, 0))
     }
 }
 
@@ -158,9 +158,9 @@ pub fn wait_hold(p: &Pipeline, held: Held) -> Waited {
 }
 
 /// Ask the backend (blocks for up to its timeout); returns the outcome and when it started.
-pub fn run_sample(p: &Pipeline, job: Box<Sampling>, record: RecordGuard) -> (Outcome, Instant) {
+pub fn run_sample(p: &Pipeline, job: Sampling, record: RecordGuard) -> (Outcome, Instant) {
     let started = job.started;
-    (p.run_sampling(*job, record.take()), started)
+    (p.run_sampling(job, record.take()), started)
 }
 
 /// `settle` for async transports: `judge` (the pipeline's checks) and the settling run on the
@@ -280,7 +280,10 @@ mod tests {
             panic!("acted on");
         };
         assert!(d.onward.is_some());
-        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), before + 1);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap().lines().count(),
+            before + 1
+        );
         drop(d);
         assert_eq!(lines(&p, &path), before + 1);
     }

@@ -596,7 +596,7 @@ fn deliver(
             // there (through `answer_server`, like any answer to the server).
             let (p, s) = (pipeline.clone(), sides.clone());
             let spawned = spawn_named("sampling", move || {
-                let (outcome, started) = deliver::run_sample(&p, job, record);
+                let (outcome, started) = deliver::run_sample(&p, *job, record);
                 deliver(outcome, &[], direction, &p, &s, started, true);
             });
             if let Err(e) = spawned {

@@ -41,7 +41,10 @@ impl ServeProc {
             cmd.arg("--audit-file").arg(f);
         }
         cmd.env("MCP_WARDEN_STATE", state)
-            .env("MCP_WARDEN_POLICY_DIR", super::fixture("policies/allow-all"))
+            .env(
+                "MCP_WARDEN_POLICY_DIR",
+                super::fixture("policies/allow-all"),
+            )
             // Only the permissive pack: the built-in ones stay out of what tests compare.
             .env("MCP_WARDEN_POLICY_BUILTIN", "false")
             .stdin(Stdio::null())
@@ -69,7 +72,9 @@ impl ServeProc {
                 if let Some(s) = seen {
                     let _ = tx.send(s);
                 }
-                sink.lock().unwrap_or_else(|p| p.into_inner()).push_str(&(line + "\n"));
+                sink.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push_str(&(line + "\n"));
             }
         });
         let mut admin = None;

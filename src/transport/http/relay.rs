@@ -137,7 +137,8 @@ impl Relay {
     /// client. Also the message's audit id. `original` is the message as the upstream sent it.
     async fn verdict(&self, original: Bytes) -> (Option<Bytes>, String) {
         let msg = original.clone();
-        let settled = deliver::settle_off_workers(&self.pipeline, move |p| p.from_server(&msg)).await;
+        let settled =
+            deliver::settle_off_workers(&self.pipeline, move |p| p.from_server(&msg)).await;
         let Delivery {
             onward,
             back,
@@ -178,7 +179,7 @@ impl Relay {
         let relay = self.clone();
         tokio::spawn(async move {
             let p = relay.pipeline.clone();
-            let ran = tokio::task::spawn_blocking(move || deliver::run_sample(&p, job, record));
+            let ran = tokio::task::spawn_blocking(move || deliver::run_sample(&p, *job, record));
             let Ok((outcome, started)) = ran.await else {
                 return;
             };

@@ -211,7 +211,7 @@ impl StdioSession {
                 // Answered by the inference backend, off the reader thread.
                 let s = self.clone();
                 let _ = spawn("sampling", move || {
-                    let (outcome, started) = deliver::run_sample(&s.pipeline, job, record);
+                    let (outcome, started) = deliver::run_sample(&s.pipeline, *job, record);
                     s.act(outcome, &[], started);
                 });
             }

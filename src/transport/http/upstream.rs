@@ -70,7 +70,9 @@ impl SessionUpstream {
     ) -> Response<OutBody> {
         match self {
             SessionUpstream::Stdio(s) => to_stdio(shared, s, headers, &forward, answer).await,
-            SessionUpstream::Http(hs) => to_http(shared, route, pipeline, hs, headers, forward).await,
+            SessionUpstream::Http(hs) => {
+                to_http(shared, route, pipeline, hs, headers, forward).await
+            }
         }
     }
 
@@ -87,7 +89,8 @@ impl SessionUpstream {
         match self {
             SessionUpstream::Stdio(s) => s.send(&request).is_ok(),
             SessionUpstream::Http(hs) => {
-                let resp = to_http(shared, route, pipeline, hs, headers, Bytes::from(request)).await;
+                let resp =
+                    to_http(shared, route, pipeline, hs, headers, Bytes::from(request)).await;
                 // Drain it: the relay judges each message as the body is read.
                 let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
                 true
@@ -193,8 +196,10 @@ async fn to_stdio(
         s.routes.forget(id);
     }
     let slot = accepts_sse(headers).then(|| shared.stream_slot()).flatten();
-    let opened = codec::facts::any_request(&facts)
-        .then(|| s.routes.open_request(&facts, slot.is_some(), answer.as_deref()));
+    let opened = codec::facts::any_request(&facts).then(|| {
+        s.routes
+            .open_request(&facts, slot.is_some(), answer.as_deref())
+    });
     if let Err(e) = s.send(forward) {
         for id in facts.iter().filter_map(|f| f.id.as_ref()) {
             s.routes.forget(id);
