@@ -7,7 +7,7 @@ use hyper::StatusCode;
 use serde_json::{json, Value};
 
 use super::metrics::Metrics;
-use crate::approval::{ApprovalQueue, Signer};
+use crate::approval::{ApprovalQueue, Signer, TicketStore};
 use crate::trust::{self, TrustStore};
 
 pub type Reply = (StatusCode, Value);
@@ -58,8 +58,8 @@ pub fn alerts(metrics: &Metrics) -> Reply {
     (StatusCode::OK, Value::Array(metrics.recent_alerts()))
 }
 
-pub fn approvals(dir: &Path) -> Reply {
-    match ApprovalQueue::list(dir) {
+pub fn approvals(store: &dyn TicketStore) -> Reply {
+    match ApprovalQueue::list_in(store) {
         Ok(list) => match serde_json::to_value(list) {
             Ok(v) => (StatusCode::OK, v),
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -74,7 +74,7 @@ pub fn approvals(dir: &Path) -> Reply {
 /// `POST /api/v1/approvals/ID/approve|deny`.
 /// The decision is signed with `signer` (the proxy's identity key), so the waiting proxy can
 /// tell it from an edited ticket file.
-pub fn decide(dir: &Path, id: &str, verb: &str, signer: Option<&Signer>) -> Reply {
+pub fn decide(store: &dyn TicketStore, id: &str, verb: &str, signer: Option<&Signer>) -> Reply {
     let approve = match verb {
         "approve" => true,
         "deny" => false,
@@ -86,7 +86,7 @@ pub fn decide(dir: &Path, id: &str, verb: &str, signer: Option<&Signer>) -> Repl
             format!("{id:?} is not an approval id"),
         );
     }
-    if !dir.join(format!("{id}.json")).exists() {
+    if store.get(id).is_err() {
         return error(
             StatusCode::NOT_FOUND,
             format!("no pending approval {id} (already decided, timed out, or never asked)"),
@@ -98,7 +98,7 @@ pub fn decide(dir: &Path, id: &str, verb: &str, signer: Option<&Signer>) -> Repl
             "this proxy has no identity key to sign decisions with; use `mcp-warden approve`",
         );
     };
-    match ApprovalQueue::decide(dir, id, approve, signer) {
+    match ApprovalQueue::decide_in(store, id, approve, signer) {
         Ok(ticket) => {
             tracing::warn!(
                 "admin API {} approval {} ({} on {})",

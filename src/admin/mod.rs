@@ -173,6 +173,18 @@ pub fn spawn(
     metrics: Arc<Metrics>,
     readiness: Readiness,
 ) -> io::Result<(SocketAddr, AdminHandle)> {
+    spawn_with(config, state, metrics, readiness, None)
+}
+
+/// As [`spawn`], with the approval queue in `tickets` (`[cluster]`: Redis) instead of the
+/// state dir.
+pub fn spawn_with(
+    config: &Config,
+    state: &Path,
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
+    tickets: Option<Arc<dyn crate::approval::TicketStore>>,
+) -> io::Result<(SocketAddr, AdminHandle)> {
     let listen = config.admin.listen.trim();
     let addr: SocketAddr = listen
         .parse()
@@ -198,7 +210,11 @@ pub fn spawn(
         signer: approval_signer(config, state),
         state: state.to_owned(),
         audit_dir: config::resolve(state, &config.audit.dir),
-        approvals_dir: config::resolve(state, "approvals"),
+        tickets: tickets.unwrap_or_else(|| {
+            Arc::new(crate::approval::FileTickets {
+                dir: config::resolve(state, "approvals"),
+            })
+        }),
         servers: config.servers.iter().map(|s| s.name.clone()).collect(),
     });
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -49,7 +49,8 @@ pub struct Shared {
     pub signer: Option<Arc<crate::approval::Signer>>,
     pub state: PathBuf,
     pub audit_dir: PathBuf,
-    pub approvals_dir: PathBuf,
+    /// The approval queue: the state dir's files, or Redis with `[cluster]`.
+    pub tickets: Arc<dyn crate::approval::TicketStore>,
     pub servers: Vec<String>,
 }
 
@@ -186,9 +187,9 @@ async fn route(method: &Method, path: &str, shared: &Shared) -> Response<Body> {
             json(api::servers(&shared.state, &shared.servers))
         }
         (&Method::GET, ["api", "v1", "alerts"]) => json(api::alerts(&shared.metrics)),
-        (&Method::GET, ["api", "v1", "approvals"]) => json(api::approvals(&shared.approvals_dir)),
+        (&Method::GET, ["api", "v1", "approvals"]) => json(api::approvals(&*shared.tickets)),
         (&Method::POST, ["api", "v1", "approvals", id, verb]) => json(api::decide(
-            &shared.approvals_dir,
+            &*shared.tickets,
             id,
             verb,
             shared.signer.as_deref(),

@@ -19,7 +19,7 @@ use crate::sig::keys::{KeyRole, TrustedKeys};
 use crate::sig::message_scheme;
 
 use crate::sig::outcome::Outcome;
-use crate::sig::replay::{Remember, ReplayCache};
+use crate::sig::replay::{Claim, Remember, ReplayCache, SharedReplay};
 
 pub use crate::sig::clock::{Clock, ManualClock, SystemClock};
 
@@ -79,6 +79,8 @@ pub struct Verifier {
     keys: Arc<TrustedKeys>,
     clock: Arc<dyn Clock>,
     replay: ReplayCache,
+    /// `[cluster]`: the replay cache every replica shares; the local one stays in front.
+    shared: Option<Arc<dyn SharedReplay>>,
 }
 
 impl Verifier {
@@ -89,7 +91,14 @@ impl Verifier {
             keys,
             clock,
             replay,
+            shared: None,
         }
+    }
+
+    /// Claim nonces cluster-wide too (`cluster/replay.rs`).
+    pub fn with_shared_replay(mut self, shared: Arc<dyn SharedReplay>) -> Self {
+        self.shared = Some(shared);
+        self
     }
 
     pub fn mode(&self) -> Mode {
@@ -192,15 +201,24 @@ impl Verifier {
                 window_secs: self.config.window_secs,
             };
         }
-        match self
-            .replay
-            .remember(kid, nonce, ts.saturating_add(window), now)
-        {
-            Remember::Fresh => Outcome::Valid {
-                kid: kid.to_string(),
-            },
-            Remember::Seen => Outcome::Replayed,
-            Remember::Full => Outcome::ReplayCacheFull,
+        let expires_at = ts.saturating_add(window);
+        match self.replay.remember(kid, nonce, expires_at, now) {
+            Remember::Fresh => {}
+            Remember::Seen => return Outcome::Replayed,
+            Remember::Full => return Outcome::ReplayCacheFull,
+        }
+        // The local cache is the fast first filter: only a nonce new to this replica costs a
+        // round trip. The claim lives until the last second the message could pass the clock.
+        if let Some(shared) = &self.shared {
+            let ttl = u64::try_from(expires_at.saturating_sub(now)).unwrap_or(0) + 1;
+            match shared.claim(kid, nonce, ttl) {
+                Claim::Fresh => {}
+                Claim::Seen => return Outcome::Replayed,
+                Claim::Unavailable(why) => return Outcome::ReplayStoreDown(why),
+            }
+        }
+        Outcome::Valid {
+            kid: kid.to_string(),
         }
     }
 }
