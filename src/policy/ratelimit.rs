@@ -405,6 +405,7 @@ mod tests {
                     assert!((1..=6_000).contains(&retry_after_ms), "{retry_after_ms}");
                     max_retry = max_retry.max(retry_after_ms);
                 }
+                other => panic!("{other:?}"),
             }
             if ms % 1000 == 0 && l.check("client-2", "srv", "search", r) == RateDecision::Ok {
                 ok2 += 1;
