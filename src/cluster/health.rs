@@ -127,3 +127,61 @@ impl Health {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(path: &std::path::Path) -> Vec<(String, bool)> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["server"] == "cluster")
+            .map(|v| {
+                (
+                    v["event"].as_str().unwrap().to_owned(),
+                    v["alert"] == true,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_alert_per_outage_and_readiness_only_when_failing_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jsonl");
+        let audit = AuditLog::open_file(&path, crate::audit::Fsync::Always).unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let h = Health::new(true, "r1");
+        h.set_reporter(Reporter {
+            audit: audit.clone(),
+            metrics: Some(metrics.clone()),
+        });
+        assert!(h.readiness().is_err(), "not ready before the first answer");
+        h.mark_up();
+        assert!(h.readiness().is_ok());
+        for _ in 0..5 {
+            h.mark_down("connection refused");
+        }
+        let why = h.readiness().unwrap_err();
+        assert!(why.contains("connection refused"), "{why}");
+        h.mark_up();
+        h.mark_up();
+        h.mark_down("timed out");
+        audit.flush().unwrap();
+        assert_eq!(
+            events(&path),
+            vec![
+                ("cluster.degraded".to_owned(), true),
+                ("cluster.recovered".to_owned(), false),
+                ("cluster.degraded".to_owned(), true),
+            ]
+        );
+        assert_eq!(metrics.alerts_total(), 2);
+        // Audit mode: a degraded replica still takes traffic.
+        let soft = Health::new(false, "r2");
+        soft.mark_down("connection refused");
+        assert!(soft.readiness().is_ok());
+    }
+}

@@ -374,6 +374,42 @@ mod tests {
         }
     }
 
+    /// `[cluster]`: a call the local limiter refuses never reaches the shared count; one it
+    /// allows is decided by the shared count.
+    #[test]
+    fn the_local_limiter_is_a_pre_filter_for_the_shared_one() {
+        use std::sync::atomic::AtomicUsize;
+        struct Shared(AtomicUsize, RateDecision);
+        impl SharedRates for Shared {
+            fn check(&self, _: &str, _: &str, _: &str, _: Rate) -> RateDecision {
+                self.0.fetch_add(1, Ordering::SeqCst);
+                self.1.clone()
+            }
+        }
+        let refusing = Arc::new(Shared(
+            AtomicUsize::new(0),
+            RateDecision::Limited {
+                retry_after_ms: 77,
+            },
+        ));
+        let l = limiter(10).with_shared(refusing.clone());
+        let r = rate("2/min");
+        assert_eq!(
+            l.check("c", "s", "t", r),
+            RateDecision::Limited { retry_after_ms: 77 }
+        );
+        assert_eq!(
+            l.check("c", "s", "t", r),
+            RateDecision::Limited { retry_after_ms: 77 }
+        );
+        // The local burst of 2 is spent: refused here, the store is not asked.
+        assert!(matches!(
+            l.check("c", "s", "t", r),
+            RateDecision::Limited { retry_after_ms } if retry_after_ms > 1000
+        ));
+        assert_eq!(refusing.0.load(Ordering::SeqCst), 2);
+    }
+
     #[test]
     fn keys_are_independent() {
         let l = limiter(10);

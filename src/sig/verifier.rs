@@ -287,6 +287,53 @@ mod tests {
         assert!(v.refuses(&again));
     }
 
+    /// `[cluster]`: a claim another replica made refuses here; an unreachable store in
+    /// enforce mode refuses with its own reason; the local cache answers first.
+    #[test]
+    fn shared_replay_claims_come_after_the_local_cache() {
+        use crate::sig::replay::{Claim, SharedReplay};
+        use std::sync::Mutex;
+        struct Fake(Mutex<Vec<(String, Vec<u8>, u64)>>, Claim);
+        impl SharedReplay for Fake {
+            fn claim(&self, kid: &str, nonce: &[u8], ttl: u64) -> Claim {
+                self.0.lock().unwrap().push((kid.into(), nonce.to_vec(), ttl));
+                self.1.clone()
+            }
+        }
+        let signed = sign_value(&call(1), &client(), "fs", NOW - 100, NONCE).unwrap();
+        for (answer, expected) in [
+            (Claim::Fresh, None),
+            (Claim::Seen, Some(Outcome::Replayed)),
+            (
+                Claim::Unavailable("connection refused".into()),
+                Some(Outcome::ReplayStoreDown("connection refused".into())),
+            ),
+        ] {
+            let fake = Arc::new(Fake(Mutex::new(vec![]), answer));
+            let (v, _) = setup(Mode::Enforce, 10);
+            let v = v.with_shared_replay(fake.clone());
+            let got = v.check_message(&signed, FS);
+            match &expected {
+                None => assert!(got.is_valid(), "{got:?}"),
+                Some(o) => {
+                    assert_eq!(&got, o);
+                    assert_eq!(got.code(), Some(-32012));
+                    assert!(v.refuses(&got));
+                }
+            }
+            // Claimed for the rest of the window: ts + 300 - now (+1).
+            let calls = fake.0.lock().unwrap().clone();
+            assert_eq!(calls.len(), 1);
+            assert_eq!(calls[0].2, 201);
+            // A second sighting is refused by the local cache without asking the store.
+            assert_eq!(v.check_message(&signed, FS), Outcome::Replayed);
+            assert_eq!(fake.0.lock().unwrap().len(), 1);
+        }
+        assert!(Outcome::ReplayStoreDown("x".into())
+            .reason()
+            .contains("unreachable"));
+    }
+
     #[test]
     fn http_scheme_checks() {
         let (v, _) = setup(Mode::Enforce, 10);
