@@ -399,9 +399,39 @@ fn a_nonce_accepted_by_one_replica_is_refused_by_the_others() {
         });
     }
     // A fresh nonce is fine anywhere: the refusals were about the replay, not the replica.
-    for rep in &r[1..] {
-        rep.session();
+    let sid = r[1].session();
+    r[2].session();
+
+    // A legacy session lives on the replica that opened it; another one says so.
+    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    let wrong = r[0].post(Some(&sid), list, fresh_nonce());
+    assert_eq!(wrong.status, 404, "{}", wrong.body);
+    let reason = wrong.json()["error"]["data"]["reason"].to_string();
+    assert!(reason.contains("another replica"), "{reason}");
+
+    // The modern era is stateless: a call works on any replica, and its nonce once in all.
+    let call = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"modern"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+    let modern = |rep: &Replica, nonce: [u8; 16]| {
+        let mut h: Vec<(String, String)> = [
+            ("Accept", "application/json"),
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "echo"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        h.extend(signed(call.as_bytes(), nonce));
+        request(rep.addr, "POST", "/mcp", &h, call.as_bytes())
+    };
+    for rep in &r {
+        let ok = modern(rep, fresh_nonce());
+        assert_eq!(ok.json()["result"]["content"][0]["text"], "modern", "{}", ok.body);
     }
+    let once = fresh_nonce();
+    assert_eq!(modern(&r[2], once).status, 200);
+    let replayed = modern(&r[0], once);
+    assert_eq!(replayed.json()["error"]["code"], -32012, "{}", replayed.body);
 }
 
 #[test]
