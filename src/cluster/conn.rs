@@ -57,8 +57,10 @@ impl Conn {
         &self,
         f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T, String> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % POOL;
-        let mut slot = lock(&self.slots[i]);
+        // A free connection if there is one; else wait for the next in turn.
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let free = (0..POOL).find_map(|k| self.slots[(start + k) % POOL].try_lock().ok());
+        let mut slot = free.unwrap_or_else(|| lock(&self.slots[start % POOL]));
         if slot.is_none() {
             *slot = Some(self.connect()?);
         }

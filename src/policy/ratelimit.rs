@@ -278,28 +278,32 @@ impl<C: Clock> governor::state::StateStore for TatStore<C> {
         // Under one rate, tat never exceeds now + tau + T; more means the
         // rate was loosened by a reload, and the clamp applies it at once.
         let cap = now.saturating_add(self.tau).saturating_add(self.interval);
-        if !self.tats.contains_key(key) && self.tats.len() >= self.max_keys {
+        let local = |tat: u64| Nanos::from(tat.saturating_sub(start));
+        // A known key: its shard's write lock is held while governor decides, so one key's
+        // check and update are atomic while other shards go on (and no key is copied).
+        if let Some(mut stored) = self.tats.get_mut(key) {
+            let clamped = (*stored).min(cap);
+            return match f(Some(local(clamped))) {
+                Ok((t, next)) => {
+                    *stored = next.as_u64().saturating_add(start);
+                    Ok(t)
+                }
+                Err(e) => {
+                    *stored = clamped;
+                    Err(e)
+                }
+            };
+        }
+        if self.tats.len() >= self.max_keys {
             evict(&self.tats, now);
         }
-        let local = |tat: u64| Nanos::from(tat.saturating_sub(start));
-        // The entry holds its shard's lock while governor decides: one key's
-        // check and update are atomic, other shards go on.
         match self.tats.entry(key.clone()) {
+            // Inserted by another thread in between: decide against its value.
             Entry::Occupied(mut o) => {
-                let stored = *o.get();
-                let clamped = stored.min(cap);
-                match f(Some(local(clamped))) {
-                    Ok((t, next)) => {
-                        *o.get_mut() = next.as_u64().saturating_add(start);
-                        Ok(t)
-                    }
-                    Err(e) => {
-                        if clamped != stored {
-                            *o.get_mut() = clamped;
-                        }
-                        Err(e)
-                    }
-                }
+                let clamped = (*o.get()).min(cap);
+                let (t, next) = f(Some(local(clamped)))?;
+                *o.get_mut() = next.as_u64().saturating_add(start);
+                Ok(t)
             }
             Entry::Vacant(v) => {
                 let (t, next) = f(None)?;
@@ -408,6 +412,62 @@ mod tests {
             RateDecision::Limited { retry_after_ms } if retry_after_ms > 1000
         ));
         assert_eq!(refusing.0.load(Ordering::SeqCst), 2);
+    }
+
+    /// Micro-benchmark (issue 14, `dashmap`): 4 threads × 50k checks on their own keys, the
+    /// limiter (governor over a `DashMap`) against the previous design (the same GCRA under one
+    /// `Mutex<HashMap>`). `cargo test --lib ratelimit_contention -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn ratelimit_contention() {
+        use std::collections::HashMap;
+        use std::sync::Mutex;
+        struct MutexGcra(Mutex<HashMap<Key, u64>>, MonotonicClock);
+        impl MutexGcra {
+            fn check(&self, c: &str, s: &str, t: &str, rate: Rate) -> bool {
+                let now = nanos(self.1.now());
+                let interval = nanos(rate.per) / u64::from(rate.count);
+                let tau = interval * (u64::from(rate.count) - 1);
+                let mut map = self.0.lock().unwrap();
+                let key = (c.to_string(), s.to_string(), t.to_string());
+                let tat = map.get(&key).copied().unwrap_or(now).max(now);
+                if tat - now > tau {
+                    return false;
+                }
+                map.insert(key, tat + interval);
+                true
+            }
+        }
+        let r = rate("1000000/s");
+        let (threads, per) = (4, 50_000);
+        let run = |f: &(dyn Fn(&str) + Sync)| {
+            let t0 = Instant::now();
+            std::thread::scope(|sc| {
+                for i in 0..threads {
+                    sc.spawn(move || {
+                        let client = format!("client-{i}");
+                        for _ in 0..per {
+                            f(&client);
+                        }
+                    });
+                }
+            });
+            t0.elapsed()
+        };
+        let old = MutexGcra(Mutex::new(HashMap::new()), MonotonicClock::new());
+        let new = RateLimiter::new();
+        let before = run(&|c| {
+            old.check(c, "srv", "tool", r);
+        });
+        let after = run(&|c| {
+            new.check(c, "srv", "tool", r);
+        });
+        let ns = |d: Duration| d.as_nanos() as f64 / f64::from(threads * per);
+        println!(
+            "rate limiter, {threads} threads: Mutex<HashMap> {:.0} ns/check, governor + DashMap {:.0} ns/check",
+            ns(before),
+            ns(after)
+        );
     }
 
     #[test]
