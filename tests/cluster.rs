@@ -506,6 +506,19 @@ fn an_approval_decided_on_one_replica_releases_the_call_waiting_on_another() {
     for rep in &r {
         assert_eq!(rep.admin("GET", "/api/v1/approvals").json(), Value::Array(vec![]));
     }
+
+    // Trust: only replica 1 saw traffic, yet every replica scores the server from the same
+    // aggregated history (flushed once a second).
+    let score = |rep: &Replica| {
+        rep.admin("GET", "/api/v1/servers").json()[0]["trust_score"]
+            .as_f64()
+            .unwrap_or(-1.0)
+    };
+    let (s1, s2, s3) = poll("one trust score everywhere", Duration::from_secs(15), || {
+        let s = (score(&r[0]), score(&r[1]), score(&r[2]));
+        (s.0 != 0.5 && s.0 == s.1 && s.1 == s.2).then_some(s)
+    });
+    assert!((0.0..=1.0).contains(&s1), "{s1} {s2} {s3}");
 }
 
 #[test]

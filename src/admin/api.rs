@@ -1,8 +1,6 @@
 //! The JSON endpoints: servers with their trust scores, recent alerts, and the approval queue
 //! (list, approve, deny). Each returns `(status, JSON body)`; `server.rs` wraps it.
 
-use std::path::Path;
-
 use hyper::StatusCode;
 use serde_json::{json, Value};
 
@@ -24,8 +22,7 @@ fn error(status: StatusCode, reason: impl Into<String>) -> Reply {
 
 /// `(server, score)` for every configured server and every server with a trust file. Read from
 /// the store on each call, so every proxy process sharing the state dir is reflected.
-pub fn trust_scores(state: &Path, configured: &[String]) -> Vec<(String, f64)> {
-    let store = TrustStore::new(state);
+pub fn trust_scores(store: &TrustStore, configured: &[String]) -> Vec<(String, f64)> {
     let now = now();
     let mut names: Vec<String> = configured.to_vec();
     match store.servers() {
@@ -36,7 +33,7 @@ pub fn trust_scores(state: &Path, configured: &[String]) -> Vec<(String, f64)> {
     names.dedup();
     names
         .into_iter()
-        .filter_map(|name| match trust::report(&store, &name, now) {
+        .filter_map(|name| match trust::report(store, &name, now) {
             Ok(r) => Some((name, r.score)),
             Err(e) => {
                 tracing::warn!("trust of {name}: {e}");
@@ -46,8 +43,8 @@ pub fn trust_scores(state: &Path, configured: &[String]) -> Vec<(String, f64)> {
         .collect()
 }
 
-pub fn servers(state: &Path, configured: &[String]) -> Reply {
-    let list: Vec<Value> = trust_scores(state, configured)
+pub fn servers(store: &TrustStore, configured: &[String]) -> Reply {
+    let list: Vec<Value> = trust_scores(store, configured)
         .into_iter()
         .map(|(name, score)| json!({ "name": name, "trust_score": score }))
         .collect();

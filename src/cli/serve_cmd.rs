@@ -175,8 +175,11 @@ fn admin_port(
             None => Ok(()),
         }
     });
-    let tickets = cluster.map(|c| c.tickets());
-    match admin::spawn_with(config, state, metrics.clone(), ready, tickets) {
+    let shared = cluster.map(|c| admin::SharedState {
+        tickets: c.tickets(),
+        trust: c.trust(),
+    });
+    match admin::spawn_with(config, state, metrics.clone(), ready, shared) {
         Ok((addr, handle)) => {
             // Tests and operators read the real address here (the port may have been 0).
             eprintln!("mcp-warden: admin on http://{addr}");
@@ -225,7 +228,12 @@ fn build_routes(
                 Upstream::Stdio(pool),
             )
         };
-        let mut guards = Guards::from_config(config, &s.name, origin, state, clock.clone())?;
+        let trust = match built.cluster {
+            Some(c) => crate::trust::TrustStore::new(state).with_shared(c.trust()),
+            None => crate::trust::TrustStore::new(state),
+        };
+        let mut guards =
+            Guards::from_config_with_trust(config, &s.name, origin, state, clock.clone(), trust)?;
         guards.metrics = Some(built.metrics.clone());
         if let Some(c) = built.cluster {
             // The local replay cache and limiter stay in front of the shared ones.

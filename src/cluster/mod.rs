@@ -8,6 +8,7 @@
 //! | `replay.rs`    | `(kid, nonce)` claimed with `SET NX PX window` behind the local cache |
 //! | `rates.rs`     | cluster-wide GCRA in a Lua script behind the local limiter            |
 //! | `approvals.rs` | tickets and decisions in Redis, waiters woken by pub/sub              |
+//! | `trust.rs`     | trust histories merged by a Lua script: every replica scores the same |
 //!
 //! Redis down: with `signatures.mode = "enforce"` every check that needs it refuses (a check
 //! that cannot decide refuses) and `/readyz` is not ready; otherwise the replica degrades to
@@ -23,6 +24,7 @@ mod conn;
 pub mod health;
 mod rates;
 mod replay;
+mod trust;
 
 use std::path::Path;
 use std::sync::{Arc, Weak};
@@ -113,6 +115,10 @@ impl Cluster {
 
     pub fn tickets(&self) -> Arc<dyn TicketStore> {
         self.tickets.clone()
+    }
+
+    pub fn trust(&self) -> Arc<dyn crate::trust::SharedTrust> {
+        Arc::new(trust::RedisTrust::new(self.conn.clone(), self.prefix.clone()))
     }
 }
 
