@@ -238,7 +238,10 @@ impl Replica {
         let r = self.post(None, INIT, fresh_nonce());
         assert_eq!(r.status, 200, "{}", r.body);
         let sid = r.header("mcp-session-id").expect("session id").to_owned();
-        assert_eq!(self.post(Some(&sid), INITIALIZED, fresh_nonce()).status, 202);
+        assert_eq!(
+            self.post(Some(&sid), INITIALIZED, fresh_nonce()).status,
+            202
+        );
         sid
     }
 
@@ -431,12 +434,22 @@ fn a_nonce_accepted_by_one_replica_is_refused_by_the_others() {
     };
     for rep in &r {
         let ok = modern(rep, fresh_nonce());
-        assert_eq!(ok.json()["result"]["content"][0]["text"], "modern", "{}", ok.body);
+        assert_eq!(
+            ok.json()["result"]["content"][0]["text"],
+            "modern",
+            "{}",
+            ok.body
+        );
     }
     let once = fresh_nonce();
     assert_eq!(modern(&r[2], once).status, 200);
     let replayed = modern(&r[0], once);
-    assert_eq!(replayed.json()["error"]["code"], -32012, "{}", replayed.body);
+    assert_eq!(
+        replayed.json()["error"]["code"],
+        -32012,
+        "{}",
+        replayed.body
+    );
 }
 
 #[test]
@@ -504,7 +517,10 @@ fn an_approval_decided_on_one_replica_releases_the_call_waiting_on_another() {
     );
     // Consumed: neither replica lists it any more.
     for rep in &r {
-        assert_eq!(rep.admin("GET", "/api/v1/approvals").json(), Value::Array(vec![]));
+        assert_eq!(
+            rep.admin("GET", "/api/v1/approvals").json(),
+            Value::Array(vec![])
+        );
     }
 
     // Trust: only replica 1 saw traffic, yet every replica scores the server from the same
@@ -514,10 +530,14 @@ fn an_approval_decided_on_one_replica_releases_the_call_waiting_on_another() {
             .as_f64()
             .unwrap_or(-1.0)
     };
-    let (s1, s2, s3) = poll("one trust score everywhere", Duration::from_secs(15), || {
-        let s = (score(&r[0]), score(&r[1]), score(&r[2]));
-        (s.0 != 0.5 && s.0 == s.1 && s.1 == s.2).then_some(s)
-    });
+    let (s1, s2, s3) = poll(
+        "one trust score everywhere",
+        Duration::from_secs(15),
+        || {
+            let s = (score(&r[0]), score(&r[1]), score(&r[2]));
+            (s.0 != 0.5 && s.0 == s.1 && s.1 == s.2).then_some(s)
+        },
+    );
     assert!((0.0..=1.0).contains(&s1), "{s1} {s2} {s3}");
 }
 

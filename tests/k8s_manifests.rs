@@ -106,7 +106,10 @@ fn gateway_manifests_validate_and_share_redis() {
     let config = Config::load(Some(&out.path().join("proxy.toml")), &env)
         .unwrap_or_else(|e| panic!("gateway proxy.toml: {e}"));
     assert!(config.cluster.enabled());
-    assert!(config.cluster.redis_url.starts_with("redis://mcp-warden-redis:"));
+    assert!(config
+        .cluster
+        .redis_url
+        .starts_with("redis://mcp-warden-redis:"));
     for p in std::fs::read_dir(out.path().join("policies")).expect("policies") {
         let p = p.expect("entry").path();
         PolicyFile::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));

@@ -105,7 +105,10 @@ pub fn run(args: ServeArgs) -> i32 {
         });
         // The first look decides the start-up state (and its one alert when down).
         match c.ping() {
-            Ok(()) => eprintln!("mcp-warden: cluster store reachable (replica {})", c.replica()),
+            Ok(()) => eprintln!(
+                "mcp-warden: cluster store reachable (replica {})",
+                c.replica()
+            ),
             Err(e) => eprintln!("mcp-warden: cluster store unreachable at start: {e}"),
         }
     }
@@ -242,10 +245,7 @@ fn build_routes(
                 .take()
                 .map(|v| v.with_shared_replay(c.replay()));
             guards.limiter = std::mem::take(&mut guards.limiter).with_shared(c.rates());
-            guards.approvals = guards
-                .approvals
-                .take()
-                .map(|q| q.with_store(c.tickets()));
+            guards.approvals = guards.approvals.take().map(|q| q.with_store(c.tickets()));
         }
         // The relay cannot send a retried request and carry its answer back yet.
         guards.retry_input_requests = matches!(upstream, Upstream::Stdio(_));

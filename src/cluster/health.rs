@@ -138,12 +138,7 @@ mod tests {
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter(|v| v["server"] == "cluster")
-            .map(|v| {
-                (
-                    v["event"].as_str().unwrap().to_owned(),
-                    v["alert"] == true,
-                )
-            })
+            .map(|v| (v["event"].as_str().unwrap().to_owned(), v["alert"] == true))
             .collect()
     }
 

@@ -118,7 +118,10 @@ impl Cluster {
     }
 
     pub fn trust(&self) -> Arc<dyn crate::trust::SharedTrust> {
-        Arc::new(trust::RedisTrust::new(self.conn.clone(), self.prefix.clone()))
+        Arc::new(trust::RedisTrust::new(
+            self.conn.clone(),
+            self.prefix.clone(),
+        ))
     }
 }
 

@@ -111,16 +111,15 @@ impl SharedTrust for RedisTrust {
         inv.key(self.key(server)).key(self.index()).arg(server);
         let opt = |v: Option<u64>| v.map_or(String::new(), |v| v.to_string());
         inv.arg(opt(batch.first_seen)).arg(opt(batch.last_seen));
-        inv.arg((today + 1).saturating_sub(WINDOW_DAYS)).arg(today + 1);
+        inv.arg((today + 1).saturating_sub(WINDOW_DAYS))
+            .arg(today + 1);
         for (day, counts) in &batch.days {
             for (counter, n) in counts {
-                inv.arg(format!("d:{day}:{}", counter_name(*counter))).arg(*n);
+                inv.arg(format!("d:{day}:{}", counter_name(*counter)))
+                    .arg(*n);
             }
         }
-        let pairs: Vec<(String, String)> = self
-            .conn
-            .run(|c| inv.invoke(c))
-            .map_err(io_err)?;
+        let pairs: Vec<(String, String)> = self.conn.run(|c| inv.invoke(c)).map_err(io_err)?;
         Ok(parse(server, pairs))
     }
 

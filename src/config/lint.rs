@@ -168,7 +168,10 @@ mod tests {
         assert_eq!(found.len(), 3, "{text:?}");
         assert!(text[0].contains("carries a password"), "{text:?}");
         assert!(text[1].contains("without TLS"), "{text:?}");
-        assert!(found[2].error && text[2].contains("no such file"), "{text:?}");
+        assert!(
+            found[2].error && text[2].contains("no such file"),
+            "{text:?}"
+        );
         // The shape is checked when loading.
         let bad = Config::from_text("[cluster]\nredis_url = \"http://redis\"\n", &env);
         assert_eq!(bad.unwrap_err().key, "cluster.redis_url");

@@ -114,8 +114,12 @@ pub const DEFAULT_MAX_KEYS: usize = 100_000;
 type Key = (String, String, String);
 
 /// governor's limiter over our state and our clock.
-type Governor<C> =
-    governor::RateLimiter<Key, TatStore<C>, GovClock<C>, governor::middleware::NoOpMiddleware<Nanos>>;
+type Governor<C> = governor::RateLimiter<
+    Key,
+    TatStore<C>,
+    GovClock<C>,
+    governor::middleware::NoOpMiddleware<Nanos>,
+>;
 
 pub struct RateLimiter<C: Clock = MonotonicClock> {
     clock: Arc<C>,
@@ -392,9 +396,7 @@ mod tests {
         }
         let refusing = Arc::new(Shared(
             AtomicUsize::new(0),
-            RateDecision::Limited {
-                retry_after_ms: 77,
-            },
+            RateDecision::Limited { retry_after_ms: 77 },
         ));
         let l = limiter(10).with_shared(refusing.clone());
         let r = rate("2/min");

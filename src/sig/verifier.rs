@@ -296,7 +296,10 @@ mod tests {
         struct Fake(Mutex<Vec<(String, Vec<u8>, u64)>>, Claim);
         impl SharedReplay for Fake {
             fn claim(&self, kid: &str, nonce: &[u8], ttl: u64) -> Claim {
-                self.0.lock().unwrap().push((kid.into(), nonce.to_vec(), ttl));
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push((kid.into(), nonce.to_vec(), ttl));
                 self.1.clone()
             }
         }
