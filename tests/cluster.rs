@@ -523,6 +523,33 @@ fn an_approval_decided_on_one_replica_releases_the_call_waiting_on_another() {
         );
     }
 
+    // The CLI with a replica's config decides through Redis too: a denial ends the wait.
+    let (addr, sid2) = (r[0].addr, sid.clone());
+    let waiting = std::thread::spawn(move || {
+        let body = r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"echo","arguments":{"text":"no"}}}"#;
+        let mut h = vec![
+            ("Accept".to_owned(), "application/json".to_owned()),
+            ("Mcp-Session-Id".to_owned(), sid2),
+        ];
+        h.extend(signed(body.as_bytes(), fresh_nonce()));
+        request(addr, "POST", "/mcp", &h, body.as_bytes())
+    });
+    let id = poll("the second ticket", Duration::from_secs(20), || {
+        let list = r[1].admin("GET", "/api/v1/approvals").json();
+        list.as_array()
+            .and_then(|a| a.first())
+            .and_then(|t| t["id"].as_str().map(str::to_owned))
+    });
+    let cli = Command::new(support::warden_bin())
+        .args(["deny", &id, "--config"])
+        .arg(r[1].state.path().join("proxy.toml"))
+        .env("MCP_WARDEN_STATE", r[1].state.path())
+        .output()
+        .expect("deny");
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    let denied = waiting.join().expect("caller");
+    assert_eq!(denied.json()["error"]["code"], -32014, "{}", denied.body);
+
     // Trust: only replica 1 saw traffic, yet every replica scores the server from the same
     // aggregated history (flushed once a second).
     let score = |rep: &Replica| {
