@@ -546,7 +546,11 @@ fn an_approval_decided_on_one_replica_releases_the_call_waiting_on_another() {
         .env("MCP_WARDEN_STATE", r[1].state.path())
         .output()
         .expect("deny");
-    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
     let denied = waiting.join().expect("caller");
     assert_eq!(denied.json()["error"]["code"], -32014, "{}", denied.body);
 
