@@ -155,7 +155,10 @@ pub fn unknown_session(shared: &Shared, route: &Route, body: &[u8]) -> Response<
         StatusCode::NOT_FOUND,
         "session.unknown",
         "session",
-        "unknown or ended session: start a new one with initialize".into(),
+        // Behind a Service, a legacy session lives on the replica that opened it (issue 14).
+        "unknown or ended session, or one another replica opened (sessions stay on their \
+         replica: route sticky on Mcp-Session-Id): start a new one with initialize"
+            .into(),
     )
     .alert()
     .code(-32001)
