@@ -9,6 +9,11 @@
 //! | `prometheus.rs`   | text exposition format 0.0.4                                     |
 //! | `api.rs`          | `/api/v1/servers`, `/alerts`, `/approvals` (list, approve, deny)  |
 //! | `audit_stream.rs` | `/api/v1/audit/stream`: SSE follow of the audit directory         |
+//! | `dashboard.rs`    | the dashboard's endpoints (`/overview`, alerts trail, ack), routing |
+//! | `activity.rs`     | the last 24 h of the audit trail: per-hour calls / denials, alerts |
+//! | `pins_api.rs`     | held definitions beside their pins; approve / keep held           |
+//! | `verify_api.rs`   | `audit verify` of each trail file, last checkpoint                |
+//! | `ui.rs`           | the embedded dashboard (`ui/dist/`), CSP and same-origin check    |
 //!
 //! Use (from `wrap` or `serve`, sync or async callers alike):
 //! ```ignore
@@ -23,11 +28,16 @@
 //! It runs on its own thread and single-threaded runtime, so a stuck or slow admin client never
 //! competes with the relay, and `wrap` (which has no runtime) can use it unchanged.
 
+mod activity;
 mod api;
 mod audit_stream;
+mod dashboard;
+mod pins_api;
 pub mod metrics;
 pub mod prometheus;
 mod server;
+mod ui;
+mod verify_api;
 
 use std::io;
 use std::net::SocketAddr;
@@ -200,6 +210,7 @@ pub fn spawn(
         audit_dir: config::resolve(state, &config.audit.dir),
         approvals_dir: config::resolve(state, "approvals"),
         servers: config.servers.iter().map(|s| s.name.clone()).collect(),
+        dashboard: Arc::new(dashboard::Dashboard::new(config, state)),
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
