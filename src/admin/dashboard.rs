@@ -116,7 +116,11 @@ impl Dashboard {
         let id = rec.audit_id.clone();
         log.write_durable(rec)
             .map_err(|e| format!("the audit record could not be written ({e}); nothing was changed"))?;
+        // Signed at once: an operator action should not wait for the next record to be covered.
         log.checkpoint_now();
+        if let Err(e) = log.flush() {
+            tracing::warn!("admin audit checkpoint: {e}");
+        }
         Ok(id)
     }
 }

@@ -26,6 +26,8 @@ pub fn asset(path: &str) -> Option<(&'static str, &'static [u8])> {
             include_bytes!("ui/dist/app.js"),
         )),
         "/ui/app.css" => Some(("text/css; charset=utf-8", include_bytes!("ui/dist/app.css"))),
+        // Browsers ask for it on their own; an empty icon keeps the console free of 404s.
+        "/favicon.ico" => Some(("image/x-icon", b"")),
         _ => None,
     }
 }

@@ -165,6 +165,8 @@ async function alertsPage(page) {
 
 async function keyboardAndNarrow(page) {
   await page.goto(`${cfg.admin}/#/servers`);
+  // A fresh load: keyboard navigation starts at the top of the document.
+  await page.reload();
   await page.locator('tbody[data-server]').first().waitFor();
   await page.keyboard.press('Tab');
   expect((await page.evaluate(() => document.activeElement.textContent)) === 'Skip to content', 'skip link first');
