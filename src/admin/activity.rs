@@ -22,7 +22,7 @@ const READ_BUDGET: u64 = 32 * 1024 * 1024;
 /// Alert records kept for the alerts page (the newest).
 const MAX_ALERTS: usize = 500;
 
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ServerActivity {
     /// `tools/call` requests from clients, per hour, oldest hour first.
     pub calls: Vec<u64>,
@@ -30,6 +30,9 @@ pub struct ServerActivity {
     pub denials: Vec<u64>,
     pub last_seen: Option<String>,
     pub era: Option<String>,
+    /// When `era` was seen (files are read newest first, not in time order).
+    #[serde(skip)]
+    era_ts: String,
 }
 
 #[derive(Debug, Default)]
@@ -39,6 +42,19 @@ pub struct Activity {
     pub alerts: Vec<Value>,
     /// True when the read budget cut the window short.
     pub truncated: bool,
+}
+
+impl Default for ServerActivity {
+    /// No traffic in the window: 24 empty hours.
+    fn default() -> Self {
+        ServerActivity {
+            calls: vec![0; HOURS],
+            denials: vec![0; HOURS],
+            last_seen: None,
+            era: None,
+            era_ts: String::new(),
+        }
+    }
 }
 
 /// `starts[i]` is the first timestamp of hour `i` (hour 23 ends now). RFC 3339 UTC strings of
@@ -133,21 +149,22 @@ impl Activity {
             let s = self
                 .servers
                 .entry(server.to_owned())
-                .or_insert_with(|| ServerActivity {
-                    calls: vec![0; HOURS],
-                    denials: vec![0; HOURS],
-                    ..Default::default()
-                });
+                .or_default();
             if rec["method"] == "tools/call" && rec["direction"] == "client_to_server" {
                 s.calls[hour] += 1;
             }
             if rec["decision"] == "deny" {
                 s.denials[hour] += 1;
             }
-            if s.last_seen.as_deref().is_none_or(|seen| seen < ts) {
+            // Seen means the server's own traffic, not an operator acting on its pins.
+            let operator = rec["session"] == "admin";
+            if !operator && s.last_seen.as_deref().is_none_or(|seen| seen < ts) {
                 s.last_seen = Some(ts.to_owned());
-                if let Some(era) = rec["era"].as_str() {
+            }
+            if let Some(era) = rec["era"].as_str() {
+                if s.era_ts.as_str() < ts {
                     s.era = Some(era.to_owned());
+                    s.era_ts = ts.to_owned();
                 }
             }
         }
@@ -174,6 +191,9 @@ mod tests {
                 "direction": "client_to_server", "decision": "deny", "alert": true}),
             serde_json::json!({"ts": ts(3 * 3600 + 5), "server": "fs", "method": "tools/list",
                 "direction": "client_to_server", "decision": "allow"}),
+            // An operator's action is not the server being seen.
+            serde_json::json!({"ts": ts(30), "server": "fs", "session": "admin",
+                "direction": "proxy", "decision": "allow", "event": "pins.approved"}),
             // Outside the window: ignored.
             serde_json::json!({"ts": ts(30 * 3600), "server": "old", "method": "tools/call",
                 "direction": "client_to_server", "decision": "deny"}),

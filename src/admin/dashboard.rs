@@ -23,7 +23,7 @@ use std::time::SystemTime;
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::activity::{self, ServerActivity};
+use super::activity;
 use super::api::Reply;
 use crate::audit::{AuditLog, Decision, Direction, Fsync, Record};
 use crate::config::{self, Config};
@@ -236,11 +236,7 @@ fn overview(d: &Dashboard) -> Reply {
                 .iter()
                 .find(|(n, _)| n == name)
                 .map_or("wrap (stdio)", |(_, t)| *t);
-            let a = act.servers.get(name).cloned().unwrap_or_else(|| ServerActivity {
-                calls: vec![0; activity::HOURS],
-                denials: vec![0; activity::HOURS],
-                ..Default::default()
-            });
+            let a = act.servers.get(name).cloned().unwrap_or_default();
             let trust = match trust::report(&trust_store, name, now) {
                 Ok(r) => serde_json::to_value(r).unwrap_or(Value::Null),
                 Err(e) => json!({ "error": e.to_string() }),

@@ -61,6 +61,12 @@ const same = (ui, cli) =>
   cli.factors.every((f) => ui.factors[f.name] === f.value);
 
 async function serversPage(page) {
+  // serve writes trust evidence in batches (every second): wait until the calls are in.
+  const okCalls = () => cliTrust('memory').factors.find((f) => f.name === 'success').evidence.calls_ok;
+  for (const end = Date.now() + 10000; okCalls() < 3; ) {
+    expect(Date.now() < end, 'the memory calls reach the trust store');
+    await new Promise((r) => setTimeout(r, 100));
+  }
   await page.goto(`${cfg.admin}/#/servers`);
   // The figures move while the servers run (uptime, age): the page must match what the CLI
   // says just before or just after it was read.

@@ -36,7 +36,7 @@ export function Alerts({ announce }) {
             <ul class="cards">${items.map(
               (a) => html`<li class="card" key=${a.audit_id} data-alert=${a.audit_id}>
                 <h3>${a.event} <span class="hint">on ${a.server || 'the proxy'}, ${ago(a.ts)}</span></h3>
-                <p>${visible(a.reason || '')}${a.tool && html` (tool <code>${visible(a.tool)}</code>)`}</p>
+                <p>${visible(a.reason || `rule ${a.rule || a.event}, decision ${a.decision}`)}${a.tool && html` (tool <code>${visible(a.tool)}</code>)`}</p>
                 ${a.acknowledged
                   ? html`<p class="ok">Acknowledged</p>`
                   : html`<button type="button" onClick=${() => ack(a)}>Acknowledge</button>`}

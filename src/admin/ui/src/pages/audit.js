@@ -14,7 +14,7 @@ function Verify() {
     <h2 id="h-verify">Trail files <button type="button" onClick=${load}>Verify again</button></h2>
     <${ErrorNote} error=${error} />
     ${data &&
-    html`<div class="scroll"><table>
+    html`<div class="scroll" tabindex="0" role="region" aria-label="trail files"><table>
       <thead><tr><th scope="col">File</th><th scope="col">Lines</th><th scope="col">audit verify</th>
         <th scope="col">Checkpoints</th><th scope="col">Last checkpoint</th></tr></thead>
       <tbody>${data.files.map(
@@ -49,7 +49,8 @@ export function Audit() {
         timer = requestAnimationFrame(() => {
           timer = null;
           const add = buf.current.splice(0);
-          setRecords((old) => [...add.reverse(), ...old].slice(0, KEEP));
+          // Several files feed the stream: order by time, newest first.
+          setRecords((old) => [...add, ...old].sort((a, b) => (b.ts || '').localeCompare(a.ts || '')).slice(0, KEEP));
         });
       }
     };
@@ -80,7 +81,7 @@ export function Audit() {
     <form class="filters" onSubmit=${(e) => e.preventDefault()} aria-label="filters">
       ${select('server', 'Server')} ${select('decision', 'Decision')} ${select('event', 'Event')}
     </form>
-    <div class="scroll"><table class="audit">
+    <div class="scroll" tabindex="0" role="region" aria-label="audit records"><table class="audit">
       <thead><tr><th scope="col">Time</th><th scope="col">Server</th><th scope="col">Event</th>
         <th scope="col">Method / tool</th><th scope="col">Decision</th><th scope="col">Record</th></tr></thead>
       <tbody>${shown.map(

@@ -55,8 +55,7 @@ export function Drift({ announce }) {
   const withItems = (data || []).filter((s) => s.items.length > 0 || s.error);
   return html`<section aria-labelledby="h-drift">
     <h1 id="h-drift">Drift and pins</h1>
-    <p class="hint">Definitions a proxy held back, each beside its pin. Approve has the effect of
-      <code>mcp-warden pins approve SERVER ITEM</code>; both answers are written to the audit trail.</p>
+    <p class="hint">Definitions a proxy held back, each beside its pin. Approve has the effect of <code>mcp-warden pins approve SERVER ITEM</code>; both answers are written to the audit trail.</p>
     <${ErrorNote} error=${error} />
     ${data && withItems.length === 0 && html`<p>Nothing is held: every server lists what was approved.</p>`}
     ${withItems.map(

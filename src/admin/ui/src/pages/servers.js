@@ -38,8 +38,7 @@ function Row({ s }) {
       <td>${s.transport}</td>
       <td>${s.era || '—'}</td>
       <td class="num" title="pinned / drifted / held">
-        <span data-pins="pinned">${s.pins.pinned}</span> / <span data-pins="drifted">${s.pins.drifted}</span> /
-        <span data-pins="held" class=${s.pins.held ? 'warn' : ''}>${s.pins.held}</span>
+        <span data-pins="pinned">${s.pins.pinned}</span> / <span data-pins="drifted">${s.pins.drifted}</span> / <span data-pins="held" class=${s.pins.held ? 'warn' : ''}>${s.pins.held}</span>
       </td>
       <td class="num">
         <button type="button" class=${`score ${band}`} aria-expanded=${open} aria-controls=${id}
@@ -70,11 +69,10 @@ export function Servers() {
   }, []);
   return html`<section aria-labelledby="h-servers">
     <h1 id="h-servers">Servers</h1>
-    <p class="hint">Every server this state directory knows: <code>serve</code> routes of this process and
-      <code>wrap</code> processes on this machine. Select a trust score for its eight factors.</p>
+    <p class="hint">Every server this state directory knows: <code>serve</code> routes of this process and <code>wrap</code> processes on this machine. Select a trust score for its eight factors.</p>
     <${ErrorNote} error=${error} />
     ${data &&
-    html`<div class="scroll"><table class="servers">
+    html`<div class="scroll" tabindex="0" role="region" aria-label="servers table"><table class="servers">
       <thead><tr>
         <th scope="col">Server</th><th scope="col">Transport</th><th scope="col">Era</th>
         <th scope="col">Pinned / drifted / held</th><th scope="col">Trust</th>
