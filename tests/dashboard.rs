@@ -30,7 +30,8 @@ fn repo() -> PathBuf {
 fn peers() -> PathBuf {
     let p = repo().join("tests/peers/node_modules");
     assert!(
-        p.join("playwright-core").exists() && p.join("@modelcontextprotocol/server-memory").exists(),
+        p.join("playwright-core").exists()
+            && p.join("@modelcontextprotocol/server-memory").exists(),
         "the pinned peers are not installed: run scripts/setup-peers.sh"
     );
     p
@@ -54,7 +55,13 @@ struct Wrap {
 }
 
 impl Wrap {
-    fn start(state: &Path, config: &Path, server: &str, argv: &[&str], env: &[(&str, &Path)]) -> Wrap {
+    fn start(
+        state: &Path,
+        config: &Path,
+        server: &str,
+        argv: &[&str],
+        env: &[(&str, &Path)],
+    ) -> Wrap {
         let mut cmd = Command::new(support::warden_bin());
         cmd.args(["wrap", "--server", server, "--config"])
             .arg(config)
@@ -166,9 +173,15 @@ fn serve(state: &Path, config: &Path, env: &[(&str, &Path)]) -> (Proc, String, S
 }
 
 /// One HTTP/1.1 exchange (`Connection: close`): status, head, body.
-fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n");
     for (n, v) in headers {
         req.push_str(&format!("{n}: {v}\r\n"));
@@ -178,7 +191,11 @@ fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) ->
     let mut raw = String::new();
     s.read_to_string(&mut raw).expect("read");
     let (head, body) = raw.split_once("\r\n\r\n").expect("http response");
-    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status");
     (status, head.to_ascii_lowercase(), body.to_owned())
 }
 
@@ -194,7 +211,10 @@ fn hostile_tool(description: &str) -> Value {
 
 #[test]
 fn dashboard_in_headless_chromium() {
-    assert!(Path::new(CHROMIUM).exists(), "{CHROMIUM} missing: apt-get install chromium");
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} missing: apt-get install chromium"
+    );
     let peers = peers();
     let tmp = tempfile::tempdir().expect("tmp");
     let state = tmp.path().join("state");
@@ -229,7 +249,8 @@ fn dashboard_in_headless_chromium() {
 
     // server-memory keeps its graph next to the test, not in node_modules.
     let memory_file = tmp.path().join("memory.jsonl");
-    let (_serve, serve_addr, admin) = serve(&state, &serve_cfg, &[("MEMORY_FILE_PATH", &memory_file)]);
+    let (_serve, serve_addr, admin) =
+        serve(&state, &serve_cfg, &[("MEMORY_FILE_PATH", &memory_file)]);
 
     // The rug pull, through `wrap`: pinned on the first listing, held on the second.
     let script = tmp.path().join("hostile.json");
@@ -252,11 +273,20 @@ fn dashboard_in_headless_chromium() {
     );
     hostile.initialize();
     assert_eq!(hostile.tools("l1"), ["get_fact_of_the_day"]);
-    assert!(hostile.tools("l2").is_empty(), "the rug-pulled tool is held");
+    assert!(
+        hostile.tools("l2").is_empty(),
+        "the rug-pulled tool is held"
+    );
 
     // A call that waits for a human.
     let echo_bin = support::echo_server_bin();
-    let mut echo = Wrap::start(&state, &wrap_cfg, "echo", &[&echo_bin.to_string_lossy()], &[]);
+    let mut echo = Wrap::start(
+        &state,
+        &wrap_cfg,
+        "echo",
+        &[&echo_bin.to_string_lossy()],
+        &[],
+    );
     echo.initialize();
     assert_eq!(echo.tools("l1"), ["echo"]);
     echo.send(&json!({"jsonrpc": "2.0", "id": "held", "method": "tools/call",
@@ -282,8 +312,12 @@ fn dashboard_in_headless_chromium() {
         .expect("run node");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "browser script failed:\n{stderr}");
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("report: {e}\n{}\n{stderr}", String::from_utf8_lossy(&out.stdout)));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "report: {e}\n{}\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
     eprintln!("dashboard report: {report}");
 
     // Approved in the browser → the held call completed, with the server's answer.
@@ -300,12 +334,23 @@ fn dashboard_in_headless_chromium() {
         .output()
         .expect("pins list");
     let pins: Value = serde_json::from_slice(&pins.stdout).expect("pins json");
-    let row = pins.as_array().unwrap().iter().find(|r| r["server"] == "hostile").expect("hostile row");
-    assert_eq!(row["held"], json!([]), "nothing held after the approval: {row}");
+    let row = pins
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["server"] == "hostile")
+        .expect("hostile row");
+    assert_eq!(
+        row["held"],
+        json!([]),
+        "nothing held after the approval: {row}"
+    );
     // The operator's actions are on the record, and the trail still verifies.
     let trail = read_trail(&state.join("audit"));
     assert!(
-        trail.iter().any(|r| r["event"] == "pins.approved" && r["tool"] == "get_fact_of_the_day"),
+        trail
+            .iter()
+            .any(|r| r["event"] == "pins.approved" && r["tool"] == "get_fact_of_the_day"),
         "the approval on the dashboard is audited"
     );
     assert!(trail.iter().any(|r| r["event"] == "alert.acknowledged"));
@@ -314,7 +359,11 @@ fn dashboard_in_headless_chromium() {
         .arg(state.join("audit"))
         .output()
         .expect("audit verify");
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
     let ms = report["audit_latency_ms"].as_f64().expect("latency");
     assert!(ms <= 1000.0, "a new record shows within 1 s, took {ms} ms");
     drop(hostile.proc);
@@ -363,26 +412,57 @@ fn off_loopback_the_dashboard_api_needs_the_token() {
     let addr: SocketAddr = format!("127.0.0.1:{}", admin.port()).parse().expect("addr");
     let host = format!("10.1.2.3:{}", admin.port());
     let bearer = format!("Bearer {token}");
-    for path in ["/api/v1/overview", "/api/v1/pins", "/api/v1/audit/files", "/api/v1/alerts/trail", "/api/v1/audit/stream"] {
+    for path in [
+        "/api/v1/overview",
+        "/api/v1/pins",
+        "/api/v1/audit/files",
+        "/api/v1/alerts/trail",
+        "/api/v1/audit/stream",
+    ] {
         let (status, head, _) = http(addr, "GET", path, &[("Host", &host)]);
         assert_eq!(status, 401, "{path} without the token");
         assert!(head.contains("www-authenticate: bearer"), "{head}");
-        let (status, _, _) = http(addr, "GET", path, &[("Host", &host), ("Authorization", "Bearer wrong-token-wrong-token")]);
+        let (status, _, _) = http(
+            addr,
+            "GET",
+            path,
+            &[
+                ("Host", &host),
+                ("Authorization", "Bearer wrong-token-wrong-token"),
+            ],
+        );
         assert_eq!(status, 401, "{path} with a wrong token");
     }
-    let (status, _, body) = http(addr, "GET", "/api/v1/overview", &[("Host", &host), ("Authorization", &bearer)]);
+    let (status, _, body) = http(
+        addr,
+        "GET",
+        "/api/v1/overview",
+        &[("Host", &host), ("Authorization", &bearer)],
+    );
     assert_eq!(status, 200, "{body}");
     let v: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(v["servers"][0]["name"], "echo");
-    assert_eq!(v["servers"][0]["trust"]["factors"].as_array().map(Vec::len), Some(8));
+    assert_eq!(
+        v["servers"][0]["trust"]["factors"].as_array().map(Vec::len),
+        Some(8)
+    );
     // Deciding: refused without the token, and from another origin even with it.
-    let (status, _, _) = http(addr, "POST", "/api/v1/pins/echo/approve/x", &[("Host", &host)]);
+    let (status, _, _) = http(
+        addr,
+        "POST",
+        "/api/v1/pins/echo/approve/x",
+        &[("Host", &host)],
+    );
     assert_eq!(status, 401);
     let (status, _, _) = http(
         addr,
         "POST",
         "/api/v1/pins/echo/approve/x",
-        &[("Host", &host), ("Authorization", &bearer), ("Origin", "http://evil.example")],
+        &[
+            ("Host", &host),
+            ("Authorization", &bearer),
+            ("Origin", "http://evil.example"),
+        ],
     );
     assert_eq!(status, 403);
     let own = format!("http://{host}");
@@ -390,13 +470,23 @@ fn off_loopback_the_dashboard_api_needs_the_token() {
         addr,
         "POST",
         "/api/v1/pins/echo/approve/x",
-        &[("Host", &host), ("Authorization", &bearer), ("Origin", &own)],
+        &[
+            ("Host", &host),
+            ("Authorization", &bearer),
+            ("Origin", &own),
+        ],
     );
-    assert_eq!(status, 404, "the dashboard's own origin passes the gate: {body}");
+    assert_eq!(
+        status, 404,
+        "the dashboard's own origin passes the gate: {body}"
+    );
     // The shell: public, strict CSP, never framed, no CORS.
     let (status, head, body) = http(addr, "GET", "/", &[("Host", &host)]);
     assert_eq!(status, 200);
-    assert!(head.contains("content-security-policy: default-src 'self'"), "{head}");
+    assert!(
+        head.contains("content-security-policy: default-src 'self'"),
+        "{head}"
+    );
     assert!(head.contains("frame-ancestors 'none'") && head.contains("x-frame-options: deny"));
     assert!(!head.contains("access-control-allow"), "no CORS: {head}");
     assert!(body.contains("/ui/app.js") && !body.contains("<script>"));

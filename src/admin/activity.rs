@@ -102,7 +102,10 @@ fn tail(path: &Path, len: u64, max: u64) -> Option<Vec<u8>> {
     let mut buf = Vec::new();
     f.take(max).read_to_end(&mut buf).ok()?;
     if start > 0 {
-        let cut = buf.iter().position(|&b| b == b'\n').map_or(buf.len(), |i| i + 1);
+        let cut = buf
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(buf.len(), |i| i + 1);
         buf.drain(..cut);
     }
     Some(buf)
@@ -146,10 +149,7 @@ impl Activity {
         };
         let server = rec["server"].as_str().unwrap_or_default();
         if !server.is_empty() {
-            let s = self
-                .servers
-                .entry(server.to_owned())
-                .or_default();
+            let s = self.servers.entry(server.to_owned()).or_default();
             if rec["method"] == "tools/call" && rec["direction"] == "client_to_server" {
                 s.calls[hour] += 1;
             }

@@ -50,8 +50,8 @@ fn err(status: StatusCode, reason: impl Into<String>) -> Reply {
 
 impl Dashboard {
     pub fn new(config: &Config, state: &std::path::Path) -> Dashboard {
-        let key = crate::identity::load_or_create(&config::resolve(state, &config.identity.key))
-            .ok();
+        let key =
+            crate::identity::load_or_create(&config::resolve(state, &config.identity.key)).ok();
         Dashboard {
             state: state.to_owned(),
             audit_dir: config::resolve(state, &config.audit.dir),
@@ -89,20 +89,21 @@ impl Dashboard {
         decision: Decision,
         reason: String,
     ) -> Result<String, String> {
-        let log = self.log.get_or_init(|| {
-            match AuditLog::open(&self.audit_dir, "admin", self.fsync) {
-                Ok(log) => {
-                    if let Some(k) = &self.key {
-                        log.set_checkpoints(k.clone(), u64::MAX);
+        let log =
+            self.log.get_or_init(
+                || match AuditLog::open(&self.audit_dir, "admin", self.fsync) {
+                    Ok(log) => {
+                        if let Some(k) = &self.key {
+                            log.set_checkpoints(k.clone(), u64::MAX);
+                        }
+                        Some(log)
                     }
-                    Some(log)
-                }
-                Err(e) => {
-                    tracing::error!("admin audit file: {e}");
-                    None
-                }
-            }
-        });
+                    Err(e) => {
+                        tracing::error!("admin audit file: {e}");
+                        None
+                    }
+                },
+            );
         let Some(log) = log else {
             return Err("the audit trail cannot be opened; nothing was changed".into());
         };
@@ -114,8 +115,9 @@ impl Dashboard {
         rec.rule = Some("operator.dashboard".into());
         rec.reason = Some(reason);
         let id = rec.audit_id.clone();
-        log.write_durable(rec)
-            .map_err(|e| format!("the audit record could not be written ({e}); nothing was changed"))?;
+        log.write_durable(rec).map_err(|e| {
+            format!("the audit record could not be written ({e}); nothing was changed")
+        })?;
         // Signed at once: an operator action should not wait for the next record to be covered.
         log.checkpoint_now();
         if let Err(e) = log.flush() {
@@ -196,7 +198,9 @@ fn pin_counts(store: &PinStore, names: &[String], server: &str) -> Value {
             Ok(snap) => {
                 if let Some(raw) = &snap.pin {
                     match crate::pins::PinFile::from_value(raw, &snap.paths.pin) {
-                        Ok(p) => pinned += p.section(crate::pins::Kind::Tool).map_or(0, |s| s.len()),
+                        Ok(p) => {
+                            pinned += p.section(crate::pins::Kind::Tool).map_or(0, |s| s.len())
+                        }
                         Err(e) => errors.push(e.to_string()),
                     }
                 }
@@ -262,8 +266,7 @@ fn overview(d: &Dashboard) -> Reply {
 /// event: forged or unauthenticated control actions and a broken trail are critical; poisoned or
 /// injected content high; drift and redacted secrets medium; the rest low.
 pub fn severity(event: &str) -> &'static str {
-    if event == "approval.forged" || event.starts_with("control.") || event.starts_with("audit.")
-    {
+    if event == "approval.forged" || event.starts_with("control.") || event.starts_with("audit.") {
         "critical"
     } else if event.contains("poison")
         || event.contains("injection")
@@ -318,7 +321,10 @@ fn ack(d: &Dashboard, id: &str) -> Reply {
         .iter()
         .any(|r| r["audit_id"] == id.as_str());
     if !known {
-        return err(StatusCode::NOT_FOUND, format!("no alert {id:?} in the last 24 h"));
+        return err(
+            StatusCode::NOT_FOUND,
+            format!("no alert {id:?} in the last 24 h"),
+        );
     }
     if let Err(e) = d.audit(
         "alert.acknowledged",
@@ -333,7 +339,10 @@ fn ack(d: &Dashboard, id: &str) -> Reply {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(id.clone());
-    (StatusCode::OK, json!({ "audit_id": id, "acknowledged": true }))
+    (
+        StatusCode::OK,
+        json!({ "audit_id": id, "acknowledged": true }),
+    )
 }
 
 #[cfg(test)]

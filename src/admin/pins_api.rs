@@ -88,7 +88,10 @@ pub fn decide(d: &Dashboard, server: &str, verb: &str, item: &str) -> Reply {
             .as_ref()
             .is_some_and(|h| h.iter().any(|(_, key, _)| key == item)),
         Err(PinError::BadServerName(_)) => {
-            return err(StatusCode::BAD_REQUEST, format!("{server:?} is not a server name"))
+            return err(
+                StatusCode::BAD_REQUEST,
+                format!("{server:?} is not a server name"),
+            )
         }
         Err(e) => return err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };

@@ -35,7 +35,10 @@ pub fn asset(path: &str) -> Option<(&'static str, &'static [u8])> {
 /// Security headers on every admin response (JSON and probes too: they cost nothing there).
 pub fn harden(h: &mut HeaderMap) {
     h.insert("content-security-policy", HeaderValue::from_static(CSP));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     h.insert(
@@ -79,7 +82,10 @@ mod tests {
         let (ty, html) = asset("/").expect("index");
         assert!(ty.starts_with("text/html"));
         let html = String::from_utf8_lossy(html);
-        assert!(html.contains("/ui/app.js") && !html.contains("<script>"), "no inline script");
+        assert!(
+            html.contains("/ui/app.js") && !html.contains("<script>"),
+            "no inline script"
+        );
         assert!(asset("/ui/app.js").is_some_and(|(_, b)| !b.is_empty()));
         assert!(asset("/etc/passwd").is_none());
     }
