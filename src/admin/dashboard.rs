@@ -18,7 +18,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -42,7 +42,12 @@ pub struct Dashboard {
     pub(super) key: Option<ed25519_dalek::SigningKey>,
     acked: Mutex<HashSet<String>>,
     log: OnceLock<Option<Arc<AuditLog>>>,
+    /// The last scan of the trail and when it was made: however many tabs poll, the trail is
+    /// read at most once per `SCAN_REUSE`.
+    scanned: Mutex<Option<(Instant, Arc<activity::Activity>)>>,
 }
+
+const SCAN_REUSE: Duration = Duration::from_secs(2);
 
 fn err(status: StatusCode, reason: impl Into<String>) -> Reply {
     (status, json!({ "error": reason.into() }))
@@ -72,7 +77,20 @@ impl Dashboard {
             key,
             acked: Mutex::new(HashSet::new()),
             log: OnceLock::new(),
+            scanned: Mutex::new(None),
         }
+    }
+
+    fn activity(&self) -> Arc<activity::Activity> {
+        let mut last = self.scanned.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, a)) = last.as_ref() {
+            if at.elapsed() < SCAN_REUSE {
+                return Arc::clone(a);
+            }
+        }
+        let a = Arc::new(activity::scan(&self.audit_dir, SystemTime::now()));
+        *last = Some((Instant::now(), Arc::clone(&a)));
+        a
     }
 
     pub(super) fn pins(&self) -> PinStore {
@@ -222,7 +240,7 @@ fn pin_counts(store: &PinStore, names: &[String], server: &str) -> Value {
 /// The Servers page: every server this state dir knows of (configured here, scored, pinned, or
 /// in the last 24 h of the trail).
 fn overview(d: &Dashboard) -> Reply {
-    let act = activity::scan(&d.audit_dir, SystemTime::now());
+    let act = d.activity();
     let trust_store = TrustStore::new(&d.state);
     let pins = d.pins();
     let pin_names = pins.servers().unwrap_or_default();
@@ -286,11 +304,11 @@ pub fn severity(event: &str) -> &'static str {
 }
 
 fn alerts(d: &Dashboard) -> Reply {
-    let act = activity::scan(&d.audit_dir, SystemTime::now());
+    let act = d.activity();
     let acked = d.acked.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let list: Vec<Value> = act
         .alerts
-        .into_iter()
+        .iter()
         .rev()
         .map(|r| {
             let id = r["audit_id"].as_str().unwrap_or_default().to_owned();
@@ -316,7 +334,8 @@ fn ack(d: &Dashboard, id: &str) -> Reply {
     let Some(id) = percent_decode(id).filter(|i| !i.is_empty() && i.len() <= 200) else {
         return err(StatusCode::BAD_REQUEST, "not an audit id");
     };
-    let known = activity::scan(&d.audit_dir, SystemTime::now())
+    let known = d
+        .activity()
         .alerts
         .iter()
         .any(|r| r["audit_id"] == id.as_str());
