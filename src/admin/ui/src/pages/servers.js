@@ -35,22 +35,22 @@ function Row({ s }) {
   return html`<tbody class="server" data-server=${s.name}>
     <tr>
       <th scope="row">${s.name}</th>
-      <td>${s.transport}</td>
-      <td>${s.era || '—'}</td>
-      <td class="num" title="pinned / drifted / held">
+      <td data-label="Transport">${s.transport}</td>
+      <td data-label="Era">${s.era || '—'}</td>
+      <td class="num" data-label="Pinned / drifted / held" title="pinned / drifted / held">
         <span data-pins="pinned">${s.pins.pinned}</span> / <span data-pins="drifted">${s.pins.drifted}</span> / <span data-pins="held" class=${s.pins.held ? 'warn' : ''}>${s.pins.held}</span>
       </td>
-      <td class="num">
+      <td class="num" data-label="Trust">
         <button type="button" class=${`score ${band}`} aria-expanded=${open} aria-controls=${id}
           data-score=${score ?? ''} onClick=${() => setOpen(!open)}>
           ${fmt(score)}<span class="sr-only"> trust: show the factors</span>
         </button>
       </td>
-      <td><time datetime=${s.last_seen || ''}>${ago(s.last_seen)}</time></td>
-      <td><${Sparkline} calls=${s.hourly.calls} denials=${s.hourly.denials} label=${s.name} /></td>
+      <td data-label="Last seen"><time datetime=${s.last_seen || ''}>${ago(s.last_seen)}</time></td>
+      <td data-label="24 h"><${Sparkline} calls=${s.hourly.calls} denials=${s.hourly.denials} label=${s.name} /></td>
     </tr>
     ${open &&
-    html`<tr id=${id}><td colspan="7"><${Factors} trust=${s.trust} /></td></tr>`}
+    html`<tr id=${id} class="detail"><td colspan="7"><${Factors} trust=${s.trust} /></td></tr>`}
   </tbody>`;
 }
 
