@@ -54,9 +54,13 @@ fn err(status: StatusCode, reason: impl Into<String>) -> Reply {
 }
 
 impl Dashboard {
-    pub fn new(config: &Config, state: &std::path::Path) -> Dashboard {
-        let key =
-            crate::identity::load_or_create(&config::resolve(state, &config.identity.key)).ok();
+    /// `key`: the identity key (`None` when it cannot be loaded: chains are still verified,
+    /// operator records are not checkpointed).
+    pub fn new(
+        config: &Config,
+        state: &std::path::Path,
+        key: Option<ed25519_dalek::SigningKey>,
+    ) -> Dashboard {
         Dashboard {
             state: state.to_owned(),
             audit_dir: config::resolve(state, &config.audit.dir),

@@ -199,18 +199,20 @@ pub fn spawn(
         .map_err(|e| io::Error::new(e.kind(), format!("admin.listen {addr}: {e}")))?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
+    let signer = approval_signer(config, state);
+    let dashboard_key = signer.as_ref().map(|s| s.key.clone());
     let shared = Arc::new(server::Shared {
         metrics,
         readiness,
         token,
         token_explicit,
         loopback,
-        signer: approval_signer(config, state),
+        signer,
         state: state.to_owned(),
         audit_dir: config::resolve(state, &config.audit.dir),
         approvals_dir: config::resolve(state, "approvals"),
         servers: config.servers.iter().map(|s| s.name.clone()).collect(),
-        dashboard: Arc::new(dashboard::Dashboard::new(config, state)),
+        dashboard: Arc::new(dashboard::Dashboard::new(config, state, dashboard_key)),
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

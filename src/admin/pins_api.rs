@@ -163,7 +163,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config =
             crate::config::Config::from_text("", &std::collections::BTreeMap::new()).unwrap();
-        let d = Dashboard::new(&config, dir.path());
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+        let d = Dashboard::new(&config, dir.path(), Some(key));
         let b = Baseline::new(
             "fs",
             Origin::Url {

@@ -30,6 +30,18 @@ function Verify() {
   </section>`;
 }
 
+// One record, opened from the table: focus moves to it, Escape or Close returns.
+function RecordView({ record, onClose }) {
+  const box = useRef(null);
+  useEffect(() => box.current?.focus(), [record]);
+  return html`<div class="record" role="dialog" aria-modal="false" aria-labelledby="h-record" tabindex="-1" ref=${box}
+    onKeyDown=${(e) => e.key === 'Escape' && onClose()}>
+    <h2 id="h-record">Record ${record.audit_id || `seq ${record.seq}`}</h2>
+    <pre tabindex="0">${visible(pretty(record))}</pre>
+    <button type="button" onClick=${onClose}>Close</button>
+  </div>`;
+}
+
 const options = (records, field) => [...new Set(records.map((r) => r[field]).filter(Boolean))].sort();
 
 export function Audit() {
@@ -93,12 +105,7 @@ export function Audit() {
           <td><button type="button" onClick=${() => setOpen(r)} aria-label=${`open record ${r.audit_id || r.seq}`}>Open</button></td>
         </tr>`,
       )}</tbody></table></div>
-    ${open &&
-    html`<div class="record" role="dialog" aria-modal="false" aria-labelledby="h-record">
-      <h2 id="h-record">Record ${open.audit_id || `seq ${open.seq}`}</h2>
-      <pre tabindex="0">${visible(pretty(open))}</pre>
-      <button type="button" onClick=${() => setOpen(null)}>Close</button>
-    </div>`}
+    ${open && html`<${RecordView} record=${open} onClose=${() => setOpen(null)} />`}
     <${Verify} />
   </section>`;
 }
