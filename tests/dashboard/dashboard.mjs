@@ -123,6 +123,9 @@ async function auditPage(page) {
   const rows = page.locator('table.audit tbody tr');
   await rows.first().waitFor();
   const marker = `ping-${Date.now()}`;
+  // Older initialize records of echo may be in the backlog: wait for one more than now.
+  const row = page.locator('table.audit tbody tr').filter({ hasText: 'initialize' }).filter({ hasText: 'echo' });
+  const before = await row.count();
   const t0 = performance.now();
   // A new record: a request to serve's echo route (initialize; its record names the route).
   const res = await fetch(`${cfg.serve}/mcp/echo`, {
@@ -133,9 +136,16 @@ async function auditPage(page) {
   });
   expect(res.ok, `initialize through serve: ${res.status}`);
   await res.text();
-  const row = page.locator('table.audit tbody tr').filter({ hasText: 'initialize' }).filter({ hasText: 'echo' });
-  await row.first().waitFor({ timeout: 5000 });
+  await page.waitForFunction(
+    (n) =>
+      [...document.querySelectorAll('table.audit tbody tr')].filter(
+        (tr) => tr.textContent.includes('initialize') && tr.children[1]?.textContent === 'echo',
+      ).length > n,
+    before,
+    { timeout: 5000, polling: 'raf' },
+  );
   report.audit_latency_ms = Math.round(performance.now() - t0);
+  report.audit_rows_before = before;
   expect(report.audit_latency_ms <= 1000, `the record shows within 1 s (${report.audit_latency_ms} ms)`);
   // Filters: by server, then by decision.
   await page.getByLabel('Server').selectOption('echo');
