@@ -353,7 +353,17 @@ fn dashboard_in_headless_chromium() {
             .any(|r| r["event"] == "pins.approved" && r["tool"] == "get_fact_of_the_day"),
         "the approval on the dashboard is audited"
     );
-    assert!(trail.iter().any(|r| r["event"] == "alert.acknowledged"));
+    // The acknowledgement names the alert it is about (it is read back from the trail).
+    let acked = trail
+        .iter()
+        .find(|r| r["event"] == "alert.acknowledged")
+        .expect("the acknowledgement is audited");
+    assert!(
+        trail
+            .iter()
+            .any(|r| r["alert"] == true && r["audit_id"] == acked["detail"]["alert"]),
+        "{acked}"
+    );
     let verify = Command::new(support::warden_bin())
         .args(["audit", "verify"])
         .arg(state.join("audit"))

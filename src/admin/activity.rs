@@ -40,6 +40,8 @@ pub struct Activity {
     pub servers: BTreeMap<String, ServerActivity>,
     /// Alert records (`alert: true`), oldest first.
     pub alerts: Vec<Value>,
+    /// Audit ids of alerts acknowledged on the dashboard (`alert.acknowledged` records).
+    pub acked: std::collections::HashSet<String>,
     /// True when the read budget cut the window short.
     pub truncated: bool,
 }
@@ -168,6 +170,11 @@ impl Activity {
                 }
             }
         }
+        if rec["event"] == "alert.acknowledged" {
+            if let Some(id) = rec["detail"]["alert"].as_str() {
+                self.acked.insert(id.to_owned());
+            }
+        }
         if rec["alert"] == true {
             self.alerts.push(rec);
         }
@@ -194,6 +201,8 @@ mod tests {
             // An operator's action is not the server being seen.
             serde_json::json!({"ts": ts(30), "server": "fs", "session": "admin",
                 "direction": "proxy", "decision": "allow", "event": "pins.approved"}),
+            serde_json::json!({"ts": ts(20), "server": "", "session": "admin",
+                "event": "alert.acknowledged", "detail": {"alert": "a-1"}}),
             // Outside the window: ignored.
             serde_json::json!({"ts": ts(30 * 3600), "server": "old", "method": "tools/call",
                 "direction": "client_to_server", "decision": "deny"}),
@@ -213,6 +222,7 @@ mod tests {
         assert_eq!(fs.last_seen.as_deref(), Some(ts(60).as_str()));
         assert!(!a.servers.contains_key("old"));
         assert_eq!(a.alerts.len(), 1);
+        assert!(a.acked.contains("a-1"));
         assert!(!a.truncated);
     }
 

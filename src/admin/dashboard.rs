@@ -110,6 +110,7 @@ impl Dashboard {
         item: Option<&str>,
         decision: Decision,
         reason: String,
+        detail: Option<Value>,
     ) -> Result<String, String> {
         let log =
             self.log.get_or_init(
@@ -136,6 +137,7 @@ impl Dashboard {
         rec.decision = decision;
         rec.rule = Some("operator.dashboard".into());
         rec.reason = Some(reason);
+        rec.detail = detail;
         let id = rec.audit_id.clone();
         log.write_durable(rec).map_err(|e| {
             format!("the audit record could not be written ({e}); nothing was changed")
@@ -327,7 +329,7 @@ fn alerts(d: &Dashboard) -> Reply {
                 "rule": r["rule"],
                 "reason": r["reason"],
                 "decision": r["decision"],
-                "acknowledged": acked.contains(&id),
+                "acknowledged": acked.contains(&id) || act.acked.contains(&id),
             })
         })
         .collect();
@@ -355,6 +357,9 @@ fn ack(d: &Dashboard, id: &str) -> Reply {
         None,
         Decision::Allow,
         format!("alert {id} acknowledged on the dashboard"),
+        // Read back by `activity.rs`: acknowledgements live in the trail, so they survive a
+        // restart and every admin port sharing the state dir sees them.
+        Some(json!({ "alert": id })),
     ) {
         return err(StatusCode::SERVICE_UNAVAILABLE, e);
     }

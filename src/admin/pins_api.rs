@@ -108,6 +108,7 @@ pub fn decide(d: &Dashboard, server: &str, verb: &str, item: &str) -> Reply {
             Some(&item),
             Decision::Deny,
             format!("operator kept {item:?} held on the dashboard"),
+            None,
         ) {
             Ok(audit_id) => (
                 StatusCode::OK,
@@ -123,6 +124,7 @@ pub fn decide(d: &Dashboard, server: &str, verb: &str, item: &str) -> Reply {
         Some(&item),
         Decision::Allow,
         format!("operator approved {item:?} on the dashboard (same as `pins approve`)"),
+        None,
     ) {
         Ok(id) => id,
         Err(e) => return err(StatusCode::SERVICE_UNAVAILABLE, e),
@@ -141,6 +143,7 @@ pub fn decide(d: &Dashboard, server: &str, verb: &str, item: &str) -> Reply {
                 Some(&item),
                 Decision::Error,
                 e.to_string(),
+                None,
             );
             let status = match e {
                 PinError::NotHeld { .. } => StatusCode::CONFLICT,
