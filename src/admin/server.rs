@@ -153,7 +153,7 @@ async fn gate(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
     if foreign {
         return text(
             StatusCode::FORBIDDEN,
-            "browser requests (Origin header) are refused on the admin port\n",
+            "requests from another origin (a web page) are refused on the admin port\n",
         );
     }
     if shared.loopback {
