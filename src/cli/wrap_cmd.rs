@@ -134,7 +134,7 @@ pub fn run(args: WrapArgs) -> i32 {
 /// debugging), which costs nothing but their own `/metrics`. Any other error (e.g. a
 /// non-loopback address without a token) is reported on stderr and the port stays closed: the
 /// proxy itself keeps protecting the server.
-fn admin_port(
+pub(super) fn admin_port(
     config: &config::Config,
     state: &std::path::Path,
     guards: &mut Guards,

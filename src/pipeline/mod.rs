@@ -24,6 +24,7 @@
 //! | `flood.rs`  | step: server notifications bounded per second, coalesced |
 //! | `sampling_step.rs` | step: a server's sampling routed to the backend, denied, or left to the client |
 //! | `sampling_retry.rs` | modern `input_required` sampling fulfilled by the backend, the call retried |
+//! | `stand_in.rs` | the proxy's error in place of one answer that did not come or was refused (`connect`) |
 
 mod auth;
 mod client;
@@ -43,6 +44,7 @@ mod sampling_retry;
 mod sampling_step;
 mod server;
 mod server_requests;
+mod stand_in;
 #[cfg(test)]
 mod tests;
 
