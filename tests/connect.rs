@@ -136,13 +136,19 @@ fn modern_requests_carry_method_and_name_headers() {
 #[test]
 fn pinned_key_passes_signed_results_and_refuses_tampered_ones() {
     let fake = Fake::start("fs");
-    fake.sign_listing();
     let good = public_key_to_string(&good_key().verifying_key());
     let config = format!(
         "[[servers]]\nname = \"fs\"\nurl = \"{}\"\npublic_key = \"{good}\"\n",
         fake.url
     );
     let dir = state(Some(&config));
+    // The unsigned initialize answer from a pinned server is refused (downgrade).
+    let run = connect(&fake.url, "fs", dir.path(), &[INIT]);
+    assert_eq!(by_id(&run, 1)["error"]["code"], -32010);
+    assert_eq!(run.out.len(), 1, "{}", run.raw_out);
+
+    // A server that signs everything: the handshake and the proxy's own listing verify.
+    fake.sign_listing();
     let run = connect(
         &fake.url,
         "fs",
@@ -157,7 +163,12 @@ fn pinned_key_passes_signed_results_and_refuses_tampered_ones() {
             &call(6, "plain"),
         ],
     );
-    assert!(by_id(&run, 2)["result"]["_meta"]["dev.mcp-warden/signature"].is_object());
+    assert!(
+        by_id(&run, 2)["result"]["_meta"]["dev.mcp-warden/signature"].is_object(),
+        "{}\n{}",
+        run.raw_out,
+        run.err
+    );
     assert!(
         by_id(&run, 3)["result"].is_object(),
         "SSE-delivered signed result passes"
@@ -177,8 +188,6 @@ fn pinned_key_passes_signed_results_and_refuses_tampered_ones() {
     assert_eq!(run.out.len(), 6, "{}", run.raw_out);
     assert!(!run.raw_out.contains("tampered in transit"));
     assert!(run.err.contains("refused"), "stderr says why: {}", run.err);
-    // The unsigned initialize answer from a pinned server is refused too (downgrade).
-    assert_eq!(by_id(&run, 1)["error"]["code"], -32010);
 }
 
 #[test]
@@ -320,6 +329,17 @@ fn server_everything_over_http_matches_direct() {
 
     // The TypeScript SDK's whole scenario (progress, cancellation, sampling, elicitation, roots
     // over the server's event streams): same transcript as the stdio server spoken to directly.
+    // Transparency is the question here, not policy (as in `peers_e2e`): a permissive pack
+    // instead of the built-in ones, whose deliberate refusals (get-env) would count as
+    // differences. Pins, scans, signatures (audit) and the audit trail stay on.
+    std::fs::write(
+        dir.path().join("proxy.toml"),
+        format!(
+            "[policy]\ndir = {:?}\nbuiltin = false\n",
+            repo().join("fixtures/policies/allow-all")
+        ),
+    )
+    .expect("config");
     let bin = env!("CARGO_BIN_EXE_mcp-warden").to_owned();
     let via = ts_transcript(
         &[
@@ -339,7 +359,25 @@ fn server_everything_over_http_matches_direct() {
         ],
         dir.path(),
     );
+    let (via, direct) = (set_aside_unknown_tool(via), set_aside_unknown_tool(direct));
     assert_eq!(via, direct);
+}
+
+/// The one step where the proxy answers itself: a call to a tool no listing offered is refused
+/// by the pins before it reaches the server (-32602 "Unknown tool"), where this server answers
+/// with a tool error of its own wording. Checked here, then left out of the comparison.
+fn set_aside_unknown_tool(mut t: Value) -> Value {
+    if let Some(steps) = t["steps"].as_array_mut() {
+        if let Some(i) = steps
+            .iter()
+            .position(|s| s["request"]["name"] == "no-such-tool")
+        {
+            let step = steps.remove(i);
+            let text = step["result"].to_string();
+            assert!(text.contains("no-such-tool"), "{step}");
+        }
+    }
+    t
 }
 
 /// Issue 19: remote servers are https. `connect` speaks TLS, trusts a CA from config, and

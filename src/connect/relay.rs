@@ -159,8 +159,17 @@ impl Ctx {
         .from(Source::Upstream);
         eprintln!("mcp-warden connect: request {id}: {}", rej.reason);
         let outcome = self.pipeline.answer_instead(id, &rej);
-        self.settle(outcome, Bytes::new(), Direction::ServerToClient, Instant::now())
+        self.stand_in(outcome, Instant::now()).await;
+    }
+
+    /// The proxy's error in place of a server answer goes to the client (and its record out).
+    async fn stand_in(self: &Arc<Self>, outcome: crate::pipeline::Outcome, started: Instant) {
+        let passed = self
+            .settle(outcome, Bytes::new(), Direction::ServerToClient, started)
             .await;
+        if let Some(bytes) = passed {
+            self.emit(bytes.to_vec()).await;
+        }
     }
 
     /// Relays an SSE body event by event as it arrives. Returns the last event id seen.
@@ -210,8 +219,7 @@ impl Ctx {
                 eprintln!("mcp-warden connect: refused a response: {}", rej.reason);
                 for id in ids {
                     let outcome = self.pipeline.answer_instead(&id, &rej);
-                    self.settle(outcome, Bytes::new(), Direction::ServerToClient, started)
-                        .await;
+                    self.stand_in(outcome, started).await;
                 }
                 return;
             }

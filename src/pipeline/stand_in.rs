@@ -35,8 +35,9 @@ impl Pipeline {
     }
 
     /// `rejection` stands in for the server's answer to `id`. A client request gets the error
-    /// (`Verdict::Answer`, for the client); the proxy's own listing request fails (calls are
-    /// judged without it); an id nothing waits for is dropped. One record in every case.
+    /// (`Verdict::Rewrite`: it goes on to the client in the answer's place, as for
+    /// `oversize_answer`); the proxy's own listing request fails (calls are judged without it);
+    /// an id nothing waits for is dropped. One record in every case.
     pub fn answer_instead(&self, id: &Id, rejection: &Rejection) -> Outcome {
         let mut session = self.session();
         let mut record = self.record(&session, Direction::ServerToClient, 0);
@@ -47,7 +48,7 @@ impl Pipeline {
             record.tool = p.tool;
             let answer = rejection.to_response(Some(id), &record.audit_id);
             return Outcome {
-                verdict: Verdict::Answer(answer),
+                verdict: Verdict::Rewrite(answer),
                 record,
             };
         }
@@ -94,7 +95,7 @@ mod tests {
         assert!(p.awaits_answer(&id));
         let rej = Rejection::new(INTERNAL_ERROR, "upstream.no_answer", "upstream_http", "gone");
         let out = p.answer_instead(&id, &rej);
-        let Verdict::Answer(bytes) = out.verdict else {
+        let Verdict::Rewrite(bytes) = out.verdict else {
             panic!("answered")
         };
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();

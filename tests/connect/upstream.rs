@@ -4,7 +4,7 @@
 //! `signed` (by the good key), `tampered` (signed, then changed), `evil` (signed by another
 //! key), `sse` (signed, sent as an SSE event), anything else unsigned. `leak` answers with a
 //! cloud key in its text, `env` with an environment dump. `tools/list` answers with the
-//! listing in `Script` (signed by the good key when `sign_listing`), which a test may change
+//! listing in `Script` (it and `initialize` signed by the good key when `sign_listing`), which a test may change
 //! between runs (a rug pull, a poisoned description).
 //! It publishes the good key at `/.well-known/mcp/capabilities` like `serve` does.
 
@@ -204,6 +204,7 @@ impl Fake {
         self.script.lock().expect("lock").tools = tools;
     }
 
+    /// Sign the `initialize` and `tools/list` answers too (a server that signs everything).
     pub fn sign_listing(&self) {
         self.script.lock().expect("lock").sign_listing = true;
     }
@@ -292,7 +293,7 @@ async fn answer(
     let plain = json!({"jsonrpc": "2.0", "id": id, "result": result});
     let sign =
         |k: &SigningKey| sign_value(&plain, k, &keys.aud, now(), &new_nonce()).expect("sign");
-    let tool = if rpc_method == "tools/list" && sign_listing {
+    let tool = if matches!(rpc_method, "tools/list" | "initialize") && sign_listing {
         "signed"
     } else {
         tool
