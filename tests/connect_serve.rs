@@ -326,7 +326,9 @@ fn unsigned_results_from_an_unpinned_server_are_flagged_or_refused_and_always_sc
     let reason = init["error"]["data"]["reason"].as_str().unwrap_or("");
     assert!(reason.contains("public_key"), "says how to pin: {reason}");
     // (A call would be refused before it left: with the handshake refused nothing is listed.)
-    c.send(r#"{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"file:///config"}}"#);
+    c.send(
+        r#"{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"file:///config"}}"#,
+    );
     let (line, out) = c.recv();
     assert_eq!(out["error"]["code"], -32010, "{out}");
     assert!(!line.contains("A1b2C3d4E5f6G7h8"));

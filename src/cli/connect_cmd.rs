@@ -257,7 +257,13 @@ mod tests {
             derive_server(&c, "https://api.githubcopilot.com/mcp/"),
             "githubcopilot"
         );
-        assert_eq!(derive_server(&c, "https://mcp.example.com/v1/sse"), "example");
-        assert_eq!(derive_server(&c, "http://localhost:8080/"), "localhost_8080");
+        assert_eq!(
+            derive_server(&c, "https://mcp.example.com/v1/sse"),
+            "example"
+        );
+        assert_eq!(
+            derive_server(&c, "http://localhost:8080/"),
+            "localhost_8080"
+        );
     }
 }

@@ -253,17 +253,18 @@ impl Ctx {
             );
         }
         record.alert = true;
-        if record.event.is_empty() {
+        // "message" is what a record says when no check had anything to say.
+        if record.event.is_empty() || record.event == "message" {
             record.event = "auth.unsigned_response".into();
             record.reason = Some(
-                "unsigned result from a server with no pinned key (signatures.mode = audit)"
-                    .into(),
+                "unsigned result from a server with no pinned key (signatures.mode = audit)".into(),
             );
         } else {
-            let reason = record.reason.take().unwrap_or_default();
-            record.reason = Some(format!(
-                "{reason}; the result was unsigned (no server key pinned)"
-            ));
+            let unsigned = "the result was unsigned (no server key pinned)";
+            record.reason = Some(match record.reason.take() {
+                Some(reason) => format!("{reason}; {unsigned}"),
+                None => unsigned.to_owned(),
+            });
         }
     }
 

@@ -93,7 +93,12 @@ mod tests {
         assert_eq!(p.from_client(call).verdict, Verdict::Forward);
         let id = Id::Num("4".into());
         assert!(p.awaits_answer(&id));
-        let rej = Rejection::new(INTERNAL_ERROR, "upstream.no_answer", "upstream_http", "gone");
+        let rej = Rejection::new(
+            INTERNAL_ERROR,
+            "upstream.no_answer",
+            "upstream_http",
+            "gone",
+        );
         let out = p.answer_instead(&id, &rej);
         let Verdict::Rewrite(bytes) = out.verdict else {
             panic!("answered")
