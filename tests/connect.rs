@@ -610,6 +610,10 @@ fn a_denied_tool_is_refused_before_the_server_and_records_name_it() {
         .unwrap_or_else(|| panic!("the refusal's record: {}", summary(&audit)));
     assert_eq!(refusal["tool"], "wipe");
     assert_eq!(refusal["decision"], "deny");
+    assert_eq!(
+        refusal["fault"], "downstream",
+        "whose fault it was is recorded"
+    );
     for direction in ["client_to_server", "server_to_client"] {
         assert!(
             audit

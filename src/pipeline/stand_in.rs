@@ -107,6 +107,11 @@ mod tests {
         assert_eq!(v["id"], 4);
         assert_eq!(v["error"]["data"]["audit_id"], out.record.audit_id.as_str());
         assert_eq!(out.record.method.as_deref(), Some("ping"));
+        // Whose fault: the rejection's source, in the record.
+        let rej = rej.from(crate::errors::Source::Upstream);
+        let p2 = p.answer_instead(&Id::Num("9".into()), &rej);
+        assert_eq!(p2.record.fault, Some("upstream"));
+        assert_eq!(out.record.fault, Some("downstream"));
         // Answered: nothing waits any more, a second stand-in is only a dropped record.
         assert!(!p.awaits_answer(&id));
         assert_eq!(p.answer_instead(&id, &rej).verdict, Verdict::Drop);

@@ -76,8 +76,9 @@ pub async fn settle(pipeline: &Arc<Pipeline>, outcome: Outcome, started: Instant
             0,
         );
         record.event = r.event.into();
+        record.audit_id = pipeline.audit().next_audit_id(&pipeline.session_id());
         Outcome {
-            verdict: Verdict::Answer(r.to_response(Some(&id), "")),
+            verdict: Verdict::Answer(r.to_response(Some(&id), &record.audit_id)),
             record,
         }
     })
