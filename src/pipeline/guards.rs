@@ -12,14 +12,15 @@ use crate::pins::{poison_scanner, Baseline, BaselineConfig, OnDrift, Origin, Pin
 use crate::policy::{register_sighup, PolicyHandle, RateLimiter, Watcher};
 use crate::sig::keys::{KeyRole, TrustedKeys};
 use crate::sig::verifier::{Clock, Mode, Verifier, VerifierConfig};
-use crate::trust::{Flusher, Thresholds, TrustRecorder, TrustStore};
+use crate::trust::{Flusher, TrustRecorder, TrustStore};
 
 #[derive(Default)]
 pub struct Guards {
     /// `None` when `signatures.mode = "off"`.
     pub verifier: Option<Verifier>,
     pub trust: Option<Arc<TrustRecorder>>,
-    pub thresholds: Thresholds,
+    /// `[policy] risk_thresholds`: the trust each risk needs (the gate is `policy_step.rs`).
+    pub thresholds: crate::config::RiskThresholds,
     /// Capability baseline of this server; `None` only in tests.
     pub pins: Option<Arc<Baseline>>,
     /// The policy in force (hot-reloaded); `None` only in tests.
@@ -146,11 +147,7 @@ impl Guards {
             _policy_watcher: watcher,
             verifier,
             trust: Some(recorder),
-            thresholds: Thresholds {
-                low: t.low,
-                medium: t.medium,
-                high: t.high,
-            },
+            thresholds: t,
             pins: Some(pins),
             _flusher: Some(flusher),
         })
