@@ -669,3 +669,53 @@ fn a_drifted_tool_is_held() {
     assert!(by_id(&run, 4)["result"].is_object());
     assert_eq!(fake.calls(), ["signed"], "the held tool was never called");
 }
+
+/// `audit.log_arguments = "redacted"`: a call's record keeps its arguments with secrets
+/// replaced (the default keeps only the digest).
+#[test]
+fn records_keep_arguments_as_configured() {
+    let fake = Fake::start("fs");
+    let dir = state(Some("[audit]\nlog_arguments = \"redacted\"\n"));
+    let with_args = |id: i64, tool: &str, args: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{args}}}}}"#
+        )
+    };
+    let secret = r#"{"note":"deploy with ghp_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"}"#;
+    let run = connect(
+        &fake.url,
+        "fs",
+        dir.path(),
+        &[
+            INIT,
+            INITIALIZED,
+            &list(2),
+            &with_args(3, "plain", r#"{"city":"Lisbon"}"#),
+            &with_args(4, "plain", secret),
+        ],
+    );
+    assert!(by_id(&run, 3)["result"].is_object());
+    let _ = by_id(&run, 4);
+    let audit = audit_records(dir.path());
+    let sent = |id: &str| {
+        audit
+            .iter()
+            .find(|r| r["direction"] == "client_to_server" && r["id"] == id)
+            .unwrap_or_else(|| panic!("record of {id}: {}", summary(&audit)))
+    };
+    assert_eq!(
+        sent("3")["arguments"],
+        serde_json::json!({"city": "Lisbon"})
+    );
+    let kept = sent("4")["arguments"]["note"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(kept.contains("[REDACTED:"), "{kept}");
+    assert!(!kept.contains("ghp_a1B2"), "{kept}");
+    assert!(!std::fs::read_dir(dir.path().join("audit"))
+        .unwrap()
+        .any(|e| std::fs::read_to_string(e.unwrap().path())
+            .unwrap()
+            .contains("ghp_a1B2")));
+}
