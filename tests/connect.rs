@@ -719,3 +719,71 @@ fn records_keep_arguments_as_configured() {
             .unwrap()
             .contains("ghp_a1B2")));
 }
+
+/// A call the policy sends to a human waits in the approval queue (the client declared no
+/// elicitation), reaches the server only once `mcp-warden approve` signed it, and its answer
+/// then comes back as usual; a denied one is answered -32014 and never sent.
+#[test]
+fn approval_holds_wait_for_a_human() {
+    let fake = Fake::start("fs");
+    let dir = state(Some("[policy]\napproval_timeout_secs = 30\n"));
+    std::fs::create_dir_all(dir.path().join("policies")).expect("policies");
+    std::fs::write(
+        dir.path().join("policies/fs.toml"),
+        "[server]\nmatch = [\"fs\"]\ndefault_risk = \"low\"\n\n[[tool]]\nname = \"wipe\"\nrisk = \"high\"\naction = \"approve\"\n",
+    )
+    .expect("policy");
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mcp-warden"))
+            .args(args)
+            .env("MCP_WARDEN_STATE", dir.path())
+            .output()
+            .expect("mcp-warden")
+    };
+    let pending = || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = cli(&["approvals"]);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if let Some(line) = text
+                .lines()
+                .find(|l| l.split_whitespace().nth(2) == Some("wipe"))
+            {
+                return line.split_whitespace().next().expect("id").to_owned();
+            }
+            assert!(Instant::now() < deadline, "no pending approval: {text}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let mut c = harness::Live::start(&fake.url, "fs", dir.path());
+    c.send(INIT);
+    assert!(c.recv()["result"].is_object());
+    c.send(INITIALIZED);
+    c.send(&list(2));
+    assert!(listed(&c.recv()).contains(&"wipe".to_owned()));
+
+    c.send(&call(3, "wipe"));
+    let ticket = pending();
+    assert!(
+        fake.calls().is_empty(),
+        "nothing is sent while the call waits"
+    );
+    let out = cli(&["approve", &ticket]);
+    assert!(out.status.success(), "approve: {out:?}");
+    let answer = c.recv();
+    assert_eq!(answer["id"], 3, "{answer}");
+    assert_eq!(
+        answer["result"]["content"][0]["text"],
+        "answer to tools/call"
+    );
+    assert_eq!(fake.calls(), ["wipe"]);
+
+    c.send(&call(4, "wipe"));
+    let ticket = pending();
+    let out = cli(&["deny", &ticket]);
+    assert!(out.status.success(), "deny: {out:?}");
+    let answer = c.recv();
+    assert_eq!(answer["id"], 4, "{answer}");
+    assert_eq!(answer["error"]["code"], -32014, "{answer}");
+    assert_eq!(fake.calls(), ["wipe"], "the denied call was never sent");
+}
