@@ -787,3 +787,24 @@ fn approval_holds_wait_for_a_human() {
     assert_eq!(answer["error"]["code"], -32014, "{answer}");
     assert_eq!(fake.calls(), ["wipe"], "the denied call was never sent");
 }
+
+/// `[[servers]] headers` (a remote server's own credentials) go on every request; the ones
+/// `connect` owns (session, protocol, signature) cannot be overridden from there.
+#[test]
+fn configured_upstream_headers_are_sent() {
+    let fake = Fake::start("fs");
+    let dir = state(Some(&format!(
+        "[[servers]]\nname = \"fs\"\nurl = \"{}\"\nheaders = {{ Authorization = \"Bearer remote-token\", \"Mcp-Session-Id\" = \"forged\" }}\n",
+        fake.url
+    )));
+    let run = connect(&fake.url, "fs", dir.path(), &[INIT, INITIALIZED, &list(2)]);
+    assert!(by_id(&run, 2)["result"].is_object());
+    let seen = fake.seen();
+    let posts: Vec<_> = seen.iter().filter(|s| s.method == "POST").collect();
+    assert_eq!(posts.len(), 3);
+    for post in &posts {
+        assert_eq!(post.header("authorization"), Some("Bearer remote-token"));
+    }
+    assert_eq!(posts[0].header("mcp-session-id"), None);
+    assert_eq!(posts[1].header("mcp-session-id"), Some(SESSION));
+}

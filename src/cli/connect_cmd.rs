@@ -218,6 +218,7 @@ pub fn run(args: ConnectArgs) -> i32 {
         key,
         pinned_key,
         tls,
+        headers: entry.map(|e| e.headers.clone()).unwrap_or_default(),
         state,
         window_secs: config.signatures.window_secs,
         grace: Duration::from_secs(config.proxy.shutdown_grace_secs),

@@ -49,6 +49,8 @@ pub struct Options {
     pub pinned_key: Option<String>,
     /// `[[servers]] tls_*` for this server.
     pub tls: tls::TlsFiles,
+    /// `[[servers]] headers` for this server (its credentials).
+    pub headers: std::collections::BTreeMap<String, String>,
     pub state: std::path::PathBuf,
     pub window_secs: u64,
     /// How long to wait for answers in flight once the client closed stdin.
@@ -71,7 +73,8 @@ pub fn run(opts: Options) -> Result<i32, String> {
 }
 
 async fn serve(opts: Options) -> Result<i32, String> {
-    let upstream = http::Upstream::new(&opts.url, &opts.server, opts.key, &opts.tls)?;
+    let upstream =
+        http::Upstream::new(&opts.url, &opts.server, opts.key, &opts.tls, &opts.headers)?;
     let pin = ServerPin::load(
         &opts.server,
         opts.pinned_key.as_deref(),
