@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use super::{fail, load_config, state_dir, EXIT_CHECK_FAILED, EXIT_CONFIG, EXIT_USAGE};
 use crate::audit::AuditLog;
-use crate::codec::Limits;
 use crate::config::{self, Config};
 use crate::connect;
 use crate::pipeline::{Guards, Pipeline};
@@ -173,11 +172,7 @@ pub fn run(args: ConnectArgs) -> i32 {
         &audit,
         &server,
     );
-    let limits = Limits {
-        max_message_bytes: config.proxy.max_message_bytes,
-        max_keys_per_object: config.proxy.max_keys_per_object,
-        ..Limits::default()
-    };
+    let limits = super::limits(&config);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let origin = crate::pins::Origin::Url {
         url: args.url.clone(),
@@ -197,20 +192,8 @@ pub fn run(args: ConnectArgs) -> i32 {
         guards.proxy_state.protect(file);
     }
     let (_admin, admin_note) = super::wrap_cmd::admin_port(&config, &state, &mut guards);
-    for f in config::lint::check(&config, &config::ProcessEnv, &state) {
-        eprintln!(
-            "mcp-warden: {}: {}",
-            if f.error { "error" } else { "warning" },
-            f.text
-        );
-    }
-    eprintln!(
-        "mcp-warden: connect {server} ({}): state {}, audit {}, policy {}, {admin_note}",
-        args.url,
-        state.display(),
-        audit.path().display(),
-        config::lint::policy_sources(&config, &state).join(" + "),
-    );
+    let doing = format!("connect {server} ({})", args.url);
+    super::report_start(&config, &state, &doing, audit.path(), &admin_note);
     let pipeline = Arc::new(Pipeline::new(&server, limits, audit, Arc::new(guards)));
     let opts = connect::Options {
         url: args.url,
