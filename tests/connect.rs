@@ -808,3 +808,44 @@ fn configured_upstream_headers_are_sent() {
     assert_eq!(posts[0].header("mcp-session-id"), None);
     assert_eq!(posts[1].header("mcp-session-id"), Some(SESSION));
 }
+
+/// Without `--name`, the server (audit records, pins, policy) is the `[[servers]]` entry with
+/// this URL, else a name derived from the URL, never just the bare host.
+#[test]
+fn the_server_name_comes_from_config_else_from_the_url() {
+    let fake = Fake::start("remote-fs");
+    let dir = state(Some(&format!(
+        "[[servers]]\nname = \"remote-fs\"\nurl = \"{}\"\n",
+        fake.url
+    )));
+    let run = harness::connect_with(&[&fake.url], dir.path(), &[INIT, INITIALIZED, &list(2)]);
+    assert!(by_id(&run, 2)["result"].is_object());
+    let audit = audit_records(dir.path());
+    let named: Vec<_> = audit.iter().filter(|r| r["method"].is_string()).collect();
+    assert!(!named.is_empty());
+    assert!(
+        named.iter().all(|r| r["server"] == "remote-fs"),
+        "{}",
+        summary(&audit)
+    );
+
+    let dir = state(None);
+    let run = harness::connect_with(&[&fake.url], dir.path(), &[INIT, INITIALIZED, &list(2)]);
+    assert!(by_id(&run, 2)["result"].is_object());
+    let port = fake
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.split('/').next())
+        .expect("port");
+    let want = format!("127.0.0.1_{port}");
+    let audit = audit_records(dir.path());
+    assert!(
+        audit
+            .iter()
+            .filter(|r| r["method"].is_string())
+            .all(|r| r["server"] == want.as_str()),
+        "{want}: {}",
+        summary(&audit)
+    );
+}

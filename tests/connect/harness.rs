@@ -36,8 +36,14 @@ pub struct Run {
 
 /// Feeds `lines` to `connect`, closes stdin, and collects what came out.
 pub fn connect(url: &str, server: &str, state: &Path, lines: &[&str]) -> Run {
+    connect_with(&[url, "--server", server], state, lines)
+}
+
+/// `connect` with these arguments.
+pub fn connect_with(args: &[&str], state: &Path, lines: &[&str]) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-warden"))
-        .args(["connect", url, "--server", server])
+        .arg("connect")
+        .args(args)
         .env("MCP_WARDEN_STATE", state)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
