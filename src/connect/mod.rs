@@ -33,7 +33,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::codec::{Frame, FrameReader};
-use crate::pipeline::{Pipeline, Verdict};
+use crate::pipeline::deliver::{self, Settled};
+use crate::pipeline::Pipeline;
 use crate::sig::SigningKey;
 
 pub use pin::ServerPin;
@@ -151,10 +152,11 @@ async fn serve(opts: Options) -> Result<i32, String> {
     // Every request still waiting gets its one answer, and its record.
     for outcome in pipeline.abandon_pending("connect is shutting down before the server answered") {
         let started = std::time::Instant::now();
-        if let Verdict::Answer(bytes) = &outcome.verdict {
-            ctx.emit(bytes.clone()).await;
+        if let Settled::Act(d) = deliver::settle(&pipeline, outcome, started) {
+            if let Some(answer) = d.back {
+                ctx.emit(answer).await;
+            }
         }
-        pipeline.finish(outcome.record, started);
     }
     // A last signed checkpoint covers the tail, then everything is on disk.
     pipeline.audit().checkpoint_now();

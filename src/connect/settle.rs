@@ -1,9 +1,9 @@
-//! Acting on one pipeline verdict in `connect`, the way `transport/stdio.rs` does for `wrap`:
-//! the record written once per message (durable first for high-risk calls, refused when it
-//! cannot be), holds waited out off the runtime's workers and then forwarded or answered,
-//! sampling answered by the backend, the proxy's answers sent back to whoever sent the message.
-//! What passes goes back to the caller, which knows how to send it on (a POST for the client's
-//! messages, a stdout line for the server's).
+//! Where `connect` acts on what `pipeline::deliver` settled, as `transport/stdio.rs` does for
+//! `wrap`: `deliver` seals the record (durable ones synced first, off the runtime's workers,
+//! refused when they cannot be) and says what goes on and what goes back; this file only knows
+//! where those go in `connect`. Holds and sampling run on tasks of their own (other messages keep
+//! flowing), their outcome settled again here. What passes goes back to the caller, which knows
+//! how to send it on (a POST for the client's messages, a stdout line for the server's).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,14 +14,16 @@ use bytes::Bytes;
 
 use super::relay::Ctx;
 use crate::audit::Direction;
-use crate::pipeline::{Outcome, Verdict};
+use crate::pipeline::deliver::{self, Onward, Settled};
+use crate::pipeline::Outcome;
 
 /// A boxed future: the POST path relays answers, which settle verdicts, which may POST again.
 pub type Boxed = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 impl Ctx {
     /// Acts on `outcome` for a message that came from `direction`'s sender. Returns the bytes
-    /// to pass on to its peer (the original `line` when the verdict is `Forward`).
+    /// to pass on to its peer (the original `line` when the verdict is `Forward`); the record is
+    /// written when this returns (or was on disk before, when durable).
     pub async fn settle(
         self: &Arc<Self>,
         outcome: Outcome,
@@ -29,125 +31,59 @@ impl Ctx {
         direction: Direction,
         started: Instant,
     ) -> Option<Bytes> {
-        let Outcome { verdict, record } = outcome;
-        match verdict {
-            Verdict::Hold(held) => {
-                self.pipeline.finish(record, started);
+        match deliver::settle_async(&self.pipeline, outcome, started).await {
+            Settled::Act(d) => {
+                if let Some(back) = d.back {
+                    self.answer_sender(back, direction).await;
+                }
+                match d.onward? {
+                    Onward::Original => Some(line),
+                    Onward::Bytes(b) => Some(Bytes::from(b)),
+                }
+            }
+            Settled::Hold(held) => {
                 // Asked through the client: the proxy's own `elicitation/create` goes out now
                 // (its answer is consumed by `from_client`, never forwarded).
                 if let Some(ask) = &held.ask {
                     self.emit(ask.clone()).await;
                 }
-                // The wait blocks: its own blocking thread, other messages keep flowing.
                 let ctx = Arc::clone(self);
                 tokio::spawn(async move {
-                    let p = Arc::clone(&ctx.pipeline);
-                    let resolved = tokio::task::spawn_blocking(move || {
-                        let resolution = p.wait_for(&held);
-                        let cancel = p.ask_abandoned(&held, &resolution);
-                        (cancel, p.resolve_hold(*held, resolution))
-                    })
-                    .await;
-                    let Ok((cancel, outcome)) = resolved else {
-                        return;
-                    };
-                    if let Some(cancel) = cancel {
-                        ctx.emit(cancel).await;
+                    let waited = deliver::wait_hold_async(&ctx.pipeline, *held).await;
+                    if let Some(withdraw) = waited.withdraw {
+                        ctx.emit(withdraw).await;
                     }
-                    let passed = ctx
-                        .settle_now(outcome, Bytes::new(), direction, Instant::now())
+                    ctx.settle_later(waited.outcome, direction, Instant::now())
                         .await;
-                    if let Some(bytes) = passed {
-                        ctx.pass_on(bytes, direction).await;
-                    }
                 });
                 None
             }
-            Verdict::Sample(job) => {
+            Settled::Sample(job, record) => {
                 // The backend takes seconds: a task of its own; the answer goes to the server.
                 let ctx = Arc::clone(self);
                 tokio::spawn(async move {
-                    let p = Arc::clone(&ctx.pipeline);
-                    let started = job.started;
-                    let resolved =
-                        tokio::task::spawn_blocking(move || p.run_sampling(*job, record)).await;
-                    if let Ok(outcome) = resolved {
-                        let passed = ctx
-                            .settle_now(outcome, Bytes::new(), direction, started)
-                            .await;
-                        if let Some(bytes) = passed {
-                            ctx.pass_on(bytes, direction).await;
-                        }
+                    let ran = deliver::run_sample_async(&ctx.pipeline, *job, record).await;
+                    if let Some((outcome, started)) = ran {
+                        ctx.settle_later(outcome, direction, started).await;
                     }
                 });
                 None
             }
-            verdict => {
-                self.settle_now(Outcome { verdict, record }, line, direction, started)
-                    .await
-            }
         }
     }
 
-    /// A verdict that needs no waiting. A record marked durable (high-risk calls, or any call
-    /// while the audit sink fails) is on disk before the message is passed on; when it cannot
-    /// be written the message is refused (fail closed).
-    async fn settle_now(
-        self: &Arc<Self>,
+    /// The outcome of a wait (a hold's decision, the backend's answer), settled and passed on.
+    fn settle_later(
+        self: Arc<Self>,
         outcome: Outcome,
-        line: Bytes,
         direction: Direction,
         started: Instant,
-    ) -> Option<Bytes> {
-        let Outcome { verdict, record } = outcome;
-        let forwards = matches!(
-            verdict,
-            Verdict::Forward | Verdict::Rewrite(_) | Verdict::Split { .. }
-        );
-        if record.durable && forwards {
-            let id = record.id.clone();
-            let p = Arc::clone(&self.pipeline);
-            // fsync: off the runtime's workers.
-            let written =
-                tokio::task::spawn_blocking(move || p.finish_durable(record, started)).await;
-            let failed = match written {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e.to_string()),
-                Err(e) => Some(e.to_string()),
-            };
-            if let Some(e) = failed {
-                eprintln!("mcp-warden connect: audit write failed, refusing the call: {e}");
-                if let Some(answer) = self.pipeline.audit_failure_answer(id.as_deref()) {
-                    self.answer_sender(answer, direction).await;
-                }
-                return None;
+    ) -> Boxed {
+        Box::pin(async move {
+            if let Some(bytes) = self.settle(outcome, Bytes::new(), direction, started).await {
+                self.pass_on(bytes, direction).await;
             }
-            return self.act(verdict, line, direction).await;
-        }
-        let passed = self.act(verdict, line, direction).await;
-        self.pipeline.finish(record, started);
-        passed
-    }
-
-    async fn act(
-        self: &Arc<Self>,
-        verdict: Verdict,
-        line: Bytes,
-        direction: Direction,
-    ) -> Option<Bytes> {
-        match verdict {
-            Verdict::Forward => Some(line),
-            Verdict::Rewrite(bytes) => Some(Bytes::from(bytes)),
-            Verdict::Answer(bytes) => {
-                self.answer_sender(bytes, direction).await;
-                None
-            }
-            Verdict::Split { forward, answer } => {
-                self.answer_sender(answer, direction).await;
-                Some(Bytes::from(forward))
-            }
-            Verdict::Drop | Verdict::Hold(_) | Verdict::Sample(_) => None,
-        }
+        })
     }
 
     /// The proxy's answer goes back to the message's sender: the client on stdout; the server

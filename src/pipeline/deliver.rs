@@ -163,6 +163,44 @@ pub fn run_sample(p: &Pipeline, job: Sampling, record: RecordGuard) -> (Outcome,
     (p.run_sampling(job, record.take()), started)
 }
 
+/// `settle` for async transports that judged on the worker (the checks were cheap): a record
+/// that must be durable is synced on the blocking pool, never on an async worker.
+pub async fn settle_async(p: &Arc<Pipeline>, outcome: Outcome, started: Instant) -> Settled {
+    if !outcome.record.durable {
+        return settle(p, outcome, started);
+    }
+    let q = p.clone();
+    match tokio::task::spawn_blocking(move || settle(&q, outcome, started)).await {
+        Ok(s) => s,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// `wait_hold` on the blocking pool, for async transports that keep other messages flowing
+/// meanwhile; a wait that cannot complete ends in -32014, never in a forward.
+pub async fn wait_hold_async(p: &Arc<Pipeline>, held: Held) -> Waited {
+    let (q, id) = (p.clone(), held.id.clone());
+    match tokio::task::spawn_blocking(move || wait_hold(&q, held)).await {
+        Ok(waited) => waited,
+        Err(_) => Waited {
+            outcome: p.wait_failed(&id),
+            withdraw: None,
+        },
+    }
+}
+
+/// `run_sample` on the blocking pool, for async transports.
+pub async fn run_sample_async(
+    p: &Arc<Pipeline>,
+    job: Sampling,
+    record: RecordGuard,
+) -> Option<(Outcome, Instant)> {
+    let q = p.clone();
+    tokio::task::spawn_blocking(move || run_sample(&q, job, record))
+        .await
+        .ok()
+}
+
 /// `settle` for async transports: `judge` (the pipeline's checks) and the settling run on the
 /// blocking pool, never on an async worker — they may write approval tickets, update the pin
 /// store (flock, fsync, rename) or sync a durable record — and a hold is waited out there too,
