@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{HttpUpstream, Pool, Route, Upstream};
+use super::Route;
 use crate::config::SamplingRoute;
 use crate::inference::Backend;
 
@@ -17,18 +17,13 @@ use crate::inference::Backend;
 const PROBE_EVERY: Duration = Duration::from_secs(5);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-enum Probe {
-    Pool(Arc<Pool>),
-    Http {
-        upstream: Arc<HttpUpstream>,
-        up: AtomicBool,
-    },
-}
-
 struct Entry {
     name: String,
     policy: bool,
-    probe: Probe,
+    /// The route, for its upstream's readiness (`Upstream::ready`, `probe`).
+    route: Arc<Route>,
+    /// The last background probe's answer (HTTP upstreams).
+    probed: AtomicBool,
     /// `sampling = "backend"`: the inference backend must answer `/health` and list a model.
     backend: Option<(Arc<Backend>, AtomicBool)>,
 }
@@ -45,18 +40,12 @@ impl Health {
             if entries.iter().any(|e| e.name == r.name) {
                 continue;
             }
-            let probe = match &r.upstream {
-                Upstream::Stdio(pool) => Probe::Pool(pool.clone()),
-                Upstream::Http(up) => Probe::Http {
-                    upstream: up.clone(),
-                    up: AtomicBool::new(false),
-                },
-            };
             entries.push(Entry {
                 name: r.name.clone(),
                 // The guards refuse to build without a policy; a reload error keeps the old one.
                 policy: r.guards.policy.is_some(),
-                probe,
+                route: r.clone(),
+                probed: AtomicBool::new(false),
                 backend: r
                     .guards
                     .inference
@@ -77,17 +66,12 @@ impl Health {
     pub fn check(&self) -> Result<(), String> {
         let mut failing = Vec::new();
         for e in &self.entries {
-            let up = match &e.probe {
-                Probe::Pool(pool) => pool.healthy(),
-                Probe::Http { up, .. } => up.load(Ordering::Acquire),
-            };
+            let ready = e.route.upstream.ready(e.probed.load(Ordering::Acquire));
+            let up = ready.is_ok();
             if !e.policy {
                 failing.push(format!("{}: no policy loaded", e.name));
-            } else if !up {
-                failing.push(match &e.probe {
-                    Probe::Pool(_) => format!("{}: the server process did not start", e.name),
-                    Probe::Http { .. } => format!("{}: the upstream cannot be reached", e.name),
-                });
+            } else if let Err(why) = ready {
+                failing.push(format!("{}: {why}", e.name));
             }
             let backend_down = e
                 .backend
@@ -109,7 +93,7 @@ impl Health {
         if !self
             .entries
             .iter()
-            .any(|e| matches!(e.probe, Probe::Http { .. }) || e.backend.is_some())
+            .any(|e| e.route.upstream.probed() || e.backend.is_some())
         {
             return;
         }
@@ -119,9 +103,9 @@ impl Health {
             loop {
                 tick.tick().await;
                 for e in &health.entries {
-                    if let Probe::Http { upstream, up } = &e.probe {
-                        let ok = upstream.reachable(PROBE_TIMEOUT).await;
-                        up.store(ok, Ordering::Release);
+                    if e.route.upstream.probed() {
+                        let ok = e.route.upstream.probe(PROBE_TIMEOUT).await;
+                        e.probed.store(ok, Ordering::Release);
                     }
                     if let Some((backend, up)) = &e.backend {
                         // `/health` then `/v1/models`; the client blocks, so off the workers.

@@ -17,7 +17,8 @@
 //! | `sse.rs`            | SSE event parser and writer                                   |
 //! | `session.rs`        | session table: our ids ↔ pipeline and upstream                |
 //! | `routes.rs`         | which stream a stdio server's message goes to                 |
-//! | `upstream.rs`       | a session's upstream, either kind: open, send, events, close  |
+//! | `upstream.rs`       | the upstream, either kind, the one place they are told apart: route (stateless requests, readiness, stop) and session (open, send, events, close) |
+//! | `sole.rs`           | the modern era's process per request: prefetch, answer, cancel |
 //! | `stdio_upstream.rs` | one stdio process per session: writer, reader, keeper threads |
 //! | `pool.rs`           | pre-started stdio processes                                   |
 //! | `http_upstream.rs`  | hyper client and the headers an upstream may see              |
@@ -48,6 +49,7 @@ mod server;
 mod session;
 mod signer;
 mod slots;
+mod sole;
 /// Also the `connect` client's parser for upstream event streams.
 pub mod sse;
 mod status;
@@ -72,13 +74,7 @@ pub use http_upstream::HttpUpstream;
 pub use pool::Pool;
 pub use server::{run, serve};
 pub use signer::ResponseSigner;
-
-/// Where a route's messages go.
-pub enum Upstream {
-    /// A stdio server started per session from a pool of warm processes.
-    Stdio(Arc<Pool>),
-    Http(Arc<HttpUpstream>),
-}
+pub use upstream::Upstream;
 
 /// One configured server behind one or more paths.
 pub struct Route {

@@ -4,27 +4,19 @@
 //! the pool; a client that disconnects before its answer cancels the request upstream.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use base64::Engine as _;
 use hyper::body::Incoming;
 use hyper::header::HeaderMap;
-use hyper::{Method, Response, StatusCode};
+use hyper::{Response, StatusCode};
 
 use super::admission::{self, Opening};
 use super::body::{cpu, OutBody};
 use super::post;
-use super::prefetch;
-use super::relay::Relay;
-use super::signer::Egress;
-use super::slots::Slot;
-use super::status::{self, accepts_sse, collect_json, sse_response, EdgeRefusal, HEADER_MISMATCH};
-use super::stdio_upstream::StdioSession;
-use super::{Route, Shared, Upstream};
-use crate::audit::{Decision, Direction, Record};
-use crate::codec::{self, Decoded, Facts, Id};
+use super::status::{EdgeRefusal, HEADER_MISMATCH};
+use super::{Route, Shared};
+use crate::codec::{self, Decoded, Facts};
 use crate::pipeline::Pipeline;
 
 /// Methods whose target (`params.name` / `params.uri`) must be mirrored in `Mcp-Name`.
@@ -46,14 +38,15 @@ pub async fn handle(
     let proof = admission::prove(&route, &headers, &body)
         .await
         .and_then(|proof| {
-            let slot = match &route.upstream {
-                Upstream::Stdio(_) => Some(admission::admit_new(
+            let slot = if route.upstream.spawns_processes() {
+                Some(admission::admit_new(
                     &shared,
                     &proof,
                     client,
                     Opening::Process,
-                )?),
-                Upstream::Http(_) => admission::check(&proof).map(|()| None)?,
+                )?)
+            } else {
+                admission::check(&proof).map(|()| None)?
             };
             Ok((proof, slot))
         });
@@ -85,155 +78,20 @@ pub async fn handle(
         shared.audit.clone(),
         route.guards.clone(),
     ));
-    if let Upstream::Http(up) = &route.upstream {
-        // A call before any listing in its variant: the proxy lists first (prefetch.rs).
-        prefetch::before_call(
-            &p,
-            up,
-            &headers,
-            &body,
-            shared.limits.max_message_bytes,
-            shared.body_timeout,
-        )
+    // A call before any listing in its variant: the proxy lists first (through the upstream,
+    // or the request's own process, which then takes the call).
+    let ready = route
+        .upstream
+        .prefetch(&shared, &route, &p, &headers, &body)
         .await;
-    }
-    // The same for a stdio server: the request's own process answers the proxy's listing
-    // first, then takes the call.
-    let mut early: Option<Arc<StdioSession>> = None;
-    if let Upstream::Stdio(pool) = &route.upstream {
-        if let Some(request) = p.prefetch_request(&body) {
-            let started =
-                StdioSession::spawn(pool, &p, Egress::of(&route), shared.grace, || {}).await;
-            if let Ok(s) = started {
-                if s.send(&request).is_ok() {
-                    let waiting = p.clone();
-                    let _ = tokio::task::spawn_blocking(move || {
-                        waiting.await_prefetch(crate::pipeline::PREFETCH_WAIT)
-                    })
-                    .await;
-                }
-                early = Some(s);
-            }
-        }
-    }
     let (forward, answer) = post::judge(&p, body, proof.outcome).await;
     let Some(forward) = forward else {
         return post::refused(answer);
     };
-    match &route.upstream {
-        Upstream::Stdio(pool) => {
-            let peeks = codec::facts_all(&forward);
-            if !codec::facts::any_request(&peeks) {
-                // A notification to a stateless server: no process would outlive it.
-                return status::empty(StatusCode::ACCEPTED);
-            }
-            let s = match early.take() {
-                Some(s) => s,
-                None => {
-                    match StdioSession::spawn(pool, &p, Egress::of(&route), shared.grace, || {})
-                        .await
-                    {
-                        Ok(s) => s,
-                        Err(e) => {
-                            tracing::warn!("cannot start {:?}: {e}", pool.argv().join(" "));
-                            return status::text(
-                                StatusCode::BAD_GATEWAY,
-                                "cannot start the server",
-                            );
-                        }
-                    }
-                }
-            };
-            let slot = accepts_sse(&headers)
-                .then(|| shared.stream_slot())
-                .flatten();
-            let (rx, answered) = s.routes.open_sole(&peeks, slot.is_some());
-            let _ = s.send(&forward);
-            let guard = Request {
-                s,
-                peeks,
-                answered,
-                _slot: process_slot,
-            };
-            match slot {
-                Some(release) => sse_response(
-                    OutBody::channel(rx, true)
-                        .on_drop(release)
-                        .on_drop(move || drop(guard)),
-                ),
-                None => {
-                    let r = collect_json(rx).await;
-                    drop(guard);
-                    r
-                }
-            }
-        }
-        Upstream::Http(up) => {
-            // Dropping this future (client gone) drops the upstream request: the upstream
-            // sees its connection close, the HTTP form of cancellation.
-            let resp = match up.send(Method::POST, &headers, None, forward).await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!("{e}");
-                    return status::text(
-                        StatusCode::BAD_GATEWAY,
-                        "the upstream server cannot be reached",
-                    );
-                }
-            };
-            let relay = Relay {
-                pipeline: p,
-                upstream: up.clone(),
-                session: None,
-                max: shared.limits.max_message_bytes,
-                egress: Egress::of(&route),
-            };
-            relay.respond(resp, || shared.stream_slot()).await
-        }
-    }
-}
-
-/// One request's process. Dropped when the answer went out — or when the client went away
-/// first: then the server is told `notifications/cancelled` before its stdin closes.
-struct Request {
-    s: Arc<StdioSession>,
-    peeks: Vec<Facts>,
-    answered: Arc<AtomicBool>,
-    /// The client's cap slot, held while the process runs.
-    _slot: Option<Slot<String>>,
-}
-
-impl Drop for Request {
-    fn drop(&mut self) {
-        if !self.answered.load(Ordering::Acquire) && self.s.is_alive() {
-            for id in self.peeks.iter().filter_map(|p| p.id.as_ref()) {
-                self.cancel(id);
-            }
-        }
-        self.s.close();
-    }
-}
-
-impl Request {
-    fn cancel(&self, id: &Id) {
-        let line = codec::facts::cancelled(id, "the HTTP client disconnected");
-        let p = self.s.pipeline();
-        let mut record = Record::new(
-            &p.session_id(),
-            &p.server,
-            Direction::Proxy,
-            line.len() as u64,
-        );
-        record.audit_id = p.audit().next_audit_id(&record.session);
-        record.event = "http.client_disconnected".into();
-        record.method = Some("notifications/cancelled".into());
-        record.id = Some(id.to_string());
-        record.decision = Decision::Allow;
-        record.reason =
-            Some("the client disconnected before the answer: request cancelled upstream".into());
-        let _ = self.s.send(&line);
-        p.finish(record, Instant::now());
-    }
+    route
+        .upstream
+        .send_stateless(&shared, &route, p, &headers, forward, ready, process_slot)
+        .await
 }
 
 /// `Mcp-Method` (every message with a method) and `Mcp-Name` (calls, reads, prompt gets) must be

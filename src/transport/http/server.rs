@@ -21,7 +21,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use super::slots::Counter;
 use super::status::EdgeRefusal;
-use super::{handler, Peer, ServeOptions, Shared, Upstream};
+use super::{handler, Peer, ServeOptions, Shared};
 
 /// A client at its connection cap is told to come back after this: by then a slow body has
 /// been cut off (or the client's other requests finished).
@@ -143,9 +143,7 @@ pub async fn serve(
         s.close();
     }
     for route in shared.routes.values() {
-        if let Upstream::Stdio(pool) = &route.upstream {
-            pool.stop();
-        }
+        route.upstream.stop();
     }
     // Give stdio servers their grace to exit on closed stdin and flush their last lines.
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -1,9 +1,12 @@
-//! A session's upstream, whichever kind it is, behind one interface: open it for a route, send
-//! it a client message the pipeline let through (and answer on the request's own stream), send
-//! the proxy's own request, open the stream of server messages not tied to a request, close it.
-//! A stdio process of the session's own (`StdioSession`) and an HTTP upstream session
-//! (`HttpSession`: the client, the upstream's session id) each keep their own state; this is
-//! the one place that tells them apart.
+//! The upstream, whichever kind it is, behind one interface; this is the one place that tells
+//! the kinds apart. A route's `Upstream` (a pool of stdio processes, or an HTTP client) answers
+//! what does not need a session: does a request hold a process, a modern request's prefetch and
+//! send (`sole.rs` for a process of its own, a sessionless POST otherwise), readiness, stop.
+//! A session's `SessionUpstream` is opened from it: send a client message the pipeline let
+//! through (and answer on the request's own stream), send the proxy's own request, open the
+//! stream of server messages not tied to a request, close it. A stdio process of the session's
+//! own (`StdioSession`) and an HTTP upstream session (`HttpSession`: the client, the upstream's
+//! session id) each keep their own state.
 
 use std::sync::Arc;
 
@@ -15,11 +18,125 @@ use super::body::OutBody;
 use super::http_upstream::HttpSession;
 use super::relay::{self, Relay};
 use super::signer::Egress;
+use super::slots::Slot;
 use super::status::{self, accepts_sse, collect_json, sse_response};
 use super::stdio_upstream::{SendError, StdioSession};
-use super::{Route, Shared, Upstream};
+use super::{prefetch, sole, HttpUpstream, Pool, Route, Shared};
 use crate::codec::{self, Facts};
 use crate::pipeline::Pipeline;
+
+/// Where a route's messages go.
+pub enum Upstream {
+    /// A stdio server started per session (or per modern request) from a pool of warm processes.
+    Stdio(Arc<Pool>),
+    Http(Arc<HttpUpstream>),
+}
+
+/// A modern request's upstream, readied before the request is judged: the process that
+/// answered the proxy's listing takes the call too.
+pub(super) struct Stateless(Option<Arc<StdioSession>>);
+
+impl Upstream {
+    /// Whether a session or a modern request holds a process of its own (counted against the
+    /// client's cap while it runs).
+    pub fn spawns_processes(&self) -> bool {
+        matches!(self, Upstream::Stdio(_))
+    }
+
+    /// Whether readiness needs a background probe (`probe`); a pool knows its own state.
+    pub fn probed(&self) -> bool {
+        matches!(self, Upstream::Http(_))
+    }
+
+    /// Probe reachability now (an HTTP upstream's TCP port; a pool's last start).
+    pub async fn probe(&self, timeout: std::time::Duration) -> bool {
+        match self {
+            Upstream::Stdio(pool) => pool.healthy(),
+            Upstream::Http(up) => up.reachable(timeout).await,
+        }
+    }
+
+    /// Ready to serve, given the last probe's result; else what `/readyz` says.
+    pub fn ready(&self, last_probe: bool) -> Result<(), &'static str> {
+        match self {
+            Upstream::Stdio(pool) if !pool.healthy() => Err("the server process did not start"),
+            Upstream::Http(_) if !last_probe => Err("the upstream cannot be reached"),
+            _ => Ok(()),
+        }
+    }
+
+    /// `serve` is stopping: no more warm processes.
+    pub fn stop(&self) {
+        if let Upstream::Stdio(pool) = self {
+            pool.stop();
+        }
+    }
+
+    /// A modern call before any listing in its variant: the proxy lists first, through the
+    /// upstream itself (`prefetch.rs`) or the request's own process (`sole.rs`).
+    pub(super) async fn prefetch(
+        &self,
+        shared: &Shared,
+        route: &Route,
+        p: &Arc<Pipeline>,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Stateless {
+        match self {
+            Upstream::Http(up) => {
+                let (max, timeout) = (shared.limits.max_message_bytes, shared.body_timeout);
+                prefetch::before_call(p, up, headers, body, max, timeout).await;
+                Stateless(None)
+            }
+            Upstream::Stdio(pool) => Stateless(sole::prefetch(shared, route, pool, p, body).await),
+        }
+    }
+
+    /// A judged modern request, sent without a session: a process of its own (which the
+    /// client's `process_slot` counts), or one POST upstream; its answer relayed.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn send_stateless(
+        &self,
+        shared: &Shared,
+        route: &Route,
+        p: Arc<Pipeline>,
+        headers: &HeaderMap,
+        forward: Bytes,
+        ready: Stateless,
+        process_slot: Option<Slot<String>>,
+    ) -> Response<OutBody> {
+        let up = match self {
+            Upstream::Stdio(pool) => {
+                return sole::answer(
+                    shared,
+                    route,
+                    pool,
+                    &p,
+                    headers,
+                    forward,
+                    ready.0,
+                    process_slot,
+                )
+                .await
+            }
+            Upstream::Http(up) => up,
+        };
+        // Dropping this future (client gone) drops the upstream request: the upstream sees its
+        // connection close, the HTTP form of cancellation.
+        let resp = match up.send(Method::POST, headers, None, forward).await {
+            Ok(r) => r,
+            Err(e) => return unreachable_upstream(&e),
+        };
+        let relay = Relay {
+            pipeline: p,
+            upstream: up.clone(),
+            session: None,
+            max: shared.limits.max_message_bytes,
+            egress: Egress::of(route),
+        };
+        relay.respond(resp, || shared.stream_slot()).await
+    }
+}
 
 pub enum SessionUpstream {
     Stdio(Arc<StdioSession>),
