@@ -326,6 +326,26 @@ mod tests {
         assert_eq!(lines(&p, &path), before + 1);
     }
 
+    /// `settle_async` syncs a durable record before it returns (off the worker), and the
+    /// delivery writes nothing more when dropped.
+    #[tokio::test(flavor = "current_thread")]
+    async fn settle_async_writes_a_durable_record_first() {
+        let (p, path, _d) = pipeline();
+        let before = lines(&p, &path);
+        let mut outcome = p.from_client(br#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#);
+        outcome.record.durable = true;
+        let Settled::Act(d) = settle_async(&p, outcome, Instant::now()).await else {
+            panic!("acted on");
+        };
+        assert!(d.onward.is_some());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap().lines().count(),
+            before + 1
+        );
+        drop(d);
+        assert_eq!(lines(&p, &path), before + 1);
+    }
+
     /// Async transports run the checks (approval tickets, pin store, durable records) on the
     /// blocking pool: the worker that accepts connections never waits on a disk.
     #[tokio::test(flavor = "current_thread")]

@@ -375,3 +375,25 @@ async fn to_http(
         .respond(resp, || shared.stream_slot())
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Readiness is told per kind here, and only here: an HTTP upstream by its last probe, a
+    /// pool by its last start; each says why not in the words `/readyz` shows.
+    #[test]
+    fn readiness_by_kind() {
+        let http = Upstream::Http(Arc::new(
+            HttpUpstream::new("http://127.0.0.1:9/mcp").unwrap(),
+        ));
+        assert!(http.probed() && !http.spawns_processes());
+        assert_eq!(http.ready(false), Err("the upstream cannot be reached"));
+        assert_eq!(http.ready(true), Ok(()));
+        // Size 0: no process started yet, assumed able to start one.
+        let stdio = Upstream::Stdio(Pool::new(vec!["true".into()], 0));
+        assert!(!stdio.probed() && stdio.spawns_processes());
+        assert_eq!(stdio.ready(false), Ok(()));
+        stdio.stop();
+    }
+}
