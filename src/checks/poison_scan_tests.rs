@@ -339,3 +339,22 @@ fn secret_files_listed_pass_and_asked_for_hit() {
         );
     }
 }
+
+/// The comment is found by substring search, with the bound the regex `<!--[\s\S]{0,2000}?-->`
+/// had: the shortest comment from the first opening that closes in time, newlines included.
+#[test]
+fn html_comment_bounds_as_the_regex_did() {
+    let within = format!("x <!--{}--> y", "é\n".repeat(1000));
+    assert_eq!(super::html_comment(&within), Some((2, within.len() - 2)));
+    let too_long = format!("<!--{}-->", "a".repeat(2001));
+    assert_eq!(super::html_comment(&too_long), None);
+    assert!(!kinds(&too_long).contains(&"html_comment"));
+    // A later opening that closes in time still counts.
+    let later = format!("<!--{} <!-- short -->", "a".repeat(2001));
+    assert_eq!(super::html_comment(&later), Some((2006, later.len())));
+    assert_eq!(super::html_comment("<!-- a --> <!-- b -->"), Some((0, 10)));
+    assert_eq!(super::html_comment("<!---->"), Some((0, 7)));
+    assert_eq!(super::html_comment("<!-->"), None);
+    assert_eq!(super::html_comment("a <!-- never closed"), None);
+    assert_eq!(super::html_comment("--> <!--"), None);
+}
