@@ -358,3 +358,31 @@ fn html_comment_bounds_as_the_regex_did() {
     assert_eq!(super::html_comment("a <!-- never closed"), None);
     assert_eq!(super::html_comment("--> <!--"), None);
 }
+
+/// The plain-ASCII shortcut finds the same whitespace padding as the per-character scan.
+#[test]
+fn plain_ascii_padding_matches_the_general_scan() {
+    let pad = |text: &str| {
+        let mut fast = Vec::new();
+        super::padding_only(text.as_bytes(), text, &mut fast);
+        fast.iter().map(|f| f.kind).collect::<Vec<_>>()
+    };
+    for (text, hit) in [
+        (format!("a{}b", " ".repeat(64)), true),
+        (format!("a{}b", " ".repeat(63)), false),
+        (format!("a{}b", "\r\n".repeat(8)), true),
+        (format!("a{}b", "\r\n".repeat(7)), false),
+        (format!("a{}", " ".repeat(100)), false),
+        (format!("{}\tb", "\t".repeat(70)), true),
+        ("ordinary text, with spaces.\nAnd lines.".to_owned(), false),
+    ] {
+        assert!(super::plain_ascii(&text));
+        assert_eq!(pad(&text) == ["whitespace_padding"], hit, "{text:?}");
+        // The general path (a non-ASCII character first keeps it off the shortcut).
+        let general = kinds(&format!("é{text}"));
+        assert_eq!(general.contains(&"whitespace_padding"), hit, "{text:?}");
+    }
+    assert!(!super::plain_ascii("esc \u{1b}[31m"));
+    assert!(!super::plain_ascii("nul \u{0}"));
+    assert!(kinds("esc \u{1b}[31m red").contains(&"terminal_escape"));
+}
