@@ -50,10 +50,12 @@ fn result_line(id: u64) -> Vec<u8> {
 }
 
 fn listing() -> Vec<Value> {
-    vec![json!({"name": "write_file", "description": "Write a file under the allowed roots",
+    vec![
+        json!({"name": "write_file", "description": "Write a file under the allowed roots",
         "inputSchema": {"type": "object", "properties": {
             "path": {"type": "string"}, "content": {"type": "string"}},
-            "required": ["path", "content"]}})]
+            "required": ["path", "content"]}}),
+    ]
 }
 
 struct Bench {
@@ -65,7 +67,11 @@ struct Bench {
 impl Bench {
     /// Run `op(i)` `ops` times per round; record the median ns per op over the rounds.
     fn run(&mut self, name: &str, ops: usize, mut op: impl FnMut(usize)) {
-        if self.filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
+        if self
+            .filter
+            .as_ref()
+            .is_some_and(|f| !name.contains(f.as_str()))
+        {
             return;
         }
         if !self.measure {
@@ -117,7 +123,13 @@ fn main() {
     let dir = temp_dir();
     if b.measure {
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-        println!("load average: {}", load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
+        println!(
+            "load average: {}",
+            load.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
     }
     stages(&mut b, &dir);
     let _ = std::fs::remove_dir_all(&dir);
@@ -148,8 +160,14 @@ fn stages(b: &mut Bench, dir: &Path) {
     let n_signed = if b.measure { 2_000 } else { 3 };
     let signed: Vec<Value> = (0..n_signed)
         .map(|i| {
-            message_scheme::sign_value(&call(i as u64), &key, AUD, now, &format!("benchnonce{i:014}"))
-                .unwrap()
+            message_scheme::sign_value(
+                &call(i as u64),
+                &key,
+                AUD,
+                now,
+                &format!("benchnonce{i:014}"),
+            )
+            .unwrap()
         })
         .collect();
     let expect = Expect {
@@ -208,7 +226,10 @@ fn stages(b: &mut Bench, dir: &Path) {
         no_scanner(),
     );
     pins.observe_tools(&listing(), SystemTime::now());
-    assert!(matches!(pins.check_call("write_file"), CallDecision::Allowed));
+    assert!(matches!(
+        pins.check_call("write_file"),
+        CallDecision::Allowed
+    ));
     b.run("pins check (call)", 20_000, |_| {
         black_box(pins.check_call(black_box("write_file")));
     });
@@ -254,15 +275,38 @@ fn stages(b: &mut Bench, dir: &Path) {
         p.finish(o.record, started);
         o.verdict
     };
-    send(&p, true, &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "b", "version": "1"}}}));
-    send(&p, false, &json!({"jsonrpc": "2.0", "id": 1, "result": {
-        "protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "echo", "version": "1"}}}));
-    send(&p, true, &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-    send(&p, true, &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}));
-    send(&p, false, &json!({"jsonrpc": "2.0", "id": 2, "result": {"tools": listing()}}));
+    send(
+        &p,
+        true,
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "b", "version": "1"}}}),
+    );
+    send(
+        &p,
+        false,
+        &json!({"jsonrpc": "2.0", "id": 1, "result": {
+        "protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "echo", "version": "1"}}}),
+    );
+    send(
+        &p,
+        true,
+        &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    );
+    send(
+        &p,
+        true,
+        &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    );
+    send(
+        &p,
+        false,
+        &json!({"jsonrpc": "2.0", "id": 2, "result": {"tools": listing()}}),
+    );
     let first = send(&p, true, &call(3));
-    assert!(matches!(first, Verdict::Forward), "the call is forwarded: {first:?}");
+    assert!(
+        matches!(first, Verdict::Forward),
+        "the call is forwarded: {first:?}"
+    );
     let calls: Vec<Vec<u8>> = (0..5_000u64)
         .map(|i| serde_json::to_vec(&call(i + 10)).unwrap())
         .collect();

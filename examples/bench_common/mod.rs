@@ -219,7 +219,11 @@ impl AuditStats {
     /// "records / bytes" per call.
     pub fn per_call(&self, calls: u64) -> String {
         let n = calls.max(1) as f64;
-        format!("{:.2} / {:.0}", self.lines as f64 / n, self.bytes as f64 / n)
+        format!(
+            "{:.2} / {:.0}",
+            self.lines as f64 / n,
+            self.bytes as f64 / n
+        )
     }
 
     pub fn to_json(self) -> Value {
@@ -280,7 +284,9 @@ const LAST: usize = 16;
 impl Table {
     /// The title lines, the load averages, the rule and the column heads.
     pub fn new(title: &str, load_before: &str, load_after: &str) -> Table {
-        let mut t = format!("{title}\nload average before: {load_before}\nload average after:  {load_after}\n");
+        let mut t = format!(
+            "{title}\nload average before: {load_before}\nload average after:  {load_after}\n"
+        );
         t += &Table::rule();
         t += &format!(
             "{:<LABEL$} {:>COL$} {:>COL$} {:>LAST$}\n",
@@ -304,12 +310,18 @@ impl Table {
 
     /// The heading of the rows that show `proxied − direct`.
     pub fn added_head(&mut self) {
-        self.0 += &format!("{:<LABEL$} {:>COL$} {:>COL$} {:>LAST$}\n", "", "", "", "added (p − d)");
+        self.0 += &format!(
+            "{:<LABEL$} {:>COL$} {:>COL$} {:>LAST$}\n",
+            "", "", "", "added (p − d)"
+        );
     }
 
     /// A latency: both figures and the proxy's addition.
     pub fn added(&mut self, name: &str, d: f64, p: f64) {
-        self.0 += &format!("{name:<LABEL$} {d:>COL$.1} {p:>COL$.1} {:>LAST$.1}\n", p - d);
+        self.0 += &format!(
+            "{name:<LABEL$} {d:>COL$.1} {p:>COL$.1} {:>LAST$.1}\n",
+            p - d
+        );
     }
 
     /// A figure of one side, or of both.

@@ -43,9 +43,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub use args::Opts;
-use client::{Conn, Session};
 pub use bench_common::Res;
 use bench_common::{cpu_us, ctx_switches, status_field, AuditStats, TempDir};
+use client::{Conn, Session};
 use procs::Server;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

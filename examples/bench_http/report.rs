@@ -4,7 +4,9 @@ use std::thread;
 
 use serde_json::{json, Value};
 
-use super::bench_common::{build_profile, median, unix_time, write_json, AuditStats, Table, Target};
+use super::bench_common::{
+    build_profile, median, unix_time, write_json, AuditStats, Table, Target,
+};
 use super::{Mode, Opts, Phase, Res, RoundResult, Streams};
 
 /// The issue's targets (issue 16), and what agentgateway reaches on the same kind of run.
@@ -97,7 +99,11 @@ pub fn print(
         }
     }
     t.value("serve CPU µs/call, c1 (*)", None, p1.proxy_cpu_us);
-    t.value(&format!("serve CPU µs/call, c{c} (*)"), None, pn.proxy_cpu_us);
+    t.value(
+        &format!("serve CPU µs/call, c{c} (*)"),
+        None,
+        pn.proxy_cpu_us,
+    );
     t.value(
         "echo server CPU µs/call, c1",
         Some(d1.echo_cpu_us),
@@ -140,8 +146,17 @@ pub fn print(
     t.end("(*) utime + stime of the serve process over the measured calls, / calls (the client\n    and the echo server run on the same machine and compete for its cores).\n");
     let checks = [
         Target::ratio_at_least("throughput, concurrency 1", ratio1, MIN_RATIO_C1),
-        Target::ratio_at_least(&format!("throughput, concurrency {c}"), ration, MIN_RATIO_CN),
-        Target::at_most("added p50, concurrency 1", added_p50, MAX_ADDED_P50_US, "µs"),
+        Target::ratio_at_least(
+            &format!("throughput, concurrency {c}"),
+            ration,
+            MIN_RATIO_CN,
+        ),
+        Target::at_most(
+            "added p50, concurrency 1",
+            added_p50,
+            MAX_ADDED_P50_US,
+            "µs",
+        ),
     ];
     t.targets(&checks);
     t.0 += &format!("  {REFERENCE}\n");
