@@ -263,7 +263,7 @@ fn stages(b: &mut Bench, dir: &Path) {
     )
     .expect("guards");
     let audit = AuditLog::open(&state.join("audit"), "bench", Fsync::Batch).expect("audit");
-    let p = Pipeline::new("bench", limits.clone(), audit, Arc::new(guards));
+    let p = Pipeline::new("bench", limits, audit, Arc::new(guards));
     let send = |p: &Pipeline, client: bool, v: &Value| -> Verdict {
         let bytes = serde_json::to_vec(v).unwrap();
         let started = Instant::now();
