@@ -307,43 +307,43 @@ mod tests {
         assert_eq!(lines(&p, &path), before + 2);
     }
 
-    /// A durable record is on disk before the bytes move, and is not written twice.
+    /// A durable ping, settled: its record is on disk before the bytes move, and is
+    /// not written twice.
+    fn durable_first(p: &Arc<Pipeline>, path: &std::path::Path, settled: Settled, before: usize) {
+        let Settled::Act(d) = settled else {
+            panic!("acted on");
+        };
+        assert!(d.onward.is_some());
+        assert_eq!(
+            std::fs::read_to_string(path).unwrap().lines().count(),
+            before + 1
+        );
+        drop(d);
+        assert_eq!(lines(p, path), before + 1);
+    }
+
+    fn durable_ping(p: &Pipeline, id: u32) -> Outcome {
+        let line = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+        let mut outcome = p.from_client(line.as_bytes());
+        outcome.record.durable = true;
+        outcome
+    }
+
     #[test]
     fn a_durable_record_is_on_disk_before_anything_moves() {
         let (p, path, _d) = pipeline();
         let before = lines(&p, &path);
-        let mut outcome = p.from_client(br#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#);
-        outcome.record.durable = true;
-        let Settled::Act(d) = settle(&p, outcome, Instant::now()) else {
-            panic!("acted on");
-        };
-        assert!(d.onward.is_some());
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap().lines().count(),
-            before + 1
-        );
-        drop(d);
-        assert_eq!(lines(&p, &path), before + 1);
+        let settled = settle(&p, durable_ping(&p, 2), Instant::now());
+        durable_first(&p, &path, settled, before);
     }
 
-    /// `settle_async` syncs a durable record before it returns (off the worker), and the
-    /// delivery writes nothing more when dropped.
+    /// The same from async code that judged on the worker: the sync happens off it.
     #[tokio::test(flavor = "current_thread")]
     async fn settle_async_writes_a_durable_record_first() {
         let (p, path, _d) = pipeline();
         let before = lines(&p, &path);
-        let mut outcome = p.from_client(br#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#);
-        outcome.record.durable = true;
-        let Settled::Act(d) = settle_async(&p, outcome, Instant::now()).await else {
-            panic!("acted on");
-        };
-        assert!(d.onward.is_some());
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap().lines().count(),
-            before + 1
-        );
-        drop(d);
-        assert_eq!(lines(&p, &path), before + 1);
+        let settled = settle_async(&p, durable_ping(&p, 3), Instant::now()).await;
+        durable_first(&p, &path, settled, before);
     }
 
     /// Async transports run the checks (approval tickets, pin store, durable records) on the

@@ -82,7 +82,7 @@ pub async fn handle(
     // or the request's own process, which then takes the call).
     let ready = route
         .upstream
-        .prefetch(&shared, &route, &p, &headers, &body)
+        .prefetch(&shared, &route, &p, &headers, &body, process_slot)
         .await;
     let (forward, answer) = post::judge(&p, body, proof.outcome).await;
     let Some(forward) = forward else {
@@ -90,7 +90,7 @@ pub async fn handle(
     };
     route
         .upstream
-        .send_stateless(&shared, &route, p, &headers, forward, ready, process_slot)
+        .send_stateless(&shared, &route, p, &headers, forward, ready)
         .await
 }
 

@@ -18,6 +18,7 @@ use super::signer::Egress;
 use super::slots::Slot;
 use super::status::{self, accepts_sse, collect_json, sse_response};
 use super::stdio_upstream::StdioSession;
+use super::upstream::Stateless;
 use super::{Route, Shared};
 use crate::audit::{Decision, Direction, Record};
 use crate::codec::{self, Facts, Id};
@@ -47,7 +48,6 @@ pub async fn prefetch(
 }
 
 /// Send the judged request to its process (`early`, or a fresh one) and answer on its stream.
-#[allow(clippy::too_many_arguments)]
 pub async fn answer(
     shared: &Shared,
     route: &Route,
@@ -55,9 +55,12 @@ pub async fn answer(
     p: &Arc<Pipeline>,
     headers: &HeaderMap,
     forward: Bytes,
-    early: Option<Arc<StdioSession>>,
-    process_slot: Option<Slot<String>>,
+    ready: Stateless,
 ) -> Response<OutBody> {
+    let Stateless {
+        early,
+        slot: process_slot,
+    } = ready;
     let peeks = codec::facts_all(&forward);
     if !codec::facts::any_request(&peeks) {
         // A notification to a stateless server: no process would outlive it.

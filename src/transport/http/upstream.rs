@@ -33,8 +33,11 @@ pub enum Upstream {
 }
 
 /// A modern request's upstream, readied before the request is judged: the process that
-/// answered the proxy's listing takes the call too.
-pub(super) struct Stateless(Option<Arc<StdioSession>>);
+/// answered the proxy's listing takes the call too; the client's cap slot for the process.
+pub(super) struct Stateless {
+    pub early: Option<Arc<StdioSession>>,
+    pub slot: Option<Slot<String>>,
+}
 
 impl Upstream {
     /// Whether a session or a modern request holds a process of its own (counted against the
@@ -81,20 +84,21 @@ impl Upstream {
         p: &Arc<Pipeline>,
         headers: &HeaderMap,
         body: &[u8],
+        slot: Option<Slot<String>>,
     ) -> Stateless {
-        match self {
+        let early = match self {
             Upstream::Http(up) => {
                 let (max, timeout) = (shared.limits.max_message_bytes, shared.body_timeout);
                 prefetch::before_call(p, up, headers, body, max, timeout).await;
-                Stateless(None)
+                None
             }
-            Upstream::Stdio(pool) => Stateless(sole::prefetch(shared, route, pool, p, body).await),
-        }
+            Upstream::Stdio(pool) => sole::prefetch(shared, route, pool, p, body).await,
+        };
+        Stateless { early, slot }
     }
 
     /// A judged modern request, sent without a session: a process of its own (which the
-    /// client's `process_slot` counts), or one POST upstream; its answer relayed.
-    #[allow(clippy::too_many_arguments)]
+    /// client's slot counts), or one POST upstream; its answer relayed.
     pub(super) async fn send_stateless(
         &self,
         shared: &Shared,
@@ -103,21 +107,10 @@ impl Upstream {
         headers: &HeaderMap,
         forward: Bytes,
         ready: Stateless,
-        process_slot: Option<Slot<String>>,
     ) -> Response<OutBody> {
         let up = match self {
             Upstream::Stdio(pool) => {
-                return sole::answer(
-                    shared,
-                    route,
-                    pool,
-                    &p,
-                    headers,
-                    forward,
-                    ready.0,
-                    process_slot,
-                )
-                .await
+                return sole::answer(shared, route, pool, &p, headers, forward, ready).await
             }
             Upstream::Http(up) => up,
         };
