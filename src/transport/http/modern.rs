@@ -123,7 +123,7 @@ pub async fn handle(
         }
     }
     let started = Instant::now();
-    let outcome = settle(&p, judge(&p, &body, proof.outcome).await, started).await;
+    let outcome = settle(&p, judge(&p, &body, proof.outcome, &headers).await, started).await;
     let Some((forward, answer)) = decide(&p, outcome, body, started) else {
         return status::empty(StatusCode::ACCEPTED);
     };

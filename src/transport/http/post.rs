@@ -279,7 +279,7 @@ pub async fn client_message(
         prefetch(shared, session, headers, request).await;
     }
     let started = Instant::now();
-    let outcome = settle(p, judge(p, &body, sig).await, started).await;
+    let outcome = settle(p, judge(p, &body, sig, headers).await, started).await;
     let Some((forward, answer)) = decide(p, outcome, body, started) else {
         return (status::empty(StatusCode::ACCEPTED), false);
     };

@@ -32,13 +32,23 @@ pub async fn cpu<T: Send + 'static>(len: usize, f: impl FnOnce() -> T + Send + '
 }
 
 /// The pipeline's verdict on a client message (its signature already checked: `checked`).
+/// Hook (issue 13): the request's W3C trace context headers join its record when `_meta` had
+/// none (`telemetry::traceparent::adopt_headers`).
 pub async fn judge(
     p: &Arc<Pipeline>,
     body: &Bytes,
     checked: Option<crate::sig::outcome::Outcome>,
+    headers: &HeaderMap,
 ) -> Outcome {
     let (p, b) = (p.clone(), body.clone());
-    cpu(body.len(), move || p.from_client_with(&b, checked.as_ref())).await
+    let mut outcome = cpu(body.len(), move || p.from_client_with(&b, checked.as_ref())).await;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    crate::telemetry::traceparent::adopt_headers(
+        &mut outcome.record,
+        header("traceparent"),
+        header("tracestate"),
+    );
+    outcome
 }
 
 pub fn accepts_sse(headers: &HeaderMap) -> bool {
