@@ -361,3 +361,101 @@ fn a_call_before_any_listing_is_answered() {
         assert_eq!(r.json()["error"]["code"], -32602);
     }
 }
+
+// ------------------------------------------------------------------ approval through the client
+
+/// Issue 11 in `serve`, legacy era: the official TypeScript SDK client (elicitation handler)
+/// over streamable HTTP, in front of the real filesystem server, under a policy that asks for
+/// approval of `write_file`. The proxy's `elicitation/create` arrives on the call's own POST
+/// stream and the SDK answers it with a POST of its own: accepted → the server writes the file;
+/// declined / cancelled → -32014 saying which, nothing written. The audit names the channel.
+#[test]
+fn serve_asks_the_typescript_sdk_client_for_approval() {
+    require_peers();
+    let base = tempfile::tempdir().unwrap();
+    let b = base.path().canonicalize().unwrap();
+    let (root, policies) = (b.join("root"), b.join("policies"));
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(
+        policies.join("fs.toml"),
+        "[server]\nmatch = [\"fs\"]\n\n[[tool]]\nname = \"write_file\"\nrisk = \"high\"\naction = \"approve\"\n",
+    )
+    .unwrap();
+    let server = http::repo()
+        .join("tests/peers/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js");
+    let config = format!(
+        "[policy]\napproval_timeout_secs = 20\nrisk_thresholds = {{ low = 0.0, medium = 0.0, high = 0.0 }}\n\n[[servers]]\nname = \"fs\"\ncommand = [\"node\", {:?}, {:?}]\n",
+        server.to_string_lossy(),
+        root.to_string_lossy()
+    );
+    let serve = Serve::start(
+        &config,
+        &[("MCP_WARDEN_POLICY_DIR", policies.to_str().unwrap())],
+    );
+    let run = |mode: &str, file: &str| -> Value {
+        let out = std::process::Command::new("node")
+            .arg(http::repo().join("tests/peers/ts_approval.mjs"))
+            .arg(mode)
+            .arg(root.join(file))
+            .arg(format!("written after {mode}"))
+            .arg("--")
+            .arg(serve.url("/mcp/fs"))
+            .output()
+            .expect("node");
+        assert!(
+            out.status.success(),
+            "{mode}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            serve.stderr.lock().unwrap()
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{mode}: not JSON ({e}): {:?}", out.stdout))
+    };
+    let accepted = run("accept", "accepted.txt");
+    assert_eq!(
+        accepted["asked"].as_array().map(Vec::len),
+        Some(1),
+        "{accepted}"
+    );
+    assert!(
+        accepted["asked"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("write_file") && m.contains("accepted.txt")),
+        "{accepted}"
+    );
+    assert!(accepted["error"].is_null(), "{accepted}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("accepted.txt")).unwrap_or_default(),
+        "written after accept"
+    );
+    for (mode, word) in [("decline", "declined"), ("cancel", "cancelled")] {
+        let file = format!("{mode}.txt");
+        let r = run(mode, &file);
+        assert_eq!(r["error"]["code"], -32014, "{mode}: {r}");
+        assert!(
+            r["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(word)),
+            "{mode}: {r}"
+        );
+        assert!(!root.join(&file).exists(), "{mode}: the file was written");
+    }
+    let audit = serve.audit();
+    let granted = audit
+        .iter()
+        .find(|r| r["event"] == "approval.granted")
+        .expect("approval.granted");
+    assert_eq!(
+        granted["detail"]["approval"]["channel"], "client_elicitation",
+        "{granted}"
+    );
+    // The client's answers were consumed by the proxy, never forwarded to the server.
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|r| r["event"] == "approval.client_answered")
+            .count(),
+        3
+    );
+}

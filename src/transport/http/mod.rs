@@ -31,6 +31,7 @@
 //! `StdioSession::act` and `Relay::verdict`; both end in `Egress::finish` (signing).
 
 mod admission;
+mod ask_stream;
 mod body;
 mod capabilities;
 mod edge;

@@ -13,6 +13,7 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Response, StatusCode};
 
 use super::admission::{self, Opening, Proof};
+use super::ask_stream;
 use super::body::{self, OutBody, ReadError};
 use super::edge;
 use super::http_upstream::{HttpSession, HttpUpstream};
@@ -208,6 +209,10 @@ async fn initialize(
         Ok(s) => s,
         Err(r) => return r,
     };
+    // Hook (issue 11): a client that takes event streams can be asked for approvals on them.
+    if accepts_sse(headers) {
+        session.pipeline.ask_through_client();
+    }
     let busy = session.busy();
     shared.sessions.insert(session.clone());
     let (resp, forwarded) = client_message(shared, &session, headers, body, proof.outcome).await;
@@ -267,7 +272,7 @@ pub fn open_session(
 /// Run one client message through the session's pipeline and act on the verdict. Returns the
 /// answer and whether the message went on to the upstream.
 pub async fn client_message(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     session: &Arc<Session>,
     headers: &HeaderMap,
     body: Bytes,
@@ -279,7 +284,31 @@ pub async fn client_message(
         prefetch(shared, session, headers, request).await;
     }
     let started = Instant::now();
-    let outcome = settle(p, judge(p, &body, sig, headers).await, started).await;
+    let judged = judge(p, &body, sig, headers).await;
+    // Hook (issue 11): a hold asked through the client answers on this POST's own event
+    // stream — the proxy's `elicitation/create` first, then the call's answer (`ask_stream`).
+    let judged = match ask_stream::take(judged) {
+        Ok((held, record)) => {
+            let resp =
+                ask_stream::respond(shared, session, headers, body, *held, record, started).await;
+            return (resp, true);
+        }
+        Err(outcome) => outcome,
+    };
+    let outcome = settle(p, judged, started).await;
+    act(shared, session, headers, body, outcome, started).await
+}
+
+/// Act on a settled verdict: answer, or forward to the upstream and relay its answer.
+pub async fn act(
+    shared: &Shared,
+    session: &Arc<Session>,
+    headers: &HeaderMap,
+    body: Bytes,
+    outcome: crate::pipeline::Outcome,
+    started: Instant,
+) -> (Response<OutBody>, bool) {
+    let p = &session.pipeline;
     let Some((forward, answer)) = decide(p, outcome, body, started) else {
         return (status::empty(StatusCode::ACCEPTED), false);
     };
