@@ -459,3 +459,103 @@ fn serve_asks_the_typescript_sdk_client_for_approval() {
         3
     );
 }
+
+/// Issue 11 in `serve`, modern era (stateless): a call that needs approval is answered
+/// `input_required` with a `requestState` bound to the verified key that signed the request.
+/// The same state retried by another trusted key is refused (-32014), by its own key it runs
+/// the call once (a replay is refused), and a declined answer is -32014.
+#[test]
+fn serve_modern_approval_state_is_bound_to_the_signing_key() {
+    let (key_a, public_a) = http::signing::vector_key();
+    let key_b = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+    let public_b = mcp_warden::sig::keys::public_key_to_string(&key_b.verifying_key());
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::write(
+        policies.path().join("echo.toml"),
+        "[server]\nmatch = [\"echo\"]\n\n[[tool]]\nname = \"echo\"\nrisk = \"high\"\naction = \"approve\"\n",
+    )
+    .unwrap();
+    let cfg = echo_config(&format!(
+        "[policy]\nrisk_thresholds = {{ low = 0.0, medium = 0.0, high = 0.0 }}\n[signatures]\nmode = \"enforce\"\n\
+         [[identity.trusted_keys]]\nname = \"a\"\npublic_key = {public_a:?}\nrole = \"client\"\n\
+         [[identity.trusted_keys]]\nname = \"b\"\npublic_key = {public_b:?}\nrole = \"client\"\n"
+    ));
+    let serve = Serve::start(
+        &cfg,
+        &[("MCP_WARDEN_POLICY_DIR", policies.path().to_str().unwrap())],
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut nonce = 0u8;
+    let mut call = |key: &ed25519_dalek::SigningKey, extra: Value| -> Value {
+        let mut params = json!({"name":"echo","arguments":{"text":"approved?"},"_meta":{
+            "io.modelcontextprotocol/protocolVersion":"2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities":{"elicitation":{"form":{}}}}});
+        if let (Some(p), Some(e)) = (params.as_object_mut(), extra.as_object()) {
+            p.extend(e.clone());
+        }
+        let body =
+            json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":params}).to_string();
+        nonce += 1;
+        let sig = http::signing::signed(key, body.as_bytes(), now, nonce);
+        let mut h: Vec<(&str, &str)> = vec![
+            JSON_ONLY,
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "echo"),
+        ];
+        h.extend(sig.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let r = request(serve.addr, "POST", "/mcp", &h, body.as_bytes());
+        assert_eq!(r.status / 100, 2, "{}", String::from_utf8_lossy(&r.body));
+        r.json()
+    };
+    let answer = |approve: bool, state: &Value| {
+        json!({"requestState": state, "inputResponses": {"mcp-warden/approval": {
+            "action": "accept", "content": {"approve": approve}}}})
+    };
+    let first = call(&key_a, json!({}));
+    assert_eq!(first["result"]["resultType"], "input_required", "{first}");
+    let state = first["result"]["requestState"].clone();
+    assert!(state.is_string(), "{first}");
+    let key = first["result"]["inputRequests"]
+        .as_object()
+        .and_then(|m| m.keys().next().cloned())
+        .expect("an input request");
+    assert_eq!(key, "mcp-warden/approval", "{first}");
+    // Another trusted key presenting A's state: refused, nothing runs.
+    let stolen = call(&key_b, answer(true, &state));
+    assert_eq!(stolen["error"]["code"], -32014, "{stolen}");
+    assert!(
+        stolen["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("does not match")),
+        "{stolen}"
+    );
+    // A's own retry runs the call, once.
+    let ok = call(&key_a, answer(true, &state));
+    assert_eq!(ok["result"]["content"][0]["text"], "approved?", "{ok}");
+    let replayed = call(&key_a, answer(true, &state));
+    assert_eq!(replayed["error"]["code"], -32014, "{replayed}");
+    assert!(
+        replayed["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("already used")),
+        "{replayed}"
+    );
+    // Declined: -32014 saying so.
+    let again = call(&key_a, json!({}));
+    let state = again["result"]["requestState"].clone();
+    let declined = call(&key_a, answer(false, &state));
+    assert_eq!(declined["error"]["code"], -32014, "{declined}");
+    let events = audit_events(&serve);
+    assert!(
+        events.contains(&"approval.state_refused".to_owned()),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&"approval.granted".to_owned()),
+        "{events:?}"
+    );
+}

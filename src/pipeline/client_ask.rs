@@ -45,6 +45,9 @@ pub(super) struct Asks {
     /// Asks whose carrying stream closed before the answer (`serve`: the call's POST stream).
     /// Only asks in flight enter, and their wait takes them out: bounded by `pending`.
     gone: Mutex<HashSet<String>>,
+    /// Stateless (`serve`, modern era): what a `requestState` is bound to instead of the
+    /// session, which lives for one request only (`mrtr.rs`).
+    pub(super) binding: std::sync::OnceLock<String>,
 }
 
 impl Pipeline {
@@ -110,6 +113,15 @@ impl Pipeline {
     /// the first message): approvals are then asked where the human is, when the client can.
     pub fn ask_through_client(&self) {
         self.holds.asks.enabled.store(true, Ordering::Release);
+    }
+
+    /// The transport is stateless (`serve`, modern era): each request has a pipeline of its
+    /// own, so modern approval rounds are bound to `binding` — the verified key id of the
+    /// request's signature, else the route (the MAC key is the per-process secret) — and their
+    /// spent nonces are kept process-wide. A state minted for one client cannot serve another.
+    pub fn ask_stateless(&self, binding: String) {
+        let _ = self.holds.asks.binding.set(binding);
+        self.ask_through_client();
     }
 
     /// Whether this session's approvals are asked through the client (legacy era, form

@@ -89,6 +89,12 @@ pub async fn handle(
         shared.audit.clone(),
         route.guards.clone(),
     ));
+    // Hook (issue 11): approvals asked as an `input_required` round, its state bound to the
+    // verified key (else the route) since no session outlives the request.
+    p.ask_stateless(match proof.kid() {
+        Some(kid) => format!("{}\nkey {kid}", route.name),
+        None => format!("{}\nunsigned", route.name),
+    });
     if let Upstream::Http(up) = &route.upstream {
         // A call before any listing in its variant: the proxy lists first (prefetch.rs).
         prefetch::before_call(
