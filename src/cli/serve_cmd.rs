@@ -193,8 +193,6 @@ fn build_routes(
         };
         let mut guards = Guards::from_config(config, &s.name, origin, state, clock.clone())?;
         guards.metrics = Some(built.metrics.clone());
-        // The relay cannot send a retried request and carry its answer back yet.
-        guards.retry_input_requests = matches!(upstream, Upstream::Stdio(_));
         let route = Arc::new(Route {
             name: s.name.clone(),
             upstream,

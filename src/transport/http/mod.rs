@@ -45,6 +45,7 @@ mod pool;
 mod post;
 mod prefetch;
 mod relay;
+mod retry;
 mod routes;
 mod server;
 mod session;

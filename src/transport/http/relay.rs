@@ -146,9 +146,14 @@ impl Relay {
         }
     }
 
-    async fn settle(&self, outcome: Outcome, started: Instant) -> Option<Bytes> {
+    pub(super) async fn settle(&self, outcome: Outcome, started: Instant) -> Option<Bytes> {
         let Outcome { verdict, record } = outcome;
         let verdict = match verdict {
+            // Hook (issue 12): a modern `input_required` the backend fulfils; the retried
+            // call's answer takes its place for the client (`retry.rs`).
+            Verdict::Sample(job) if job.retries() => {
+                return super::retry::fulfil(self, *job, record).await;
+            }
             Verdict::Hold(held) => {
                 self.pipeline.finish(record, started);
                 let p = self.pipeline.clone();
