@@ -371,6 +371,16 @@ fn a_call_before_any_listing_is_answered() {
 /// declined / cancelled → -32014 saying which, nothing written. The audit names the channel.
 #[test]
 fn serve_asks_the_typescript_sdk_client_for_approval() {
+    serve_asks_the_sdk_client_for_approval("ts");
+}
+
+/// The same with the official Python SDK client.
+#[test]
+fn serve_asks_the_python_sdk_client_for_approval() {
+    serve_asks_the_sdk_client_for_approval("py");
+}
+
+fn serve_asks_the_sdk_client_for_approval(client: &str) {
     require_peers();
     let base = tempfile::tempdir().unwrap();
     let b = base.path().canonicalize().unwrap();
@@ -394,8 +404,15 @@ fn serve_asks_the_typescript_sdk_client_for_approval() {
         &[("MCP_WARDEN_POLICY_DIR", policies.to_str().unwrap())],
     );
     let run = |mode: &str, file: &str| -> Value {
-        let out = std::process::Command::new("node")
-            .arg(http::repo().join("tests/peers/ts_approval.mjs"))
+        let (program, script) = match client {
+            "py" => (
+                http::repo().join(".venv-peers/bin/python"),
+                "tests/peers/py_approval.py",
+            ),
+            _ => ("node".into(), "tests/peers/ts_approval.mjs"),
+        };
+        let out = std::process::Command::new(program)
+            .arg(http::repo().join(script))
             .arg(mode)
             .arg(root.join(file))
             .arg(format!("written after {mode}"))
