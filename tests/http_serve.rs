@@ -576,3 +576,116 @@ fn serve_modern_approval_state_is_bound_to_the_signing_key() {
         "{events:?}"
     );
 }
+
+/// Issue 11 in `serve`: the ways an ask through the client fails, scripted on the wire. A call
+/// whose POST does not take an event stream cannot be asked: -32014 at once, saying why. A
+/// client that closes the call's stream after the question arrived is the client gone: the call
+/// ends -32014 (client_disconnected) in the audit and the server never sees it. A malformed
+/// answer is -32014 saying so.
+#[test]
+fn serve_ask_through_the_client_fails_closed() {
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::write(
+        policies.path().join("echo.toml"),
+        "[server]\nmatch = [\"echo\"]\n\n[[tool]]\nname = \"echo\"\nrisk = \"high\"\naction = \"approve\"\n",
+    )
+    .unwrap();
+    let serve = Serve::start(
+        &echo_config("[policy]\napproval_timeout_secs = 20\nrisk_thresholds = { low = 0.0, medium = 0.0, high = 0.0 }\n"),
+        &[("MCP_WARDEN_POLICY_DIR", policies.path().to_str().unwrap())],
+    );
+    const BOTH: (&str, &str) = ("Accept", "application/json, text/event-stream");
+    let init = br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"elicitation":{}},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let r = request(serve.addr, "POST", "/mcp", &[BOTH], init);
+    assert_eq!(r.status, 200);
+    let sid = r.header("mcp-session-id").expect("session").to_owned();
+    let call = |id: u32| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"x{id}"}}}}}}"#
+        )
+    };
+    // JSON only: nowhere to ask.
+    let r = request(
+        serve.addr,
+        "POST",
+        "/mcp",
+        &[JSON_ONLY, ("Mcp-Session-Id", &sid)],
+        call(1).as_bytes(),
+    );
+    let v = r.json();
+    assert_eq!(v["error"]["code"], -32014, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("text/event-stream")),
+        "{v}"
+    );
+    // The question arrives on the call's stream; the client hangs up.
+    let open_ask = |id: u32| -> (TcpStream, Value) {
+        let mut s = TcpStream::connect(serve.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let body = call(id);
+        write!(
+            s,
+            "POST /mcp HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nMcp-Session-Id: {sid}\r\nContent-Length: {}\r\n\r\n{body}",
+            serve.addr,
+            body.len()
+        )
+        .unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        let ask = loop {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "stream ended: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&seen);
+            if let Some(line) = text.lines().find_map(|l| l.strip_prefix("data: ")) {
+                if let Ok(v) = serde_json::from_str::<Value>(line) {
+                    break v;
+                }
+            }
+        };
+        assert_eq!(ask["method"], "elicitation/create", "{ask}");
+        (s, ask)
+    };
+    let (s, _) = open_ask(2);
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let gone = loop {
+        let audit = serve.audit();
+        if let Some(r) = audit.iter().find(|r| {
+            r["event"] == "approval.not_granted"
+                && r["detail"]["approval"]["outcome"] == "client_disconnected"
+        }) {
+            break r.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no disconnect record: {audit:#?}"
+        );
+    };
+    assert_eq!(gone["code"], -32014, "{gone}");
+    // A malformed answer (approve is not a boolean).
+    let (mut s, ask) = open_ask(3);
+    let answer = json!({"jsonrpc":"2.0","id":ask["id"],"result":{"action":"accept","content":{"approve":"yes"}}});
+    let r = request(
+        serve.addr,
+        "POST",
+        "/mcp",
+        &[JSON_ONLY, ("Mcp-Session-Id", &sid)],
+        answer.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 202, "the answer is consumed");
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    let text = String::from_utf8_lossy(&rest);
+    let refused = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|m| m["id"] == 3)
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(refused["error"]["code"], -32014, "{refused}");
+    // Nothing reached the server: no call was approved.
+    assert!(!audit_events(&serve).contains(&"approval.granted".to_owned()));
+}
