@@ -68,7 +68,7 @@ pub async fn fulfil(relay: &Relay, job: Sampling, record: Record) -> Option<Byte
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|c| c.to_ascii_lowercase().starts_with(EVENT_STREAM));
-    let want = id.to_json();
+    let want: Value = serde_json::from_str(&id.to_json()).unwrap_or(Value::Null);
     let mut body = resp.into_body();
     if !streamed {
         let Ok(bytes) = body::read_capped(body, relay.max, RETRY_ANSWER_TIMEOUT).await else {
@@ -104,10 +104,10 @@ pub async fn fulfil(relay: &Relay, job: Sampling, record: Record) -> Option<Byte
 
 /// One message of the retry's answer through `from_server`: `Some` when it is the answer to
 /// the client's request (as judged: forwarded, rewritten or an error), `None` otherwise.
-async fn judge(relay: &Relay, message: &[u8], want: &str) -> Option<Bytes> {
+async fn judge(relay: &Relay, message: &[u8], want: &Value) -> Option<Bytes> {
     let started = Instant::now();
     let answers = serde_json::from_slice::<Value>(message).is_ok_and(|v| {
-        v.get("method").is_none() && v.get("id").is_some_and(|i| i.to_string() == want)
+        v.get("method").is_none() && v.get("id") == Some(want)
     });
     let outcome = relay.pipeline.from_server(message);
     // Boxed: the retry's answer may itself be another `input_required` to fulfil.
