@@ -621,33 +621,7 @@ fn serve_ask_through_the_client_fails_closed() {
         "{v}"
     );
     // The question arrives on the call's stream; the client hangs up.
-    let open_ask = |id: u32| -> (TcpStream, Value) {
-        let mut s = TcpStream::connect(serve.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let body = call(id);
-        write!(
-            s,
-            "POST /mcp HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nMcp-Session-Id: {sid}\r\nContent-Length: {}\r\n\r\n{body}",
-            serve.addr,
-            body.len()
-        )
-        .unwrap();
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 4096];
-        let ask = loop {
-            let n = s.read(&mut buf).unwrap();
-            assert!(n > 0, "stream ended: {}", String::from_utf8_lossy(&seen));
-            seen.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&seen);
-            if let Some(line) = text.lines().find_map(|l| l.strip_prefix("data: ")) {
-                if let Ok(v) = serde_json::from_str::<Value>(line) {
-                    break v;
-                }
-            }
-        };
-        assert_eq!(ask["method"], "elicitation/create", "{ask}");
-        (s, ask)
-    };
+    let open_ask = |id: u32| open_ask(serve.addr, &sid, &call(id));
     let (s, _) = open_ask(2);
     drop(s);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -666,7 +640,7 @@ fn serve_ask_through_the_client_fails_closed() {
     };
     assert_eq!(gone["code"], -32014, "{gone}");
     // A malformed answer (approve is not a boolean).
-    let (mut s, ask) = open_ask(3);
+    let (s, ask) = open_ask(3);
     let answer = json!({"jsonrpc":"2.0","id":ask["id"],"result":{"action":"accept","content":{"approve":"yes"}}});
     let r = request(
         serve.addr,
@@ -676,16 +650,99 @@ fn serve_ask_through_the_client_fails_closed() {
         answer.to_string().as_bytes(),
     );
     assert_eq!(r.status, 202, "the answer is consumed");
-    let mut rest = Vec::new();
-    let _ = s.read_to_end(&mut rest);
-    let text = String::from_utf8_lossy(&rest);
-    let refused = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+    let messages = stream_messages(s);
+    let refused = messages
+        .iter()
         .find(|m| m["id"] == 3)
-        .unwrap_or_else(|| panic!("{text}"));
+        .unwrap_or_else(|| panic!("{messages:?}"));
     assert_eq!(refused["error"]["code"], -32014, "{refused}");
     // Nothing reached the server: no call was approved.
     assert!(!audit_events(&serve).contains(&"approval.granted".to_owned()));
+}
+
+/// POST `body` (a held call) on session `sid` and read its event stream up to the proxy's
+/// `elicitation/create`; the stream stays open for the call's answer.
+fn open_ask(addr: std::net::SocketAddr, sid: &str, body: &str) -> (TcpStream, Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nMcp-Session-Id: {sid}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let ask = loop {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "stream ended: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&seen);
+        if let Some(line) = text.lines().find_map(|l| l.strip_prefix("data: ")) {
+            if let Ok(v) = serde_json::from_str::<Value>(line) {
+                break v;
+            }
+        }
+    };
+    assert_eq!(ask["method"], "elicitation/create", "{ask}");
+    (s, ask)
+}
+
+/// The rest of an answer stream: its JSON-RPC messages.
+fn stream_messages(mut s: TcpStream) -> Vec<Value> {
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    String::from_utf8_lossy(&rest)
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .collect()
+}
+
+/// Issue 11 in `serve` with an HTTP upstream: the call held for approval is asked on its own
+/// stream; the client's accept (a POST of its own, consumed: 202, never sent upstream) runs the
+/// call upstream, and its answer follows the question on the same stream.
+#[test]
+fn serve_ask_through_the_client_to_an_http_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record.jsonl");
+    let (_up, url) = http::echo_http(&record);
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::write(
+        policies.path().join("echo.toml"),
+        "[server]\nmatch = [\"echo\"]\n\n[[tool]]\nname = \"echo\"\nrisk = \"high\"\naction = \"approve\"\n",
+    )
+    .unwrap();
+    let serve = Serve::start(
+        &format!("[policy]\napproval_timeout_secs = 20\nrisk_thresholds = {{ low = 0.0, medium = 0.0, high = 0.0 }}\n[[servers]]\nname = \"echo\"\nurl = {url:?}\n"),
+        &[("MCP_WARDEN_POLICY_DIR", policies.path().to_str().unwrap())],
+    );
+    let init = br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"elicitation":{}},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let both = ("Accept", "application/json, text/event-stream");
+    let r = request(serve.addr, "POST", "/mcp", &[both], init);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let sid = r.header("mcp-session-id").expect("session").to_owned();
+    let call = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{"text":"approved"}}}"#;
+    let (s, ask) = open_ask(serve.addr, &sid, call);
+    let answer = json!({"jsonrpc":"2.0","id":ask["id"],"result":{"action":"accept","content":{"approve":true}}});
+    let r = request(
+        serve.addr,
+        "POST",
+        "/mcp",
+        &[JSON_ONLY, ("Mcp-Session-Id", &sid)],
+        answer.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 202, "the answer is consumed");
+    let messages = stream_messages(s);
+    let result = messages
+        .iter()
+        .find(|m| m["id"] == 5)
+        .unwrap_or_else(|| panic!("{messages:?}"));
+    assert_eq!(result["result"]["echo"], "tools/call", "{result}");
+    let upstream = std::fs::read_to_string(&record).unwrap();
+    assert!(upstream.contains("approved"), "the call ran upstream");
+    assert!(
+        !upstream.contains("mcp-warden/approval"),
+        "the proxy's elicitation answer never reaches the upstream: {upstream}"
+    );
 }

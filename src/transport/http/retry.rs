@@ -106,9 +106,8 @@ pub async fn fulfil(relay: &Relay, job: Sampling, record: Record) -> Option<Byte
 /// the client's request (as judged: forwarded, rewritten or an error), `None` otherwise.
 async fn judge(relay: &Relay, message: &[u8], want: &Value) -> Option<Bytes> {
     let started = Instant::now();
-    let answers = serde_json::from_slice::<Value>(message).is_ok_and(|v| {
-        v.get("method").is_none() && v.get("id") == Some(want)
-    });
+    let answers = serde_json::from_slice::<Value>(message)
+        .is_ok_and(|v| v.get("method").is_none() && v.get("id") == Some(want));
     let outcome = relay.pipeline.from_server(message);
     // Boxed: the retry's answer may itself be another `input_required` to fulfil.
     let out = Box::pin(relay.settle(outcome, started)).await;
