@@ -20,7 +20,7 @@ use super::body;
 use super::relay::Relay;
 use super::sse;
 use super::status::EVENT_STREAM;
-use crate::audit::Record;
+use crate::audit::{Decision, Direction, Record};
 use crate::errors::{Rejection, Source, INTERNAL_ERROR};
 use crate::pipeline::{Outcome, Sampling, Verdict};
 
@@ -46,10 +46,23 @@ pub async fn fulfil(relay: &Relay, job: Sampling, record: Record) -> Option<Byte
     };
     let headers = routing_headers(&retried);
     let sid = relay.session.as_ref().and_then(|s| s.upstream_id());
+    // The client's request ends with the proxy's -32603, in one audit record of its own.
     let failed = |why: String| {
-        let r = Rejection::new(INTERNAL_ERROR, "upstream.http_status", "upstream", why)
+        let r = Rejection::new(INTERNAL_ERROR, "upstream.retry_failed", "upstream", why)
             .from(Source::Upstream);
-        Some(Bytes::from(r.to_response(Some(&id), "")))
+        let p = &relay.pipeline;
+        let sid = p.session_id();
+        let mut record = Record::new(&sid, &p.server, Direction::ServerToClient, 0);
+        record.audit_id = p.audit().next_audit_id(&sid);
+        record.id = Some(id.to_string());
+        let answer = r.to_response(Some(&id), &record.audit_id);
+        record.decision = Decision::Error;
+        record.event = r.event.to_owned();
+        record.rule = Some(r.rule.clone());
+        record.reason = Some(r.reason.clone());
+        record.code = Some(r.code);
+        p.finish(record, Instant::now());
+        Some(Bytes::from(answer))
     };
     let resp = match relay
         .upstream
