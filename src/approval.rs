@@ -113,9 +113,77 @@ pub enum Resolution {
     ClientGone,
 }
 
+/// Where tickets live: files in the state dir (one host), or Redis (`[cluster]`: every replica
+/// sees every ticket, and a decision on one wakes the call waiting on another).
+pub trait TicketStore: Send + Sync {
+    /// Write a ticket (new, or decided); it is gone by itself after `ttl`.
+    fn put(&self, t: &Ticket, ttl: Duration) -> io::Result<()>;
+    /// `NotFound` when there is no such ticket (decided and consumed, withdrawn, expired).
+    fn get(&self, id: &str) -> io::Result<Ticket>;
+    fn remove(&self, id: &str);
+    /// Every ticket, in any state.
+    fn all(&self) -> io::Result<Vec<Ticket>>;
+    /// A counter that moves whenever a decision may have been written.
+    fn generation(&self) -> u64 {
+        0
+    }
+    /// Whether `generation` moves on every decision (then a waiter reads its ticket only when it
+    /// does); `false`: it never moves, poll.
+    fn notifies(&self) -> bool {
+        false
+    }
+    /// Sleep until the generation moves past `seen`, or `max`. Files: a short poll.
+    fn wait_change(&self, _seen: u64, max: Duration) {
+        std::thread::sleep(max.min(Duration::from_millis(100)));
+    }
+    /// Tell waiters a ticket was decided (Redis: pub/sub).
+    fn announce(&self, _id: &str) {}
+}
+
+/// Tickets as `<dir>/<id>.json` (the single-host queue).
 #[derive(Debug, Clone)]
+pub struct FileTickets {
+    pub dir: PathBuf,
+}
+
+impl TicketStore for FileTickets {
+    fn put(&self, t: &Ticket, _ttl: Duration) -> io::Result<()> {
+        fs::create_dir_all(&self.dir)?;
+        write_ticket(&self.dir, t)
+    }
+
+    fn get(&self, id: &str) -> io::Result<Ticket> {
+        read_ticket(&self.dir, id)
+    }
+
+    fn remove(&self, id: &str) {
+        let _ = fs::remove_file(ticket_path(&self.dir, id));
+    }
+
+    fn all(&self) -> io::Result<Vec<Ticket>> {
+        let mut out = Vec::new();
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if p.extension().is_some_and(|x| x == "json") {
+                if let Ok(t) = fs::read(&p)
+                    .and_then(|b| serde_json::from_slice::<Ticket>(&b).map_err(io::Error::other))
+                {
+                    out.push(t);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Clone)]
 pub struct ApprovalQueue {
-    dir: PathBuf,
+    store: Arc<dyn TicketStore>,
     timeout: Duration,
     /// kid → (name, key) of the keys whose decisions count.
     deciders: Arc<HashMap<String, (String, VerifyingKey)>>,
@@ -128,6 +196,9 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
+/// A notifying store's ticket is re-read at least this often while a call waits.
+const RECHECK: Duration = Duration::from_secs(2);
+
 /// Slack for clocks of processes on one machine (seconds).
 const CLOCK_SLACK: u64 = 5;
 
@@ -135,10 +206,16 @@ impl ApprovalQueue {
     /// A queue nobody can decide yet: add the trusted keys with [`ApprovalQueue::with_deciders`].
     pub fn new(dir: PathBuf, timeout: Duration) -> ApprovalQueue {
         ApprovalQueue {
-            dir,
+            store: Arc::new(FileTickets { dir }),
             timeout,
             deciders: Arc::new(HashMap::new()),
         }
+    }
+
+    /// Keep the tickets in `store` instead of the state dir (`[cluster]`).
+    pub fn with_store(mut self, store: Arc<dyn TicketStore>) -> ApprovalQueue {
+        self.store = store;
+        self
     }
 
     /// The keys whose signed decisions this proxy accepts.
@@ -165,7 +242,6 @@ impl ApprovalQueue {
         args_sha256: Option<String>,
         arguments: Vec<String>,
     ) -> io::Result<Ticket> {
-        fs::create_dir_all(&self.dir)?;
         let created = now();
         let ticket = Ticket {
             id: crate::session::random_id()[..12].to_owned(),
@@ -180,7 +256,10 @@ impl ApprovalQueue {
             status: Status::Pending,
             decision: None,
         };
-        write_ticket(&self.dir, &ticket)?;
+        // A little past the timeout: the waiter removes it itself; this only bounds leftovers of
+        // a replica that died while a call waited.
+        self.store
+            .put(&ticket, self.timeout + Duration::from_secs(60))?;
         Ok(ticket)
     }
 
@@ -208,11 +287,30 @@ impl ApprovalQueue {
         let mut decider = None;
         let started = now();
         let deadline = Instant::now() + self.timeout;
+        let mut read: Option<(u64, Instant)> = None;
         let outcome = loop {
             if withdrawn() {
                 break Resolution::Withdrawn;
             }
-            match read_ticket(&self.dir, id) {
+            // Read before the ticket: a decision announced after this read is not missed.
+            let seen = self.store.generation();
+            // A notifying store is read when a decision was announced, and every few seconds
+            // in case an announcement was lost with a connection; a file store every time.
+            let stale = match read {
+                Some((g, at)) => g != seen || at.elapsed() >= RECHECK || !self.store.notifies(),
+                None => true,
+            };
+            if !stale {
+                let now = Instant::now();
+                if now >= deadline {
+                    break Resolution::TimedOut;
+                }
+                self.store
+                    .wait_change(seen, (deadline - now).min(Duration::from_millis(100)));
+                continue;
+            }
+            read = Some((seen, Instant::now()));
+            match self.store.get(id) {
                 Ok(t) if t.status != Status::Pending => {
                     let verdict = self.verify(&t, id, args_sha256, started);
                     if verdict.is_ok() {
@@ -230,12 +328,15 @@ impl ApprovalQueue {
                 Ok(_) => {}
                 Err(e) => break Resolution::Failed(format!("approval queue unreadable: {e}")),
             }
-            if Instant::now() >= deadline {
+            let now = Instant::now();
+            if now >= deadline {
                 break Resolution::TimedOut;
             }
-            std::thread::sleep(Duration::from_millis(100));
+            // Withdrawal is only seen by looking: wake at least every 100 ms for it.
+            self.store
+                .wait_change(seen, (deadline - now).min(Duration::from_millis(100)));
         };
-        let _ = fs::remove_file(ticket_path(&self.dir, id));
+        self.store.remove(id);
         (outcome, decider)
     }
 
@@ -277,10 +378,27 @@ impl ApprovalQueue {
 
     /// Decide a pending ticket (`approve ID` / `deny ID`, admin API), signed by `signer`.
     pub fn decide(dir: &Path, id: &str, approve: bool, signer: &Signer) -> Result<Ticket, String> {
+        Self::decide_in(
+            &FileTickets {
+                dir: dir.to_owned(),
+            },
+            id,
+            approve,
+            signer,
+        )
+    }
+
+    /// As [`ApprovalQueue::decide`], in any store.
+    pub fn decide_in(
+        store: &dyn TicketStore,
+        id: &str,
+        approve: bool,
+        signer: &Signer,
+    ) -> Result<Ticket, String> {
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(format!("{id:?} is not an approval id"));
         }
-        let mut t = read_ticket(dir, id).map_err(|e| match e.kind() {
+        let mut t = store.get(id).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => {
                 format!("no pending approval {id} (already decided, withdrawn, timed out, or never asked)")
             }
@@ -309,30 +427,29 @@ impl ApprovalQueue {
             signer: signer.name.clone(),
             sig: STANDARD.encode(sig.to_bytes()),
         });
-        write_ticket(dir, &t).map_err(|e| format!("cannot record the decision: {e}"))?;
+        let ttl = Duration::from_secs(t.expires.saturating_sub(now()) + 60);
+        store
+            .put(&t, ttl)
+            .map_err(|e| format!("cannot record the decision: {e}"))?;
+        store.announce(id);
         Ok(t)
     }
 
     /// Pending tickets, oldest first.
     pub fn list(dir: &Path) -> io::Result<Vec<Ticket>> {
-        let mut out = Vec::new();
-        let entries = match fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(e),
-        };
-        for entry in entries.flatten() {
-            let p = entry.path();
-            if p.extension().is_some_and(|x| x == "json") {
-                if let Ok(t) = fs::read(&p)
-                    .and_then(|b| serde_json::from_slice::<Ticket>(&b).map_err(io::Error::other))
-                {
-                    if t.status == Status::Pending && t.expires >= now() {
-                        out.push(t);
-                    }
-                }
-            }
-        }
+        Self::list_in(&FileTickets {
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// As [`ApprovalQueue::list`], in any store.
+    pub fn list_in(store: &dyn TicketStore) -> io::Result<Vec<Ticket>> {
+        let now = now();
+        let mut out: Vec<Ticket> = store
+            .all()?
+            .into_iter()
+            .filter(|t| t.status == Status::Pending && t.expires >= now)
+            .collect();
         out.sort_by_key(|t| t.created);
         Ok(out)
     }

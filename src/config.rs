@@ -9,9 +9,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod cluster_section;
 pub mod lint;
 mod sections;
 
+pub use cluster_section::ClusterSection;
 pub use sections::*;
 
 /// Where configuration values come from besides the file. Tests pass a map; `main` passes the
@@ -60,6 +62,7 @@ pub struct Config {
     pub admin: AdminSection,
     pub serve: ServeSection,
     pub inference: InferenceSection,
+    pub cluster: ClusterSection,
     pub servers: Vec<ServerSection>,
 }
 
@@ -104,6 +107,7 @@ const SECTIONS: &[&str] = &[
     "admin",
     "serve",
     "inference",
+    "cluster",
 ];
 
 impl Config {
@@ -260,6 +264,7 @@ impl Config {
                 }
             }
         }
+        self.cluster.validate()?;
         for (i, k) in self.identity.trusted_keys.iter().enumerate() {
             let raw = k.public_key.trim_start_matches("ed25519:");
             use base64::Engine;

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod checks;
 pub mod cli;
 pub mod clients;
+pub mod cluster;
 pub mod codec;
 pub mod config;
 pub mod connect;

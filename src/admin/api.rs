@@ -1,13 +1,11 @@
 //! The JSON endpoints: servers with their trust scores, recent alerts, and the approval queue
 //! (list, approve, deny). Each returns `(status, JSON body)`; `server.rs` wraps it.
 
-use std::path::Path;
-
 use hyper::StatusCode;
 use serde_json::{json, Value};
 
 use super::metrics::Metrics;
-use crate::approval::{ApprovalQueue, Signer};
+use crate::approval::{ApprovalQueue, Signer, TicketStore};
 use crate::trust::{self, TrustStore};
 
 pub type Reply = (StatusCode, Value);
@@ -24,8 +22,7 @@ fn error(status: StatusCode, reason: impl Into<String>) -> Reply {
 
 /// `(server, score)` for every configured server and every server with a trust file. Read from
 /// the store on each call, so every proxy process sharing the state dir is reflected.
-pub fn trust_scores(state: &Path, configured: &[String]) -> Vec<(String, f64)> {
-    let store = TrustStore::new(state);
+pub fn trust_scores(store: &TrustStore, configured: &[String]) -> Vec<(String, f64)> {
     let now = now();
     let mut names: Vec<String> = configured.to_vec();
     match store.servers() {
@@ -36,7 +33,7 @@ pub fn trust_scores(state: &Path, configured: &[String]) -> Vec<(String, f64)> {
     names.dedup();
     names
         .into_iter()
-        .filter_map(|name| match trust::report(&store, &name, now) {
+        .filter_map(|name| match trust::report(store, &name, now) {
             Ok(r) => Some((name, r.score)),
             Err(e) => {
                 tracing::warn!("trust of {name}: {e}");
@@ -46,8 +43,8 @@ pub fn trust_scores(state: &Path, configured: &[String]) -> Vec<(String, f64)> {
         .collect()
 }
 
-pub fn servers(state: &Path, configured: &[String]) -> Reply {
-    let list: Vec<Value> = trust_scores(state, configured)
+pub fn servers(store: &TrustStore, configured: &[String]) -> Reply {
+    let list: Vec<Value> = trust_scores(store, configured)
         .into_iter()
         .map(|(name, score)| json!({ "name": name, "trust_score": score }))
         .collect();
@@ -58,8 +55,8 @@ pub fn alerts(metrics: &Metrics) -> Reply {
     (StatusCode::OK, Value::Array(metrics.recent_alerts()))
 }
 
-pub fn approvals(dir: &Path) -> Reply {
-    match ApprovalQueue::list(dir) {
+pub fn approvals(store: &dyn TicketStore) -> Reply {
+    match ApprovalQueue::list_in(store) {
         Ok(list) => match serde_json::to_value(list) {
             Ok(v) => (StatusCode::OK, v),
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -74,7 +71,7 @@ pub fn approvals(dir: &Path) -> Reply {
 /// `POST /api/v1/approvals/ID/approve|deny`.
 /// The decision is signed with `signer` (the proxy's identity key), so the waiting proxy can
 /// tell it from an edited ticket file.
-pub fn decide(dir: &Path, id: &str, verb: &str, signer: Option<&Signer>) -> Reply {
+pub fn decide(store: &dyn TicketStore, id: &str, verb: &str, signer: Option<&Signer>) -> Reply {
     let approve = match verb {
         "approve" => true,
         "deny" => false,
@@ -86,7 +83,7 @@ pub fn decide(dir: &Path, id: &str, verb: &str, signer: Option<&Signer>) -> Repl
             format!("{id:?} is not an approval id"),
         );
     }
-    if !dir.join(format!("{id}.json")).exists() {
+    if store.get(id).is_err() {
         return error(
             StatusCode::NOT_FOUND,
             format!("no pending approval {id} (already decided, timed out, or never asked)"),
@@ -98,7 +95,7 @@ pub fn decide(dir: &Path, id: &str, verb: &str, signer: Option<&Signer>) -> Repl
             "this proxy has no identity key to sign decisions with; use `mcp-warden approve`",
         );
     };
-    match ApprovalQueue::decide(dir, id, approve, signer) {
+    match ApprovalQueue::decide_in(store, id, approve, signer) {
         Ok(ticket) => {
             tracing::warn!(
                 "admin API {} approval {} ({} on {})",

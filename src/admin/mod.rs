@@ -173,6 +173,32 @@ pub fn spawn(
     metrics: Arc<Metrics>,
     readiness: Readiness,
 ) -> io::Result<(SocketAddr, AdminHandle)> {
+    spawn_with(config, state, metrics, readiness, None)
+}
+
+/// `[cluster]`: the approval queue and the trust histories every replica shares.
+pub struct SharedState {
+    pub tickets: Arc<dyn crate::approval::TicketStore>,
+    pub trust: Arc<dyn crate::trust::SharedTrust>,
+}
+
+/// As [`spawn`], with the approval queue and trust histories in `shared` (`[cluster]`: Redis)
+/// instead of the state dir.
+pub fn spawn_with(
+    config: &Config,
+    state: &Path,
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
+    shared: Option<SharedState>,
+) -> io::Result<(SocketAddr, AdminHandle)> {
+    let (tickets, trust) = match shared {
+        Some(s) => (Some(s.tickets), Some(s.trust)),
+        None => (None, None),
+    };
+    let trust = match trust {
+        Some(t) => crate::trust::TrustStore::new(state).with_shared(t),
+        None => crate::trust::TrustStore::new(state),
+    };
     let listen = config.admin.listen.trim();
     let addr: SocketAddr = listen
         .parse()
@@ -196,9 +222,13 @@ pub fn spawn(
         token_explicit,
         loopback,
         signer: approval_signer(config, state),
-        state: state.to_owned(),
         audit_dir: config::resolve(state, &config.audit.dir),
-        approvals_dir: config::resolve(state, "approvals"),
+        trust,
+        tickets: tickets.unwrap_or_else(|| {
+            Arc::new(crate::approval::FileTickets {
+                dir: config::resolve(state, "approvals"),
+            })
+        }),
         servers: config.servers.iter().map(|s| s.name.clone()).collect(),
     });
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -47,9 +47,11 @@ pub struct Shared {
     pub loopback: bool,
     /// Signs decisions taken through the API; `None`: they are refused.
     pub signer: Option<Arc<crate::approval::Signer>>,
-    pub state: PathBuf,
     pub audit_dir: PathBuf,
-    pub approvals_dir: PathBuf,
+    /// The approval queue: the state dir's files, or Redis with `[cluster]`.
+    pub tickets: Arc<dyn crate::approval::TicketStore>,
+    /// Trust histories: the state dir's, or the cluster's.
+    pub trust: crate::trust::TrustStore,
     pub servers: Vec<String>,
 }
 
@@ -178,17 +180,17 @@ async fn route(method: &Method, path: &str, shared: &Shared) -> Response<Body> {
             ),
         },
         (&Method::GET, ["metrics"]) => {
-            let trust = api::trust_scores(&shared.state, &shared.servers);
+            let trust = api::trust_scores(&shared.trust, &shared.servers);
             let body = prometheus::render(&shared.metrics, &trust);
             full(StatusCode::OK, prometheus::CONTENT_TYPE, body)
         }
         (&Method::GET, ["api", "v1", "servers"]) => {
-            json(api::servers(&shared.state, &shared.servers))
+            json(api::servers(&shared.trust, &shared.servers))
         }
         (&Method::GET, ["api", "v1", "alerts"]) => json(api::alerts(&shared.metrics)),
-        (&Method::GET, ["api", "v1", "approvals"]) => json(api::approvals(&shared.approvals_dir)),
+        (&Method::GET, ["api", "v1", "approvals"]) => json(api::approvals(&*shared.tickets)),
         (&Method::POST, ["api", "v1", "approvals", id, verb]) => json(api::decide(
-            &shared.approvals_dir,
+            &*shared.tickets,
             id,
             verb,
             shared.signer.as_deref(),

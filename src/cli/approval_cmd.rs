@@ -55,8 +55,17 @@ pub fn decide(args: DecideArgs, approve: bool) -> i32 {
         Ok(s) => s,
         Err(e) => return fail(EXIT_CONFIG, &e),
     };
-    let dir = config::resolve(&state_dir(), "approvals");
-    match ApprovalQueue::decide(&dir, &args.id, approve, &signer) {
+    // `[cluster]`: the ticket lives in Redis, whichever replica holds the call.
+    let decided = if config.cluster.enabled() {
+        match crate::cluster::Cluster::start(&config.cluster, &state_dir(), true) {
+            Ok(c) => ApprovalQueue::decide_in(&*c.tickets(), &args.id, approve, &signer),
+            Err(e) => return fail(EXIT_CONFIG, &format!("bad config: {e}")),
+        }
+    } else {
+        let dir = config::resolve(&state_dir(), "approvals");
+        ApprovalQueue::decide(&dir, &args.id, approve, &signer)
+    };
+    match decided {
         Ok(t) => {
             println!(
                 "{} {}: {} on {}",

@@ -45,6 +45,18 @@ pub fn run(args: ServeArgs) -> i32 {
         );
     }
     let state = state_dir();
+    // `[cluster]`: replay claims, rate limits and approvals shared by every replica on Redis.
+    let cluster = match config.cluster.enabled().then(|| {
+        crate::cluster::Cluster::start(
+            &config.cluster,
+            &state,
+            config.signatures.mode == config::SignatureMode::Enforce,
+        )
+    }) {
+        None => None,
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => return fail(EXIT_CONFIG, &format!("bad config: {e}")),
+    };
     let audit = match &args.audit_file {
         Some(f) => AuditLog::open_file(f, config.audit.fsync),
         None => AuditLog::open(
@@ -86,9 +98,24 @@ pub fn run(args: ServeArgs) -> i32 {
     );
     let signing = config.identity.sign_responses;
     let metrics = Arc::new(Metrics::new());
+    if let Some(c) = &cluster {
+        c.health().set_reporter(crate::cluster::Reporter {
+            audit: audit.clone(),
+            metrics: Some(metrics.clone()),
+        });
+        // The first look decides the start-up state (and its one alert when down).
+        match c.ping() {
+            Ok(()) => eprintln!(
+                "mcp-warden: cluster store reachable (replica {})",
+                c.replica()
+            ),
+            Err(e) => eprintln!("mcp-warden: cluster store unreachable at start: {e}"),
+        }
+    }
     let built = Built {
         metrics: &metrics,
         signer: signing.then_some(&identity),
+        cluster: cluster.as_ref(),
     };
     let routes = match build_routes(&config, &state, &built) {
         Ok(r) => r,
@@ -96,7 +123,7 @@ pub fn run(args: ServeArgs) -> i32 {
     };
     let health = Arc::new(Health::new(routes.values()));
     // Held until serve returns: dropping the handle stops the admin port.
-    let _admin = admin_port(&config, &state, &metrics, &health);
+    let _admin = admin_port(&config, &state, &metrics, &health, cluster.as_ref());
     let s = &config.serve;
     let opts = ServeOptions {
         listen: args.listen.unwrap_or_else(|| s.listen.clone()),
@@ -140,10 +167,22 @@ fn admin_port(
     state: &std::path::Path,
     metrics: &Arc<Metrics>,
     health: &Arc<Health>,
+    cluster: Option<&Arc<crate::cluster::Cluster>>,
 ) -> Option<AdminHandle> {
     let h = health.clone();
-    let ready: admin::Readiness = Arc::new(move || h.check());
-    match admin::spawn(config, state, metrics.clone(), ready) {
+    let c = cluster.cloned();
+    let ready: admin::Readiness = Arc::new(move || {
+        h.check()?;
+        match &c {
+            Some(c) => c.health().readiness(),
+            None => Ok(()),
+        }
+    });
+    let shared = cluster.map(|c| admin::SharedState {
+        tickets: c.tickets(),
+        trust: c.trust(),
+    });
+    match admin::spawn_with(config, state, metrics.clone(), ready, shared) {
         Ok((addr, handle)) => {
             // Tests and operators read the real address here (the port may have been 0).
             eprintln!("mcp-warden: admin on http://{addr}");
@@ -161,6 +200,7 @@ struct Built<'a> {
     metrics: &'a Arc<Metrics>,
     /// The identity key when `sign_responses` is set.
     signer: Option<&'a SigningKey>,
+    cluster: Option<&'a Arc<crate::cluster::Cluster>>,
 }
 
 /// One route per server (`route`, default `/mcp/NAME`), plus `/mcp` when there is only one.
@@ -191,8 +231,22 @@ fn build_routes(
                 Upstream::Stdio(pool),
             )
         };
-        let mut guards = Guards::from_config(config, &s.name, origin, state, clock.clone())?;
+        let trust = match built.cluster {
+            Some(c) => crate::trust::TrustStore::new(state).with_shared(c.trust()),
+            None => crate::trust::TrustStore::new(state),
+        };
+        let mut guards =
+            Guards::from_config_with_trust(config, &s.name, origin, state, clock.clone(), trust)?;
         guards.metrics = Some(built.metrics.clone());
+        if let Some(c) = built.cluster {
+            // The local replay cache and limiter stay in front of the shared ones.
+            guards.verifier = guards
+                .verifier
+                .take()
+                .map(|v| v.with_shared_replay(c.replay()));
+            guards.limiter = std::mem::take(&mut guards.limiter).with_shared(c.rates());
+            guards.approvals = guards.approvals.take().map(|q| q.with_store(c.tickets()));
+        }
         let route = Arc::new(Route {
             name: s.name.clone(),
             upstream,

@@ -25,7 +25,8 @@ impl Id {
         }
     }
 
-    fn parse(raw: &RawValue) -> Option<Id> {
+    /// An id from its JSON text: strings, or integers kept literally; anything else is none.
+    pub fn from_raw(raw: &RawValue) -> Option<Id> {
         let text = raw.get();
         match text.as_bytes().first()? {
             b'"' => serde_json::from_str::<String>(text).ok().map(Id::Str),
@@ -106,7 +107,7 @@ impl<'a> Envelope<'a> {
         })?;
         let id = match raw.id {
             None => None,
-            Some(r) => match Id::parse(r) {
+            Some(r) => match Id::from_raw(r) {
                 Some(id) => Some(id),
                 None if r.get() == "null" => None,
                 None => {

@@ -7,13 +7,16 @@
 //! | `strict_json.rs`| UTF-8, one value, depth limit, duplicate keys, key cap     |
 //! | `keyset.rs`     | the keys of one object, linear-time duplicate check        |
 //! | `envelope.rs`   | JSON-RPC shape: request / notification / response, ids     |
+//! | `facts.rs`      | routing facts: kind, id, method, progress token, cancelled id, target |
 
 pub mod envelope;
+pub mod facts;
 pub mod frame;
 mod keyset;
 pub mod strict_json;
 
 pub use envelope::{Envelope, Id, Kind};
+pub use facts::{facts, facts_all, Facts};
 pub use frame::{Frame, FrameReader};
 
 use crate::errors::Rejection;

@@ -71,7 +71,53 @@ pub fn check(config: &Config, env: &dyn EnvSource, state: &Path) -> Vec<Finding>
     if let Err(e) = crate::inference::BackendConfig::from_section(&config.inference, state) {
         out.push(error(e));
     }
+    cluster(config, state, &mut out);
     out
+}
+
+/// `[cluster]`: what would fail or leak once replicas start.
+fn cluster(config: &Config, state: &Path, out: &mut Vec<Finding>) {
+    let c = &config.cluster;
+    if !c.enabled() {
+        return;
+    }
+    let url = c.redis_url.trim();
+    let rest = url.split_once("://").map_or("", |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or("");
+    if let Some((userinfo, host)) = authority.rsplit_once('@') {
+        if userinfo.contains(':') {
+            out.push(warning(
+                "cluster.redis_url carries a password: put it in cluster.password_file (or set                  MCP_WARDEN_CLUSTER_REDIS_URL from a Secret) so config files and listings do not                  show it"
+                    .into(),
+            ));
+        }
+        plain_off_loopback(url, host, out);
+    } else {
+        plain_off_loopback(url, authority, out);
+    }
+    if !c.password_file.trim().is_empty() {
+        let path = super::resolve(state, c.password_file.trim());
+        if !path.is_file() {
+            out.push(error(format!(
+                "cluster.password_file {}: no such file",
+                path.display()
+            )));
+        }
+    }
+}
+
+fn plain_off_loopback(url: &str, host: &str, out: &mut Vec<Finding>) {
+    let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    let loopback = name == "localhost"
+        || name
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if url.starts_with("redis://") && !loopback {
+        out.push(warning(format!(
+            "cluster.redis_url: {name} is reached without TLS: nonces, rate state and approval              tickets cross the network in clear; use rediss:// unless that network is private"
+        )));
+    }
 }
 
 /// The policy sources in force, for the start-up line and `check-config`.
@@ -99,6 +145,36 @@ mod tests {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         }
+    }
+
+    #[test]
+    fn cluster_findings() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env(HashMap::new());
+        let lint = |toml: &str| {
+            let config = Config::from_text(toml, &env).unwrap();
+            check(&config, &env, dir.path())
+                .into_iter()
+                .filter(|f| f.text.starts_with("cluster."))
+                .collect::<Vec<_>>()
+        };
+        assert!(lint("").is_empty());
+        assert!(lint("[cluster]\nredis_url = \"redis://127.0.0.1:6379\"\n").is_empty());
+        assert!(lint("[cluster]\nredis_url = \"rediss://redis.internal:6380\"\n").is_empty());
+        let found = lint(
+            "[cluster]\nredis_url = \"redis://:hunter2@redis:6379/0\"\npassword_file = \"pw\"\n",
+        );
+        let text: Vec<&str> = found.iter().map(|f| f.text.as_str()).collect();
+        assert_eq!(found.len(), 3, "{text:?}");
+        assert!(text[0].contains("carries a password"), "{text:?}");
+        assert!(text[1].contains("without TLS"), "{text:?}");
+        assert!(
+            found[2].error && text[2].contains("no such file"),
+            "{text:?}"
+        );
+        // The shape is checked when loading.
+        let bad = Config::from_text("[cluster]\nredis_url = \"http://redis\"\n", &env);
+        assert_eq!(bad.unwrap_err().key, "cluster.redis_url");
     }
 
     #[test]

@@ -62,8 +62,21 @@ impl Guards {
         state: &std::path::Path,
         clock: Arc<dyn Clock>,
     ) -> Result<Guards, String> {
+        Self::from_config_with_trust(config, server, origin, state, clock, TrustStore::new(state))
+    }
+
+    /// As [`Guards::from_config`], with the trust histories in `trust` (`[cluster]`: shared by
+    /// every replica) instead of the state dir.
+    pub fn from_config_with_trust(
+        config: &Config,
+        server: &str,
+        origin: Origin,
+        state: &std::path::Path,
+        clock: Arc<dyn Clock>,
+        trust: TrustStore,
+    ) -> Result<Guards, String> {
         // Read before this process records anything: history that predates it.
-        let known_before = known_before(state, server);
+        let known_before = known_before(&trust, server);
         let keys = trusted_keys(config, None)?;
         let operator_keys = trusted_keys(config, Some(KeyRole::Operator))?;
         let origin_argv = match &origin {
@@ -85,7 +98,7 @@ impl Guards {
         });
         let trust_clock = clock.clone();
         let recorder = Arc::new(TrustRecorder::new(
-            TrustStore::new(state),
+            trust,
             server,
             Arc::new(move || trust_clock.now_unix().max(0) as u64),
         ));
@@ -183,8 +196,7 @@ fn deciders(
 /// Whether the trust store saw this server more than ten minutes ago: then it is not new, and a
 /// missing pin file is an alert rather than a first use. (Ten minutes, so that several proxies
 /// started together for a new server do not take each other's first records for history.)
-fn known_before(state: &std::path::Path, server: &str) -> bool {
-    let store = TrustStore::new(state);
+fn known_before(store: &TrustStore, server: &str) -> bool {
     if !store.exists(server) {
         return false;
     }

@@ -24,11 +24,13 @@
 //! | `flood.rs`  | step: server notifications bounded per second, coalesced |
 //! | `sampling_step.rs` | step: a server's sampling routed to the backend, denied, or left to the client |
 //! | `sampling_retry.rs` | modern `input_required` sampling fulfilled by the backend, the call retried |
+//! | `deliver.rs` | a verdict acted on: what moves on, what goes back, the record as a drop guard |
 
 mod auth;
 mod client;
 mod client_ask;
 mod content_step;
+pub mod deliver;
 mod elicit_schema;
 mod flood;
 mod guards;

@@ -138,19 +138,36 @@ impl Pipeline {
         }
         if let Some(rate) = policy.rate {
             let identity = record.kid.clone().unwrap_or_else(|| "local".into());
-            if let RateDecision::Limited { retry_after_ms } =
-                self.guards
-                    .limiter
-                    .check(&identity, &self.server, tool, rate)
+            match self
+                .guards
+                .limiter
+                .check(&identity, &self.server, tool, rate)
             {
-                return Err(Rejection::new(
-                    RATE_LIMITED,
-                    "ratelimit.exceeded",
-                    format!("{}.rate", policy.rule_name),
-                    format!("more than {rate} calls of {tool}; retry in {retry_after_ms} ms"),
-                )
-                .with_extra("retry_after_ms", Value::from(retry_after_ms))
-                .alert());
+                RateDecision::Ok => {}
+                RateDecision::Limited { retry_after_ms } => {
+                    return Err(Rejection::new(
+                        RATE_LIMITED,
+                        "ratelimit.exceeded",
+                        format!("{}.rate", policy.rule_name),
+                        format!("more than {rate} calls of {tool}; retry in {retry_after_ms} ms"),
+                    )
+                    .with_extra("retry_after_ms", Value::from(retry_after_ms))
+                    .alert());
+                }
+                // `[cluster]` fails closed (enforce) while the shared count is unknown: the
+                // same code and Retry-After a client already handles.
+                RateDecision::Unavailable {
+                    retry_after_ms,
+                    reason,
+                } => {
+                    return Err(Rejection::new(
+                        RATE_LIMITED,
+                        "cluster.unavailable",
+                        format!("{}.rate", policy.rule_name),
+                        reason,
+                    )
+                    .with_extra("retry_after_ms", Value::from(retry_after_ms)));
+                }
             }
         }
         if let Some(t) = trust {

@@ -30,6 +30,6 @@ mod pack_tests_servers;
 
 pub use decide::{evaluate, Decision, DenyKind};
 pub use file::{Action, PolicyError, Rate, Risk, SERVER_ARGS};
-pub use ratelimit::{Clock, ManualClock, MonotonicClock, RateDecision, RateLimiter};
+pub use ratelimit::{Clock, ManualClock, MonotonicClock, RateDecision, RateLimiter, SharedRates};
 pub use reload::{register_sighup, PolicyHandle, ReloadOutcome, Watcher};
 pub use set::{PolicySet, ServerRef, ToolPolicy};

@@ -268,6 +268,7 @@ fn corpus_rl01_through_a_pack_rate() {
                 assert!((1..=2_000).contains(&retry_after_ms));
                 refused += 1;
             }
+            other => panic!("{other:?}"),
         }
         if ms % 1000 == 0 && l.check("client-2", "gh", "search_code", rate) == RateDecision::Ok {
             ok2 += 1;

@@ -40,7 +40,7 @@ pub use jcs::JcsError;
 pub use keys::{kid_of, KeyError, KeyRole, TrustedKey, TrustedKeys};
 pub use message_scheme::{MessageSignature, MsgSigError};
 pub use outcome::Outcome;
-pub use replay::ReplayCache;
+pub use replay::{Claim, ReplayCache, SharedReplay};
 pub use verifier::{Expect, Mode, Verifier, VerifierConfig};
 
 /// Re-exported so callers need no direct dependency on ed25519-dalek for the key types.

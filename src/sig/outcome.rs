@@ -44,6 +44,9 @@ pub enum Outcome {
     Replayed,
     /// The replay cache is full of unexpired nonces: refusing beats forgetting one.
     ReplayCacheFull,
+    /// `[cluster]` in enforce mode: the shared replay store (Redis) could not be asked, so
+    /// whether another replica saw this nonce is unknown. A check that cannot decide refuses.
+    ReplayStoreDown(String),
 }
 
 impl Outcome {
@@ -61,7 +64,9 @@ impl Outcome {
             | Outcome::WrongRole { .. }
             | Outcome::WrongAudience { .. } => Some(CODE_SIGNATURE),
             Outcome::Expired { .. } => Some(CODE_TIMESTAMP),
-            Outcome::Replayed | Outcome::ReplayCacheFull => Some(CODE_REPLAY),
+            Outcome::Replayed | Outcome::ReplayCacheFull | Outcome::ReplayStoreDown(_) => {
+                Some(CODE_REPLAY)
+            }
         }
     }
 
@@ -98,6 +103,9 @@ impl Outcome {
             Outcome::ReplayCacheFull => {
                 "too many signed messages within the window to remember their nonces; retry later or raise the replay capacity".into()
             }
+            Outcome::ReplayStoreDown(why) => format!(
+                "the cluster's shared replay cache is unreachable ({why}), so this nonce cannot be checked against the other replicas; refused until it is back (retry later)"
+            ),
         }
     }
 
@@ -114,6 +122,7 @@ impl Outcome {
             | Outcome::WrongAudience { .. } => "auth.signature_invalid",
             Outcome::Expired { .. } => "auth.timestamp_out_of_window",
             Outcome::Replayed | Outcome::ReplayCacheFull => "auth.replay",
+            Outcome::ReplayStoreDown(_) => "cluster.unavailable",
         })
     }
 }

@@ -14,6 +14,24 @@ pub enum Remember {
     Full,
 }
 
+/// What a claim on the shared (cluster-wide) replay store found (`cluster/replay.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// No replica saw this nonce; it is now claimed for the rest of the window.
+    Fresh,
+    /// Another replica (or this one) already claimed it: a replay.
+    Seen,
+    /// The store could not be asked and the cluster fails closed (enforce); the reason says why.
+    /// In audit mode the store answers `Fresh` instead and raises its alert.
+    Unavailable(String),
+}
+
+/// The cluster-wide replay cache behind the local one: `(kid, nonce)` claimed atomically with
+/// an expiry of the signature window, so a nonce accepted by one replica is refused by all.
+pub trait SharedReplay: Send + Sync {
+    fn claim(&self, kid: &str, nonce: &[u8], ttl_secs: u64) -> Claim;
+}
+
 type ReplayKey = (String, Vec<u8>);
 
 #[derive(Default)]

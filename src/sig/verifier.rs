@@ -19,7 +19,7 @@ use crate::sig::keys::{KeyRole, TrustedKeys};
 use crate::sig::message_scheme;
 
 use crate::sig::outcome::Outcome;
-use crate::sig::replay::{Remember, ReplayCache};
+use crate::sig::replay::{Claim, Remember, ReplayCache, SharedReplay};
 
 pub use crate::sig::clock::{Clock, ManualClock, SystemClock};
 
@@ -79,6 +79,8 @@ pub struct Verifier {
     keys: Arc<TrustedKeys>,
     clock: Arc<dyn Clock>,
     replay: ReplayCache,
+    /// `[cluster]`: the replay cache every replica shares; the local one stays in front.
+    shared: Option<Arc<dyn SharedReplay>>,
 }
 
 impl Verifier {
@@ -89,7 +91,14 @@ impl Verifier {
             keys,
             clock,
             replay,
+            shared: None,
         }
+    }
+
+    /// Claim nonces cluster-wide too (`cluster/replay.rs`).
+    pub fn with_shared_replay(mut self, shared: Arc<dyn SharedReplay>) -> Self {
+        self.shared = Some(shared);
+        self
     }
 
     pub fn mode(&self) -> Mode {
@@ -192,15 +201,24 @@ impl Verifier {
                 window_secs: self.config.window_secs,
             };
         }
-        match self
-            .replay
-            .remember(kid, nonce, ts.saturating_add(window), now)
-        {
-            Remember::Fresh => Outcome::Valid {
-                kid: kid.to_string(),
-            },
-            Remember::Seen => Outcome::Replayed,
-            Remember::Full => Outcome::ReplayCacheFull,
+        let expires_at = ts.saturating_add(window);
+        match self.replay.remember(kid, nonce, expires_at, now) {
+            Remember::Fresh => {}
+            Remember::Seen => return Outcome::Replayed,
+            Remember::Full => return Outcome::ReplayCacheFull,
+        }
+        // The local cache is the fast first filter: only a nonce new to this replica costs a
+        // round trip. The claim lives until the last second the message could pass the clock.
+        if let Some(shared) = &self.shared {
+            let ttl = u64::try_from(expires_at.saturating_sub(now)).unwrap_or(0) + 1;
+            match shared.claim(kid, nonce, ttl) {
+                Claim::Fresh => {}
+                Claim::Seen => return Outcome::Replayed,
+                Claim::Unavailable(why) => return Outcome::ReplayStoreDown(why),
+            }
+        }
+        Outcome::Valid {
+            kid: kid.to_string(),
         }
     }
 }
@@ -267,6 +285,56 @@ mod tests {
         let again = v.check_message(&signed, FS);
         assert_eq!(again, Outcome::Replayed);
         assert!(v.refuses(&again));
+    }
+
+    /// `[cluster]`: a claim another replica made refuses here; an unreachable store in
+    /// enforce mode refuses with its own reason; the local cache answers first.
+    #[test]
+    fn shared_replay_claims_come_after_the_local_cache() {
+        use crate::sig::replay::{Claim, SharedReplay};
+        use std::sync::Mutex;
+        struct Fake(Mutex<Vec<(String, Vec<u8>, u64)>>, Claim);
+        impl SharedReplay for Fake {
+            fn claim(&self, kid: &str, nonce: &[u8], ttl: u64) -> Claim {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push((kid.into(), nonce.to_vec(), ttl));
+                self.1.clone()
+            }
+        }
+        let signed = sign_value(&call(1), &client(), "fs", NOW - 100, NONCE).unwrap();
+        for (answer, expected) in [
+            (Claim::Fresh, None),
+            (Claim::Seen, Some(Outcome::Replayed)),
+            (
+                Claim::Unavailable("connection refused".into()),
+                Some(Outcome::ReplayStoreDown("connection refused".into())),
+            ),
+        ] {
+            let fake = Arc::new(Fake(Mutex::new(vec![]), answer));
+            let (v, _) = setup(Mode::Enforce, 10);
+            let v = v.with_shared_replay(fake.clone());
+            let got = v.check_message(&signed, FS);
+            match &expected {
+                None => assert!(got.is_valid(), "{got:?}"),
+                Some(o) => {
+                    assert_eq!(&got, o);
+                    assert_eq!(got.code(), Some(-32012));
+                    assert!(v.refuses(&got));
+                }
+            }
+            // Claimed for the rest of the window: ts + 300 - now (+1).
+            let calls = fake.0.lock().unwrap().clone();
+            assert_eq!(calls.len(), 1);
+            assert_eq!(calls[0].2, 201);
+            // A second sighting is refused by the local cache without asking the store.
+            assert_eq!(v.check_message(&signed, FS), Outcome::Replayed);
+            assert_eq!(fake.0.lock().unwrap().len(), 1);
+        }
+        assert!(Outcome::ReplayStoreDown("x".into())
+            .reason()
+            .contains("unreachable"));
     }
 
     #[test]

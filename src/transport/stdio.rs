@@ -20,7 +20,8 @@ use super::child;
 use super::line_heads::{Heads, LineHeads};
 use crate::audit::Direction;
 use crate::codec::frame::{is_blank, FrameReader, FrameRef};
-use crate::pipeline::{Outcome, Pipeline, Verdict};
+use crate::pipeline::deliver::{self, Settled};
+use crate::pipeline::{Outcome, Pipeline};
 
 /// How `wrap` runs one child.
 pub struct WrapOptions {
@@ -391,11 +392,11 @@ pub fn run(
     pipeline.upstream_stopped();
     // The child is gone: give every client request still waiting its one answer.
     for outcome in pipeline.abandon_pending("the MCP server exited before answering") {
-        let started = Instant::now();
-        if let Verdict::Answer(bytes) = &outcome.verdict {
-            sides.to_client(bytes);
+        if let Settled::Act(d) = deliver::settle(&pipeline, outcome, Instant::now()) {
+            if let Some(answer) = &d.back {
+                sides.to_client(answer);
+            }
         }
-        pipeline.finish(outcome.record, started);
     }
     // A last signed checkpoint covers the tail, then everything is on disk before we exit.
     pipeline.audit().checkpoint_now();
@@ -542,9 +543,10 @@ fn relay<R: Read>(
     }
 }
 
-/// Act on one verdict and write its audit record. A record marked durable (high and critical
-/// calls) is on disk before the call is forwarded; if it cannot be written the call is refused.
-/// With `now` false the lines may be queued (see `relay`); returns the sides that were.
+/// Act on one verdict (`pipeline::deliver` settles it and seals its record: durable ones are on
+/// disk before anything moves, the rest are written when the delivery is dropped, after the
+/// lines were written or queued). With `now` false the lines may be queued (see `relay`);
+/// returns the sides that were.
 fn deliver(
     outcome: Outcome,
     line: &[u8],
@@ -555,85 +557,53 @@ fn deliver(
     now: bool,
 ) -> Queued {
     let (forward, back) = sides_for(direction);
-    let Outcome { verdict, record } = outcome;
-    if let Verdict::Hold(held) = verdict {
-        pipeline.finish(record, started);
-        // Asked through the client: the proxy's own `elicitation/create` goes out now (its
-        // id is registered, so the answer is consumed, never forwarded to the server).
-        if let Some(ask) = &held.ask {
-            sides.to_client(ask);
-        }
-        // The wait happens on its own thread: other messages keep flowing meanwhile.
-        let (p, s) = (pipeline.clone(), sides.clone());
-        let spawned = spawn_named("approval-wait", move || {
-            let resolution = p.wait_for(&held);
-            if let Some(cancel) = p.ask_abandoned(&held, &resolution) {
-                s.to_client(&cancel);
+    match deliver::settle(pipeline, outcome, started) {
+        Settled::Act(d) => {
+            let mut queued = 0;
+            if let Some(bytes) = d.onward(line) {
+                queued |= sides.send(forward, bytes, now);
             }
-            let outcome = p.resolve_hold(*held, resolution);
-            deliver(outcome, &[], direction, &p, &s, Instant::now(), true);
-        });
-        if let Err(e) = spawned {
-            tracing::error!("cannot wait for approval: {e}");
-        }
-        return 0;
-    }
-    if let Verdict::Sample(job) = verdict {
-        // The backend takes seconds: its own thread, and the answer goes to the server from
-        // there (through `answer_server`, like any answer to the server).
-        let (p, s) = (pipeline.clone(), sides.clone());
-        let spawned = spawn_named("sampling", move || {
-            let started = job.started;
-            let outcome = p.run_sampling(*job, record);
-            deliver(outcome, &[], direction, &p, &s, started, true);
-        });
-        if let Err(e) = spawned {
-            tracing::error!("cannot start a sampling request: {e}");
-        }
-        return 0;
-    }
-    let forwards = matches!(
-        verdict,
-        Verdict::Forward | Verdict::Rewrite(_) | Verdict::Split { .. }
-    );
-    if record.durable && forwards {
-        let id = record.id.clone();
-        if let Err(e) = pipeline.finish_durable(record, started) {
-            // Fail closed: no durable record, no high-risk call.
-            eprintln!("mcp-warden: audit write failed, refusing the call: {e}");
-            if let Some(answer) = pipeline.audit_failure_answer(id.as_deref()) {
-                return sides.send(back, &answer, now);
+            if let Some(bytes) = &d.back {
+                queued |= match back {
+                    Side::Server => answer_server(sides, bytes),
+                    Side::Client => sides.send(back, bytes, now),
+                };
             }
-            return 0;
+            queued
         }
-        return act(&verdict, line, forward, back, sides, now);
-    }
-    let queued = act(&verdict, line, forward, back, sides, now);
-    pipeline.finish(record, started);
-    queued
-}
-
-fn act(
-    verdict: &Verdict,
-    line: &[u8],
-    forward: Side,
-    back: Side,
-    sides: &Arc<Sides>,
-    now: bool,
-) -> Queued {
-    let answer = |bytes: &[u8]| match back {
-        Side::Server => answer_server(sides, bytes),
-        Side::Client => sides.send(back, bytes, now),
-    };
-    match verdict {
-        Verdict::Forward => sides.send(forward, line, now),
-        Verdict::Rewrite(bytes) => sides.send(forward, bytes, now),
-        Verdict::Answer(bytes) => answer(bytes),
-        Verdict::Split {
-            forward: f,
-            answer: a,
-        } => sides.send(forward, f, now) | answer(a),
-        Verdict::Drop | Verdict::Hold(_) | Verdict::Sample(_) => 0,
+        Settled::Hold(held) => {
+            // Asked through the client: the proxy's own `elicitation/create` goes out now (its
+            // id is registered, so the answer is consumed, never forwarded to the server).
+            if let Some(ask) = &held.ask {
+                sides.to_client(ask);
+            }
+            // The wait happens on its own thread: other messages keep flowing meanwhile.
+            let (p, s) = (pipeline.clone(), sides.clone());
+            let spawned = spawn_named("approval-wait", move || {
+                let waited = deliver::wait_hold(&p, *held);
+                if let Some(withdraw) = &waited.withdraw {
+                    s.to_client(withdraw);
+                }
+                deliver(waited.outcome, &[], direction, &p, &s, Instant::now(), true);
+            });
+            if let Err(e) = spawned {
+                tracing::error!("cannot wait for approval: {e}");
+            }
+            0
+        }
+        Settled::Sample(job, record) => {
+            // The backend takes seconds: its own thread, and the answer goes to the server from
+            // there (through `answer_server`, like any answer to the server).
+            let (p, s) = (pipeline.clone(), sides.clone());
+            let spawned = spawn_named("sampling", move || {
+                let (outcome, started) = deliver::run_sample(&p, *job, record);
+                deliver(outcome, &[], direction, &p, &s, started, true);
+            });
+            if let Err(e) = spawned {
+                tracing::error!("cannot start a sampling request: {e}");
+            }
+            0
+        }
     }
 }
 
@@ -661,7 +631,8 @@ fn answer_server(sides: &Arc<Sides>, bytes: &[u8]) -> Queued {
     0
 }
 
-fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
+/// A named thread (names show in `top -H` and panics); `Err` when the system refuses one.
+pub(crate) fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
     thread::Builder::new()
         .name(name.into())
         .spawn(f)

@@ -46,4 +46,4 @@ pub use gate::{check, GateDecision, Risk, Thresholds};
 pub use recorder::{system_clock, Clock, TrustRecorder};
 pub use report::{render_summary, render_table, FactorReport, TrustReport};
 pub use score::compute;
-pub use store::TrustStore;
+pub use store::{SharedTrust, TrustStore};

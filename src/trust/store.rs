@@ -18,10 +18,29 @@ use super::buckets::History;
 /// Longest encoded file stem accepted; file names are at most 255 bytes on common filesystems.
 const MAX_STEM: usize = 200;
 
-/// The `trust/` directory of a state dir.
-#[derive(Debug, Clone)]
+/// Where the histories live instead of the files when several replicas share them
+/// (`[cluster]`: `cluster/trust.rs`), so `trust` and `/api/v1/servers` agree on every replica.
+pub trait SharedTrust: Send + Sync {
+    fn load(&self, server: &str) -> io::Result<History>;
+    /// Merge `batch` atomically, prune to the window ending at `now`, return the result.
+    fn update(&self, server: &str, batch: &History, now: u64) -> io::Result<History>;
+    fn servers(&self) -> io::Result<Vec<String>>;
+}
+
+/// The `trust/` directory of a state dir (or the shared store, with `[cluster]`).
+#[derive(Clone)]
 pub struct TrustStore {
     dir: PathBuf,
+    shared: Option<std::sync::Arc<dyn SharedTrust>>,
+}
+
+impl std::fmt::Debug for TrustStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustStore")
+            .field("dir", &self.dir)
+            .field("shared", &self.shared.is_some())
+            .finish()
+    }
 }
 
 impl TrustStore {
@@ -29,12 +48,19 @@ impl TrustStore {
     pub fn new(state_dir: &Path) -> Self {
         TrustStore {
             dir: state_dir.join("trust"),
+            shared: None,
         }
     }
 
     /// A store in exactly `dir` (tests, or a configured location).
     pub fn in_dir(dir: PathBuf) -> Self {
-        TrustStore { dir }
+        TrustStore { dir, shared: None }
+    }
+
+    /// Keep the histories in `shared` instead of the files.
+    pub fn with_shared(mut self, shared: std::sync::Arc<dyn SharedTrust>) -> Self {
+        self.shared = Some(shared);
+        self
     }
 
     pub fn dir(&self) -> &Path {
@@ -48,12 +74,18 @@ impl TrustStore {
 
     /// Whether the proxy ever recorded anything about `server`.
     pub fn exists(&self, server: &str) -> bool {
+        if let Some(shared) = &self.shared {
+            return shared.load(server).is_ok_and(|h| !h.is_empty());
+        }
         self.path_of(server).map(|p| p.exists()).unwrap_or(false)
     }
 
     /// The server's history; an empty one when no file exists yet. Takes no lock: renames are
     /// atomic, so the file read is always a complete one.
     pub fn load(&self, server: &str) -> io::Result<History> {
+        if let Some(shared) = &self.shared {
+            return shared.load(server);
+        }
         let path = self.path_of(server)?;
         match fs::read(&path) {
             Ok(bytes) => parse(&path, &bytes, server),
@@ -69,6 +101,9 @@ impl TrustStore {
     /// `<file>.corrupt` rather than deleted, and recording starts over: refusing to record would
     /// freeze the score forever, and the evidence stays for the operator to inspect.
     pub fn update(&self, server: &str, batch: &History, now: u64) -> io::Result<History> {
+        if let Some(shared) = &self.shared {
+            return shared.update(server, batch, now);
+        }
         let path = self.path_of(server)?;
         fs::create_dir_all(&self.dir)?;
         let _lock = FileLock::exclusive(&with_suffix(&path, ".lock"))?;
@@ -91,6 +126,9 @@ impl TrustStore {
 
     /// Names of the servers with a trust file, sorted.
     pub fn servers(&self) -> io::Result<Vec<String>> {
+        if let Some(shared) = &self.shared {
+            return shared.servers();
+        }
         let entries = match fs::read_dir(&self.dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),

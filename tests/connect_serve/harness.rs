@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mcp_warden::sig::keys::{public_key_to_string, signing_key_from_pem, signing_key_to_pem};
 use mcp_warden::sig::{http_scheme, SigningKey, VerifyingKey};
@@ -66,8 +66,9 @@ fn watch(stderr: impl Read + Send + 'static) -> (Arc<Mutex<String>>, Receiver<(S
     (log, rx)
 }
 
+/// serve (`support::serve`) with its state dir.
 pub struct Serve {
-    child: Child,
+    proc: support::serve::ServeProc,
     pub addr: SocketAddr,
     pub admin: Option<SocketAddr>,
     pub state: tempfile::TempDir,
@@ -84,36 +85,13 @@ impl Serve {
         let state = tempfile::tempdir().expect("tempdir");
         let cfg = state.path().join("proxy.toml");
         std::fs::write(&cfg, serve_config(upstream)).expect("config");
-        let mut child = Command::new(support::warden_bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&cfg)
-            .env("MCP_WARDEN_STATE", state.path())
-            .env(
-                "MCP_WARDEN_POLICY_DIR",
-                support::fixture("policies/allow-all"),
-            )
-            // Only the permissive pack: the built-in ones stay out of what this compares.
-            .env("MCP_WARDEN_POLICY_BUILTIN", "false")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn serve");
-        let (log, rx) = watch(child.stderr.take().expect("stderr"));
-        let mut admin = None;
-        let addr = loop {
-            match rx.recv_timeout(Duration::from_secs(20)) {
-                Ok((tag, a)) if tag.starts_with("admin") => admin = a.parse().ok(),
-                Ok((_, a)) => break a.parse().expect("addr"),
-                Err(_) => panic!("serve did not start: {}", log.lock().expect("log")),
-            }
-        };
+        let proc = support::serve::ServeProc::start(&cfg, state.path(), None, &[]);
         Serve {
-            child,
-            addr,
-            admin,
+            addr: proc.addr,
+            admin: proc.admin,
+            log: proc.log.clone(),
+            proc,
             state,
-            log,
         }
     }
 
@@ -125,22 +103,6 @@ impl Serve {
     pub fn key(&self) -> VerifyingKey {
         let pem = std::fs::read_to_string(self.state.path().join("identity.pem")).expect("key");
         signing_key_from_pem(&pem).expect("pem").verifying_key()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        // SAFETY: a plain syscall on our own child's pid (SIGTERM: the orderly stop).
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

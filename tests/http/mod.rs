@@ -22,9 +22,9 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A running `mcp-warden serve`.
+/// A running `mcp-warden serve` (`support::serve`), its audit trail in its temp dir.
 pub struct Serve {
-    child: Child,
+    proc: support::serve::ServeProc,
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
     pub stderr: Arc<Mutex<String>>,
@@ -36,45 +36,14 @@ impl Serve {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = dir.path().join("proxy.toml");
         std::fs::write(&cfg, config).expect("config");
-        let mut cmd = Command::new(support::warden_bin());
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&cfg)
-            .arg("--audit-file")
-            .arg(dir.path().join("audit.jsonl"))
-            .env("MCP_WARDEN_STATE", dir.path().join("state"))
-            .env(
-                "MCP_WARDEN_POLICY_DIR",
-                support::fixture("policies/allow-all"),
-            )
-            // Only the permissive pack: the built-in ones stay out of what this compares.
-            .env("MCP_WARDEN_POLICY_BUILTIN", "false")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(a) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(a.trim().to_owned());
-                }
-                sink.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("serve did not start: {}", log.lock().unwrap()));
+        let audit = dir.path().join("audit.jsonl");
+        let proc =
+            support::serve::ServeProc::start(&cfg, &dir.path().join("state"), Some(&audit), env);
         Serve {
-            child,
-            addr: addr.parse().expect("addr"),
+            addr: proc.addr,
+            stderr: proc.log.clone(),
+            proc,
             dir,
-            stderr: log,
         }
     }
 
@@ -93,23 +62,6 @@ impl Serve {
 
     pub fn audit_path(&self) -> PathBuf {
         self.dir.path().join("audit.jsonl")
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        // SIGTERM: the orderly stop (stdio servers closed, audit flushed).
-        // SAFETY: plain syscall on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -11,6 +11,8 @@
    with mcp-warden's own loaders.
 
 usage: check_manifests.py MANIFEST_DIR OUT_DIR KUBERNETES_VERSION
+       check_manifests.py --gateway GATEWAY_DIR OUT_DIR KUBERNETES_VERSION   (issue 14: 3 replicas,
+       Redis, sticky sessions; writes proxy.toml and the policy packs to OUT_DIR the same way)
 """
 
 import copy
@@ -242,7 +244,115 @@ def socket_ntop6(raw):
     return "127.0.0.1" if ip in ("::1", "::ffff:127.0.0.1") else ip
 
 
+def load_valid(manifest_dir, version):
+    """Every object of the directory, validated strictly; (kind, name) -> object, and the texts."""
+    docs, texts = {}, {}
+    for path in sorted(pathlib.Path(manifest_dir).glob("*.yaml")):
+        texts[path.name] = path.read_text()
+        for doc in yaml.safe_load_all(texts[path.name]):
+            if doc is None or doc.get("kind") == "Kustomization":
+                continue
+            try:
+                kubernetes_validate.validate(doc, version, strict=True)
+            except Exception as e:  # ValidationError / SchemaNotFoundError
+                fail(f"{path.name}: {doc['kind']}/{doc['metadata']['name']}: {e}")
+            docs[(doc["kind"], doc["metadata"]["name"])] = doc
+    kust = yaml.safe_load((pathlib.Path(manifest_dir) / "kustomization.yaml").read_text())
+    missing = set(texts) - set(kust["resources"]) - {"kustomization.yaml"}
+    if missing:
+        fail(f"not listed in kustomization.yaml: {sorted(missing)}")
+    return docs, texts
+
+
+def selects(selector, labels):
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def gateway(manifest_dir, out_dir, version):
+    docs, _ = load_valid(manifest_dir, version)
+    dep = docs.get(("Deployment", "mcp-warden-gateway")) or fail("no Deployment mcp-warden-gateway")
+    if dep["spec"].get("replicas") != 3:
+        fail(f"the gateway runs 3 replicas, not {dep['spec'].get('replicas')}")
+    pod = dep["spec"]["template"]["spec"]
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    sidecars = [c for c in pod.get("initContainers", []) if c.get("restartPolicy") == "Always"]
+    if len(sidecars) != 1 or sidecars[0].get("args") != ["serve", "--config", "/etc/mcp-warden/proxy.toml"]:
+        fail("want one native sidecar running serve")
+    warden = sidecars[0]
+    if warden.get("readinessProbe", {}).get("httpGet", {}).get("path") != "/readyz":
+        fail("readiness must be /readyz (it includes Redis)")
+    if warden.get("livenessProbe", {}).get("httpGet", {}).get("path") != "/healthz":
+        fail("liveness must be /healthz: a Redis outage must not restart every replica")
+    if not pod.get("securityContext", {}).get("runAsNonRoot"):
+        fail("pod securityContext.runAsNonRoot must be true")
+
+    # The config every replica mounts, and the Secrets it names.
+    sources = next(v for v in pod["volumes"] if v["name"] == "config")["projected"]["sources"]
+    paths, secrets = {}, set()
+    for src in sources:
+        if "secret" in src:
+            for item in src["secret"]["items"]:
+                secrets.add("/etc/mcp-warden/" + item["path"])
+            continue
+        ref = src["configMap"]
+        cm = docs.get(("ConfigMap", ref["name"])) or fail(f"ConfigMap {ref['name']} not defined")
+        for item in ref["items"]:
+            paths[item["path"]] = cm["data"][item["key"]]
+    toml_text = paths.get("proxy.toml") or fail("proxy.toml is not projected")
+    import tomllib
+    cfg = tomllib.loads(toml_text)
+    cluster = cfg.get("cluster") or fail("proxy.toml has no [cluster]")
+    for key in ("password_file",):
+        if cluster.get(key) not in secrets:
+            fail(f"cluster.{key} {cluster.get(key)!r} is not mounted from a Secret")
+    if cfg.get("identity", {}).get("key") not in secrets:
+        fail("every replica needs the same identity key (a Secret) to verify approval decisions")
+    if cfg.get("signatures", {}).get("mode") != "enforce":
+        fail("the gateway example enforces signatures (fail closed when Redis is down)")
+
+    # Redis: reachable under the URL's host and port, only from the gateway pods.
+    url = cluster["redis_url"]
+    host, port = url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    svc = docs.get(("Service", host)) or fail(f"no Service {host} for cluster.redis_url")
+    if int(port) not in [p["port"] for p in svc["spec"]["ports"]]:
+        fail(f"Service {host} does not expose {port}")
+    redis = next((d for (k, _), d in docs.items() if k == "Deployment"
+                  and selects(svc["spec"]["selector"], d["spec"]["template"]["metadata"]["labels"])), None)
+    if redis is None:
+        fail(f"Service {host} selects no Deployment")
+    rcmd = " ".join(redis["spec"]["template"]["spec"]["containers"][0].get("command", []))
+    if "--requirepass" not in rcmd:
+        fail("Redis must require the password the gateway reads")
+    np = [d for (k, _), d in docs.items() if k == "NetworkPolicy"
+          and selects(d["spec"]["podSelector"]["matchLabels"], redis["spec"]["template"]["metadata"]["labels"])]
+    if not np or not all(selects(f["podSelector"]["matchLabels"], labels)
+                         for rule in np[0]["spec"]["ingress"] for f in rule.get("from", [])):
+        fail("a NetworkPolicy must admit only the gateway pods to Redis")
+
+    # Sticky sessions: the Ingress hashes on Mcp-Session-Id, the Service falls back to ClientIP.
+    gsvc = next((d for (k, _), d in docs.items() if k == "Service" and selects(d["spec"]["selector"], labels)), None)
+    if gsvc is None:
+        fail("no Service selects the gateway pods")
+    if gsvc["spec"].get("sessionAffinity") != "ClientIP":
+        fail("the gateway Service must keep ClientIP affinity")
+    ing = next((d for (k, _), d in docs.items() if k == "Ingress"), None) or fail("no Ingress")
+    if ing["metadata"].get("annotations", {}).get("nginx.ingress.kubernetes.io/upstream-hash-by") != "$http_mcp_session_id":
+        fail("the Ingress must hash on the Mcp-Session-Id header")
+    backends = [p["backend"]["service"]["name"] for r in ing["spec"]["rules"] for p in r["http"]["paths"]]
+    if backends != [gsvc["metadata"]["name"]]:
+        fail(f"the Ingress must route to {gsvc['metadata']['name']}, not {backends}")
+
+    out = pathlib.Path(out_dir)
+    for rel, text in paths.items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_text(text)
+    print(f"ok: gateway, {len(docs)} objects valid against Kubernetes {version}")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
+    if len(sys.argv) == 5 and sys.argv[1] == "--gateway":
+        gateway(*sys.argv[2:])
+    elif len(sys.argv) == 4:
+        main(*sys.argv[1:])
+    else:
         sys.exit(__doc__)
-    main(*sys.argv[1:])

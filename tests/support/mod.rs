@@ -3,6 +3,8 @@
 //! received (the server's own record), and the audit trail.
 #![allow(dead_code)]
 
+pub mod serve;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};

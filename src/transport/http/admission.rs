@@ -18,11 +18,11 @@ use hyper::header::HeaderMap;
 use hyper::StatusCode;
 use serde_json::Value;
 
+use super::body::{cpu, OFFLOAD_BYTES};
 use super::post::signature;
 use super::session::Session;
 use super::slots::Slot;
 use super::status::EdgeRefusal;
-use super::verdict::{cpu, OFFLOAD_BYTES};
 use super::{Route, Shared};
 use crate::errors::SIGNATURE_INVALID;
 use crate::sig::keys::KeyRole;

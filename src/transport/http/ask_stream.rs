@@ -20,22 +20,21 @@ use super::body::OutBody;
 use super::post;
 use super::session::Session;
 use super::sse::Event;
-use super::status::EVENT_STREAM;
-use super::verdict::{accepts_sse, sse_response};
+use super::status::{accepts_sse, sse_response, EVENT_STREAM};
 use super::Shared;
-use crate::audit::Record;
 use crate::errors::{Rejection, Source, INTERNAL_ERROR};
-use crate::pipeline::{Held, Outcome, Verdict};
+use crate::pipeline::deliver::{self, Settled};
+use crate::pipeline::Held;
 
 /// Events the stream holds before the client reads: the ask, a cancel, the answer.
 const BUFFER: usize = 8;
 
-/// A hold to ask through the client (`Ok`), or any other verdict, untouched (`Err`).
-pub fn take(outcome: Outcome) -> Result<(Box<Held>, Record), Outcome> {
-    let Outcome { verdict, record } = outcome;
-    match verdict {
-        Verdict::Hold(held) if held.ask.is_some() => Ok((held, record)),
-        verdict => Err(Outcome { verdict, record }),
+/// A hold to ask through the client (`Ok`; its record is written), or anything else settled,
+/// untouched (`Err`).
+pub fn take(settled: Settled) -> Result<Box<Held>, Settled> {
+    match settled {
+        Settled::Hold(held) if held.ask.is_some() => Ok(held),
+        other => Err(other),
     }
 }
 
@@ -46,12 +45,8 @@ pub async fn respond(
     headers: &HeaderMap,
     body: Bytes,
     held: Held,
-    record: Record,
-    started: Instant,
 ) -> Response<OutBody> {
     let p = session.pipeline.clone();
-    // The hold's own record (approval.requested), as for a queue wait.
-    p.finish(record, started);
     let (tx, rx) = mpsc::channel(BUFFER);
     let slot = accepts_sse(headers).then(|| shared.stream_slot()).flatten();
     let (shared, session, headers) = (shared.clone(), session.clone(), headers.clone());
@@ -62,8 +57,17 @@ pub async fn respond(
         } else {
             "the request did not accept text/event-stream, so the proxy could not ask the client"
         };
-        let outcome = p.ask_unsendable(held, why);
-        return post::act(&shared, &session, &headers, body, outcome, Instant::now())
+        let q = p.clone();
+        let settled = tokio::task::spawn_blocking(move || {
+            let outcome = q.ask_unsendable(held, why);
+            deliver::settle(&q, outcome, Instant::now())
+        })
+        .await;
+        let Ok(settled) = settled else {
+            return super::status::empty(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+        };
+        let settled = deliver::wait_off_workers(&p, settled).await;
+        return post::act(&shared, &session, &headers, body, settled)
             .await
             .0;
     };
@@ -74,9 +78,9 @@ pub async fn respond(
     tokio::spawn(async move {
         let waiter = p.clone();
         let mut wait = tokio::task::spawn_blocking(move || {
-            let resolution = waiter.wait_for(&held);
-            let cancel = waiter.ask_abandoned(&held, &resolution);
-            (waiter.resolve_hold(held, resolution), cancel)
+            let waited = deliver::wait_hold(&waiter, held);
+            let settled = deliver::settle(&waiter, waited.outcome, Instant::now());
+            (settled, waited.withdraw)
         });
         let waited = tokio::select! {
             w = &mut wait => w,
@@ -85,7 +89,7 @@ pub async fn respond(
                 wait.await
             }
         };
-        let Ok((outcome, cancel)) = waited else {
+        let Ok((settled, cancel)) = waited else {
             tracing::error!("the approval wait failed; the call was not forwarded");
             return;
         };
@@ -93,7 +97,8 @@ pub async fn respond(
         if let Some(c) = cancel {
             let _ = tx.send(event(&c)).await;
         }
-        let (resp, _) = post::act(&shared, &session, &headers, body, outcome, Instant::now()).await;
+        let settled = deliver::wait_off_workers(&p, settled).await;
+        let (resp, _) = post::act(&shared, &session, &headers, body, settled).await;
         pipe(resp, &tx, &id).await;
     });
     sse_response(OutBody::channel(rx, true).on_drop(release))

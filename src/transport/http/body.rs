@@ -1,6 +1,7 @@
-//! Bodies: reading a request body under the size cap, and the one response body type — a whole
-//! buffer, or a stream fed through a channel (SSE) that emits keep-alive comments while idle and
-//! runs a hook when it is dropped (the client went away, or the stream ended).
+//! Bodies: reading a request body under the size cap, CPU work over a large one off the async
+//! workers (`cpu`), and the one response body type — a whole buffer, or a stream fed through a
+//! channel (SSE) that emits keep-alive comments while idle and runs a hook when it is dropped
+//! (the client went away, or the stream ended).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,6 +21,22 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const KEEP_ALIVE_COMMENT: &[u8] = b": keep-alive\n\n";
 
 type Hook = Box<dyn FnOnce() + Send>;
+
+/// Bodies above this are parsed and judged on a blocking thread: the async workers that accept
+/// connections must never sit in a long parse, or one large hostile body stalls everyone.
+pub const OFFLOAD_BYTES: usize = 64 * 1024;
+
+/// Run CPU work over a body of `len` bytes: inline when small, on the blocking pool when large.
+pub async fn cpu<T: Send + 'static>(len: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
+    if len <= OFFLOAD_BYTES {
+        return f();
+    }
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        // The work panicked: the same as if it had panicked here.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
 
 /// The response body of every answer `serve` gives.
 pub struct OutBody {
@@ -159,4 +176,20 @@ async fn read_inner(mut body: Incoming, max: usize) -> Result<Bytes, ReadError> 
         }
     }
     Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A large body's parse runs on the blocking pool, not on the worker that accepts
+    /// connections; a small one stays inline (a thread hop would cost more than the parse).
+    #[tokio::test(flavor = "current_thread")]
+    async fn large_bodies_are_judged_off_the_async_worker() {
+        let worker = std::thread::current().id();
+        let small = cpu(OFFLOAD_BYTES, || std::thread::current().id()).await;
+        let large = cpu(OFFLOAD_BYTES + 1, || std::thread::current().id()).await;
+        assert_eq!(small, worker);
+        assert_ne!(large, worker);
+    }
 }

@@ -14,12 +14,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::admission;
 use super::body::OutBody;
 use super::post::{self, unknown_session};
-use super::relay::Relay;
-use super::session::{Session, SessionUpstream};
-use super::signer::Egress;
-use super::status::{self, EdgeRefusal, SESSION_HEADER};
-use super::verdict::{accepts_sse, sse_response};
-use super::{capabilities, legacy_sse, modern, Peer, Route, Shared, Upstream};
+use super::session::Session;
+use super::status::{self, accepts_sse, EdgeRefusal, SESSION_HEADER};
+use super::{capabilities, legacy_sse, modern, Peer, Route, Shared};
 
 /// Protocol revisions this proxy carries; the newest is the modern era.
 const LEGACY_VERSIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
@@ -176,59 +173,10 @@ pub async fn open_stream(
     session: &Session,
     headers: &HeaderMap,
 ) -> Response<OutBody> {
-    match &session.upstream {
-        SessionUpstream::Stdio(s) => {
-            let Some(release) = shared.stream_slot() else {
-                return too_many_streams();
-            };
-            match s.routes.open_get() {
-                Ok(rx) => sse_response(OutBody::channel(rx, true).on_drop(release)),
-                Err(_) => status::text(
-                    StatusCode::CONFLICT,
-                    "this session already has a GET stream open",
-                ),
-            }
-        }
-        SessionUpstream::Http(hs) => {
-            let Upstream::Http(up) = &route.upstream else {
-                return status::empty(StatusCode::INTERNAL_SERVER_ERROR);
-            };
-            let sid = hs.upstream_id();
-            // Last-Event-ID is among the passed headers: resumption is the upstream's.
-            match up
-                .send(Method::GET, headers, sid.as_deref(), Bytes::new())
-                .await
-            {
-                Ok(resp) => {
-                    let relay = Relay {
-                        pipeline: session.pipeline.clone(),
-                        upstream: up.clone(),
-                        session: Some(hs.clone()),
-                        max: shared.limits.max_message_bytes,
-                        egress: Egress::of(route),
-                    };
-                    relay.respond(resp, || shared.stream_slot()).await
-                }
-                Err(e) => {
-                    tracing::warn!("{e}");
-                    status::text(
-                        StatusCode::BAD_GATEWAY,
-                        "the upstream server cannot be reached",
-                    )
-                }
-            }
-        }
-    }
-}
-
-pub fn too_many_streams() -> Response<OutBody> {
-    let mut r = status::text(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "too many open streams; retry later",
-    );
-    r.headers_mut()
-        .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("5"));
-    r
+    session
+        .upstream
+        .events(shared, route, &session.pipeline, headers)
+        .await
 }
 
 /// DELETE: end the session — its process, or the upstream's session.
@@ -238,16 +186,6 @@ async fn delete(shared: &Shared, route: &Route, headers: &HeaderMap) -> Response
         Err(r) => return r,
     };
     shared.sessions.remove(&session.id);
-    session.close();
-    if let (SessionUpstream::Http(hs), Upstream::Http(up)) = (&session.upstream, &route.upstream) {
-        if let Some(sid) = hs.upstream_id() {
-            if let Err(e) = up
-                .send(Method::DELETE, headers, Some(&sid), Bytes::new())
-                .await
-            {
-                tracing::warn!("ending the upstream session: {e}");
-            }
-        }
-    }
+    session.upstream.end(headers).await;
     status::empty(StatusCode::OK)
 }

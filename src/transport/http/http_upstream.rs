@@ -39,16 +39,24 @@ pub struct HttpUpstream {
     extra: Vec<(HeaderName, HeaderValue)>,
 }
 
-/// The upstream side of one proxied session: the upstream's own session id, kept here and
-/// never shown to the client.
-#[derive(Default)]
+/// The upstream side of one proxied session: the upstream it talks to, and the upstream's own
+/// session id, kept here and never shown to the client.
 pub struct HttpSession {
+    pub upstream: Arc<HttpUpstream>,
     upstream_id: Mutex<Option<String>>,
     /// The protocol version header of the session's requests, for the proxy's own POSTs.
     pub version: Mutex<Option<HeaderValue>>,
 }
 
 impl HttpSession {
+    pub fn new(upstream: Arc<HttpUpstream>) -> HttpSession {
+        HttpSession {
+            upstream,
+            upstream_id: Mutex::default(),
+            version: Mutex::default(),
+        }
+    }
+
     pub fn upstream_id(&self) -> Option<String> {
         self.upstream_id
             .lock()

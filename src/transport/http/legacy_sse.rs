@@ -20,14 +20,12 @@ use tokio::sync::mpsc;
 use super::admission::{self, Opening};
 use super::body::OutBody;
 use super::handler::open_stream;
-use super::message;
 use super::post::{client_message, open_session, read_body, unknown_session};
 use super::routes::STREAM_BUFFER;
-use super::session::{Session, SessionUpstream};
+use super::session::Session;
 use super::sse::{self, Event};
-use super::status::{self, EVENT_STREAM, JSON};
-use super::verdict::{accepts_sse, sse_response};
-use super::{Route, Shared, Upstream};
+use super::status::{self, accepts_sse, sse_response, EVENT_STREAM, JSON};
+use super::{Route, Shared};
 use crate::sig::outcome::Outcome as SigOutcome;
 
 /// Messages POSTed but not yet through the pipeline, per session; beyond this: 503.
@@ -116,7 +114,7 @@ async fn open(
         Ok(a) => a,
         Err(r) => return r.answer(&shared, &route.name, "", 0),
     };
-    let session = match open_session(&shared, route.clone(), kid, slot) {
+    let session = match open_session(&shared, route.clone(), kid, slot).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -134,7 +132,7 @@ async fn open(
     let _ = out.try_send(event.encode(None));
     let (jobs, jobs_rx) = mpsc::channel(QUEUE);
     shared.legacy.lock().insert(session.id.clone(), jobs);
-    if matches!(session.upstream, SessionUpstream::Stdio(_)) {
+    if session.upstream.speaks_first() {
         // The stdio server's own messages (server requests, notifications) from the start.
         let get = open_stream(&shared, &route, &session, headers).await;
         if !get.status().is_success() {
@@ -216,10 +214,10 @@ async fn worker(
     mut jobs: mpsc::Receiver<Job>,
     out: mpsc::Sender<Bytes>,
 ) {
-    let mut get_open = matches!(session.upstream, SessionUpstream::Stdio(_));
+    let mut get_open = session.upstream.speaks_first();
     while let Some(job) = jobs.recv().await {
         let initialized = !get_open
-            && message::peek_all(&job.body)
+            && crate::codec::facts_all(&job.body)
                 .iter()
                 .any(|p| p.method.as_deref() == Some("notifications/initialized"));
         let (resp, _) = client_message(&shared, &session, &job.headers, job.body, job.sig).await;
@@ -283,21 +281,8 @@ fn end_session(shared: &Arc<Shared>, id: &str) {
         return;
     };
     session.close();
-    let (SessionUpstream::Http(hs), Upstream::Http(up)) =
-        (&session.upstream, &session.route.upstream)
-    else {
-        return;
-    };
-    let (Some(sid), Ok(rt)) = (hs.upstream_id(), tokio::runtime::Handle::try_current()) else {
-        return;
-    };
-    let up = up.clone();
-    rt.spawn(async move {
-        if let Err(e) = up
-            .send(Method::DELETE, &HeaderMap::new(), Some(&sid), Bytes::new())
-            .await
-        {
-            tracing::warn!("ending the upstream session: {e}");
-        }
-    });
+    // An HTTP upstream's session is ended there too (DELETE), off this (drop) hook.
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(async move { session.upstream.end(&HeaderMap::new()).await });
+    }
 }

@@ -10,15 +10,14 @@
 //! | `slots.rs`          | per-key counters (connections per address, sessions per client) |
 //! | `post.rs`           | a POSTed message of the legacy era through pipeline and upstream |
 //! | `legacy_sse.rs`     | 2024-11-05 HTTP+SSE: `ROUTE/sse` stream, `ROUTE/messages` POSTs |
-//! | `verdict.rs`        | holds waited out, durable records first, JSON / SSE answers   |
 //! | `modern.rs`         | 2026-07-28: header checks, one pipeline and process per request |
 //! | `edge.rs`           | Origin / Host (DNS rebinding), declared size, duplicate headers |
 //! | `status.rs`         | JSON-RPC code → HTTP status, responses, edge-refusal audit     |
 //! | `body.rs`           | capped request bodies; response body with keep-alive and hooks |
 //! | `sse.rs`            | SSE event parser and writer                                   |
-//! | `message.rs`        | the routing facts of a message (id, progress token, target)   |
 //! | `session.rs`        | session table: our ids ↔ pipeline and upstream                |
 //! | `routes.rs`         | which stream a stdio server's message goes to                 |
+//! | `upstream.rs`       | a session's upstream, either kind: open, send, events, close  |
 //! | `stdio_upstream.rs` | one stdio process per session: writer, reader, keeper threads |
 //! | `pool.rs`           | pre-started stdio processes                                   |
 //! | `http_upstream.rs`  | hyper client and the headers an upstream may see              |
@@ -27,8 +26,9 @@
 //! | `capabilities.rs`   | `GET [ROUTE]/.well-known/mcp/capabilities`: key, pinned tools  |
 //! | `health.rs`         | `/readyz`: policy loaded, upstream reachable or pool warm      |
 //!
-//! A server → client message's final bytes are chosen in two places, one per upstream kind:
-//! `StdioSession::act` and `Relay::verdict`; both end in `Egress::finish` (signing).
+//! Every verdict is acted on through `pipeline::deliver` (one record per message, durable ones
+//! first); a server → client message's final bytes leave through `Egress::finish` (signing),
+//! from `StdioSession::act` or `Relay::verdict`.
 
 mod admission;
 mod ask_stream;
@@ -39,7 +39,6 @@ mod handler;
 mod health;
 mod http_upstream;
 mod legacy_sse;
-mod message;
 mod modern;
 mod pool;
 mod post;
@@ -55,7 +54,7 @@ mod slots;
 pub mod sse;
 mod status;
 mod stdio_upstream;
-mod verdict;
+mod upstream;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -73,7 +72,7 @@ use crate::sig::VerifyingKey;
 pub use health::Health;
 pub use http_upstream::HttpUpstream;
 pub use pool::Pool;
-pub use server::run;
+pub use server::{run, serve};
 pub use signer::ResponseSigner;
 
 /// Where a route's messages go.

@@ -14,21 +14,17 @@ use hyper::header::HeaderMap;
 use hyper::{Method, Response, StatusCode};
 
 use super::admission::{self, Opening};
-use super::body::OutBody;
-use super::message::{self, Peek};
+use super::body::{cpu, OutBody};
 use super::post;
 use super::prefetch;
 use super::relay::Relay;
 use super::signer::Egress;
 use super::slots::Slot;
-use super::status::{self, EdgeRefusal, HEADER_MISMATCH};
+use super::status::{self, accepts_sse, collect_json, sse_response, EdgeRefusal, HEADER_MISMATCH};
 use super::stdio_upstream::StdioSession;
-use super::verdict::{
-    accepts_sse, collect_json, cpu, decide, has_requests, judge, settle, sse_response,
-};
 use super::{Route, Shared, Upstream};
 use crate::audit::{Decision, Direction, Record};
-use crate::codec::{self, Decoded, Id};
+use crate::codec::{self, Decoded, Facts, Id};
 use crate::pipeline::Pipeline;
 
 /// Methods whose target (`params.name` / `params.uri`) must be mirrored in `Mcp-Name`.
@@ -112,60 +108,45 @@ pub async fn handle(
     let mut early: Option<Arc<StdioSession>> = None;
     if let Upstream::Stdio(pool) = &route.upstream {
         if let Some(request) = p.prefetch_request(&body) {
-            if let Ok(child) = pool.take() {
-                if let Ok(s) =
-                    StdioSession::start(child, p.clone(), Egress::of(&route), shared.grace, || {})
-                {
-                    if s.send(&request).is_ok() {
-                        let waiting = p.clone();
-                        let _ = tokio::task::spawn_blocking(move || {
-                            waiting.await_prefetch(crate::pipeline::PREFETCH_WAIT)
-                        })
-                        .await;
-                    }
-                    early = Some(s);
+            let started =
+                StdioSession::spawn(pool, &p, Egress::of(&route), shared.grace, || {}).await;
+            if let Ok(s) = started {
+                if s.send(&request).is_ok() {
+                    let waiting = p.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        waiting.await_prefetch(crate::pipeline::PREFETCH_WAIT)
+                    })
+                    .await;
                 }
+                early = Some(s);
             }
         }
     }
-    let started = Instant::now();
-    let outcome = settle(&p, judge(&p, &body, proof.outcome, &headers).await, started).await;
-    let Some((forward, answer)) = decide(&p, outcome, body, started) else {
-        return status::empty(StatusCode::ACCEPTED);
-    };
+    let (forward, answer) = post::judge(&p, body, proof.outcome, &headers).await;
     let Some(forward) = forward else {
-        return status::error_answer(answer.unwrap_or_default());
+        return post::refused(answer);
     };
     match &route.upstream {
         Upstream::Stdio(pool) => {
-            let peeks = message::peek_all(&forward);
-            if !has_requests(&peeks) {
+            let peeks = codec::facts_all(&forward);
+            if !codec::facts::any_request(&peeks) {
                 // A notification to a stateless server: no process would outlive it.
                 return status::empty(StatusCode::ACCEPTED);
             }
             let s = match early.take() {
                 Some(s) => s,
                 None => {
-                    let child = match pool.take() {
-                        Ok(c) => c,
+                    match StdioSession::spawn(pool, &p, Egress::of(&route), shared.grace, || {})
+                        .await
+                    {
+                        Ok(s) => s,
                         Err(e) => {
-                            p.upstream_started(false);
                             tracing::warn!("cannot start {:?}: {e}", pool.argv().join(" "));
                             return status::text(
                                 StatusCode::BAD_GATEWAY,
                                 "cannot start the server",
                             );
                         }
-                    };
-                    match StdioSession::start(
-                        child,
-                        p.clone(),
-                        Egress::of(&route),
-                        shared.grace,
-                        || {},
-                    ) {
-                        Ok(s) => s,
-                        Err(e) => return status::text(StatusCode::BAD_GATEWAY, &e.to_string()),
                     }
                 }
             };
@@ -222,7 +203,7 @@ pub async fn handle(
 /// first: then the server is told `notifications/cancelled` before its stdin closes.
 struct Request {
     s: Arc<StdioSession>,
-    peeks: Vec<Peek>,
+    peeks: Vec<Facts>,
     answered: Arc<AtomicBool>,
     /// The client's cap slot, held while the process runs.
     _slot: Option<Slot<String>>,
@@ -241,7 +222,7 @@ impl Drop for Request {
 
 impl Request {
     fn cancel(&self, id: &Id) {
-        let line = message::cancelled(id, "the HTTP client disconnected");
+        let line = codec::facts::cancelled(id, "the HTTP client disconnected");
         let p = self.s.pipeline();
         let mut record = Record::new(
             &p.session_id(),
@@ -271,7 +252,7 @@ fn check_headers(headers: &HeaderMap, body: &[u8], limits: &codec::Limits) -> Re
     let Some(method) = env.method.as_deref() else {
         return Ok(());
     };
-    let target = message::peek(body).and_then(|p| p.target);
+    let target = Facts::of(&env).target;
     match header(headers, "mcp-method")? {
         None => return Err("the Mcp-Method header is required in protocol 2026-07-28".into()),
         Some(h) if h != method => {

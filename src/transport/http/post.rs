@@ -5,29 +5,23 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
-use hyper::{Method, Response, StatusCode};
+use hyper::{Response, StatusCode};
 
 use super::admission::{self, Opening, Proof};
 use super::ask_stream;
-use super::body::{self, OutBody, ReadError};
+use super::body::{self, cpu, OutBody, ReadError};
 use super::edge;
-use super::http_upstream::{HttpSession, HttpUpstream};
-use super::message;
-use super::relay::{self, Relay};
-use super::session::{Session, SessionUpstream};
-use super::signer::Egress;
+use super::session::Session;
 use super::slots::Slot;
 use super::status::{self, EdgeRefusal, SESSION_HEADER};
-use super::stdio_upstream::{SendError, StdioSession};
-use super::verdict::{
-    accepts_sse, collect_json, cpu, decide, has_requests, judge, settle, sse_response,
-};
-use super::{Route, Shared, Upstream};
+use super::upstream::SessionUpstream;
+use super::{Route, Shared};
+use crate::codec;
+use crate::pipeline::deliver::{self, Delivery, Onward, Settled};
 use crate::pipeline::Pipeline;
 use crate::sig::http_scheme::HttpSigHeaders;
 use crate::sig::keys::KeyRole;
@@ -162,7 +156,10 @@ pub fn unknown_session(shared: &Shared, route: &Route, body: &[u8]) -> Response<
         StatusCode::NOT_FOUND,
         "session.unknown",
         "session",
-        "unknown or ended session: start a new one with initialize".into(),
+        // Behind a Service, a legacy session lives on the replica that opened it (issue 14).
+        "unknown or ended session, or one another replica opened (sessions stay on their \
+         replica: route sticky on Mcp-Session-Id): start a new one with initialize"
+            .into(),
     )
     .alert()
     .code(-32001)
@@ -189,7 +186,7 @@ async fn initialize(
         }
     };
     let b = body.clone();
-    let peeks = cpu(body.len(), move || message::peek_all(&b)).await;
+    let peeks = cpu(body.len(), move || codec::facts_all(&b)).await;
     if !peeks
         .iter()
         .any(|p| p.method.as_deref() == Some("initialize"))
@@ -205,12 +202,12 @@ async fn initialize(
         .answer(shared, &route.name, "", body.len() as u64);
     }
     let kid = proof.kid().map(str::to_owned);
-    let session = match open_session(shared, route, kid, slot) {
+    let session = match open_session(shared, route, kid, slot).await {
         Ok(s) => s,
         Err(r) => return r,
     };
     // Hook (issue 11): a client that takes event streams can be asked for approvals on them.
-    if accepts_sse(headers) {
+    if status::accepts_sse(headers) {
         session.pipeline.ask_through_client();
     }
     let busy = session.busy();
@@ -231,7 +228,7 @@ async fn initialize(
 
 /// A new session on `route`, its upstream started (not yet in the table): `initialize`, or a
 /// legacy SSE stream opening. Admission (`admission::admit_new`) gave `slot`.
-pub fn open_session(
+pub async fn open_session(
     shared: &Arc<Shared>,
     route: Arc<Route>,
     kid: Option<String>,
@@ -243,27 +240,13 @@ pub fn open_session(
         shared.audit.clone(),
         route.guards.clone(),
     ));
-    let id = crate::session::random_id();
-    let upstream = match &route.upstream {
-        Upstream::Stdio(pool) => {
-            let egress = Egress::of(&route);
-            let started = pool.take().and_then(|child| {
-                let (sessions, id) = (shared.sessions.clone(), id.clone());
-                StdioSession::start(child, pipeline.clone(), egress, shared.grace, move || {
-                    sessions.remove(&id);
-                })
-            });
-            match started {
-                Ok(s) => SessionUpstream::Stdio(s),
-                Err(e) => {
-                    pipeline.upstream_started(false);
-                    let msg = format!("cannot start server {:?}: {e}", pool.argv().join(" "));
-                    return Err(status::text(StatusCode::BAD_GATEWAY, &msg));
-                }
-            }
-        }
-        Upstream::Http(_) => SessionUpstream::Http(Arc::new(HttpSession::default())),
-    };
+    let id = super::session::new_id();
+    let (sessions, gone) = (shared.sessions.clone(), id.clone());
+    // The upstream's exit hook forgets the session (a stdio server that exited).
+    let upstream = SessionUpstream::open(shared, &route, &pipeline, move || {
+        sessions.remove(&gone);
+    })
+    .await?;
     Ok(Arc::new(Session::new(
         id, route, pipeline, upstream, kid, slot,
     )))
@@ -283,20 +266,18 @@ pub async fn client_message(
     if let Some(request) = p.prefetch_request(&body) {
         prefetch(shared, session, headers, request).await;
     }
-    let started = Instant::now();
-    let judged = judge(p, &body, sig, headers).await;
+    let first = judge_first(p, body.clone(), sig, headers).await;
     // Hook (issue 11): a hold asked through the client answers on this POST's own event
     // stream — the proxy's `elicitation/create` first, then the call's answer (`ask_stream`).
-    let judged = match ask_stream::take(judged) {
-        Ok((held, record)) => {
-            let resp =
-                ask_stream::respond(shared, session, headers, body, *held, record, started).await;
+    let first = match ask_stream::take(first) {
+        Ok(held) => {
+            let resp = ask_stream::respond(shared, session, headers, body, *held).await;
             return (resp, true);
         }
-        Err(outcome) => outcome,
+        Err(settled) => settled,
     };
-    let outcome = settle(p, judged, started).await;
-    act(shared, session, headers, body, outcome, started).await
+    let settled = deliver::wait_off_workers(p, first).await;
+    act(shared, session, headers, body, settled).await
 }
 
 /// Act on a settled verdict: answer, or forward to the upstream and relay its answer.
@@ -305,27 +286,89 @@ pub async fn act(
     session: &Arc<Session>,
     headers: &HeaderMap,
     body: Bytes,
-    outcome: crate::pipeline::Outcome,
-    started: Instant,
+    settled: Settled,
 ) -> (Response<OutBody>, bool) {
     let p = &session.pipeline;
-    let Some((forward, answer)) = decide(p, outcome, body, started) else {
-        return (status::empty(StatusCode::ACCEPTED), false);
-    };
+    let (forward, answer) = delivered(settled, body);
     let Some(forward) = forward else {
-        return (status::error_answer(answer.unwrap_or_default()), false);
+        return (refused(answer), false);
     };
-    let resp = match &session.upstream {
-        SessionUpstream::Stdio(s) => to_stdio(shared, s, headers, &forward, answer).await,
-        SessionUpstream::Http(hs) => {
-            let Upstream::Http(up) = &session.route.upstream else {
-                return (status::empty(StatusCode::INTERNAL_SERVER_ERROR), false);
-            };
-            let egress = Egress::of(&session.route);
-            to_http(shared, p, hs, up, headers, forward, egress).await
-        }
-    };
+    let resp = session
+        .upstream
+        .send(shared, &session.route, p, headers, forward, answer)
+        .await;
     (resp, true)
+}
+
+/// The pipeline's verdict on a client message (its signature already checked: `sig`), settled
+/// by `pipeline::deliver` on the blocking pool (checks, approval tickets, a durable record on
+/// disk first, a hold waited out: none of it on the async workers): the bytes to forward, and
+/// the proxy's own answer. The record is written before the message moves on (its latency is
+/// the decision's, not the upstream's).
+pub async fn judge(
+    p: &Arc<Pipeline>,
+    body: Bytes,
+    sig: Option<SigOutcome>,
+    headers: &HeaderMap,
+) -> (Option<Bytes>, Option<Vec<u8>>) {
+    let first = judge_first(p, body.clone(), sig, headers).await;
+    delivered(deliver::wait_off_workers(p, first).await, body)
+}
+
+/// The checks and the settling on the blocking pool, a hold handed back unwaited.
+/// Hook (issue 13): the request's W3C trace context headers join its record when `_meta` had
+/// none (`telemetry::traceparent::adopt_headers`).
+async fn judge_first(
+    p: &Arc<Pipeline>,
+    body: Bytes,
+    sig: Option<SigOutcome>,
+    headers: &HeaderMap,
+) -> Settled {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (traceparent, tracestate) = (header("traceparent"), header("tracestate"));
+    deliver::judge_off_workers(p, move |p| {
+        let mut outcome = p.from_client_with(&body, sig.as_ref());
+        crate::telemetry::traceparent::adopt_headers(
+            &mut outcome.record,
+            traceparent.as_deref(),
+            tracestate.as_deref(),
+        );
+        outcome
+    })
+    .await
+}
+
+/// A settled client message as the bytes to forward and the proxy's own answer; its record is
+/// written here, before the message moves on.
+fn delivered(settled: Settled, body: Bytes) -> (Option<Bytes>, Option<Vec<u8>>) {
+    // A client message is never a sampling request: nothing but an act is left.
+    let Settled::Act(Delivery {
+        onward,
+        back,
+        record,
+    }) = settled
+    else {
+        return (None, None);
+    };
+    drop(record);
+    let forward = onward.map(|o| match o {
+        Onward::Original => body,
+        Onward::Bytes(b) => Bytes::from(b),
+    });
+    (forward, back)
+}
+
+/// Nothing goes on: the proxy's own answer, or 202 when there is none (a refused notification).
+pub fn refused(answer: Option<Vec<u8>>) -> Response<OutBody> {
+    match answer {
+        Some(a) => status::error_answer(a),
+        None => status::empty(StatusCode::ACCEPTED),
+    }
 }
 
 /// Send the proxy's own listing request upstream and wait (bounded) until the pipeline has seen
@@ -333,109 +376,13 @@ pub async fn act(
 /// which pins it and asks for further pages itself.
 async fn prefetch(shared: &Shared, session: &Arc<Session>, headers: &HeaderMap, request: Vec<u8>) {
     let p = session.pipeline.clone();
-    match &session.upstream {
-        SessionUpstream::Stdio(s) => {
-            if s.send(&request).is_err() {
-                return;
-            }
-        }
-        SessionUpstream::Http(hs) => {
-            let Upstream::Http(up) = &session.route.upstream else {
-                return;
-            };
-            let egress = Egress::of(&session.route);
-            let resp = to_http(shared, &p, hs, up, headers, Bytes::from(request), egress).await;
-            // Drain it: the relay judges each message as the body is read.
-            let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
-        }
+    let sent = session
+        .upstream
+        .send_own(shared, &session.route, &p, headers, request)
+        .await;
+    if !sent {
+        return;
     }
     let _ =
         tokio::task::spawn_blocking(move || p.await_prefetch(crate::pipeline::PREFETCH_WAIT)).await;
-}
-
-/// Forward to the session's stdio process and answer on a stream of the request's own.
-async fn to_stdio(
-    shared: &Shared,
-    s: &Arc<StdioSession>,
-    headers: &HeaderMap,
-    forward: &[u8],
-    answer: Option<Vec<u8>>,
-) -> Response<OutBody> {
-    let peeks = message::peek_all(forward);
-    for id in peeks.iter().filter_map(|p| p.cancels.as_ref()) {
-        s.routes.forget(id);
-    }
-    let slot = accepts_sse(headers).then(|| shared.stream_slot()).flatten();
-    let opened = has_requests(&peeks).then(|| {
-        s.routes
-            .open_request(&peeks, slot.is_some(), answer.as_deref())
-    });
-    if let Err(e) = s.send(forward) {
-        for id in peeks.iter().filter_map(|p| p.id.as_ref()) {
-            s.routes.forget(id);
-        }
-        return match e {
-            SendError::Gone => {
-                status::text(StatusCode::NOT_FOUND, "the session's server has exited")
-            }
-            SendError::Full => status::text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the server is not reading; retry later",
-            ),
-        };
-    }
-    let Some((rx, _)) = opened else {
-        return match answer {
-            Some(a) => status::json(StatusCode::OK, a),
-            None => status::empty(StatusCode::ACCEPTED),
-        };
-    };
-    match slot {
-        Some(release) => sse_response(OutBody::channel(rx, true).on_drop(release)),
-        None => collect_json(rx).await,
-    }
-}
-
-/// Forward to the HTTP upstream under its own session id, and relay its answer.
-async fn to_http(
-    shared: &Shared,
-    p: &Arc<Pipeline>,
-    hs: &Arc<HttpSession>,
-    up: &Arc<HttpUpstream>,
-    headers: &HeaderMap,
-    forward: Bytes,
-    egress: Egress,
-) -> Response<OutBody> {
-    if let Some(v) = headers.get("mcp-protocol-version") {
-        *hs.version.lock().unwrap_or_else(|e| e.into_inner()) = Some(v.clone());
-    }
-    let sid = hs.upstream_id();
-    let sent = up
-        .send(Method::POST, headers, sid.as_deref(), forward)
-        .await;
-    if sid.is_none() {
-        // The session's first exchange tells whether the upstream is up (trust: availability).
-        p.upstream_started(sent.as_ref().is_ok_and(|r| r.status().is_success()));
-    }
-    let resp = match sent {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!("{e}");
-            return status::text(
-                StatusCode::BAD_GATEWAY,
-                "the upstream server cannot be reached",
-            );
-        }
-    };
-    if sid.is_none() {
-        hs.set_upstream_id(relay::upstream_session_id(&resp));
-    }
-    let relay = Relay {
-        pipeline: p.clone(),
-        upstream: up.clone(),
-        session: Some(hs.clone()),
-        max: shared.limits.max_message_bytes,
-        egress,
-    };
-    relay.respond(resp, || shared.stream_slot()).await
 }

@@ -22,10 +22,10 @@ use super::http_upstream::{HttpSession, HttpUpstream};
 use super::signer::Egress;
 use super::sse::{self, Event};
 use super::status::{self, EVENT_STREAM, SESSION_HEADER};
-use super::verdict::cpu;
 use crate::audit::{Direction, Record};
 use crate::errors::{Rejection, Source, INTERNAL_ERROR};
-use crate::pipeline::{Outcome, Pipeline, Verdict};
+use crate::pipeline::deliver::{self, Delivery, Onward, RecordGuard, Settled};
+use crate::pipeline::{Pipeline, Sampling};
 
 /// An upstream's whole (non-stream) answer body must arrive within this.
 const UPSTREAM_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -89,11 +89,8 @@ impl Relay {
         // Every body that reaches the client is inspected, whatever its status or type: a
         // JSON-RPC body goes through `from_server` like a 200; anything else (an HTML error
         // page, plain text) is dropped there as not JSON-RPC and replaced by our own error.
-        let started = Instant::now();
-        let (p, b) = (self.pipeline.clone(), body.clone());
-        let outcome = cpu(body.len(), move || p.from_server(&b)).await;
-        let audit_id = outcome.record.audit_id.clone();
-        match self.verdict(outcome, &body, started).await {
+        let (out, audit_id) = self.verdict(body.clone()).await;
+        match out {
             Some(out) => status::json(status, if out.is_empty() { body } else { out }),
             // The message was withheld: the client must not wait for it forever.
             None => {
@@ -134,77 +131,81 @@ impl Relay {
         status::json(status, body)
     }
 
-    /// Act on a server-message verdict. `Some(empty)`: forward the original; `Some(bytes)`: the
-    /// rewritten (or signed) message; `None`: nothing goes to the client. `original` is the
-    /// message as the upstream sent it.
-    async fn verdict(&self, outcome: Outcome, original: &[u8], started: Instant) -> Option<Bytes> {
-        let out = self.settle(outcome, started).await?;
-        let last = if out.is_empty() { original } else { &out[..] };
-        match self.egress.finish(last) {
-            Some(signed) => Some(Bytes::from(signed)),
-            None => Some(out),
-        }
+    /// Judge one server message and act on the verdict (`pipeline::deliver`, on the blocking
+    /// pool: a listing updates the pin store, a hold is waited out). `Some(empty)`: forward the
+    /// original; `Some(bytes)`: the rewritten (or signed) message; `None`: nothing goes to the
+    /// client. Also the message's audit id. `original` is the message as the upstream sent it.
+    async fn verdict(&self, original: Bytes) -> (Option<Bytes>, String) {
+        let (out, audit_id) = self.judged(original.clone()).await;
+        let Some(out) = out else {
+            return (None, audit_id);
+        };
+        let last = if out.is_empty() {
+            &original[..]
+        } else {
+            &out[..]
+        };
+        let out = match self.egress.finish(last) {
+            Some(signed) => Bytes::from(signed),
+            None => out,
+        };
+        (Some(out), audit_id)
     }
 
-    pub(super) async fn settle(&self, outcome: Outcome, started: Instant) -> Option<Bytes> {
-        let Outcome { verdict, record } = outcome;
-        let verdict = match verdict {
+    /// `verdict` before signing: `Some(empty)`: forward the original; `Some(bytes)`: the
+    /// rewritten message; `None`: nothing goes to the client.
+    pub(super) async fn judged(&self, original: Bytes) -> (Option<Bytes>, String) {
+        let settled =
+            deliver::settle_off_workers(&self.pipeline, move |p| p.from_server(&original)).await;
+        let Delivery {
+            onward,
+            back,
+            record,
+        } = match settled {
+            Settled::Act(d) => d,
             // Hook (issue 12): a modern `input_required` the backend fulfils; the retried
             // call's answer takes its place for the client (`retry.rs`).
-            Verdict::Sample(job) if job.retries() => {
-                return super::retry::fulfil(self, *job, record).await;
+            Settled::Sample(job, record) if job.retries() => {
+                let audit_id = record.audit_id().to_owned();
+                return (super::retry::fulfil(self, *job, record).await, audit_id);
             }
-            Verdict::Hold(held) => {
-                self.pipeline.finish(record, started);
-                let p = self.pipeline.clone();
-                let resolved = tokio::task::spawn_blocking(move || {
-                    let r = p.wait_for(&held);
-                    p.resolve_hold(*held, r)
-                })
-                .await;
-                let Ok(Outcome { verdict, record }) = resolved else {
-                    return None;
-                };
-                self.pipeline.finish(record, Instant::now());
-                verdict
+            Settled::Sample(job, record) => {
+                let audit_id = record.audit_id().to_owned();
+                self.sample(job, record);
+                return (None, audit_id);
             }
-            Verdict::Sample(job) => {
-                // Answered by the inference backend on a task of its own: the rest of this
-                // stream keeps flowing, and the answer (and the request's one record) does not
-                // depend on the client staying. It goes upstream like any answer to the server.
-                let relay = self.clone();
-                tokio::spawn(async move {
-                    let p = relay.pipeline.clone();
-                    let started = job.started;
-                    let resolved =
-                        tokio::task::spawn_blocking(move || p.run_sampling(*job, record)).await;
-                    if let Ok(Outcome { verdict, record }) = resolved {
-                        if let Verdict::Answer(b) = verdict {
-                            relay.answer_upstream(b);
-                        }
-                        relay.pipeline.finish(record, started);
-                    }
-                });
-                return None;
-            }
-            v => {
-                self.pipeline.finish(record, started);
-                v
-            }
+            // `settle_off_workers` waits holds out itself.
+            Settled::Hold(_) => return (None, String::new()),
         };
-        match verdict {
-            Verdict::Forward => Some(Bytes::new()),
-            Verdict::Rewrite(b) => Some(Bytes::from(b)),
-            Verdict::Answer(b) => {
-                self.answer_upstream(b);
-                None
-            }
-            Verdict::Split { forward, answer } => {
-                self.answer_upstream(answer);
-                Some(Bytes::from(forward))
-            }
-            Verdict::Drop | Verdict::Hold(_) | Verdict::Sample(_) => None,
+        let audit_id = record.audit_id().to_owned();
+        if let Some(answer) = back {
+            self.answer_upstream(answer);
         }
+        let out = match onward {
+            None => return (None, audit_id),
+            Some(Onward::Original) => Bytes::new(),
+            Some(Onward::Bytes(b)) => Bytes::from(b),
+        };
+        (Some(out), audit_id)
+    }
+
+    /// A server's sampling request answered by the inference backend on a task of its own: the
+    /// rest of this stream keeps flowing, and the answer (and the request's one record) does
+    /// not depend on the client staying. It goes upstream like any answer to the server.
+    fn sample(&self, job: Box<Sampling>, record: RecordGuard) {
+        let relay = self.clone();
+        tokio::spawn(async move {
+            let p = relay.pipeline.clone();
+            let ran = tokio::task::spawn_blocking(move || deliver::run_sample(&p, *job, record));
+            let Ok((outcome, started)) = ran.await else {
+                return;
+            };
+            if let Settled::Act(d) = deliver::settle(&relay.pipeline, outcome, started) {
+                if let Some(answer) = d.back {
+                    relay.answer_upstream(answer);
+                }
+            }
+        });
     }
 
     /// The proxy answers a server request itself (e.g. a refused elicitation): POST it upstream.
@@ -270,9 +271,8 @@ impl Relay {
             // Priming and retry-only events carry no message: nothing to inspect.
             return Some(ev.encode(None));
         }
-        let started = Instant::now();
-        let outcome = self.pipeline.from_server(data);
-        match self.verdict(outcome, data, started).await {
+        let (out, _) = self.verdict(Bytes::copy_from_slice(data)).await;
+        match out {
             Some(b) if b.is_empty() => Some(ev.encode(None)),
             Some(b) => Some(ev.encode(Some(&b))),
             None => ev.id.as_ref().map(|id| {

@@ -22,7 +22,8 @@ use super::sse;
 use super::status::EVENT_STREAM;
 use crate::audit::{Decision, Direction, Record};
 use crate::errors::{Rejection, Source, INTERNAL_ERROR};
-use crate::pipeline::{Outcome, Sampling, Verdict};
+use crate::pipeline::deliver::{self, Delivery, Onward, RecordGuard, Settled};
+use crate::pipeline::Sampling;
 
 /// A retried call's whole answer must arrive within this (the server's own work; the backend's
 /// time was spent before the retry).
@@ -30,18 +31,22 @@ const RETRY_ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Fulfil `job` from the backend, retry the call upstream, and return the answer for the
 /// client (`None`: nothing goes to the client — the session ended, or it was withheld).
-pub async fn fulfil(relay: &Relay, job: Sampling, record: Record) -> Option<Bytes> {
+pub async fn fulfil(relay: &Relay, job: Sampling, record: RecordGuard) -> Option<Bytes> {
     let p = relay.pipeline.clone();
-    let (started, id) = (job.started, job.id.clone());
-    let outcome = tokio::task::spawn_blocking(move || p.run_sampling(job, record))
-        .await
-        .ok()?;
-    let Outcome { verdict, record } = outcome;
-    relay.pipeline.finish(record, started);
-    let retried = match verdict {
-        Verdict::Answer(bytes) => bytes,
+    let id = job.id.clone();
+    let (outcome, started) =
+        tokio::task::spawn_blocking(move || deliver::run_sample(&p, job, record))
+            .await
+            .ok()?;
+    let Settled::Act(Delivery { onward, back, .. }) =
+        deliver::settle(&relay.pipeline, outcome, started)
+    else {
+        return None;
+    };
+    let retried = match (back, onward) {
+        (Some(bytes), _) => bytes,
         // The backend failed or a limit refused: the error for the client's request.
-        Verdict::Rewrite(error) => return Some(Bytes::from(error)),
+        (None, Some(Onward::Bytes(error))) => return Some(Bytes::from(error)),
         _ => return None,
     };
     let headers = routing_headers(&retried);
@@ -118,12 +123,10 @@ pub async fn fulfil(relay: &Relay, job: Sampling, record: Record) -> Option<Byte
 /// One message of the retry's answer through `from_server`: `Some` when it is the answer to
 /// the client's request (as judged: forwarded, rewritten or an error), `None` otherwise.
 async fn judge(relay: &Relay, message: &[u8], want: &Value) -> Option<Bytes> {
-    let started = Instant::now();
     let answers = serde_json::from_slice::<Value>(message)
         .is_ok_and(|v| v.get("method").is_none() && v.get("id") == Some(want));
-    let outcome = relay.pipeline.from_server(message);
     // Boxed: the retry's answer may itself be another `input_required` to fulfil.
-    let out = Box::pin(relay.settle(outcome, started)).await;
+    let (out, _) = Box::pin(relay.judged(Bytes::copy_from_slice(message))).await;
     match out {
         Some(b) if answers && b.is_empty() => Some(Bytes::copy_from_slice(message)),
         Some(b) if answers => Some(b),

@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::message::{self, Peek};
 use super::sse;
-use crate::codec::{Id, Kind};
+use crate::codec::{self, Facts, Id, Kind};
 
 /// Messages waiting for a GET stream; beyond this the oldest are dropped (bounded memory).
 const BACKLOG: usize = 256;
@@ -66,7 +65,7 @@ impl Routes {
     /// anything else (the proxy's own answers to refused elements of a batch).
     pub fn open_request(
         &self,
-        sent: &[Peek],
+        sent: &[Facts],
         sse: bool,
         first: Option<&[u8]>,
     ) -> (mpsc::Receiver<Bytes>, Arc<AtomicBool>) {
@@ -78,7 +77,7 @@ impl Routes {
     /// `open_request` for the one request a process serves (the modern era's process per
     /// request): notifications and anything else not answering it go on its stream too (SSE
     /// only; a JSON answer carries the response alone), until its response ends the stream.
-    pub fn open_sole(&self, sent: &[Peek], sse: bool) -> (mpsc::Receiver<Bytes>, Arc<AtomicBool>) {
+    pub fn open_sole(&self, sent: &[Facts], sse: bool) -> (mpsc::Receiver<Bytes>, Arc<AtomicBool>) {
         let (rx, target) = self.open(sent, sse, None);
         let answered = target.answered.clone();
         self.lock().sole = Some(target);
@@ -87,7 +86,7 @@ impl Routes {
 
     fn open(
         &self,
-        sent: &[Peek],
+        sent: &[Facts],
         sse: bool,
         first: Option<&[u8]>,
     ) -> (mpsc::Receiver<Bytes>, Arc<Target>) {
@@ -101,7 +100,7 @@ impl Routes {
             // The channel is new and empty: this cannot be full.
             let _ = tx.try_send(chunk);
         }
-        let requests: Vec<&Peek> = sent.iter().filter(|p| p.kind == Kind::Request).collect();
+        let requests: Vec<&Facts> = sent.iter().filter(|p| p.is_request()).collect();
         let target = Arc::new(Target {
             tx,
             sse,
@@ -147,7 +146,7 @@ impl Routes {
     /// call it from the session's reader thread only. Returns, for a response, how long its
     /// request waited for it (upstream latency).
     pub fn deliver(&self, bytes: &[u8]) -> Option<Duration> {
-        let peek = message::peek(bytes);
+        let peek = codec::facts(bytes);
         let mut took = None;
         let (tx, chunk) = {
             let mut inner = self.lock();
@@ -160,10 +159,7 @@ impl Routes {
             );
             match pick {
                 Pick::Target(t) => {
-                    if peek
-                        .as_ref()
-                        .is_some_and(|p| matches!(p.kind, Kind::Response | Kind::ErrorResponse))
-                    {
+                    if peek.as_ref().is_some_and(Facts::is_response) {
                         took = Some(t.opened.elapsed());
                     }
                     let chunk = if t.sse {
@@ -192,7 +188,7 @@ impl Routes {
         took
     }
 
-    fn pick(&self, inner: &mut Inner, peek: Option<&Peek>) -> Pick {
+    fn pick(&self, inner: &mut Inner, peek: Option<&Facts>) -> Pick {
         let Some(p) = peek else {
             return Pick::Nowhere;
         };
@@ -279,8 +275,8 @@ fn push_backlog(inner: &mut Inner, chunk: Bytes) {
 mod tests {
     use super::*;
 
-    fn p(bytes: &[u8]) -> Peek {
-        message::peek(bytes).unwrap()
+    fn p(bytes: &[u8]) -> Facts {
+        codec::facts(bytes).unwrap()
     }
 
     #[test]

@@ -29,19 +29,36 @@ const CONNECTION_RETRY_MS: u64 = 1000;
 /// hyper's header timer runs this much after ours, which answers the first request's 408.
 const HYPER_TIMER_LAG: Duration = Duration::from_secs(1);
 
-/// Run `serve` until a signal. Returns the exit code.
+/// Run `serve` on `opts.listen` until SIGINT or SIGTERM. Returns the exit code.
 pub fn run(opts: ServeOptions) -> io::Result<i32> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("serve")
         .build()?;
-    rt.block_on(serve(opts))
+    rt.block_on(async {
+        let listener = TcpListener::bind(&opts.listen).await.map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot listen on {}: {e}", opts.listen))
+        })?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let stop = async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        };
+        serve(listener, opts, stop).await
+    })
 }
 
-async fn serve(opts: ServeOptions) -> io::Result<i32> {
-    let listener = TcpListener::bind(&opts.listen)
-        .await
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", opts.listen)))?;
+/// Serve on `listener` until `shutdown` completes, then end every session and flush the audit
+/// trail. What `run` does once bound; startable in-process (tests need no process, no port
+/// race: bind port 0 and read the address from the listener).
+pub async fn serve(
+    listener: TcpListener,
+    opts: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> io::Result<i32> {
     let bound = listener.local_addr()?;
     // Tests and operators read the real address here (the port may have been 0).
     eprintln!("mcp-warden: listening on http://{bound}");
@@ -49,8 +66,7 @@ async fn serve(opts: ServeOptions) -> io::Result<i32> {
     let per_client: Counter<IpAddr> = Counter::default();
     spawn_reaper(&shared, opts.session_idle);
     opts.health.spawn_probes();
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
+    tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -62,8 +78,7 @@ async fn serve(opts: ServeOptions) -> io::Result<i32> {
                     continue;
                 }
             },
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
         let slot = per_client.take(peer.ip(), opts.max_connections_per_client);
@@ -176,4 +191,57 @@ fn spawn_reaper(shared: &Arc<Shared>, idle: Duration) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use tokio::io::AsyncReadExt;
+
+    fn options(dir: &std::path::Path) -> ServeOptions {
+        ServeOptions {
+            listen: "127.0.0.1:0".into(),
+            allowed_origins: Vec::new(),
+            routes: HashMap::new(),
+            audit: crate::audit::AuditLog::open_file(
+                &dir.join("a.jsonl"),
+                crate::audit::Fsync::Never,
+            )
+            .unwrap(),
+            limits: crate::codec::Limits::default(),
+            header_read_timeout: Duration::from_secs(5),
+            max_connections_per_client: 8,
+            max_streams: 8,
+            max_sessions: 8,
+            max_sessions_per_client: 8,
+            body_timeout: Duration::from_secs(5),
+            session_idle: Duration::from_secs(60),
+            grace: Duration::from_millis(10),
+            identity: None,
+            pins_dir: dir.join("pins"),
+            health: Arc::new(super::super::Health::new(std::iter::empty())),
+            metrics: None,
+        }
+    }
+
+    /// `serve` runs in-process on a listener the test bound, answers, and returns when told.
+    #[tokio::test]
+    async fn serves_in_process_until_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, options(dir.path()), async {
+            let _ = stopped.await;
+        }));
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET /nowhere HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+        c.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+        stop.send(()).unwrap();
+        assert_eq!(server.await.unwrap().unwrap(), 0);
+    }
 }

@@ -9,15 +9,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::http_upstream::HttpSession;
 use super::slots::Slot;
-use super::stdio_upstream::StdioSession;
+use super::upstream::SessionUpstream;
 use super::Route;
 use crate::pipeline::Pipeline;
 
-pub enum SessionUpstream {
-    Stdio(Arc<StdioSession>),
-    Http(Arc<HttpSession>),
+/// A new session id: 128 bits from the operating system's CSPRNG through `rand` (which fails
+/// loudly rather than falling back to anything guessable: the id is the session's only
+/// credential when signatures are off).
+pub fn new_id() -> String {
+    let mut buf = [0u8; 16];
+    rand::fill(&mut buf);
+    hex::encode(buf)
 }
 
 pub struct Session {
@@ -44,7 +47,7 @@ impl Drop for Busy {
 }
 
 impl Session {
-    /// `id` comes from [`crate::session::random_id`]: it is made before the session so the
+    /// `id` comes from [`new_id`]: it is made before the session so the
     /// upstream's exit hook can name it.
     pub fn new(
         id: String,
@@ -88,11 +91,10 @@ impl Session {
             .elapsed()
     }
 
-    /// Stop the upstream side (the process, or nothing for HTTP: the caller forwards DELETE).
+    /// Stop the upstream side now (the process; an HTTP upstream's session needs
+    /// `upstream.end`, which is async).
     pub fn close(&self) {
-        if let SessionUpstream::Stdio(s) = &self.upstream {
-            s.close();
-        }
+        self.upstream.close();
     }
 }
 
@@ -154,5 +156,18 @@ impl SessionTable {
 
     pub fn drain(&self) -> Vec<Arc<Session>> {
         self.lock().drain().map(|(_, s)| s).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids_are_128_random_bits() {
+        let (a, b) = (new_id(), new_id());
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
     }
 }

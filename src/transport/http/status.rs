@@ -1,12 +1,12 @@
 //! HTTP answers: the JSON-RPC error code → HTTP status table of SPEC §3, response builders, and
 //! the audit record of a refusal made at the HTTP edge (before any pipeline saw the message).
 
-use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use hyper::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 use serde_json::Value;
 
 use super::body::OutBody;
-use super::{message, Shared};
+use super::Shared;
 use crate::audit::{Decision, Direction, Record};
 use crate::codec::Id;
 use crate::errors::Rejection;
@@ -71,6 +71,66 @@ pub fn empty(status: StatusCode) -> Response<OutBody> {
     r
 }
 
+/// Whether the client accepts an SSE answer.
+pub fn accepts_sse(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(ACCEPT)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|s| s.contains(EVENT_STREAM)))
+}
+
+pub fn sse_response(body: OutBody) -> Response<OutBody> {
+    let mut r = Response::new(body);
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(EVENT_STREAM));
+    r.headers_mut().insert(
+        hyper::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
+    r
+}
+
+/// A JSON answer: the one response, or a batch's responses as one array.
+pub async fn collect_json(mut rx: tokio::sync::mpsc::Receiver<bytes::Bytes>) -> Response<OutBody> {
+    let mut parts = Vec::new();
+    while let Some(chunk) = rx.recv().await {
+        parts.push(chunk);
+    }
+    match parts.len() {
+        0 => text(
+            StatusCode::BAD_GATEWAY,
+            "the server ended without answering",
+        ),
+        1 => json(StatusCode::OK, parts.remove(0)),
+        _ => {
+            let items: Vec<&[u8]> = parts
+                .iter()
+                .map(|p| {
+                    let t = p.trim_ascii();
+                    t.strip_prefix(b"[")
+                        .and_then(|t| t.strip_suffix(b"]"))
+                        .unwrap_or(t)
+                })
+                .collect();
+            let mut out = b"[".to_vec();
+            out.extend(items.join(&b","[..]));
+            out.push(b']');
+            json(StatusCode::OK, out)
+        }
+    }
+}
+
+/// Every SSE stream slot is taken: 503, come back later.
+pub fn too_many_streams() -> Response<OutBody> {
+    let mut r = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too many open streams; retry later",
+    );
+    r.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+    r
+}
+
 /// A plain-text explanation with a status (edge refusals: no JSON-RPC message to answer).
 pub fn text(status: StatusCode, msg: &str) -> Response<OutBody> {
     let mut r = Response::new(OutBody::full(format!("{msg}\n")));
@@ -126,7 +186,7 @@ impl EdgeRefusal {
     /// Answer the request in `body` by its id (any readable id; the body may be refused for
     /// being malformed in other ways).
     pub fn about(mut self, body: &[u8]) -> Self {
-        self.id = message::peek(body).and_then(|p| p.id);
+        self.id = crate::codec::facts(body).and_then(|p| p.id);
         self
     }
 

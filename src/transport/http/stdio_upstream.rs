@@ -11,12 +11,15 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::pool::Pool;
 use super::routes::Routes;
 use super::signer::Egress;
 use crate::audit::Direction;
 use crate::codec::frame::{is_blank, Frame, FrameReader};
-use crate::pipeline::{Outcome, Pipeline, Verdict};
+use crate::pipeline::deliver::{self, Settled};
+use crate::pipeline::{Outcome, Pipeline};
 use crate::transport::child;
+use crate::transport::stdio::spawn_named as spawn;
 
 /// Lines queued for the child's stdin; a server that stops reading gets no more (503).
 const STDIN_QUEUE: usize = 1024;
@@ -101,6 +104,28 @@ impl StdioSession {
         Ok(session)
     }
 
+    /// A process from `pool` attached to a new session, started on the blocking pool: a spawn
+    /// (fork, exec) and three threads have no business on an async worker.
+    pub async fn spawn(
+        pool: &Arc<Pool>,
+        pipeline: &Arc<Pipeline>,
+        egress: Egress,
+        grace: Duration,
+        on_exit: impl FnOnce() + Send + 'static,
+    ) -> std::io::Result<Arc<StdioSession>> {
+        let (pool, p) = (pool.clone(), pipeline.clone());
+        let started = tokio::task::spawn_blocking(move || {
+            pool.take()
+                .and_then(|child| StdioSession::start(child, p, egress, grace, on_exit))
+        })
+        .await;
+        let started = started.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        if started.is_err() {
+            pipeline.upstream_started(false);
+        }
+        started
+    }
+
     pub fn pipeline(&self) -> &Arc<Pipeline> {
         &self.pipeline
     }
@@ -162,44 +187,35 @@ impl StdioSession {
         }
     }
 
-    /// Act on a verdict about a server message: forward to the client's stream, or answer the
-    /// server itself (a refused server request).
+    /// Act on a verdict about a server message (settled by `pipeline::deliver`): forward to
+    /// the client's stream, or answer the server itself (a refused server request).
     fn act(self: &Arc<Self>, outcome: Outcome, line: &[u8], started: Instant) {
-        let Outcome { verdict, record } = outcome;
-        match verdict {
-            Verdict::Hold(held) => {
-                self.pipeline.finish(record, started);
+        match deliver::settle(&self.pipeline, outcome, started) {
+            Settled::Act(d) => {
+                if let Some(bytes) = d.onward(line) {
+                    self.to_client(bytes);
+                }
+                if let Some(answer) = &d.back {
+                    let _ = self.send(answer);
+                }
+            }
+            Settled::Hold(held) => {
                 // The wait happens on its own thread: other messages keep flowing meanwhile.
                 let s = self.clone();
                 let _ = spawn("approval-wait", move || {
-                    let resolution = s.pipeline.wait_for(&held);
-                    let outcome = s.pipeline.resolve_hold(*held, resolution);
-                    s.act(outcome, &[], Instant::now());
+                    let waited = deliver::wait_hold(&s.pipeline, *held);
+                    s.act(waited.outcome, &[], Instant::now());
                 });
-                return;
             }
-            Verdict::Sample(job) => {
+            Settled::Sample(job, record) => {
                 // Answered by the inference backend, off the reader thread.
                 let s = self.clone();
                 let _ = spawn("sampling", move || {
-                    let started = job.started;
-                    let outcome = s.pipeline.run_sampling(*job, record);
+                    let (outcome, started) = deliver::run_sample(&s.pipeline, *job, record);
                     s.act(outcome, &[], started);
                 });
-                return;
             }
-            Verdict::Forward => self.to_client(line),
-            Verdict::Rewrite(b) => self.to_client(&b),
-            Verdict::Answer(b) => {
-                let _ = self.send(&b);
-            }
-            Verdict::Split { forward, answer } => {
-                self.to_client(&forward);
-                let _ = self.send(&answer);
-            }
-            Verdict::Drop => {}
         }
-        self.pipeline.finish(record, started);
     }
 
     /// A message the pipeline let through, in its final form (signed when signing is on).
@@ -220,11 +236,11 @@ impl StdioSession {
             .pipeline
             .abandon_pending("the MCP server exited before answering")
         {
-            let started = Instant::now();
-            if let Verdict::Answer(bytes) = &outcome.verdict {
-                self.routes.deliver(bytes);
+            if let Settled::Act(d) = deliver::settle(&self.pipeline, outcome, Instant::now()) {
+                if let Some(answer) = &d.back {
+                    self.routes.deliver(answer);
+                }
             }
-            self.pipeline.finish(outcome.record, started);
         }
         self.routes.close_all();
         // A server that closed its output can answer nothing more: end the process too.
@@ -233,11 +249,4 @@ impl StdioSession {
             tracing::warn!("audit flush: {e}");
         }
     }
-}
-
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
-    thread::Builder::new()
-        .name(name.into())
-        .spawn(f)
-        .map(|_| ())
 }
