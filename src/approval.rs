@@ -464,14 +464,11 @@ fn read_ticket(dir: &Path, id: &str) -> io::Result<Ticket> {
     serde_json::from_slice(&bytes).map_err(io::Error::other)
 }
 
-/// Temp file + rename: a reader never sees half a ticket.
+/// Replaced atomically and durably: a reader never sees half a ticket, and a decision written
+/// survives a crash (`fsutil::write_atomic`).
 fn write_ticket(dir: &Path, t: &Ticket) -> io::Result<()> {
-    let tmp = dir.join(format!(".{}.{}.tmp", t.id, std::process::id()));
-    fs::write(
-        &tmp,
-        serde_json::to_vec_pretty(t).map_err(io::Error::other)?,
-    )?;
-    fs::rename(&tmp, ticket_path(dir, &t.id))
+    let bytes = serde_json::to_vec_pretty(t).map_err(io::Error::other)?;
+    crate::fsutil::write_atomic(&ticket_path(dir, &t.id), &bytes)
 }
 
 #[cfg(test)]

@@ -38,6 +38,17 @@ pub enum Source {
     Internal,
 }
 
+impl Source {
+    /// The audit record's `fault`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Source::Downstream => "downstream",
+            Source::Upstream => "upstream",
+            Source::Internal => "internal",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Rejection {
     pub code: i64,

@@ -21,6 +21,7 @@ pub mod codec;
 pub mod config;
 pub mod connect;
 pub mod errors;
+pub mod fsutil;
 pub mod identity;
 pub mod inference;
 pub mod pins;

@@ -235,6 +235,8 @@ class H(BaseHTTPRequestHandler):
         if "id" not in msg or "method" not in msg: return self.reply(202)
         if msg["method"] == "initialize":
             result = {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "plain", "version": "1"}}
+        elif msg["method"] == "tools/list":
+            result = {"tools": [{"name": "anything", "description": "Shows the config.", "inputSchema": {"type": "object"}}]}
         else:
             result = {"content": [{"type": "text", "text": "config: token=" + SECRET}]}
         self.reply(200, json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}).encode())
@@ -323,7 +325,10 @@ fn unsigned_results_from_an_unpinned_server_are_flagged_or_refused_and_always_sc
     assert_eq!(init["error"]["code"], -32010, "{init}");
     let reason = init["error"]["data"]["reason"].as_str().unwrap_or("");
     assert!(reason.contains("public_key"), "says how to pin: {reason}");
-    c.send(&call(3, "anything", "x"));
+    // (A call would be refused before it left: with the handshake refused nothing is listed.)
+    c.send(
+        r#"{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"file:///config"}}"#,
+    );
     let (line, out) = c.recv();
     assert_eq!(out["error"]["code"], -32010, "{out}");
     assert!(!line.contains("A1b2C3d4E5f6G7h8"));

@@ -266,6 +266,9 @@ fn calls_are_refused_while_the_audit_trail_cannot_be_written() {
         if refused {
             assert_eq!(last["error"]["code"], -32603, "{last}");
             assert_eq!(last["error"]["data"]["rule"], "audit", "{last}");
+            // Even this error names the record it could not write.
+            let audit_id = last["error"]["data"]["audit_id"].as_str().unwrap_or("");
+            assert!(!audit_id.is_empty(), "{last}");
             assert!(
                 last["error"]["data"]["reason"]
                     .as_str()

@@ -9,6 +9,11 @@
 //! | `prometheus.rs`   | text exposition format 0.0.4                                     |
 //! | `api.rs`          | `/api/v1/servers`, `/alerts`, `/approvals` (list, approve, deny)  |
 //! | `audit_stream.rs` | `/api/v1/audit/stream`: SSE follow of the audit directory         |
+//! | `dashboard.rs`    | the dashboard's endpoints (`/overview`, alerts trail, ack), routing |
+//! | `activity.rs`     | the last 24 h of the audit trail: per-hour calls / denials, alerts |
+//! | `pins_api.rs`     | held definitions beside their pins; approve / keep held           |
+//! | `verify_api.rs`   | `audit verify` of each trail file, last checkpoint                |
+//! | `ui.rs`           | the embedded dashboard (`ui/dist/`), CSP and same-origin check    |
 //!
 //! Use (from `wrap` or `serve`, sync or async callers alike):
 //! ```ignore
@@ -23,11 +28,16 @@
 //! It runs on its own thread and single-threaded runtime, so a stuck or slow admin client never
 //! competes with the relay, and `wrap` (which has no runtime) can use it unchanged.
 
+mod activity;
 mod api;
 mod audit_stream;
+mod dashboard;
 pub mod metrics;
+mod pins_api;
 pub mod prometheus;
 mod server;
+mod ui;
+mod verify_api;
 
 use std::io;
 use std::net::SocketAddr;
@@ -215,21 +225,29 @@ pub fn spawn_with(
         .map_err(|e| io::Error::new(e.kind(), format!("admin.listen {addr}: {e}")))?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
+    let signer = approval_signer(config, state);
+    let dashboard_key = signer.as_ref().map(|s| s.key.clone());
     let shared = Arc::new(server::Shared {
         metrics,
         readiness,
         token,
         token_explicit,
         loopback,
-        signer: approval_signer(config, state),
+        signer,
         audit_dir: config::resolve(state, &config.audit.dir),
-        trust,
+        trust: trust.clone(),
         tickets: tickets.unwrap_or_else(|| {
             Arc::new(crate::approval::FileTickets {
                 dir: config::resolve(state, "approvals"),
             })
         }),
         servers: config.servers.iter().map(|s| s.name.clone()).collect(),
+        dashboard: Arc::new(dashboard::Dashboard::new(
+            config,
+            state,
+            dashboard_key,
+            trust,
+        )),
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

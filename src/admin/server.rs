@@ -1,8 +1,9 @@
 //! The admin HTTP server: accept loop, the browser and token gates, and routing.
 //!
 //! Gates, in order, and why:
-//! 1. `Origin` present → 403. Browsers send it on cross-site and on every POST; nothing that
-//!    drives this API is a browser, so a web page can never approve a call (corpus HTTP-07).
+//! 1. `Origin` present and not the dashboard's own (`ui::same_origin`) → 403. Browsers send it
+//!    on cross-site requests and on every POST, so another web page can never approve a call
+//!    (corpus HTTP-07); the dashboard itself still needs the token to decide anything.
 //! 2. Bound to loopback → `Host` must name loopback (DNS rebinding: a page whose name resolves to
 //!    127.0.0.1 sends its own name as Host).
 //! 3. `Authorization: Bearer TOKEN` for anything that decides (every non-GET: approvals, …),
@@ -29,7 +30,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Semaphore};
 
 use super::metrics::Metrics;
-use super::{api, audit_stream, prometheus, Readiness};
+use super::{api, audit_stream, dashboard, prometheus, ui, Readiness};
 
 /// Connections served at once; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 64;
@@ -53,6 +54,7 @@ pub struct Shared {
     /// Trust histories: the state dir's, or the cluster's.
     pub trust: crate::trust::TrustStore,
     pub servers: Vec<String>,
+    pub dashboard: Arc<super::dashboard::Dashboard>,
 }
 
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
@@ -125,9 +127,11 @@ fn loopback_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
+/// Constant-time comparison (`subtle`), so the token cannot be guessed byte by byte from
+/// timings. Only the length can differ quickly, and it is not secret.
 fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
 fn authorized(req: &Request<Incoming>, token: &str) -> bool {
@@ -139,10 +143,21 @@ fn authorized(req: &Request<Incoming>, token: &str) -> bool {
 }
 
 async fn handle(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
-    if req.headers().contains_key(ORIGIN) {
+    let mut resp = gate(req, shared).await;
+    ui::harden(resp.headers_mut());
+    resp
+}
+
+async fn gate(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
+    let host = req.headers().get(HOST).and_then(|v| v.to_str().ok());
+    let foreign = req
+        .headers()
+        .get(ORIGIN)
+        .is_some_and(|o| !o.to_str().is_ok_and(|o| ui::same_origin(o, host)));
+    if foreign {
         return text(
             StatusCode::FORBIDDEN,
-            "browser requests (Origin header) are refused on the admin port\n",
+            "requests from another origin (a web page) are refused on the admin port\n",
         );
     }
     if shared.loopback {
@@ -157,6 +172,10 @@ async fn handle(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let probe = path == "/healthz" || path == "/readyz";
     let read = req.method() == Method::GET || req.method() == Method::HEAD;
+    // The dashboard's shell: public, like the probes (it holds no data).
+    if let (true, Some((content_type, body))) = (read, ui::asset(&path)) {
+        return full(StatusCode::OK, content_type, body);
+    }
     let needs_token = !probe && (!read || !shared.loopback || shared.token_explicit);
     if needs_token && !authorized(&req, &shared.token) {
         let mut resp = text(StatusCode::UNAUTHORIZED, "bearer token required\n");
@@ -209,7 +228,10 @@ async fn route(method: &Method, path: &str, shared: &Shared) -> Response<Body> {
         | (_, ["api", "v1", "audit", "stream"]) => {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
         }
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        _ => match dashboard::route(&shared.dashboard, method, &segments).await {
+            Some(reply) => json(reply),
+            None => text(StatusCode::NOT_FOUND, "not found\n"),
+        },
     }
 }
 

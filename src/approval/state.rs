@@ -117,8 +117,11 @@ pub fn open(state: &str, digest: &str, session: &str, now: u64) -> Result<String
     let expires: u64 = exp.parse().map_err(|_| Bad::Malformed)?;
     let mac = URL_SAFE_NO_PAD.decode(mac).map_err(|_| Bad::Malformed)?;
     let want = hmac_sha256(key(), mac_input(digest, session, expires, nonce).as_bytes());
-    // Constant time: no early exit on the first differing byte.
-    if mac.len() != want.len() || mac.iter().zip(want).fold(0u8, |d, (a, b)| d | (a ^ b)) != 0 {
+    // Constant time (`subtle`): no early exit on the first differing byte.
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(
+        mac.as_slice(),
+        want.as_slice(),
+    )) {
         return Err(Bad::Mismatch);
     }
     if now > expires {

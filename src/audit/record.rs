@@ -68,6 +68,14 @@ pub struct Record {
     /// known: `mcp.protocol.version` on the request's span.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol_version: Option<String>,
+    /// A call's arguments, when `audit.log_arguments` asks for them (`redacted`: secrets
+    /// replaced, `full`: as sent); the default (`digest`) keeps only `args_sha256`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<serde_json::Value>,
+    /// Whose fault a refusal was (`Rejection::source`): `downstream` (the client sent it),
+    /// `upstream` (the server did), `internal` (the proxy failed closed). Refusals only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<&'static str>,
     /// High and critical calls: the record must be on disk before the call is forwarded.
     #[serde(skip)]
     pub durable: bool,
@@ -103,6 +111,8 @@ impl Record {
             traceparent: None,
             tracestate: None,
             protocol_version: None,
+            arguments: None,
+            fault: None,
             durable: false,
         }
     }

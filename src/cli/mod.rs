@@ -152,6 +152,33 @@ fn init_tracing() {
         .try_init();
 }
 
+/// The codec limits `[proxy]` sets (`wrap` and `connect`).
+fn limits(config: &config::Config) -> crate::codec::Limits {
+    crate::codec::Limits {
+        max_message_bytes: config.proxy.max_message_bytes,
+        max_keys_per_object: config.proxy.max_keys_per_object,
+        ..crate::codec::Limits::default()
+    }
+}
+
+/// The start-up report of a relay: what the config still gets wrong at run time, then one line
+/// that says what this process is doing, where its files are and what is in force.
+fn report_start(config: &config::Config, state: &Path, doing: &str, audit: &Path, admin: &str) {
+    for f in config::lint::check(config, &ProcessEnv, state) {
+        eprintln!(
+            "mcp-warden: {}: {}",
+            if f.error { "error" } else { "warning" },
+            f.text
+        );
+    }
+    eprintln!(
+        "mcp-warden: {doing}: state {}, audit {}, policy {}, {admin}",
+        state.display(),
+        audit.display(),
+        config::lint::policy_sources(config, state).join(" + "),
+    );
+}
+
 /// Start-up housekeeping of the audit dir (`audit::retention`); a failure is only a warning.
 fn prune_audit(config: &config::Config, audit: &crate::audit::AuditLog) {
     let dir = config::resolve(&state_dir(), &config.audit.dir);

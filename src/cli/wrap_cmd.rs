@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use super::{fail, load_config, state_dir, EXIT_CHECK_FAILED, EXIT_CONFIG};
 use crate::audit::AuditLog;
-use crate::codec::Limits;
 use crate::config;
 use crate::pipeline::{Guards, Pipeline};
 use crate::sig::verifier::{Clock, SystemClock};
@@ -72,11 +71,7 @@ pub fn run(args: WrapArgs) -> i32 {
         &audit,
         &server,
     );
-    let limits = Limits {
-        max_message_bytes: config.proxy.max_message_bytes,
-        max_keys_per_object: config.proxy.max_keys_per_object,
-        ..Limits::default()
-    };
+    let limits = super::limits(&config);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let origin = crate::pins::Origin::Command {
         command: args.command.clone(),
@@ -90,20 +85,8 @@ pub fn run(args: WrapArgs) -> i32 {
         guards.proxy_state.protect(file);
     }
     let (_admin, admin_note) = admin_port(&config, &state, &mut guards);
-    for f in config::lint::check(&config, &config::ProcessEnv, &state) {
-        eprintln!(
-            "mcp-warden: {}: {}",
-            if f.error { "error" } else { "warning" },
-            f.text
-        );
-    }
-    // One line that says what this process is doing, where its files are, what is in force.
-    eprintln!(
-        "mcp-warden: wrap {server}: state {}, audit {}, policy {}, {admin_note}",
-        state.display(),
-        audit.path().display(),
-        config::lint::policy_sources(&config, &state).join(" + "),
-    );
+    let doing = format!("wrap {server}");
+    super::report_start(&config, &state, &doing, audit.path(), &admin_note);
     let pipeline = Arc::new(Pipeline::new(&server, limits, audit, Arc::new(guards)));
     let opts = stdio::WrapOptions {
         command: args.command,
@@ -134,7 +117,7 @@ pub fn run(args: WrapArgs) -> i32 {
 /// debugging), which costs nothing but their own `/metrics`. Any other error (e.g. a
 /// non-loopback address without a token) is reported on stderr and the port stays closed: the
 /// proxy itself keeps protecting the server.
-fn admin_port(
+pub(super) fn admin_port(
     config: &config::Config,
     state: &std::path::Path,
     guards: &mut Guards,

@@ -2,41 +2,15 @@
 //! mode-preserving writes.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// Suffix marker of backup files: `<file>.mcp-warden-backup-<UTC stamp>`.
 pub const BACKUP_MARKER: &str = ".mcp-warden-backup-";
 
-/// `YYYYMMDDTHHMMSSZ` for a time (UTC), without pulling in a date crate.
+/// `YYYYMMDDTHHMMSSZ` for a time (UTC).
 pub fn utc_stamp(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Howard Hinnant's days-since-epoch → (year, month, day) algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    crate::timefmt::compact(t)
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -92,46 +66,18 @@ fn backup_sort_key(p: &Path) -> (String, u64) {
     }
 }
 
-/// Writes `contents` to `path` atomically: temp file in the same directory,
-/// fsync, same permissions as the file it replaces, rename over it.
-/// A symlinked config is written through to its target, keeping the link.
+/// Writes `contents` to `path` atomically (`fsutil::write_atomic`: same permissions as the
+/// file it replaces, fsync, rename). A symlinked config is written through to its target,
+/// keeping the link.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let target = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let dir = target
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.mcp-warden-tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(contents)?;
-        if let Ok(meta) = fs::metadata(&target) {
-            f.set_permissions(meta.permissions())?;
-        }
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, &target)?;
-        // Make the rename itself durable; not possible on every platform,
-        // and the data is already safe, so failures here are ignored.
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    crate::fsutil::write_atomic(&target, contents)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn stamps_are_utc_calendar_dates() {

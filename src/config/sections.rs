@@ -334,8 +334,8 @@ pub struct ServerSection {
     /// `sampling = "backend"`: tokens (prompt + completion) per UTC day; 0: no ceiling.
     #[serde(default)]
     pub sampling_tokens_per_day: u64,
-    /// Headers `serve` adds to every request to a `url` upstream (its credentials, e.g.
-    /// `Authorization`); the client's own `Authorization` is never passed on.
+    /// Headers `serve` (and `connect`) add to every request to a `url` upstream (its
+    /// credentials, e.g. `Authorization`); the client's own `Authorization` is never passed on.
     #[serde(default)]
     pub headers: std::collections::BTreeMap<String, String>,
     /// `connect` to an https URL: an extra CA bundle (PEM), and a client certificate chain and

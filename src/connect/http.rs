@@ -40,6 +40,20 @@ pub struct Upstream {
     key: SigningKey,
     session: Mutex<Option<HeaderValue>>,
     version: Mutex<Option<HeaderValue>>,
+    /// `[[servers]] headers`: the remote server's own credentials (e.g. `Authorization`), sent
+    /// on every request. Never the protocol's or the signature's headers: those are ours.
+    extra: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// Headers `connect` sets itself; a configured header of the same name is not sent.
+fn reserved(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    n.starts_with("x-mcp-")
+        || n.starts_with("mcp-")
+        || matches!(
+            n,
+            "content-type" | "accept" | "content-length" | "host" | LAST_EVENT_HEADER
+        )
 }
 
 fn now_unix() -> i64 {
@@ -56,7 +70,22 @@ impl Upstream {
         audience: &str,
         key: SigningKey,
         tls: &super::tls::TlsFiles,
+        headers: &std::collections::BTreeMap<String, String>,
     ) -> Result<Upstream, String> {
+        let mut extra = Vec::new();
+        for (k, v) in headers {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| format!("servers.headers.{k}: {e}"))?;
+            let value =
+                HeaderValue::from_str(v).map_err(|e| format!("servers.headers.{k}: {e}"))?;
+            if reserved(&name) {
+                tracing::warn!(
+                    "servers.headers.{k}: set by connect itself; the configured value is not sent"
+                );
+                continue;
+            }
+            extra.push((name, value));
+        }
         let uri: Uri = url.parse().map_err(|e| format!("bad URL {url:?}: {e}"))?;
         if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
             return Err(format!("URL {url:?} must be http(s)://HOST[:PORT]/PATH"));
@@ -78,6 +107,7 @@ impl Upstream {
             key,
             session: Mutex::new(None),
             version: Mutex::new(None),
+            extra,
         })
     }
 
@@ -112,6 +142,9 @@ impl Upstream {
     ) -> Result<Request<Full<Bytes>>, String> {
         let signed = http_scheme::sign(&self.key, &self.audience, &body, now_unix(), &new_nonce());
         let mut req = Request::builder().method(method).uri(uri);
+        for (name, value) in &self.extra {
+            req = req.header(name, value);
+        }
         for (name, value) in signed.pairs() {
             req = req.header(name, value);
         }

@@ -5,21 +5,23 @@
 //! | file         | job                                                                      |
 //! |--------------|--------------------------------------------------------------------------|
 //! | `mod.rs`     | runtime, stdin reader, stdout writer, the server's GET stream, shutdown  |
-//! | `client.rs`  | client → server: strict parse, pending ids, era, POST ordering           |
-//! | `relay.rs`   | server → client: bodies and SSE events to stdout, exactly one answer     |
+//! | `client.rs`  | client → server: `from_client`, then the POST (ordering, modern headers) |
+//! | `relay.rs`   | server → client: bodies and SSE events, signature check, `from_server`   |
+//! | `settle.rs`  | acting on a verdict: holds, sampling, durable records, answers back      |
 //! | `http.rs`    | the upstream HTTP client: signing, session and protocol headers          |
 //! | `pin.rs`     | the pinned server key, trust on first use, response verification         |
-//! | `audit.rs`   | one audit record per message                                             |
 //!
-//! Invariants: stdout carries MCP only (one writer task owns it); client bytes go upstream
-//! unchanged; a server message leaves unchanged unless it is refused; SSE events are relayed as
-//! they arrive, never buffered whole.
+//! Every message goes through the same `pipeline::Pipeline` as in `wrap` (pins, scans, policy,
+//! rate limit, approval, redaction, server requests, one audit record each); the session's id
+//! tables are the pipeline's. Invariants: stdout carries MCP only (one writer task owns it);
+//! what passes goes on as the bytes the pipeline let through; SSE events are relayed as they
+//! arrive, never buffered whole.
 
-mod audit;
 mod client;
 mod http;
 mod pin;
 mod relay;
+mod settle;
 pub(crate) mod tls;
 
 use std::sync::Arc;
@@ -30,8 +32,8 @@ use std::io::Write as _;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::audit::AuditLog;
-use crate::codec::{Frame, FrameReader, Limits};
+use crate::codec::{Frame, FrameReader};
+use crate::pipeline::{Pipeline, Verdict};
 use crate::sig::SigningKey;
 
 pub use pin::ServerPin;
@@ -47,12 +49,14 @@ pub struct Options {
     pub pinned_key: Option<String>,
     /// `[[servers]] tls_*` for this server.
     pub tls: tls::TlsFiles,
+    /// `[[servers]] headers` for this server (its credentials).
+    pub headers: std::collections::BTreeMap<String, String>,
     pub state: std::path::PathBuf,
     pub window_secs: u64,
-    pub limits: Limits,
     /// How long to wait for answers in flight once the client closed stdin.
     pub grace: Duration,
-    pub audit: Arc<AuditLog>,
+    /// The same pipeline `wrap` runs, built for this server (its audit trail included).
+    pub pipeline: Arc<Pipeline>,
     /// `signatures.mode`: with `enforce`, an unsigned result from an unpinned server is refused;
     /// with `audit`, it passes with a warning and an alert record.
     pub mode: crate::config::SignatureMode,
@@ -69,14 +73,17 @@ pub fn run(opts: Options) -> Result<i32, String> {
 }
 
 async fn serve(opts: Options) -> Result<i32, String> {
-    let upstream = http::Upstream::new(&opts.url, &opts.server, opts.key, &opts.tls)?;
+    let upstream =
+        http::Upstream::new(&opts.url, &opts.server, opts.key, &opts.tls, &opts.headers)?;
     let pin = ServerPin::load(
         &opts.server,
         opts.pinned_key.as_deref(),
         &opts.state,
         opts.window_secs,
     )?;
-    let auditor = audit::Auditor::new(opts.audit, &opts.server);
+    let pipeline = opts.pipeline;
+    // Approvals can be asked through the client, which reads stdout: like `wrap`.
+    pipeline.ask_through_client();
     let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(1024);
     let writer = std::thread::Builder::new()
         .name("connect-stdout".into())
@@ -85,14 +92,13 @@ async fn serve(opts: Options) -> Result<i32, String> {
     let ctx = Arc::new(relay::Ctx::new(
         upstream,
         pin,
-        auditor,
-        opts.limits,
+        Arc::clone(&pipeline),
         out_tx,
         opts.mode,
     ));
 
     let (in_tx, mut in_rx) = mpsc::channel::<Frame>(64);
-    let max = opts.limits.max_message_bytes;
+    let max = ctx.max_bytes();
     // Blocking stdin reads live on their own thread; the frame cap bounds what one line costs.
     std::thread::Builder::new()
         .name("connect-stdin".into())
@@ -129,6 +135,9 @@ async fn serve(opts: Options) -> Result<i32, String> {
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
+    // Nobody is left to decide a held call through this client: withdraw the holds.
+    let p = Arc::clone(&pipeline);
+    let _ = tokio::task::spawn_blocking(move || p.client_closed()).await;
     if !signalled {
         // The client closed stdin: give answers in flight a moment to arrive.
         let _ = tokio::time::timeout(opts.grace, drain(&mut tasks)).await;
@@ -138,7 +147,20 @@ async fn serve(opts: Options) -> Result<i32, String> {
         task.abort();
     }
     ctx.upstream.close().await;
-    ctx.audit.flush();
+    pipeline.upstream_stopped();
+    // Every request still waiting gets its one answer, and its record.
+    for outcome in pipeline.abandon_pending("connect is shutting down before the server answered") {
+        let started = std::time::Instant::now();
+        if let Verdict::Answer(bytes) = &outcome.verdict {
+            ctx.emit(bytes.clone()).await;
+        }
+        pipeline.finish(outcome.record, started);
+    }
+    // A last signed checkpoint covers the tail, then everything is on disk.
+    pipeline.audit().checkpoint_now();
+    if let Err(e) = pipeline.audit().flush() {
+        tracing::error!("audit flush failed: {e}");
+    }
     drop(ctx);
     // The writer ends once every sender is gone (aborted tasks drop theirs promptly); it is
     // joined off the runtime so a stuck stdout cannot hang shutdown past the bound.
@@ -170,7 +192,7 @@ fn write_stdout(mut rx: mpsc::Receiver<Vec<u8>>) {
 
 /// The legacy session's GET stream (server requests and notifications outside any request).
 /// Reopened with `Last-Event-ID` when it ends, a few times; a server without one answers 405.
-pub(crate) async fn server_stream(ctx: &relay::Ctx) {
+pub(crate) async fn server_stream(ctx: &Arc<relay::Ctx>) {
     let mut last_event: Option<String> = None;
     for attempt in 0..5u32 {
         if attempt > 0 {

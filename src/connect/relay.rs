@@ -1,11 +1,15 @@
 //! Server → client half of `connect`: upstream HTTP answers (JSON bodies or SSE streams, event by
-//! event) become stdout lines, after strict parsing, the pending-id check and the response
-//! signature check. Also where "each client request gets exactly one response" is kept: a
-//! request whose HTTP exchange ends without an answer gets an error from here.
+//! event) are split into messages, each checked against the pinned server key and then run
+//! through `Pipeline::from_server` (pins, scans, redaction, server requests, id bookkeeping), and
+//! the verdict acted on (`settle.rs`). Also where "each client request gets exactly one response"
+//! is kept: a request whose HTTP exchange ends without an answer gets the proxy's error in its
+//! place (`Pipeline::answer_instead`).
 
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
+use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::CONTENT_TYPE;
@@ -13,55 +17,41 @@ use hyper::{Response, StatusCode};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::audit::{Auditor, Fate};
 use super::http::{read_body, Upstream};
 use super::pin::{Check, ServerPin};
-use crate::audit::{Decision, Direction};
-use crate::codec::{self, Decoded, Envelope, Id, Kind, Limits};
+use crate::audit::{Direction, Record};
+use crate::codec::{self, Decoded, Envelope, Id, Kind};
 use crate::config::SignatureMode;
 use crate::errors::{Rejection, Source, INTERNAL_ERROR};
-use crate::pipeline::screen_result;
+use crate::pipeline::Pipeline;
+use crate::session::Era;
 use crate::sig::message_scheme::META_KEY;
 use crate::transport::http::sse::Parser as SseParser;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-/// What the signature check established about a result.
+/// What the signature check established about one server message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Signed {
-    /// Signed by the pinned key.
+    /// Not a result (requests, notifications, errors carry no signature), or signatures are off.
+    NotChecked,
+    /// A result signed by the pinned key.
     Verified,
-    /// Unsigned, and no key is pinned: nothing proves who wrote it.
+    /// An unsigned result, and no key is pinned: nothing proves who wrote it.
     Unpinned,
-}
-
-/// Protocol facts learnt along the way.
-#[derive(Debug, Default)]
-pub struct EraState {
-    pub modern: bool,
-    pub version: Option<String>,
 }
 
 pub struct Ctx {
     pub upstream: Upstream,
     pub pin: ServerPin,
-    pub audit: Auditor,
-    pub limits: Limits,
+    pub pipeline: Arc<Pipeline>,
     out: mpsc::Sender<Vec<u8>>,
-    /// Client requests in flight: id → method.
-    pending: Mutex<HashMap<Id, String>>,
-    pub era: Mutex<EraState>,
     mode: SignatureMode,
     /// The unsigned-results warning was printed (once per process, loudly).
     warned: AtomicBool,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// JSON allows raw CR/LF only as whitespace (inside strings they must be escaped), so dropping
 /// them is an exact rewrite that turns a pretty-printed body into one stdout line.
-fn one_line(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+fn one_line(bytes: &[u8]) -> Bytes {
     if bytes.iter().any(|&b| b == b'\n' || b == b'\r') {
         bytes
             .iter()
@@ -70,7 +60,7 @@ fn one_line(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
             .collect::<Vec<u8>>()
             .into()
     } else {
-        bytes.into()
+        Bytes::copy_from_slice(bytes)
     }
 }
 
@@ -78,41 +68,22 @@ impl Ctx {
     pub fn new(
         upstream: Upstream,
         pin: ServerPin,
-        audit: Auditor,
-        limits: Limits,
+        pipeline: Arc<Pipeline>,
         out: mpsc::Sender<Vec<u8>>,
         mode: SignatureMode,
     ) -> Ctx {
         Ctx {
             upstream,
             pin,
-            audit,
-            limits,
+            pipeline,
             out,
-            pending: Mutex::new(HashMap::new()),
-            era: Mutex::new(EraState::default()),
             mode,
             warned: AtomicBool::new(false),
         }
     }
 
-    /// Registers a client request; false when the id is already in flight.
-    pub fn start_request(&self, id: &Id, method: &str) -> bool {
-        let mut pending = lock(&self.pending);
-        if pending.contains_key(id) {
-            return false;
-        }
-        pending.insert(id.clone(), method.to_owned());
-        true
-    }
-
-    /// The client gave up on a request (`notifications/cancelled`): its answer is no longer due.
-    pub fn cancel(&self, id: &Id) {
-        lock(&self.pending).remove(id);
-    }
-
-    pub fn batches_allowed(&self) -> bool {
-        lock(&self.era).version.as_deref() == Some("2025-03-26")
+    pub fn max_bytes(&self) -> usize {
+        self.pipeline.limits().max_message_bytes
     }
 
     /// One line to stdout (stdout carries MCP only).
@@ -123,31 +94,27 @@ impl Ctx {
         }
     }
 
-    /// Answers the client with `rej`, audits it, and says why on stderr.
-    pub async fn refuse(
-        &self,
-        rej: &Rejection,
-        env: Option<&Envelope<'_>>,
-        direction: Direction,
-        bytes: usize,
-    ) {
-        let audit_id = self.audit.next_id();
-        let id = env.and_then(|e| e.id.as_ref());
-        eprintln!("mcp-warden connect: refused ({}): {}", rej.rule, rej.reason);
-        self.audit.write(
-            direction,
-            env,
-            bytes,
-            Fate::Refused(rej),
-            Some(audit_id.clone()),
-        );
-        // Only requests (or an answer standing in for one) get a response; a refused
-        // notification from the client still gets the parse/invalid error JSON-RPC requires.
-        self.emit(rej.to_response(id, &audit_id)).await;
+    /// The session's protocol version goes on every later request (`MCP-Protocol-Version`):
+    /// whatever the pipeline learnt from `initialize` or a modern request's `_meta`.
+    pub fn sync_version(&self) -> bool {
+        match self.pipeline.era() {
+            Era::Legacy(v) if !v.is_empty() => {
+                self.upstream.set_version(&v);
+                false
+            }
+            Era::Modern(v) => {
+                if !v.is_empty() {
+                    self.upstream.set_version(&v);
+                }
+                true
+            }
+            _ => false,
+        }
     }
 
-    /// Relays one upstream HTTP answer; then answers every id of `expect` still pending.
-    pub async fn relay_response(&self, resp: Response<Incoming>, expect: &[Id]) {
+    /// Relays one upstream HTTP answer; then every id of `expect` the client still waits for
+    /// gets the proxy's error in place of the answer that did not come.
+    pub async fn relay_response(self: &Arc<Self>, resp: Response<Incoming>, expect: &[Id]) {
         let status = resp.status();
         let sse = resp
             .headers()
@@ -159,16 +126,13 @@ impl Ctx {
         } else if sse {
             self.relay_events(resp.into_body()).await;
         } else {
-            match read_body(resp.into_body(), self.limits.max_message_bytes).await {
+            match read_body(resp.into_body(), self.max_bytes()).await {
                 Ok(body) if !body.iter().all(u8::is_ascii_whitespace) => self.deliver(&body).await,
                 Ok(_) => {}
                 Err(e) => tracing::warn!("{e}"),
             }
         }
         for id in expect {
-            if lock(&self.pending).remove(id).is_none() {
-                continue;
-            }
             let reason = if status.is_success() {
                 "the server ended the HTTP response without answering this request".to_owned()
             } else {
@@ -180,9 +144,12 @@ impl Ctx {
         }
     }
 
-    /// The request will get no answer from upstream: answer it ourselves.
-    pub async fn fail_request(&self, id: &Id, reason: String) {
-        lock(&self.pending).remove(id);
+    /// The request will get no answer from upstream: answer it ourselves, if the client still
+    /// waits for one.
+    pub async fn fail_request(self: &Arc<Self>, id: &Id, reason: String) {
+        if !self.pipeline.awaits_answer(id) {
+            return;
+        }
         let rej = Rejection::new(
             INTERNAL_ERROR,
             "upstream.no_answer",
@@ -190,21 +157,24 @@ impl Ctx {
             reason,
         )
         .from(Source::Upstream);
-        let audit_id = self.audit.next_id();
         eprintln!("mcp-warden connect: request {id}: {}", rej.reason);
-        self.audit.write(
-            Direction::Proxy,
-            None,
-            0,
-            Fate::Refused(&rej),
-            Some(audit_id.clone()),
-        );
-        self.emit(rej.to_response(Some(id), &audit_id)).await;
+        let outcome = self.pipeline.answer_instead(id, &rej);
+        self.stand_in(outcome, Instant::now()).await;
+    }
+
+    /// The proxy's error in place of a server answer goes to the client (and its record out).
+    async fn stand_in(self: &Arc<Self>, outcome: crate::pipeline::Outcome, started: Instant) {
+        let passed = self
+            .settle(outcome, Bytes::new(), Direction::ServerToClient, started)
+            .await;
+        if let Some(bytes) = passed {
+            self.emit(bytes.to_vec()).await;
+        }
     }
 
     /// Relays an SSE body event by event as it arrives. Returns the last event id seen.
-    pub async fn relay_events(&self, mut body: Incoming) -> Option<String> {
-        let mut parser = SseParser::new(self.limits.max_message_bytes);
+    pub async fn relay_events(self: &Arc<Self>, mut body: Incoming) -> Option<String> {
+        let mut parser = SseParser::new(self.max_bytes());
         let mut last_id = None;
         while let Some(frame) = body.frame().await {
             let frame = match frame {
@@ -238,142 +208,43 @@ impl Ctx {
         last_id
     }
 
-    /// One message from the server: strict parse, then each message (or batch element) on its
-    /// own; the line goes out unchanged unless a refusal replaced part of it.
-    pub async fn deliver(&self, raw: &[u8]) {
+    /// One message from the server: the signature check first (a result that does not verify
+    /// must not feed the pins or the scans), then the pipeline, then the verdict acted on.
+    pub async fn deliver(self: &Arc<Self>, raw: &[u8]) {
         let line = one_line(raw);
-        let decoded = match codec::decode(&line, &self.limits) {
-            Ok(d) => d,
-            Err(rej) => {
-                tracing::warn!(
-                    "dropped a malformed message from the server: {}",
-                    rej.reason
-                );
-                self.audit.write(
-                    Direction::ServerToClient,
-                    None,
-                    line.len(),
-                    Fate::Dropped(rej.event, rej.reason.clone()),
-                    None,
-                );
+        let started = Instant::now();
+        let signed = match self.check_signatures(&line).await {
+            Ok(s) => s,
+            Err((ids, rej)) => {
+                eprintln!("mcp-warden connect: refused a response: {}", rej.reason);
+                for id in ids {
+                    let outcome = self.pipeline.answer_instead(&id, &rej);
+                    self.stand_in(outcome, started).await;
+                }
                 return;
             }
         };
-        match decoded {
-            Decoded::Single(env) => {
-                if let Some(out) = self.check(&env, &line).await {
-                    self.emit(out).await;
-                }
-            }
-            Decoded::Batch(items) => {
-                let mut parts = Vec::new();
-                let mut changed = false;
-                for item in items {
-                    let bytes = item.get().as_bytes();
-                    let Ok(env) = Envelope::parse(item.get()) else {
-                        changed = true;
-                        continue;
-                    };
-                    match self.check(&env, bytes).await {
-                        Some(out) => {
-                            changed |= out.as_slice() != bytes;
-                            parts.push(out);
-                        }
-                        None => changed = true,
-                    }
-                }
-                if !changed {
-                    self.emit(line.into_owned()).await;
-                } else if !parts.is_empty() {
-                    let mut out = b"[".to_vec();
-                    out.extend(parts.join(&b","[..]));
-                    out.push(b']');
-                    self.emit(out).await;
-                }
-            }
+        let mut outcome = self.pipeline.from_server(&line);
+        self.sync_version();
+        if signed == Signed::Unpinned {
+            self.flag_unsigned(&mut outcome.record);
+        }
+        // Notifications the flood bound held back leave before this message.
+        for held in self.pipeline.take_released() {
+            self.emit(held).await;
+        }
+        if let Some(out) = self
+            .settle(outcome, line, Direction::ServerToClient, started)
+            .await
+        {
+            self.emit(out.to_vec()).await;
         }
     }
 
-    /// What to send the client for one server message: itself, an error in its place, or
-    /// nothing (an answer to nothing pending is dropped, SPEC §2).
-    async fn check(&self, env: &Envelope<'_>, bytes: &[u8]) -> Option<Vec<u8>> {
-        if matches!(env.kind, Kind::Response | Kind::ErrorResponse) {
-            let method = env
-                .id
-                .as_ref()
-                .and_then(|id| lock(&self.pending).remove(id));
-            let Some(method) = method else {
-                self.audit.write(
-                    Direction::ServerToClient,
-                    Some(env),
-                    bytes.len(),
-                    Fate::Dropped(
-                        "rpc.unsolicited_response",
-                        "answer to no pending request".into(),
-                    ),
-                    None,
-                );
-                return None;
-            };
-            if env.kind == Kind::Response {
-                let verdict = match self.check_signature(bytes).await {
-                    Ok(Signed::Unpinned) if self.mode == SignatureMode::Enforce => {
-                        Err(self.pin.unsigned_unpinned())
-                    }
-                    other => other,
-                };
-                let signed = match verdict {
-                    Ok(s) => s,
-                    Err(rej) => {
-                        let audit_id = self.audit.next_id();
-                        eprintln!("mcp-warden connect: refused a response: {}", rej.reason);
-                        self.audit.write(
-                            Direction::ServerToClient,
-                            Some(env),
-                            bytes.len(),
-                            Fate::Refused(&rej),
-                            Some(audit_id.clone()),
-                        );
-                        return Some(rej.to_response(env.id.as_ref(), &audit_id));
-                    }
-                };
-                if method == "initialize" {
-                    self.learn_version(env);
-                }
-                return Some(self.screen(env, &method, bytes, signed));
-            }
-        }
-        self.audit.write(
-            Direction::ServerToClient,
-            Some(env),
-            bytes.len(),
-            Fate::Forwarded,
-            None,
-        );
-        Some(bytes.to_vec())
-    }
-
-    fn learn_version(&self, env: &Envelope<'_>) {
-        let version = env
-            .result
-            .and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
-            .and_then(|v| {
-                v.get("protocolVersion")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            });
-        if let Some(v) = version {
-            self.upstream.set_version(&v);
-            lock(&self.era).version = Some(v);
-        }
-    }
-
-    /// A result that passed the signature check: the content checks `wrap` applies (redaction,
-    /// quarantine), then its one audit record. An unsigned result from an unpinned server (audit
-    /// mode) is said loudly once on stderr and flagged in each record.
-    fn screen(&self, env: &Envelope<'_>, method: &str, bytes: &[u8], signed: Signed) -> Vec<u8> {
-        let unsigned = signed == Signed::Unpinned && self.mode != SignatureMode::Off;
-        if unsigned && !self.warned.swap(true, Ordering::Relaxed) {
+    /// An unsigned result from an unpinned server (audit mode) passes, said loudly once on
+    /// stderr and flagged in its record.
+    fn flag_unsigned(&self, record: &mut Record) {
+        if !self.warned.swap(true, Ordering::Relaxed) {
             eprintln!(
                 "mcp-warden connect: WARNING: server {:?} sends unsigned results and no key is \
                  pinned for it: nothing proves who wrote them. Pin its key ([[servers]] public_key) \
@@ -381,52 +252,71 @@ impl Ctx {
                 self.pin.server()
             );
         }
-        let audit_id = self.audit.next_id();
-        let screened = screen_result(method, bytes, &audit_id);
-        let (out, fate) = match screened {
-            Some(s) => {
-                eprintln!("mcp-warden connect: {}", s.reason);
-                let decision = if s.event == "dlp.secret_redacted" {
-                    Decision::Redact
-                } else {
-                    Decision::Deny
-                };
-                let reason = if unsigned {
-                    format!(
-                        "{}; the result was unsigned (no server key pinned)",
-                        s.reason
-                    )
-                } else {
-                    s.reason
-                };
-                (s.bytes, Fate::Flagged(decision, s.event, reason))
-            }
-            None if unsigned => (
-                bytes.to_vec(),
-                Fate::Flagged(
-                    Decision::Allow,
-                    "auth.unsigned_response",
-                    "unsigned result from a server with no pinned key (signatures.mode = audit)"
-                        .into(),
-                ),
-            ),
-            None => (bytes.to_vec(), Fate::Forwarded),
-        };
-        self.audit.write(
-            Direction::ServerToClient,
-            Some(env),
-            bytes.len(),
-            fate,
-            Some(audit_id),
-        );
-        out
+        record.alert = true;
+        // "message" is what a record says when no check had anything to say.
+        if record.event.is_empty() || record.event == "message" {
+            record.event = "auth.unsigned_response".into();
+            record.reason = Some(
+                "unsigned result from a server with no pinned key (signatures.mode = audit)".into(),
+            );
+        } else {
+            let unsigned = "the result was unsigned (no server key pinned)";
+            record.reason = Some(match record.reason.take() {
+                Some(reason) => format!("{reason}; {unsigned}"),
+                None => unsigned.to_owned(),
+            });
+        }
     }
 
-    /// The pinned-key check; on first contact with a signing server, pins its published key.
+    /// The pinned-key check of every result in `line` (one message or a batch). On refusal,
+    /// the ids whose answers it replaces and why. Signatures off and nothing pinned: no parse.
+    async fn check_signatures(&self, line: &[u8]) -> Result<Signed, (Vec<Id>, Rejection)> {
+        let marker = META_KEY.as_bytes();
+        let signed = line.windows(marker.len()).any(|w| w == marker);
+        if self.mode == SignatureMode::Off && self.pin.key().is_none() && !signed {
+            return Ok(Signed::NotChecked);
+        }
+        // Strict first, like everything else: what fails here is dropped by `from_server`.
+        let limits = *self.pipeline.limits();
+        let Ok(decoded) = codec::decode(line, &limits) else {
+            return Ok(Signed::NotChecked);
+        };
+        let results: Vec<(Id, &[u8])> = match &decoded {
+            Decoded::Single(env) => result_of(env, line).into_iter().collect(),
+            Decoded::Batch(items) => items
+                .iter()
+                .filter_map(|i| {
+                    let env = Envelope::parse(i.get()).ok()?;
+                    result_of(&env, i.get().as_bytes())
+                })
+                .collect(),
+        };
+        let mut verdict = Signed::NotChecked;
+        for (_, bytes) in &results {
+            let one = match self.check_signature(bytes).await {
+                Ok(Signed::Unpinned) if self.mode == SignatureMode::Enforce => {
+                    Err(self.pin.unsigned_unpinned())
+                }
+                other => other,
+            };
+            match one {
+                Ok(s) if verdict != Signed::Unpinned => verdict = s,
+                Ok(_) => {}
+                // One forged element refuses the whole message: every answer in it is replaced.
+                Err(rej) => return Err((results.into_iter().map(|(id, _)| id).collect(), rej)),
+            }
+        }
+        if self.mode == SignatureMode::Off && verdict == Signed::Unpinned {
+            verdict = Signed::NotChecked;
+        }
+        Ok(verdict)
+    }
+
+    /// The pinned-key check of one result; on first contact with a signing server, pins its
+    /// published key.
     async fn check_signature(&self, bytes: &[u8]) -> Result<Signed, Rejection> {
         let marker = META_KEY.as_bytes();
-        let signed = bytes.windows(marker.len()).any(|w| w == marker);
-        if self.pin.key().is_none() && !signed {
+        if self.pin.key().is_none() && !bytes.windows(marker.len()).any(|w| w == marker) {
             return Ok(Signed::Unpinned);
         }
         let value: Value = serde_json::from_slice(bytes)
@@ -448,4 +338,12 @@ impl Ctx {
             }
         }
     }
+}
+
+/// A result (a response with `result`: errors cannot carry a signature) and its id.
+fn result_of<'a>(env: &Envelope<'_>, bytes: &'a [u8]) -> Option<(Id, &'a [u8])> {
+    (env.kind == Kind::Response)
+        .then(|| env.id.clone())
+        .flatten()
+        .map(|id| (id, bytes))
 }

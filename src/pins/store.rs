@@ -11,14 +11,13 @@
 //! - Reads take a shared lock so the pin file and the held file are seen as one pair.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write as _};
-use std::os::unix::io::AsRawFd;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::Value;
 
+use crate::fsutil::FileLock;
 use crate::pins::error::PinError;
 use crate::pins::held::HeldFile;
 
@@ -129,7 +128,7 @@ impl PinStore {
     /// atomic renames still guarantee whole files.
     pub fn read(&self, server: &str) -> Result<Snapshot, PinError> {
         let paths = self.paths(server)?;
-        let _guard = match Lock::acquire(&paths.lock, libc::LOCK_SH) {
+        let _guard = match FileLock::shared(&paths.lock) {
             Ok(guard) => Some(guard),
             Err(e) if lock_unavailable(&e) => None,
             Err(e) => return Err(PinError::io(&paths.lock, e)),
@@ -148,8 +147,7 @@ impl PinStore {
         if let Some(parent) = paths.lock.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::create_dir_all(parent).map_err(|e| PinError::io(parent, e))?;
         }
-        let _guard =
-            Lock::acquire(&paths.lock, libc::LOCK_EX).map_err(|e| PinError::io(&paths.lock, e))?;
+        let _guard = FileLock::exclusive(&paths.lock).map_err(|e| PinError::io(&paths.lock, e))?;
         let before = load(paths)?;
         let mut after = before.clone();
         let result = f(&mut after)?;
@@ -217,41 +215,14 @@ fn read_json(path: &Path) -> Result<Option<Value>, PinError> {
     }
 }
 
-/// Temp file in the target's directory (rename is only atomic within one filesystem), fsync,
-/// rename, then fsync the directory so the rename itself survives a crash.
+/// Pretty JSON with a final newline, replaced atomically (`fsutil::write_atomic`).
 pub(crate) fn write_atomic(path: &Path, value: &Value) -> Result<(), PinError> {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
     let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| PinError::Format {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
     bytes.push(b'\n');
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(
-        ".{}.{}.{}.tmp",
-        name.unwrap_or_default(),
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let written = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(PinError::io(path, e));
-    }
-    // Some filesystems refuse fsync on a directory; the data file itself is already durable.
-    if let Ok(d) = File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    crate::fsutil::write_atomic(path, &bytes).map_err(|e| PinError::io(path, e))
 }
 
 fn remove(path: &Path) -> Result<(), PinError> {
@@ -269,33 +240,6 @@ fn lock_unavailable(e: &io::Error) -> bool {
             | io::ErrorKind::PermissionDenied
             | io::ErrorKind::ReadOnlyFilesystem
     )
-}
-
-/// An advisory `flock` held until drop (closing the descriptor releases it).
-struct Lock {
-    _file: File,
-}
-
-impl Lock {
-    fn acquire(path: &Path, op: libc::c_int) -> io::Result<Lock> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
-        loop {
-            // SAFETY: `file` owns a valid open descriptor for the duration of the call.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
-            if rc == 0 {
-                return Ok(Lock { _file: file });
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err);
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -323,6 +323,7 @@ impl Pipeline {
                     )
                 })?;
                 record.args_sha256 = call.arguments.map(|a| args_digest(a.get().as_bytes()));
+                record.arguments = self.guards.logged_arguments(call.arguments);
                 record.tool = Some(call.name.clone().into_owned());
                 // Pins before policy: a held or never-listed tool reads as unknown, whatever a
                 // policy would say about it.

@@ -12,14 +12,15 @@ use crate::pins::{poison_scanner, Baseline, BaselineConfig, OnDrift, Origin, Pin
 use crate::policy::{register_sighup, PolicyHandle, RateLimiter, Watcher};
 use crate::sig::keys::{KeyRole, TrustedKeys};
 use crate::sig::verifier::{Clock, Mode, Verifier, VerifierConfig};
-use crate::trust::{Flusher, Thresholds, TrustRecorder, TrustStore};
+use crate::trust::{Flusher, TrustRecorder, TrustStore};
 
 #[derive(Default)]
 pub struct Guards {
     /// `None` when `signatures.mode = "off"`.
     pub verifier: Option<Verifier>,
     pub trust: Option<Arc<TrustRecorder>>,
-    pub thresholds: Thresholds,
+    /// `[policy] risk_thresholds`: the trust each risk needs (the gate is `policy_step.rs`).
+    pub thresholds: crate::config::RiskThresholds,
     /// Capability baseline of this server; `None` only in tests.
     pub pins: Option<Arc<Baseline>>,
     /// The policy in force (hot-reloaded); `None` only in tests.
@@ -31,6 +32,8 @@ pub struct Guards {
     pub server_argv: Vec<String>,
     /// `audit.on_failure`: refuse (default) or forward a message whose record cannot be written.
     pub audit_on_failure: crate::audit::OnFailure,
+    /// `audit.log_arguments`: what of a call's arguments its record keeps besides the digest.
+    pub log_arguments: crate::config::LogArguments,
     /// Counters for the admin port's `/metrics`; set by the command that runs the admin port.
     pub metrics: Option<Arc<crate::admin::Metrics>>,
     /// `builtin.proxy_state`: where the proxy keeps its own state (no argument may name it).
@@ -54,6 +57,24 @@ pub struct Guards {
 }
 
 impl Guards {
+    /// A call's arguments as its audit record keeps them (`audit.log_arguments`): nothing
+    /// besides the digest by default, secrets replaced (`redacted`), or as sent (`full`).
+    pub fn logged_arguments(
+        &self,
+        raw: Option<&serde_json::value::RawValue>,
+    ) -> Option<serde_json::Value> {
+        use crate::config::LogArguments;
+        let parse = || serde_json::from_str::<serde_json::Value>(raw?.get()).ok();
+        match self.log_arguments {
+            LogArguments::Digest => None,
+            LogArguments::Full => parse(),
+            LogArguments::Redacted => parse().map(|mut v| {
+                crate::checks::secrets::redact_json(&mut v);
+                v
+            }),
+        }
+    }
+
     /// Build the guards for `server` from the validated config. Errors name the config key.
     pub fn from_config(
         config: &Config,
@@ -157,14 +178,11 @@ impl Guards {
             server_argv,
             metrics: None,
             audit_on_failure: config.audit.on_failure,
+            log_arguments: config.audit.log_arguments,
             _policy_watcher: watcher,
             verifier,
             trust: Some(recorder),
-            thresholds: Thresholds {
-                low: t.low,
-                medium: t.medium,
-                high: t.high,
-            },
+            thresholds: t,
             pins: Some(pins),
             _flusher: Some(flusher),
         })

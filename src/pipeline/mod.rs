@@ -25,6 +25,7 @@
 //! | `sampling_step.rs` | step: a server's sampling routed to the backend, denied, or left to the client |
 //! | `sampling_retry.rs` | modern `input_required` sampling fulfilled by the backend, the call retried |
 //! | `deliver.rs` | a verdict acted on: what moves on, what goes back, the record as a drop guard |
+//! | `stand_in.rs` | the proxy's error in place of one answer that did not come or was refused (`connect`) |
 
 mod auth;
 mod client;
@@ -45,6 +46,7 @@ mod sampling_retry;
 mod sampling_step;
 mod server;
 mod server_requests;
+mod stand_in;
 #[cfg(test)]
 mod tests;
 
@@ -109,6 +111,9 @@ pub struct Pipeline {
     /// Sampling requests the backend is working on, by the server's request id: a
     /// `notifications/cancelled` (or the end of the session) cancels them.
     sampling: Mutex<std::collections::HashMap<crate::codec::Id, crate::inference::Cancel>>,
+    /// Audit ids of records whose durable write failed, by request id: the refusal that
+    /// follows (`audit_failure_answer`) quotes the id of the record it could not write.
+    unwritten: Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Pipeline {
@@ -132,6 +137,7 @@ impl Pipeline {
             has_released: std::sync::atomic::AtomicBool::new(false),
             holds: hold::Holds::default(),
             sampling: Mutex::new(std::collections::HashMap::new()),
+            unwritten: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -324,7 +330,17 @@ impl Pipeline {
         if let Some(m) = &self.guards.metrics {
             m.record(&record);
         }
-        self.audit.write_durable(record)
+        let key = record.id.clone().map(|id| (id, record.audit_id.clone()));
+        let written = self.audit.write_durable(record);
+        if let (Err(_), Some((id, audit_id))) = (&written, key) {
+            let mut unwritten = self.unwritten.lock().unwrap_or_else(|p| p.into_inner());
+            // Bounded: normally each entry is taken at once by the refusal that follows.
+            if unwritten.len() >= 64 {
+                unwritten.clear();
+            }
+            unwritten.insert(id, audit_id);
+        }
+        written
     }
 
     /// The error for a client request refused because its audit record could not be written.
@@ -347,7 +363,13 @@ impl Pipeline {
         .from(Source::Internal)
         .alert();
         let r = short(r, "Internal error: the audit record could not be written");
-        Some(r.to_response(Some(&key), ""))
+        let audit_id = self
+            .unwritten
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+            .unwrap_or_default();
+        Some(r.to_response(Some(&key), &audit_id))
     }
 
     /// Write the record of a handled message, with the time its decision took.
@@ -380,4 +402,5 @@ fn deny(record: &mut Record, r: &Rejection) {
     record.reason = Some(r.reason.clone());
     record.code = Some(r.code);
     record.alert = r.alert;
+    record.fault = Some(r.source.label());
 }

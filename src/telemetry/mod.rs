@@ -17,7 +17,6 @@
 //! | `drops.rs`     | one audit record and a metric per interval with drops         |
 //! | `http.rs`      | the exporters' hyper client on a runtime of its own           |
 //! | `traceparent.rs` | W3C `traceparent` from `params._meta`                       |
-//! | `timestamp.rs` | the line's `ts` back to a time                                |
 //!
 //! Propagation towards the server: the proxy does not inject its own span into messages it
 //! forwards. A message that passes unchanged leaves as the exact bytes that came in (SPEC §2),
@@ -31,7 +30,6 @@ pub mod metrics;
 pub mod queue;
 pub mod settings;
 pub mod spans;
-pub mod timestamp;
 pub mod traceparent;
 pub mod worker;
 

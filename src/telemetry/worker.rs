@@ -73,7 +73,7 @@ impl Worker {
         let ts = rec
             .get("ts")
             .and_then(Value::as_str)
-            .and_then(super::timestamp::parse)
+            .and_then(crate::timefmt::parse)
             .unwrap_or_else(SystemTime::now);
         self.instruments.line(&rec);
         let (ctx, ended) = self.spans.observe(&rec, ts);

@@ -1,5 +1,6 @@
 //! Trust score: per server, 0..1, from what the proxy observed in a sliding 30-day window
-//! (SPEC §7), explained factor by factor (SPEC §14) and used as a gate on risky tools (-32017).
+//! (SPEC §7), explained factor by factor (SPEC §14) and used as a gate on risky tools (-32017,
+//! decided in `pipeline/policy_step.rs` with `[policy] risk_thresholds`).
 //!
 //! | file          | job                                                                       |
 //! |---------------|---------------------------------------------------------------------------|
@@ -10,7 +11,6 @@
 //! | `flusher.rs`  | background thread flushing a recorder every second                        |
 //! | `score.rs`    | the eight factors, their weights, renormalisation → `TrustReport`         |
 //! | `report.rs`   | `TrustReport` (SPEC §14 JSON) and the human tables                        |
-//! | `gate.rs`     | risk thresholds and `min_trust` → `Allowed` / `Refused{score, threshold}` |
 //! | `commands.rs` | CLI entry points: `trust [SERVER]`, `feedback SERVER +1\|-1`             |
 //!
 //! Invariants:
@@ -28,7 +28,6 @@ pub mod buckets;
 pub mod commands;
 pub mod events;
 pub mod flusher;
-pub mod gate;
 pub mod recorder;
 pub mod report;
 pub mod score;
@@ -42,7 +41,6 @@ mod tests;
 pub use commands::{feedback, report, reports_all};
 pub use events::{Event, Observation, Severity, Vote};
 pub use flusher::{spawn_flusher, Flusher};
-pub use gate::{check, GateDecision, Risk, Thresholds};
 pub use recorder::{system_clock, Clock, TrustRecorder};
 pub use report::{render_summary, render_table, FactorReport, TrustReport};
 pub use score::compute;

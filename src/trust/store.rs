@@ -8,12 +8,12 @@
 //! because the data file's inode is replaced on every write.
 
 use std::ffi::OsStr;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::io::AsRawFd;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use super::buckets::History;
+use crate::fsutil::FileLock;
 
 /// Longest encoded file stem accepted; file names are at most 255 bytes on common filesystems.
 const MAX_STEM: usize = 200;
@@ -159,62 +159,16 @@ fn parse(path: &Path, bytes: &[u8], server: &str) -> io::Result<History> {
     Ok(h)
 }
 
-/// Temp file in the same directory (rename must not cross filesystems), fsync, rename, then a
-/// best-effort fsync of the directory so the rename itself survives a power loss.
+/// Replaced atomically and durably (`fsutil::write_atomic`): readers never see half a file.
 fn write_atomically(path: &Path, history: &History) -> io::Result<()> {
     let bytes = serde_json::to_vec(history).map_err(io::Error::other)?;
-    // One fixed temp name is enough: only the lock holder writes it. A stale one from a crash is
-    // truncated here.
-    let tmp = with_suffix(path, ".tmp");
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)?;
-    file.write_all(&bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
+    crate::fsutil::write_atomic(path, &bytes)
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_os_string();
     s.push(OsStr::new(suffix));
     PathBuf::from(s)
-}
-
-/// An exclusive advisory lock, released when dropped (closing the descriptor releases it, also
-/// when the process dies, so a crashed writer never wedges the others).
-struct FileLock {
-    _file: File,
-}
-
-impl FileLock {
-    fn exclusive(path: &Path) -> io::Result<FileLock> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
-        loop {
-            // SAFETY: flock on a descriptor we own and keep open for the guard's lifetime.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-            if rc == 0 {
-                return Ok(FileLock { _file: file });
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err);
-            }
-        }
-    }
 }
 
 /// Escapes a server name into a file stem: `[A-Za-z0-9_-]` and inner dots stay, every other byte

@@ -36,8 +36,14 @@ pub struct Run {
 
 /// Feeds `lines` to `connect`, closes stdin, and collects what came out.
 pub fn connect(url: &str, server: &str, state: &Path, lines: &[&str]) -> Run {
+    connect_with(&[url, "--server", server], state, lines)
+}
+
+/// `connect` with these arguments.
+pub fn connect_with(args: &[&str], state: &Path, lines: &[&str]) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-warden"))
-        .args(["connect", url, "--server", server])
+        .arg("connect")
+        .args(args)
         .env("MCP_WARDEN_STATE", state)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -83,4 +89,66 @@ pub fn call(id: i64, tool: &str) -> String {
     format!(
         r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#
     )
+}
+
+/// `connect` kept running: lines in one at a time, answers read as they come (for calls that
+/// wait on something outside, like a human's approval).
+pub struct Live {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Live {
+    pub fn start(url: &str, server: &str, state: &Path) -> Live {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-warden"))
+            .args(["connect", url, "--name", server])
+            .env("MCP_WARDEN_STATE", state)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn connect");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Live {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+        }
+    }
+
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(line.as_bytes()).expect("write");
+        stdin.write_all(b"\n").expect("write");
+        stdin.flush().expect("flush");
+    }
+
+    /// The next line on stdout (MCP only), within 20 s.
+    pub fn recv(&self) -> Value {
+        let line = self
+            .lines
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("an answer from connect");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout is not MCP: {line:?}: {e}"))
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
 }

@@ -2,7 +2,10 @@
 //! got (method, headers, exact body) and answers each JSON-RPC request with a result whose
 //! signature the test chooses through the tool name:
 //! `signed` (by the good key), `tampered` (signed, then changed), `evil` (signed by another
-//! key), `sse` (signed, sent as an SSE event), anything else unsigned.
+//! key), `sse` (signed, sent as an SSE event), anything else unsigned. `leak` answers with a
+//! cloud key in its text, `env` with an environment dump. `tools/list` answers with the
+//! listing in `Script` (it and `initialize` signed by the good key when `sign_listing`), which a test may change
+//! between runs (a rug pull, a poisoned description).
 //! It publishes the good key at `/.well-known/mcp/capabilities` like `serve` does.
 
 use std::convert::Infallible;
@@ -41,7 +44,36 @@ impl Seen {
 pub struct Fake {
     pub url: String,
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    pub script: Arc<Mutex<Script>>,
     _runtime: tokio::runtime::Runtime,
+}
+
+/// What the fake lists.
+pub struct Script {
+    pub tools: Vec<Value>,
+    pub sign_listing: bool,
+}
+
+/// A tool definition as a server lists it.
+pub fn tool(name: &str, description: &str) -> Value {
+    json!({"name": name, "description": description, "inputSchema": {"type": "object", "properties": {}}})
+}
+
+/// The tools every test may call.
+pub fn default_tools() -> Vec<Value> {
+    [
+        ("plain", "Answers with plain text."),
+        ("signed", "Answers with a signed result."),
+        ("sse", "Answers over an event stream."),
+        ("tampered", "Answers with a result changed in transit."),
+        ("evil", "Answers signed by another key."),
+        ("leak", "Reads the deployment settings."),
+        ("env", "Shows the server's environment."),
+        ("wipe", "Deletes every file."),
+    ]
+    .iter()
+    .map(|(n, d)| tool(n, d))
+    .collect()
 }
 
 pub const SESSION: &str = "fake-session-1";
@@ -95,12 +127,17 @@ impl Fake {
             .expect("bind");
         let addr: SocketAddr = listener.local_addr().expect("addr");
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let script = Arc::new(Mutex::new(Script {
+            tools: default_tools(),
+            sign_listing: false,
+        }));
         let keys = Arc::new(Keys {
             good: good_key(),
             evil: evil_key(),
             aud: aud.to_owned(),
         });
         let recorded = Arc::clone(&seen);
+        let scripted = Arc::clone(&script);
         let url = match &tls {
             Some(_) => format!("https://localhost:{}/mcp", addr.port()),
             None => format!("http://{addr}/mcp"),
@@ -111,13 +148,17 @@ impl Fake {
                     return;
                 };
                 let recorded = Arc::clone(&recorded);
+                let scripted = Arc::clone(&scripted);
                 let keys = Arc::clone(&keys);
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
                         let recorded = Arc::clone(&recorded);
+                        let scripted = Arc::clone(&scripted);
                         let keys = Arc::clone(&keys);
-                        async move { Ok::<_, Infallible>(answer(req, &recorded, &keys).await) }
+                        async move {
+                            Ok::<_, Infallible>(answer(req, &recorded, &scripted, &keys).await)
+                        }
                     });
                     match tls {
                         Some(acceptor) => {
@@ -140,12 +181,32 @@ impl Fake {
         Fake {
             url,
             seen,
+            script,
             _runtime: runtime,
         }
     }
 
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().expect("lock").clone()
+    }
+
+    /// The tool calls the server received, by tool name.
+    pub fn calls(&self) -> Vec<String> {
+        self.seen()
+            .iter()
+            .filter_map(|s| serde_json::from_slice::<Value>(&s.body).ok())
+            .filter(|m| m["method"] == "tools/call")
+            .filter_map(|m| m.pointer("/params/name")?.as_str().map(str::to_owned))
+            .collect()
+    }
+
+    pub fn set_tools(&self, tools: Vec<Value>) {
+        self.script.lock().expect("lock").tools = tools;
+    }
+
+    /// Sign the `initialize` and `tools/list` answers too (a server that signs everything).
+    pub fn sign_listing(&self) {
+        self.script.lock().expect("lock").sign_listing = true;
     }
 }
 
@@ -167,6 +228,7 @@ fn now() -> i64 {
 async fn answer(
     req: Request<Incoming>,
     seen: &Mutex<Vec<Seen>>,
+    script: &Mutex<Script>,
     keys: &Keys,
 ) -> Response<Full<Bytes>> {
     let method = req.method().clone();
@@ -208,18 +270,34 @@ async fn answer(
         return reply(StatusCode::ACCEPTED, "text/plain", vec![]);
     };
     let rpc_method = msg["method"].as_str().unwrap_or("");
-    let result = if rpc_method == "initialize" {
-        json!({"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "fake", "version": "1"}})
-    } else {
-        json!({"content": [{"type": "text", "text": format!("answer to {rpc_method}")}]})
-    };
-    let plain = json!({"jsonrpc": "2.0", "id": id, "result": result});
     let tool = msg
         .pointer("/params/name")
         .and_then(Value::as_str)
         .unwrap_or("");
+    let (tools, sign_listing) = {
+        let s = script.lock().expect("lock");
+        (s.tools.clone(), s.sign_listing)
+    };
+    let text = match tool {
+        "leak" => "region = eu-west-1\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".to_owned(),
+        "env" => "PATH=/usr/local/bin:/usr/bin\nHOME=/home/app\nGITHUB_TOKEN=ghp_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8\nLANG=C.UTF-8".to_owned(),
+        _ => format!("answer to {rpc_method}"),
+    };
+    let result = match rpc_method {
+        "initialize" => {
+            json!({"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "fake", "version": "1"}})
+        }
+        "tools/list" => json!({ "tools": tools }),
+        _ => json!({"content": [{"type": "text", "text": text}]}),
+    };
+    let plain = json!({"jsonrpc": "2.0", "id": id, "result": result});
     let sign =
         |k: &SigningKey| sign_value(&plain, k, &keys.aud, now(), &new_nonce()).expect("sign");
+    let tool = if matches!(rpc_method, "tools/list" | "initialize") && sign_listing {
+        "signed"
+    } else {
+        tool
+    };
     let out = match tool {
         "signed" | "sse" => sign(&keys.good),
         "evil" => sign(&keys.evil),

@@ -263,6 +263,7 @@ impl EdgeRefusal {
         record.code = Some(i64::from(self.status.as_u16()));
         record.alert = self.alert;
         record.kid = self.kid;
+        record.fault = Some(rejection.source.label());
         let body = rejection.to_response(self.id.as_ref(), &record.audit_id);
         if let Some(m) = &shared.metrics {
             m.record(&record);
