@@ -30,6 +30,9 @@
 //! Usage: see `--help`, or `scripts/bench.sh`. This is a tool, not a test: timings depend on the
 //! machine and its load, which is printed next to the figures.
 
+#[path = "bench_common/mod.rs"]
+mod bench_common;
+
 use std::fs;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -38,10 +41,12 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bench_common::{
+    binaries, build_profile, canonical_config, cpu_us, loadavg, median, status_field, Args,
+    AuditStats, Res, Table, Target, TempDir,
+};
 use mcp_warden::sig::{keys::signing_key_from_pem, message_scheme, new_nonce, SigningKey};
 use serde_json::{json, Value};
-
-type Res<T> = Result<T, String>;
 
 const USAGE: &str = "\
 bench_stdio: the echo server measured directly and through `mcp-warden wrap`
@@ -53,7 +58,7 @@ Options:
   --calls N          measured sequential calls per round (default 20000)
   --warmup N         sequential warm-up calls per round (default 1000)
   --pipe-calls N     pipelined calls per round (default 50000)
-  --window N         pipelined calls in flight at most (default 64)
+  --window N         pipelined calls in flight at most (default 8, as in issue 16)
   --payload BYTES    length of the echoed text argument (default 13: \"hello, warden\")
   --rounds N         rounds; each runs direct and proxied, alternating which goes first
                      (default 3)
@@ -160,7 +165,9 @@ fn run() -> Res<()> {
         }
     }
     let load_after = loadavg();
-    let audit = audit_stats(&state.0);
+    let audit = AuditStats::of(&state.0);
+    // Every tools/call the proxy saw, over all proxied rounds.
+    let proxied_calls = ((opts.warmup + opts.calls + opts.pipe_calls) * opts.rounds) as u64;
 
     let direct: Vec<RoundResult> = pick(&results, Mode::Direct);
     let proxied: Vec<RoundResult> = pick(&results, Mode::Proxied);
@@ -175,107 +182,60 @@ fn run() -> Res<()> {
     let profile = build_profile(&opts.warden);
 
     // ---- table ----
-    let mut t = String::new();
-    let line = "-".repeat(78);
-    t += &format!(
-        "mcp-warden stdio benchmark  ({} build, {} round(s), medians)\n",
-        profile, opts.rounds
-    );
-    t += &format!(
-        "sequential: {} calls after {} warm-up; pipelined: {} calls, window {}\n",
-        opts.calls, opts.warmup, opts.pipe_calls, opts.window
+    let mut title = format!(
+        "mcp-warden stdio benchmark  ({} build, {} round(s), medians)\n\
+         sequential: {} calls after {} warm-up; pipelined: {} calls, window {}",
+        profile, opts.rounds, opts.calls, opts.warmup, opts.pipe_calls, opts.window
     );
     if let Some(c) = &opts.config {
-        t += &format!("config: {}\n", c.display());
+        title += &format!("\nconfig: {}", c.display());
     }
     if let Some((k, _)) = &opts.sign_key {
-        t += &format!(
-            "requests signed (message scheme, aud {SERVER_NAME:?}) with {}\n",
+        title += &format!(
+            "\nrequests signed (message scheme, aud {SERVER_NAME:?}) with {}",
             k.display()
         );
     }
-    t += &format!("load average before: {load_before}\nload average after:  {load_after}\n");
-    t += &line;
-    t += "\n";
-    t += &format!(
-        "{:<30} {:>14} {:>14} {:>16}\n",
-        "", "direct", "proxied", "proxied/direct"
+    let mut t = Table::new(&title, &load_before, &load_after);
+    t.ratio("sequential calls/s", d.seq_calls_per_s, p.seq_calls_per_s);
+    t.ratio(
+        &format!("pipelined calls/s ({} in flight)", opts.window),
+        d.pipe_calls_per_s,
+        p.pipe_calls_per_s,
     );
-    t += &format!(
-        "{:<30} {:>14.0} {:>14.0} {:>15.3}x\n",
-        "sequential calls/s", d.seq_calls_per_s, p.seq_calls_per_s, seq_ratio
-    );
-    t += &format!(
-        "{:<30} {:>14.0} {:>14.0} {:>15.3}x\n",
-        "pipelined calls/s", d.pipe_calls_per_s, p.pipe_calls_per_s, pipe_ratio
-    );
-    t += &format!("{:<30} {:>14} {:>14} {:>16}\n", "", "", "", "added (p − d)");
+    t.added_head();
     for (name, dv, pv) in [
         ("latency p50 µs", d.p50_us, p.p50_us),
         ("latency p90 µs", d.p90_us, p.p90_us),
         ("latency p99 µs", d.p99_us, p.p99_us),
         ("latency max µs", d.max_us, p.max_us),
     ] {
-        t += &format!("{:<30} {:>14.1} {:>14.1} {:>16.1}\n", name, dv, pv, pv - dv);
+        t.added(name, dv, pv);
     }
-    t += &format!(
-        "{:<30} {:>14.1} {:>14.1}\n",
-        "CPU µs/call, sequential (*)", d.seq_cpu_us_per_call, p.seq_cpu_us_per_call
+    t.value(
+        "CPU µs/call, sequential (*)",
+        Some(d.seq_cpu_us_per_call),
+        p.seq_cpu_us_per_call,
     );
-    t += &format!(
-        "{:<30} {:>14.1} {:>14.1}\n",
-        "CPU µs/call, pipelined (*)", d.pipe_cpu_us_per_call, p.pipe_cpu_us_per_call
+    t.value(
+        "CPU µs/call, pipelined (*)",
+        Some(d.pipe_cpu_us_per_call),
+        p.pipe_cpu_us_per_call,
     );
-    t += &format!(
-        "{:<30} {:>14} {:>14.1}\n",
-        "proxy peak RSS MiB (max)", "", peak_rss_mib
+    t.value("proxy peak RSS MiB (max)", None, peak_rss_mib);
+    t.text(
+        "audit records / bytes per call",
+        &audit.per_call(proxied_calls),
     );
-    if let Some(a) = &audit {
-        t += &format!(
-            "{:<30} {:>14} {:>14}\n",
-            "audit records / bytes per call",
-            "",
-            format!(
-                "{:.2} / {:.0}",
-                a.lines as f64 / a.calls(&opts) as f64,
-                a.bytes as f64 / a.calls(&opts) as f64
-            )
-        );
-    }
-    t += &line;
-    t += "\n(*) CPU of the measured process only: the echo server when direct, the proxy alone\n    (without its child) when proxied.\n";
+    t.end("(*) CPU of the measured process only: the echo server when direct, the proxy alone\n    (without its child) when proxied.\n");
     let checks = [
-        (
-            "throughput >= 0.9x direct (pipelined)",
-            pipe_ratio >= 0.9,
-            format!("{pipe_ratio:.3}x"),
-        ),
-        (
-            "throughput >= 0.9x direct (sequential)",
-            seq_ratio >= 0.9,
-            format!("{seq_ratio:.3}x"),
-        ),
-        (
-            "added p50 <= 30 µs",
-            added_p50 <= 30.0,
-            format!("{added_p50:.1} µs"),
-        ),
-        (
-            "proxy peak RSS <= 20 MiB",
-            peak_rss_mib <= 20.0,
-            format!("{peak_rss_mib:.1} MiB"),
-        ),
+        Target::ratio_at_least("sequential throughput", seq_ratio, 0.9),
+        Target::ratio_at_least("pipelined throughput", pipe_ratio, 0.9),
+        Target::at_most("added p50", added_p50, 30.0, "µs"),
+        Target::at_most("proxy peak RSS", peak_rss_mib, 20.0, "MiB"),
     ];
-    t += "targets:\n";
-    for (name, ok, got) in &checks {
-        t += &format!(
-            "  [{}] {:<40} {}\n",
-            if *ok { "pass" } else { "FAIL" },
-            name,
-            got
-        );
-    }
-    print!("{t}");
+    t.targets(&checks);
+    print!("{}", t.0);
 
     // ---- json ----
     if let Some(path) = &opts.json {
@@ -296,20 +256,18 @@ fn run() -> Res<()> {
             "loadavg_before": load_before,
             "loadavg_after": load_after,
             "cpus": thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-            "unix_time": SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            "unix_time": bench_common::unix_time(),
             "direct": d.to_json(),
             "proxied": p.to_json(),
             "ratio": { "sequential": seq_ratio, "pipelined": pipe_ratio },
             "added_latency_us": { "p50": added_p50, "p90": p.p90_us - d.p90_us, "p99": added_p99 },
             "proxy_peak_rss_kib": peak_rss_kib,
             "proxy_peak_rss_mib": peak_rss_mib,
-            "audit": audit.as_ref().map(|a| json!({"files": a.files, "lines": a.lines, "bytes": a.bytes})),
-            "targets": checks.iter().map(|(n, ok, got)| json!({"target": n, "pass": ok, "value": got})).collect::<Vec<_>>(),
+            "audit": audit.to_json(),
+            "targets": Target::json(&checks),
             "rounds": { "direct": rounds_json(&direct), "proxied": rounds_json(&proxied) },
         });
-        let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
-        fs::write(path, text + "\n").map_err(|e| format!("writing {}: {e}", path.display()))?;
-        eprintln!("wrote {}", path.display());
+        bench_common::write_json(path, &summary)?;
     }
     Ok(())
 }
@@ -370,19 +328,6 @@ impl Summary {
             "seq_cpu_us_per_call": self.seq_cpu_us_per_call,
             "pipe_cpu_us_per_call": self.pipe_cpu_us_per_call,
         })
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
 
@@ -451,7 +396,7 @@ fn run_one(opts: &Opts, reqs: &Arc<Requests>, mode: Mode, state: &Path) -> Res<R
         stdin = s;
         reader = r;
         let cpu2 = cpu_us(pid);
-        let peak_rss_kib = vm_hwm_kib(pid).unwrap_or(0);
+        let peak_rss_kib = status_field(pid, "VmHWM");
 
         // Close: EOF on stdin, and the process must exit cleanly.
         drop(stdin);
@@ -704,164 +649,36 @@ fn wait_timeout(child: &mut Child, limit: Duration) -> Res<std::process::ExitSta
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// /proc
-
-/// user + system CPU time of `pid` (all its threads, not its children), µs.
-fn cpu_us(pid: u32) -> u64 {
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
-    // Fields after the command name (which may contain spaces) start at field 3; utime and
-    // stime are fields 14 and 15.
-    let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-        return 0;
-    };
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        f.get(i - 3)
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    (ticks(14) + ticks(15)) * 1_000_000 / hz
-}
-
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-fn loadavg() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
-struct AuditStats {
-    files: usize,
-    lines: u64,
-    bytes: u64,
-}
-
-impl AuditStats {
-    /// Every tools/call the proxy saw, over all proxied rounds.
-    fn calls(&self, o: &Opts) -> u64 {
-        ((o.warmup + o.calls + o.pipe_calls) * o.rounds).max(1) as u64
-    }
-}
-
-/// The audit files the proxy wrote under the state dir.
-fn audit_stats(dir: &Path) -> Option<AuditStats> {
-    let mut s = AuditStats {
-        files: 0,
-        lines: 0,
-        bytes: 0,
-    };
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).ok()?.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "jsonl") {
-                let bytes = fs::read(&p).ok()?;
-                s.files += 1;
-                s.bytes += bytes.len() as u64;
-                s.lines += bytes.iter().filter(|&&b| b == b'\n').count() as u64;
-            }
-        }
-    }
-    (s.files > 0).then_some(s)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Setup
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> Res<TempDir> {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let p = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
-        fs::create_dir_all(&p).map_err(|e| format!("creating {}: {e}", p.display()))?;
-        Ok(TempDir(p))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// "release" or "debug", from the warden's path.
-fn build_profile(warden: &Path) -> String {
-    warden
-        .parent()
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "?".into())
-}
-
-/// The cargo target dir: this example lives in `<target>/<profile>/examples/`.
-fn target_dir() -> Option<PathBuf> {
-    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
-        return Some(PathBuf::from(t));
-    }
-    let exe = std::env::current_exe().ok()?;
-    let t = exe.parent()?.parent()?.parent()?.to_path_buf();
-    if t.join("debug").is_dir() || t.join("release").is_dir() {
-        Some(t)
-    } else {
-        Some(PathBuf::from("target"))
-    }
-}
-
 fn parse_args() -> Res<Opts> {
-    let mut warden = None;
-    let mut server = None;
+    let (mut warden, mut server) = (None, None);
     let mut o = Opts {
         warden: PathBuf::new(),
         server: PathBuf::new(),
         calls: 20_000,
         warmup: 1_000,
         pipe_calls: 50_000,
-        window: 64,
+        window: 8,
         rounds: 3,
         text: "hello, warden".into(),
         config: None,
         json: None,
         sign_key: None,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut val = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-        let num = |s: String, name: &str| -> Res<usize> {
-            s.replace('_', "")
-                .parse()
-                .map_err(|_| format!("{name}: not a number: {s}"))
-        };
+    let mut args = Args::new();
+    while let Some(a) = args.flag() {
         match a.as_str() {
-            "--warden" => warden = Some(PathBuf::from(val("--warden")?)),
-            "--server" => server = Some(PathBuf::from(val("--server")?)),
-            "--calls" => o.calls = num(val("--calls")?, "--calls")?,
-            "--warmup" => o.warmup = num(val("--warmup")?, "--warmup")?,
-            "--pipe-calls" => o.pipe_calls = num(val("--pipe-calls")?, "--pipe-calls")?,
-            "--window" => o.window = num(val("--window")?, "--window")?,
-            "--rounds" => o.rounds = num(val("--rounds")?, "--rounds")?,
-            "--payload" => o.text = "x".repeat(num(val("--payload")?, "--payload")?),
-            "--config" => o.config = Some(PathBuf::from(val("--config")?)),
-            "--json" => o.json = Some(PathBuf::from(val("--json")?)),
+            "--warden" => warden = Some(args.path("--warden")?),
+            "--server" => server = Some(args.path("--server")?),
+            "--calls" => o.calls = args.num("--calls")?,
+            "--warmup" => o.warmup = args.num("--warmup")?,
+            "--pipe-calls" => o.pipe_calls = args.num("--pipe-calls")?,
+            "--window" => o.window = args.num("--window")?,
+            "--rounds" => o.rounds = args.num("--rounds")?,
+            "--payload" => o.text = "x".repeat(args.num("--payload")?),
+            "--config" => o.config = Some(args.path("--config")?),
+            "--json" => o.json = Some(args.path("--json")?),
             "--sign-key" => {
-                let path = PathBuf::from(val("--sign-key")?);
+                let path = args.path("--sign-key")?;
                 let pem = fs::read_to_string(&path)
                     .map_err(|e| format!("--sign-key {}: {e}", path.display()))?;
                 let key = signing_key_from_pem(&pem)
@@ -878,39 +695,12 @@ fn parse_args() -> Res<Opts> {
     if o.calls == 0 || o.rounds == 0 || o.window == 0 {
         return Err("--calls, --rounds and --window must be at least 1".into());
     }
-    let warden = match warden {
-        Some(w) => w,
-        None => {
-            let t = target_dir().ok_or("cannot find the target dir; pass --warden")?;
-            let release = t.join("release").join("mcp-warden");
-            if release.is_file() {
-                release
-            } else {
-                t.join("debug").join("mcp-warden")
-            }
-        }
-    };
-    let server = server.unwrap_or_else(|| {
-        warden
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("examples")
-            .join("echo_server")
-    });
-    for (what, p) in [("--warden", &warden), ("--server", &server)] {
-        if !p.is_file() {
-            return Err(format!(
-                "{what} {} does not exist (build it: cargo build --release --bin mcp-warden --example echo_server)",
-                p.display()
-            ));
-        }
-    }
-    // Absolute paths: the proxy is started with the same cwd, but the JSON should be unambiguous.
-    o.warden = fs::canonicalize(&warden).unwrap_or(warden);
-    o.server = fs::canonicalize(&server).unwrap_or(server);
-    if let Some(c) = o.config.take() {
-        o.config =
-            Some(fs::canonicalize(&c).map_err(|e| format!("--config {}: {e}", c.display()))?);
-    }
+    (o.warden, o.server) = binaries(
+        warden,
+        server,
+        "echo_server",
+        "cargo build --release --bin mcp-warden --example echo_server",
+    )?;
+    o.config = canonical_config(o.config.take())?;
     Ok(o)
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The stdio benchmark: the echo server measured directly and through `mcp-warden wrap`, in the
 # same run, interleaved (examples/bench_stdio.rs). Prints a table: calls/s direct vs proxied
-# (sequential and pipelined), added p50/p99 latency, the proxy's peak RSS, and the issue's
+# (sequential and pipelined, 8 in flight by default), added p50/p99 latency, the proxy's peak RSS, and the issue's
 # targets (throughput >= 0.9x direct, added p50 <= 30 us, peak RSS <= 20 MiB).
 #
 # It builds in release mode first. A cold release build takes ~10 minutes on a 2-core machine,

@@ -4,8 +4,8 @@
 # alternating which goes first (examples/bench_http/). Prints a table: tools/call calls/s at
 # concurrency 1 and 8 (8 connections, a session each, sequential), p50/p90/p99 latency, the ratio
 # to direct and the added latency, serve's CPU time and context switches per call, serve's peak
-# RSS, and its RSS with 1,000 idle SSE streams open; and the issue's targets (throughput >= 0.8x
-# direct and added p50 <= 150 us, both at concurrency 1).
+# RSS, and its RSS with 1,000 idle SSE streams open; and issue 16's targets (throughput >= 0.8x
+# direct and added p50 <= 60 us at concurrency 1, >= 0.7x at concurrency 8).
 #
 # serve runs with the allow-all policy (fixtures/policies/allow-all), a fresh temporary
 # MCP_WARDEN_STATE, and otherwise the default configuration: signatures in audit mode, pins,

@@ -1,8 +1,8 @@
 //! Command-line options.
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use super::bench_common::{binaries, canonical_config, Args};
 use super::Res;
 
 const USAGE: &str = "\
@@ -53,30 +53,24 @@ pub fn parse_args() -> Res<Opts> {
         serve_env: Vec::new(),
         json: None,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut val = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-        let num = |s: String, name: &str| -> Res<usize> {
-            s.replace('_', "")
-                .parse()
-                .map_err(|_| format!("{name}: not a number: {s}"))
-        };
+    let mut args = Args::new();
+    while let Some(a) = args.flag() {
         match a.as_str() {
-            "--warden" => warden = Some(PathBuf::from(val("--warden")?)),
-            "--server" => server = Some(PathBuf::from(val("--server")?)),
-            "--calls" => o.calls = num(val("--calls")?, "--calls")?,
-            "--warmup" => o.warmup = num(val("--warmup")?, "--warmup")?,
-            "--conc" => o.conc = num(val("--conc")?, "--conc")?,
-            "--rounds" => o.rounds = num(val("--rounds")?, "--rounds")?,
-            "--streams" => o.streams = num(val("--streams")?, "--streams")?,
-            "--payload" => o.text = "x".repeat(num(val("--payload")?, "--payload")?),
-            "--config" => o.config = Some(PathBuf::from(val("--config")?)),
+            "--warden" => warden = Some(args.path("--warden")?),
+            "--server" => server = Some(args.path("--server")?),
+            "--calls" => o.calls = args.num("--calls")?,
+            "--warmup" => o.warmup = args.num("--warmup")?,
+            "--conc" => o.conc = args.num("--conc")?,
+            "--rounds" => o.rounds = args.num("--rounds")?,
+            "--streams" => o.streams = args.num("--streams")?,
+            "--payload" => o.text = "x".repeat(args.num("--payload")?),
+            "--config" => o.config = Some(args.path("--config")?),
             "--serve-env" => {
-                let kv = val("--serve-env")?;
+                let kv = args.value("--serve-env")?;
                 let (k, v) = kv.split_once('=').ok_or("--serve-env wants KEY=VALUE")?;
                 o.serve_env.push((k.to_owned(), v.to_owned()));
             }
-            "--json" => o.json = Some(PathBuf::from(val("--json")?)),
+            "--json" => o.json = Some(args.path("--json")?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -87,40 +81,12 @@ pub fn parse_args() -> Res<Opts> {
     if o.calls == 0 || o.rounds == 0 || o.conc == 0 {
         return Err("--calls, --rounds and --conc must be at least 1".into());
     }
-    // This example lives in <target>/<profile>/examples/.
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let target = exe
-        .parent()
-        .and_then(Path::parent)
-        .and_then(Path::parent)
-        .ok_or("cannot find the target dir; pass --warden")?;
-    let warden = warden.unwrap_or_else(|| {
-        let release = target.join("release/mcp-warden");
-        if release.is_file() {
-            release
-        } else {
-            target.join("debug/mcp-warden")
-        }
-    });
-    let server = server.unwrap_or_else(|| {
-        warden
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("examples/echo_http_server")
-    });
-    for (what, p) in [("--warden", &warden), ("--server", &server)] {
-        if !p.is_file() {
-            return Err(format!(
-                "{what} {} does not exist (build it: cargo build --release --bin mcp-warden --example echo_http_server --example bench_http)",
-                p.display()
-            ));
-        }
-    }
-    o.warden = fs::canonicalize(&warden).unwrap_or(warden);
-    o.server = fs::canonicalize(&server).unwrap_or(server);
-    if let Some(c) = o.config.take() {
-        o.config =
-            Some(fs::canonicalize(&c).map_err(|e| format!("--config {}: {e}", c.display()))?);
-    }
+    (o.warden, o.server) = binaries(
+        warden,
+        server,
+        "echo_http_server",
+        "cargo build --release --bin mcp-warden --example echo_http_server --example bench_http",
+    )?;
+    o.config = canonical_config(o.config.take())?;
     Ok(o)
 }

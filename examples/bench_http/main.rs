@@ -27,6 +27,9 @@
 //! Usage: see `--help`, or `scripts/bench_http.sh`. This is a tool, not a test: timings depend
 //! on the machine and its load, which is printed next to the figures.
 
+#[path = "../bench_common/mod.rs"]
+mod bench_common;
+
 mod args;
 mod client;
 mod procs;
@@ -40,10 +43,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub use args::Opts;
+pub use bench_common::Res;
+use bench_common::{cpu_us, ctx_switches, status_field, AuditStats, TempDir};
 use client::{Conn, Session};
-use procs::{cpu_us, ctx_switches, status_field, Server, TempDir};
-
-pub type Res<T> = Result<T, String>;
+use procs::Server;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Mode {
@@ -99,9 +102,9 @@ fn main() {
 
 fn run() -> Res<()> {
     let opts = args::parse_args()?;
-    let nofile = procs::raise_nofile();
+    let nofile = bench_common::raise_nofile();
     let state = TempDir::new("mcp-warden-bench-http")?;
-    let load_before = procs::loadavg();
+    let load_before = bench_common::loadavg();
     let mut echo_cmd = Command::new(&opts.server);
     echo_cmd.args(["--listen", "127.0.0.1:0"]);
     let echo = Server::start(echo_cmd, "echo_http_server")?;
@@ -134,7 +137,7 @@ fn run() -> Res<()> {
         }
     }
     // Before the streams' sessions add their handshakes to it.
-    let audit = procs::audit_stats(&state.0);
+    let audit = AuditStats::of(&state.0);
     let streams = if opts.streams > 0 {
         let s = idle_streams(&opts, &echo, &config, &state.0)
             .map_err(|e| format!("idle streams: {e}"))?;
@@ -146,7 +149,7 @@ fn run() -> Res<()> {
     } else {
         None
     };
-    let load_after = procs::loadavg();
+    let load_after = bench_common::loadavg();
     drop(echo);
     report::print(
         &opts,
@@ -310,17 +313,8 @@ fn idle_streams(opts: &Opts, echo: &Server, config: &Path, state: &Path) -> Res<
     s.rss_kib = status_field(pid, "VmRSS");
     s.hwm_kib = status_field(pid, "VmHWM");
     s.threads = status_field(pid, "Threads");
-    s.fds = procs::fds(pid);
+    s.fds = bench_common::fds(pid);
     s.echo_threads = status_field(echo.pid(), "Threads");
     drop(held);
     Ok(s)
-}
-
-/// "release" or "debug", from the warden's path.
-pub fn build_profile(warden: &Path) -> String {
-    warden
-        .parent()
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "?".into())
 }

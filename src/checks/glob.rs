@@ -186,19 +186,25 @@ fn class_matches(body: &[u8], c: char, ci: bool) -> bool {
     hit != negate
 }
 
+/// The length of the UTF-8 character at `i`, from its lead byte alone: `*` backtracking calls
+/// this once per character of the name, and decoding the character there (as `decode` does)
+/// was most of the policy lookup's time on every call.
 fn char_len(n: &[u8], i: usize) -> usize {
-    decode(n, i).1
+    lead_len(n[i]).min(n.len() - i)
 }
 
-/// Decode the UTF-8 character at `i` (inputs come from `&str`, so valid).
-fn decode(n: &[u8], i: usize) -> (char, usize) {
-    let len = match n[i] {
+fn lead_len(b: u8) -> usize {
+    match b {
         b if b < 0x80 => 1,
         b if b >= 0xF0 => 4,
         b if b >= 0xE0 => 3,
         _ => 2,
-    };
-    let end = (i + len).min(n.len());
+    }
+}
+
+/// Decode the UTF-8 character at `i` (inputs come from `&str`, so valid).
+fn decode(n: &[u8], i: usize) -> (char, usize) {
+    let end = (i + lead_len(n[i])).min(n.len());
     let c = std::str::from_utf8(&n[i..end])
         .ok()
         .and_then(|s| s.chars().next())

@@ -103,7 +103,9 @@ const PHRASES: &[(&str, Severity, &str)] = &[
         Severity::Medium,
         r"!\[[^\]]{0,200}\]\(\s*https?://[^)\s]*[?&][^)\s]*=",
     ),
-    ("html_comment", Severity::Low, r"<!--[\s\S]{0,2000}?-->"),
+    // Only the opening is a regex: `html_comment` finds the closing itself (a bounded
+    // `[\s\S]{0,2000}?` compiles to ~2 MB of automaton, twice: most of the proxy's memory).
+    ("html_comment", Severity::Low, r"<!--"),
     (
         "env_file_reference",
         Severity::Low,
@@ -136,6 +138,12 @@ pub fn scan_text<S: AsRef<str>>(text: &str, other_server_tools: &[S]) -> Vec<Fin
             "secret_file_reference" => each[i]
                 .find_iter(text)
                 .find(|m| secret_path_in_use(text, m.start(), m.as_str())),
+            "html_comment" => {
+                if let Some((start, end)) = html_comment(text) {
+                    push_finding(&mut out, kind, severity, text, start, end);
+                }
+                continue;
+            }
             _ => each[i].find(text),
         };
         if let Some(m) = hit {
@@ -144,6 +152,61 @@ pub fn scan_text<S: AsRef<str>>(text: &str, other_server_tools: &[S]) -> Vec<Fin
     }
     scan_shadowing(text, other_server_tools, &mut out);
     out
+}
+
+/// Printable ASCII, tab, LF and CR only: no character `classify` flags, so only whitespace
+/// padding is left to look for. Most results are this, and the per-character path cost about
+/// 120 instructions a character on every answer.
+fn plain_ascii(text: &str) -> bool {
+    text.bytes()
+        .all(|b| matches!(b, 0x20..=0x7E | b'\t' | b'\n' | b'\r'))
+}
+
+/// `scan_chars` for a `plain_ascii` text: the same padding rule (a run of whitespace before a
+/// visible character, with `PAD_SPACES` spaces or `PAD_NEWLINES` line feeds; CR counts as
+/// neither).
+fn padding_only(bytes: &[u8], text: &str, out: &mut Vec<Finding>) {
+    let (mut ws_start, mut spaces, mut newlines) = (None::<usize>, 0usize, 0usize);
+    for (at, &b) in bytes.iter().enumerate() {
+        if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            ws_start.get_or_insert(at);
+            if b == b'\n' {
+                newlines += 1;
+            } else if b != b'\r' {
+                spaces += 1;
+            }
+        } else if let Some(s) = ws_start.take() {
+            if spaces >= PAD_SPACES || newlines >= PAD_NEWLINES {
+                push_finding(out, "whitespace_padding", Severity::High, text, s, at);
+            }
+            (spaces, newlines) = (0, 0);
+        }
+    }
+}
+
+/// The characters an HTML comment may hold to count (`<!--` … `-->`): the bound the regex
+/// `<!--[\s\S]{0,2000}?-->` had.
+const COMMENT_MAX_CHARS: usize = 2000;
+
+/// The first `<!--` closed by a `-->` at most `COMMENT_MAX_CHARS` characters later, as the
+/// byte range of the whole comment: what `<!--[\s\S]{0,2000}?-->` finds, leftmost and shortest,
+/// by two substring searches instead of a 2 MB automaton.
+fn html_comment(text: &str) -> Option<(usize, usize)> {
+    let mut from = 0;
+    while let Some(open) = text[from..].find("<!--").map(|i| from + i) {
+        let body = open + 4;
+        // The first closing after the opening is the shortest match from it; none, or one too
+        // far, means no comment opens here (a later closing is farther still).
+        if let Some(close) = text[body..].find("-->").map(|i| body + i) {
+            if text[body..close].chars().count() <= COMMENT_MAX_CHARS {
+                return Some((open, close + 3));
+            }
+        } else {
+            return None;
+        }
+        from = open + 1;
+    }
+    None
 }
 
 /// A secret file named as a place to go, not merely listed: under the home directory (`~/.ssh`,
@@ -289,6 +352,9 @@ fn ceil_char(s: &str, mut i: usize) -> usize {
 /// One pass over the characters: hidden-text hazards and padding runs.
 /// Streaming (no per-character buffer): results can be megabytes.
 fn scan_chars(text: &str, out: &mut Vec<Finding>) {
+    if plain_ascii(text) {
+        return padding_only(text.as_bytes(), text, out);
+    }
     let (mut ws_start, mut spaces, mut newlines) = (None::<usize>, 0usize, 0usize);
     let mut prev: Option<char> = None;
     let mut it = text.char_indices().peekable();

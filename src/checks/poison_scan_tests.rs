@@ -339,3 +339,50 @@ fn secret_files_listed_pass_and_asked_for_hit() {
         );
     }
 }
+
+/// The comment is found by substring search, with the bound the regex `<!--[\s\S]{0,2000}?-->`
+/// had: the shortest comment from the first opening that closes in time, newlines included.
+#[test]
+fn html_comment_bounds_as_the_regex_did() {
+    let within = format!("x <!--{}--> y", "é\n".repeat(1000));
+    assert_eq!(super::html_comment(&within), Some((2, within.len() - 2)));
+    let too_long = format!("<!--{}-->", "a".repeat(2001));
+    assert_eq!(super::html_comment(&too_long), None);
+    assert!(!kinds(&too_long).contains(&"html_comment"));
+    // A later opening that closes in time still counts.
+    let later = format!("<!--{} <!-- short -->", "a".repeat(2001));
+    assert_eq!(super::html_comment(&later), Some((2006, later.len())));
+    assert_eq!(super::html_comment("<!-- a --> <!-- b -->"), Some((0, 10)));
+    assert_eq!(super::html_comment("<!---->"), Some((0, 7)));
+    assert_eq!(super::html_comment("<!-->"), None);
+    assert_eq!(super::html_comment("a <!-- never closed"), None);
+    assert_eq!(super::html_comment("--> <!--"), None);
+}
+
+/// The plain-ASCII shortcut finds the same whitespace padding as the per-character scan.
+#[test]
+fn plain_ascii_padding_matches_the_general_scan() {
+    let pad = |text: &str| {
+        let mut fast = Vec::new();
+        super::padding_only(text.as_bytes(), text, &mut fast);
+        fast.iter().map(|f| f.kind).collect::<Vec<_>>()
+    };
+    for (text, hit) in [
+        (format!("a{}b", " ".repeat(64)), true),
+        (format!("a{}b", " ".repeat(63)), false),
+        (format!("a{}b", "\r\n".repeat(8)), true),
+        (format!("a{}b", "\r\n".repeat(7)), false),
+        (format!("a{}", " ".repeat(100)), false),
+        (format!("{}\tb", "\t".repeat(70)), true),
+        ("ordinary text, with spaces.\nAnd lines.".to_owned(), false),
+    ] {
+        assert!(super::plain_ascii(&text));
+        assert_eq!(pad(&text) == ["whitespace_padding"], hit, "{text:?}");
+        // The general path (a non-ASCII character first keeps it off the shortcut).
+        let general = kinds(&format!("é{text}"));
+        assert_eq!(general.contains(&"whitespace_padding"), hit, "{text:?}");
+    }
+    assert!(!super::plain_ascii("esc \u{1b}[31m"));
+    assert!(!super::plain_ascii("nul \u{0}"));
+    assert!(kinds("esc \u{1b}[31m red").contains(&"terminal_escape"));
+}
