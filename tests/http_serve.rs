@@ -361,3 +361,388 @@ fn a_call_before_any_listing_is_answered() {
         assert_eq!(r.json()["error"]["code"], -32602);
     }
 }
+
+// ------------------------------------------------------------------ approval through the client
+
+/// Issue 11 in `serve`, legacy era: the official TypeScript SDK client (elicitation handler)
+/// over streamable HTTP, in front of the real filesystem server, under a policy that asks for
+/// approval of `write_file`. The proxy's `elicitation/create` arrives on the call's own POST
+/// stream and the SDK answers it with a POST of its own: accepted → the server writes the file;
+/// declined / cancelled → -32014 saying which, nothing written. The audit names the channel.
+#[test]
+fn serve_asks_the_typescript_sdk_client_for_approval() {
+    serve_asks_the_sdk_client_for_approval("ts");
+}
+
+/// The same with the official Python SDK client.
+#[test]
+fn serve_asks_the_python_sdk_client_for_approval() {
+    serve_asks_the_sdk_client_for_approval("py");
+}
+
+fn serve_asks_the_sdk_client_for_approval(client: &str) {
+    require_peers();
+    let base = tempfile::tempdir().unwrap();
+    let b = base.path().canonicalize().unwrap();
+    let (root, policies) = (b.join("root"), b.join("policies"));
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(
+        policies.join("fs.toml"),
+        "[server]\nmatch = [\"fs\"]\n\n[[tool]]\nname = \"write_file\"\nrisk = \"high\"\naction = \"approve\"\n",
+    )
+    .unwrap();
+    let server = http::repo()
+        .join("tests/peers/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js");
+    let config = format!(
+        "[policy]\napproval_timeout_secs = 20\nrisk_thresholds = {{ low = 0.0, medium = 0.0, high = 0.0 }}\n\n[[servers]]\nname = \"fs\"\ncommand = [\"node\", {:?}, {:?}]\n",
+        server.to_string_lossy(),
+        root.to_string_lossy()
+    );
+    let serve = Serve::start(
+        &config,
+        &[("MCP_WARDEN_POLICY_DIR", policies.to_str().unwrap())],
+    );
+    let run = |mode: &str, file: &str| -> Value {
+        let (program, script) = match client {
+            "py" => (
+                http::repo().join(".venv-peers/bin/python"),
+                "tests/peers/py_approval.py",
+            ),
+            _ => ("node".into(), "tests/peers/ts_approval.mjs"),
+        };
+        let out = std::process::Command::new(program)
+            .arg(http::repo().join(script))
+            .arg(mode)
+            .arg(root.join(file))
+            .arg(format!("written after {mode}"))
+            .arg("--")
+            .arg(serve.url("/mcp/fs"))
+            .output()
+            .expect("node");
+        assert!(
+            out.status.success(),
+            "{mode}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            serve.stderr.lock().unwrap()
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{mode}: not JSON ({e}): {:?}", out.stdout))
+    };
+    let accepted = run("accept", "accepted.txt");
+    assert_eq!(
+        accepted["asked"].as_array().map(Vec::len),
+        Some(1),
+        "{accepted}"
+    );
+    assert!(
+        accepted["asked"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("write_file") && m.contains("accepted.txt")),
+        "{accepted}"
+    );
+    assert!(accepted["error"].is_null(), "{accepted}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("accepted.txt")).unwrap_or_default(),
+        "written after accept"
+    );
+    for (mode, word) in [("decline", "declined"), ("cancel", "cancelled")] {
+        let file = format!("{mode}.txt");
+        let r = run(mode, &file);
+        assert_eq!(r["error"]["code"], -32014, "{mode}: {r}");
+        assert!(
+            r["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(word)),
+            "{mode}: {r}"
+        );
+        assert!(!root.join(&file).exists(), "{mode}: the file was written");
+    }
+    let audit = serve.audit();
+    let granted = audit
+        .iter()
+        .find(|r| r["event"] == "approval.granted")
+        .expect("approval.granted");
+    assert_eq!(
+        granted["detail"]["approval"]["channel"], "client_elicitation",
+        "{granted}"
+    );
+    // The client's answers were consumed by the proxy, never forwarded to the server.
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|r| r["event"] == "approval.client_answered")
+            .count(),
+        3
+    );
+}
+
+/// Issue 11 in `serve`, modern era (stateless): a call that needs approval is answered
+/// `input_required` with a `requestState` bound to the verified key that signed the request.
+/// The same state retried by another trusted key is refused (-32014), by its own key it runs
+/// the call once (a replay is refused), and a declined answer is -32014.
+#[test]
+fn serve_modern_approval_state_is_bound_to_the_signing_key() {
+    let (key_a, public_a) = http::signing::vector_key();
+    let key_b = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+    let public_b = mcp_warden::sig::keys::public_key_to_string(&key_b.verifying_key());
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::write(
+        policies.path().join("echo.toml"),
+        "[server]\nmatch = [\"echo\"]\n\n[[tool]]\nname = \"echo\"\nrisk = \"high\"\naction = \"approve\"\n",
+    )
+    .unwrap();
+    let cfg = echo_config(&format!(
+        "[policy]\nrisk_thresholds = {{ low = 0.0, medium = 0.0, high = 0.0 }}\n[signatures]\nmode = \"enforce\"\n\
+         [[identity.trusted_keys]]\nname = \"a\"\npublic_key = {public_a:?}\nrole = \"client\"\n\
+         [[identity.trusted_keys]]\nname = \"b\"\npublic_key = {public_b:?}\nrole = \"client\"\n"
+    ));
+    let serve = Serve::start(
+        &cfg,
+        &[("MCP_WARDEN_POLICY_DIR", policies.path().to_str().unwrap())],
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut nonce = 0u8;
+    let mut call = |key: &ed25519_dalek::SigningKey, extra: Value| -> Value {
+        let mut params = json!({"name":"echo","arguments":{"text":"approved?"},"_meta":{
+            "io.modelcontextprotocol/protocolVersion":"2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities":{"elicitation":{"form":{}}}}});
+        if let (Some(p), Some(e)) = (params.as_object_mut(), extra.as_object()) {
+            p.extend(e.clone());
+        }
+        let body =
+            json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":params}).to_string();
+        nonce += 1;
+        let sig = http::signing::signed(key, body.as_bytes(), now, nonce);
+        let mut h: Vec<(&str, &str)> = vec![
+            JSON_ONLY,
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "echo"),
+        ];
+        h.extend(sig.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let r = request(serve.addr, "POST", "/mcp", &h, body.as_bytes());
+        assert_eq!(r.status / 100, 2, "{}", String::from_utf8_lossy(&r.body));
+        r.json()
+    };
+    let answer = |approve: bool, state: &Value| {
+        json!({"requestState": state, "inputResponses": {"mcp-warden/approval": {
+            "action": "accept", "content": {"approve": approve}}}})
+    };
+    let first = call(&key_a, json!({}));
+    assert_eq!(first["result"]["resultType"], "input_required", "{first}");
+    let state = first["result"]["requestState"].clone();
+    assert!(state.is_string(), "{first}");
+    let key = first["result"]["inputRequests"]
+        .as_object()
+        .and_then(|m| m.keys().next().cloned())
+        .expect("an input request");
+    assert_eq!(key, "mcp-warden/approval", "{first}");
+    // Another trusted key presenting A's state: refused, nothing runs.
+    let stolen = call(&key_b, answer(true, &state));
+    assert_eq!(stolen["error"]["code"], -32014, "{stolen}");
+    assert!(
+        stolen["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("does not match")),
+        "{stolen}"
+    );
+    // A's own retry runs the call, once.
+    let ok = call(&key_a, answer(true, &state));
+    assert_eq!(ok["result"]["content"][0]["text"], "approved?", "{ok}");
+    let replayed = call(&key_a, answer(true, &state));
+    assert_eq!(replayed["error"]["code"], -32014, "{replayed}");
+    assert!(
+        replayed["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("already used")),
+        "{replayed}"
+    );
+    // Declined: -32014 saying so.
+    let again = call(&key_a, json!({}));
+    let state = again["result"]["requestState"].clone();
+    let declined = call(&key_a, answer(false, &state));
+    assert_eq!(declined["error"]["code"], -32014, "{declined}");
+    let events = audit_events(&serve);
+    assert!(
+        events.contains(&"approval.state_refused".to_owned()),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&"approval.granted".to_owned()),
+        "{events:?}"
+    );
+}
+
+/// Issue 11 in `serve`: the ways an ask through the client fails, scripted on the wire. A call
+/// whose POST does not take an event stream cannot be asked: -32014 at once, saying why. A
+/// client that closes the call's stream after the question arrived is the client gone: the call
+/// ends -32014 (client_disconnected) in the audit and the server never sees it. A malformed
+/// answer is -32014 saying so.
+#[test]
+fn serve_ask_through_the_client_fails_closed() {
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::write(
+        policies.path().join("echo.toml"),
+        "[server]\nmatch = [\"echo\"]\n\n[[tool]]\nname = \"echo\"\nrisk = \"high\"\naction = \"approve\"\n",
+    )
+    .unwrap();
+    let serve = Serve::start(
+        &echo_config("[policy]\napproval_timeout_secs = 20\nrisk_thresholds = { low = 0.0, medium = 0.0, high = 0.0 }\n"),
+        &[("MCP_WARDEN_POLICY_DIR", policies.path().to_str().unwrap())],
+    );
+    const BOTH: (&str, &str) = ("Accept", "application/json, text/event-stream");
+    let init = br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"elicitation":{}},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let r = request(serve.addr, "POST", "/mcp", &[BOTH], init);
+    assert_eq!(r.status, 200);
+    let sid = r.header("mcp-session-id").expect("session").to_owned();
+    let call = |id: u32| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"x{id}"}}}}}}"#
+        )
+    };
+    // JSON only: nowhere to ask.
+    let r = request(
+        serve.addr,
+        "POST",
+        "/mcp",
+        &[JSON_ONLY, ("Mcp-Session-Id", &sid)],
+        call(1).as_bytes(),
+    );
+    let v = r.json();
+    assert_eq!(v["error"]["code"], -32014, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("text/event-stream")),
+        "{v}"
+    );
+    // The question arrives on the call's stream; the client hangs up.
+    let open_ask = |id: u32| open_ask(serve.addr, &sid, &call(id));
+    let (s, _) = open_ask(2);
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let gone = loop {
+        let audit = serve.audit();
+        if let Some(r) = audit.iter().find(|r| {
+            r["event"] == "approval.not_granted"
+                && r["detail"]["approval"]["outcome"] == "client_disconnected"
+        }) {
+            break r.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no disconnect record: {audit:#?}"
+        );
+    };
+    assert_eq!(gone["code"], -32014, "{gone}");
+    // A malformed answer (approve is not a boolean).
+    let (s, ask) = open_ask(3);
+    let answer = json!({"jsonrpc":"2.0","id":ask["id"],"result":{"action":"accept","content":{"approve":"yes"}}});
+    let r = request(
+        serve.addr,
+        "POST",
+        "/mcp",
+        &[JSON_ONLY, ("Mcp-Session-Id", &sid)],
+        answer.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 202, "the answer is consumed");
+    let messages = stream_messages(s);
+    let refused = messages
+        .iter()
+        .find(|m| m["id"] == 3)
+        .unwrap_or_else(|| panic!("{messages:?}"));
+    assert_eq!(refused["error"]["code"], -32014, "{refused}");
+    // Nothing reached the server: no call was approved.
+    assert!(!audit_events(&serve).contains(&"approval.granted".to_owned()));
+}
+
+/// POST `body` (a held call) on session `sid` and read its event stream up to the proxy's
+/// `elicitation/create`; the stream stays open for the call's answer.
+fn open_ask(addr: std::net::SocketAddr, sid: &str, body: &str) -> (TcpStream, Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nMcp-Session-Id: {sid}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let ask = loop {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "stream ended: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&seen);
+        if let Some(line) = text.lines().find_map(|l| l.strip_prefix("data: ")) {
+            if let Ok(v) = serde_json::from_str::<Value>(line) {
+                break v;
+            }
+        }
+    };
+    assert_eq!(ask["method"], "elicitation/create", "{ask}");
+    (s, ask)
+}
+
+/// The rest of an answer stream: its JSON-RPC messages.
+fn stream_messages(mut s: TcpStream) -> Vec<Value> {
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    String::from_utf8_lossy(&rest)
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .collect()
+}
+
+/// Issue 11 in `serve` with an HTTP upstream: the call held for approval is asked on its own
+/// stream; the client's accept (a POST of its own, consumed: 202, never sent upstream) runs the
+/// call upstream, and its answer follows the question on the same stream.
+#[test]
+fn serve_ask_through_the_client_to_an_http_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record.jsonl");
+    let (_up, url) = http::echo_http(&record);
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::write(
+        policies.path().join("echo.toml"),
+        "[server]\nmatch = [\"echo\"]\n\n[[tool]]\nname = \"echo\"\nrisk = \"high\"\naction = \"approve\"\n",
+    )
+    .unwrap();
+    let serve = Serve::start(
+        &format!("[policy]\napproval_timeout_secs = 20\nrisk_thresholds = {{ low = 0.0, medium = 0.0, high = 0.0 }}\n[[servers]]\nname = \"echo\"\nurl = {url:?}\n"),
+        &[("MCP_WARDEN_POLICY_DIR", policies.path().to_str().unwrap())],
+    );
+    let init = br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"elicitation":{}},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let both = ("Accept", "application/json, text/event-stream");
+    let r = request(serve.addr, "POST", "/mcp", &[both], init);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let sid = r.header("mcp-session-id").expect("session").to_owned();
+    let call = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{"text":"approved"}}}"#;
+    let (s, ask) = open_ask(serve.addr, &sid, call);
+    let answer = json!({"jsonrpc":"2.0","id":ask["id"],"result":{"action":"accept","content":{"approve":true}}});
+    let r = request(
+        serve.addr,
+        "POST",
+        "/mcp",
+        &[JSON_ONLY, ("Mcp-Session-Id", &sid)],
+        answer.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 202, "the answer is consumed");
+    let messages = stream_messages(s);
+    let result = messages
+        .iter()
+        .find(|m| m["id"] == 5)
+        .unwrap_or_else(|| panic!("{messages:?}"));
+    assert_eq!(result["result"]["echo"], "tools/call", "{result}");
+    let upstream = std::fs::read_to_string(&record).unwrap();
+    assert!(upstream.contains("approved"), "the call ran upstream");
+    assert!(
+        !upstream.contains("mcp-warden/approval"),
+        "the proxy's elicitation answer never reaches the upstream: {upstream}"
+    );
+}

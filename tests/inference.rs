@@ -600,18 +600,40 @@ impl Serve {
 
     /// POST one JSON-RPC message; the messages of the answer (JSON or SSE), and its headers.
     fn post(&self, path: &str, session: Option<&str>, body: &Value) -> (Vec<Value>, String) {
+        let session = session.map(|sid| format!("Mcp-Session-Id: {sid}\r\n"));
+        self.post_with(
+            path,
+            "MCP-Protocol-Version: 2025-11-25\r\n",
+            session.as_deref().unwrap_or(""),
+            body,
+        )
+    }
+
+    /// A modern (2026-07-28) call: its routing headers mirror the body.
+    fn post_modern(&self, path: &str, method: &str, name: &str, body: &Value) -> Vec<Value> {
+        let headers = format!(
+            "MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method}\r\nMcp-Name: {name}\r\n"
+        );
+        self.post_with(path, &headers, "", body).0
+    }
+
+    fn post_with(
+        &self,
+        path: &str,
+        version: &str,
+        extra: &str,
+        body: &Value,
+    ) -> (Vec<Value>, String) {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(&self.addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
         let body = body.to_string();
         let mut head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-11-25\r\nContent-Length: {}\r\n",
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{version}Content-Length: {}\r\n",
             self.addr,
             body.len()
         );
-        if let Some(sid) = session {
-            head.push_str(&format!("Mcp-Session-Id: {sid}\r\n"));
-        }
+        head.push_str(extra);
         head.push_str("\r\n");
         s.write_all(head.as_bytes()).unwrap();
         s.write_all(body.as_bytes()).unwrap();
@@ -1070,4 +1092,80 @@ fn modern_input_required_sampling_is_fulfilled_by_the_backend_and_retried() {
         "scripted answer"
     );
     assert_eq!(calls[1]["params"]["arguments"]["text"], "a long text");
+}
+
+/// Issue 12 through `serve` with an HTTP upstream: the real rmcp 3.11 server (`summarize`
+/// answers `input_required` with a sampling input request), served over streamable HTTP by a
+/// second `mcp-warden serve` that leaves sampling to its client, behind the `serve` under test
+/// with `sampling = "backend"` and the real llama.cpp backend. The outer proxy fulfils the
+/// sampling and retries the call upstream itself: the client gets the final result only.
+#[test]
+fn modern_input_required_sampling_through_serve_http_upstream_is_fulfilled_by_llama_cpp() {
+    let backend = llama_backend();
+    let rmcp = support::warden_bin()
+        .parent()
+        .expect("binary dir")
+        .join("examples/rmcp_server");
+    assert!(rmcp.exists(), "run `cargo build --examples`");
+    let inner = Serve::start(&format!(
+        "[serve]\npool_size = 1\n[[servers]]\nname = \"modern\"\ncommand = [{:?}]\n",
+        rmcp.to_string_lossy()
+    ));
+    let outer = Serve::start(&format!(
+        "[inference]\nbackend = \"{}\"\n[[servers]]\nname = \"remote\"\nurl = \"http://{}/mcp\"\nsampling = \"backend\"\n",
+        backend.url(),
+        inner.addr
+    ));
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"}
+    });
+    let messages = outer.post_modern(
+        "/mcp",
+        "tools/call",
+        "summarize",
+        &json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+            "name": "summarize", "arguments": {"text": "The cat sat on the mat all day."}, "_meta": meta}}),
+    );
+    let answer = messages
+        .iter()
+        .find(|m| m["id"] == 7)
+        .unwrap_or_else(|| panic!("{messages:?}"));
+    assert!(
+        answer["result"].get("resultType").is_none()
+            || answer["result"]["resultType"] == "complete",
+        "the client never sees input_required: {answer}"
+    );
+    let text = answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer}"));
+    let generated = text
+        .strip_prefix("summary by ")
+        .and_then(|t| t.split_once(": "))
+        .map(|(model, said)| (model.to_owned(), said.to_owned()))
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert!(generated.0.contains("smollm2"), "{answer}");
+    assert!(generated.1.chars().any(char::is_alphabetic), "{answer}");
+    std::thread::sleep(Duration::from_millis(300));
+    let audit = outer.audit();
+    let rec = audit
+        .iter()
+        .find(|r| r["event"] == "inference.completed")
+        .unwrap_or_else(|| panic!("{audit:#?}"));
+    assert_eq!(rec["method"], "tools/call", "{rec}");
+    assert!(
+        rec["detail"]["inference"]["completion_tokens"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{rec}"
+    );
+    // The upstream saw the call twice: first with sampling declared, then the retry.
+    let calls: Vec<Value> = inner
+        .audit()
+        .into_iter()
+        .filter(|r| r["method"] == "tools/call" && r["direction"] == "client_to_server")
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:#?}");
 }

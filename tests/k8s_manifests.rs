@@ -75,6 +75,61 @@ fn manifests_validate_and_carry_a_loadable_config() {
     }
 }
 
+/// Issue 12: the second example pod (`deploy/kubernetes/vllm/`): vLLM with a GPU requested,
+/// /health probes and a model volume, beside server-everything and the `serve` sidecar whose
+/// `sampling = "backend"` sends the server's sampling to it. Validated like the first, and its
+/// proxy.toml loads with the routing it promises.
+#[test]
+fn vllm_pod_validates_and_routes_sampling_to_the_backend() {
+    let python = repo().join(".venv-peers/bin/python");
+    assert!(
+        python.exists(),
+        "the Python peers venv is missing: run scripts/setup-peers.sh"
+    );
+    let out = tempfile::tempdir().expect("tmp");
+    for version in [KUBERNETES, "1.33.0"] {
+        let run = Command::new(&python)
+            .arg(repo().join("tests/k8s/check_manifests.py"))
+            .arg(repo().join("deploy/kubernetes/vllm"))
+            .arg(out.path())
+            .arg(version)
+            .output()
+            .expect("python");
+        assert!(
+            run.status.success(),
+            "vLLM manifest check failed for Kubernetes {version}:\n{}{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+    let proxy = out.path().join("proxy.toml");
+    let env = std::collections::BTreeMap::new();
+    let config = Config::load(Some(&proxy), &env).unwrap_or_else(|e| panic!("proxy.toml: {e}"));
+    assert_eq!(config.inference.backend, "http://127.0.0.1:8000");
+    let server = config.server("everything").expect("server everything");
+    assert_eq!(
+        server.sampling,
+        mcp_warden::config::SamplingRoute::Backend,
+        "the server's sampling goes to vLLM"
+    );
+    let check = Command::new(env!("CARGO_BIN_EXE_mcp-warden"))
+        .args(["check-config"])
+        .arg(&proxy)
+        .env("MCP_WARDEN_POLICY_DIR", out.path().join("policies"))
+        .env("MCP_WARDEN_STATE", out.path())
+        .output()
+        .expect("check-config");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    for p in std::fs::read_dir(out.path().join("policies")).expect("policies") {
+        let p = p.expect("entry").path();
+        PolicyFile::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    }
+}
+
 /// Issue 14: `deploy/kubernetes/gateway/` — 3 replicas sharing Redis, sticky sessions — checked
 /// the same way (schemas, structure in `check_manifests.py --gateway`), and its proxy.toml loads
 /// with `[cluster]` on.

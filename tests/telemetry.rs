@@ -333,6 +333,15 @@ fn a_collector_that_never_answers_slows_nothing_and_drops_are_counted() {
 
 /// One HTTP/1.1 POST on a fresh connection; returns (head, body).
 fn post(addr: &str, session: Option<&str>, body: &Value) -> (String, String) {
+    post_with(addr, session, body, &[])
+}
+
+fn post_with(
+    addr: &str,
+    session: Option<&str>,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> (String, String) {
     use std::io::{Read, Write};
     let body = body.to_string();
     let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -346,6 +355,9 @@ fn post(addr: &str, session: Option<&str>, body: &Value) -> (String, String) {
     if let Some(id) = session {
         req.push_str(&format!("Mcp-Session-Id: {id}\r\n"));
     }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
     req.push_str("\r\n");
     req.push_str(&body);
     s.write_all(req.as_bytes()).unwrap();
@@ -355,12 +367,11 @@ fn post(addr: &str, session: Option<&str>, body: &Value) -> (String, String) {
     (head.to_owned(), rest.to_owned())
 }
 
-#[test]
-fn serve_spans_name_tcp_and_join_the_client_trace() {
+/// `serve` in front of the echo server, exporting to the receiver at `addr`; returns the
+/// process, its listen address and a session past `tools/list`.
+fn serve_echo(addr: SocketAddr, dir: &std::path::Path) -> (std::process::Child, String, String) {
     use std::io::BufRead;
-    let (addr, got, _rt) = receiver();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("proxy.toml");
+    let cfg = dir.join("proxy.toml");
     let echo = support::echo_server_bin();
     std::fs::write(
         &cfg,
@@ -374,7 +385,7 @@ fn serve_spans_name_tcp_and_join_the_client_trace() {
     let mut child = std::process::Command::new(support::warden_bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&cfg)
-        .env("MCP_WARDEN_STATE", dir.path().join("state"))
+        .env("MCP_WARDEN_STATE", dir.join("state"))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -413,6 +424,28 @@ fn serve_spans_name_tcp_and_join_the_client_trace() {
         Some(&session),
         &json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}),
     );
+    (child, listen, session)
+}
+
+/// Every span the receiver got.
+fn exported_spans(got: &Received) -> Vec<Span> {
+    let mut spans: Vec<Span> = Vec::new();
+    for b in bodies(got, "/v1/traces") {
+        let req = ExportTraceServiceRequest::decode(b).unwrap();
+        for rs in req.resource_spans {
+            for ss in rs.scope_spans {
+                spans.extend(ss.spans);
+            }
+        }
+    }
+    spans
+}
+
+#[test]
+fn serve_spans_name_tcp_and_join_the_client_trace() {
+    let (addr, got, _rt) = receiver();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, listen, session) = serve_echo(addr, dir.path());
     let traceparent = format!("00-{TRACE_ID}-{PARENT_ID}-01");
     let (_, body) = post(
         &listen,
@@ -422,15 +455,7 @@ fn serve_spans_name_tcp_and_join_the_client_trace() {
     assert!(body.contains("\"hi\""), "{body}");
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
-    let mut spans: Vec<Span> = Vec::new();
-    for b in bodies(&got, "/v1/traces") {
-        let req = ExportTraceServiceRequest::decode(b).unwrap();
-        for rs in req.resource_spans {
-            for ss in rs.scope_spans {
-                spans.extend(ss.spans);
-            }
-        }
-    }
+    let spans = exported_spans(&got);
     let call = spans
         .iter()
         .find(|s| s.name == "tools/call echo")
@@ -445,4 +470,45 @@ fn serve_spans_name_tcp_and_join_the_client_trace() {
     // that one is a bearer credential for the session and must not leave for a collector.
     let traced = attr_str(&call.attributes, "mcp.session.id").expect("mcp.session.id");
     assert_ne!(traced, session);
+}
+
+/// Issue 13: a `serve` client that propagates its trace context in HTTP headers (as OTel HTTP
+/// instrumentation does) rather than in `params._meta`: the proxy's span and its children join
+/// that trace, parent and trace state included.
+#[test]
+fn serve_reads_trace_context_from_http_headers() {
+    let (addr, got, _rt) = receiver();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, listen, session) = serve_echo(addr, dir.path());
+    let traceparent = format!("00-{TRACE_ID}-{PARENT_ID}-01");
+    let (_, body) = post_with(
+        &listen,
+        Some(&session),
+        &json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}),
+        &[
+            ("traceparent", &traceparent),
+            ("tracestate", "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"),
+        ],
+    );
+    assert!(body.contains("\"hi\""), "{body}");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    let spans = exported_spans(&got);
+    let call = spans
+        .iter()
+        .find(|s| s.name == "tools/call echo")
+        .unwrap_or_else(|| panic!("span tools/call echo in {:?}", names(&spans)));
+    assert_eq!(hex(&call.trace_id), TRACE_ID);
+    assert_eq!(hex(&call.parent_span_id), PARENT_ID);
+    assert_eq!(call.trace_state, "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7");
+    // The children (decision, upstream) are in the same trace, under the call's span.
+    let children: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.parent_span_id == call.span_id)
+        .collect();
+    assert!(!children.is_empty(), "{:?}", names(&spans));
+    for c in children {
+        assert_eq!(hex(&c.trace_id), TRACE_ID);
+        assert_eq!(c.trace_state, call.trace_state);
+    }
 }

@@ -154,6 +154,21 @@ impl Spent {
     }
 }
 
+/// What a stateless `serve` route (modern era: a pipeline per request, no session) keeps of its
+/// approval rounds across requests: the nonces spent, and the calls approved moments ago by
+/// binding (key or route) and digest. One per process, like the MAC key: nonces are random
+/// and unique, so one set serves every route. Both bounded.
+#[derive(Default)]
+pub struct Shared {
+    pub spent: Spent,
+    pub approved: HashMap<String, u64>,
+}
+
+pub fn shared() -> &'static std::sync::Mutex<Shared> {
+    static SHARED: OnceLock<std::sync::Mutex<Shared>> = OnceLock::new();
+    SHARED.get_or_init(Default::default)
+}
+
 /// The expiry written in a state (for [`Spent`]); 0 when unreadable.
 pub fn expiry(state: &str) -> u64 {
     state

@@ -60,6 +60,10 @@ pub struct Record {
     /// only): joins the record, and the proxy's span, to the client's trace.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// The W3C `tracestate` that came with `traceparent` (well-formed, bounded): the trace state
+    /// of the proxy's spans.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
     /// The protocol version the session negotiated (legacy) or the request named (modern), once
     /// known: `mcp.protocol.version` on the request's span.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -105,6 +109,7 @@ impl Record {
             policy_version: None,
             detail: None,
             traceparent: None,
+            tracestate: None,
             protocol_version: None,
             arguments: None,
             fault: None,

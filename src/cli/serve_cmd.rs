@@ -247,8 +247,6 @@ fn build_routes(
             guards.limiter = std::mem::take(&mut guards.limiter).with_shared(c.rates());
             guards.approvals = guards.approvals.take().map(|q| q.with_store(c.tickets()));
         }
-        // The relay cannot send a retried request and carry its answer back yet.
-        guards.retry_input_requests = matches!(upstream, Upstream::Stdio(_));
         let route = Arc::new(Route {
             name: s.name.clone(),
             upstream,

@@ -287,6 +287,12 @@ impl Pipeline {
             .meta
             .as_ref()
             .and_then(|m| crate::telemetry::traceparent::from_raw(m.traceparent?));
+        // Its trace state only beside a traceparent (W3C: alone it means nothing).
+        record.tracestate = peek
+            .meta
+            .as_ref()
+            .filter(|_| record.traceparent.is_some())
+            .and_then(|m| crate::telemetry::traceparent::tracestate_from_raw(m.tracestate?));
         if let Some(v) = peek
             .meta
             .as_ref()

@@ -6,8 +6,12 @@
 //! as a queue wait does; only accept + `approve = true` runs the call, and decline, cancel, a
 //! malformed or error answer, the timeout or the client going away end in -32014 saying which
 //! (`hold::resolve_hold`).
+//!
+//! In `serve` the request goes out on the held call's own POST response stream
+//! (`transport/http/ask_stream.rs`); that stream closing before the answer is the client going
+//! away for this one call (`ask_stream_closed`), not for the whole session.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -38,6 +42,12 @@ pub(super) struct Asks {
     /// The last few asks whose wait ended (timeout, cancel): a late answer is consumed
     /// quietly rather than taken for an unsolicited response. Bounded.
     closed: Mutex<VecDeque<String>>,
+    /// Asks whose carrying stream closed before the answer (`serve`: the call's POST stream).
+    /// Only asks in flight enter, and their wait takes them out: bounded by `pending`.
+    gone: Mutex<HashSet<String>>,
+    /// Stateless (`serve`, modern era): what a `requestState` is bound to instead of the
+    /// session, which lives for one request only (`mrtr.rs`).
+    pub(super) binding: std::sync::OnceLock<String>,
 }
 
 impl Pipeline {
@@ -103,6 +113,15 @@ impl Pipeline {
     /// the first message): approvals are then asked where the human is, when the client can.
     pub fn ask_through_client(&self) {
         self.holds.asks.enabled.store(true, Ordering::Release);
+    }
+
+    /// The transport is stateless (`serve`, modern era): each request has a pipeline of its
+    /// own, so modern approval rounds are bound to `binding` — the verified key id of the
+    /// request's signature, else the route (the MAC key is the per-process secret) — and their
+    /// spent nonces are kept process-wide. A state minted for one client cannot serve another.
+    pub fn ask_stateless(&self, binding: String) {
+        let _ = self.holds.asks.binding.set(binding);
+        self.ask_through_client();
     }
 
     /// Whether this session's approvals are asked through the client (legacy era, form
@@ -186,6 +205,9 @@ impl Pipeline {
             if cancelled {
                 break Resolution::Withdrawn;
             }
+            if lock(&self.holds.asks.gone).remove(&held.ticket) {
+                break Resolution::ClientGone;
+            }
             let asks = lock(&self.holds.asks.pending);
             if let Some(Some(answer)) = asks.get(&held.ticket) {
                 break Resolution::Client(answer.clone());
@@ -205,6 +227,26 @@ impl Pipeline {
         }
         closed.push_back(held.ticket.clone());
         outcome
+    }
+
+    /// The stream that carried ask `ticket` to the client closed before the answer (`serve`:
+    /// the held call's POST response): its wait ends as the client gone. No-op once the wait
+    /// has ended.
+    pub fn ask_stream_closed(&self, ticket: &str) {
+        let asks = lock(&self.holds.asks.pending);
+        if asks.get(ticket).is_some_and(Option::is_none) {
+            lock(&self.holds.asks.gone).insert(ticket.to_owned());
+        }
+        drop(asks);
+        self.holds.asks.answered.notify_all();
+    }
+
+    /// The transport cannot send the ask (`serve`: the POST did not accept an event stream, or
+    /// no stream slot is free): forget it and end the hold with `why`, -32014 like every
+    /// approval that was not given.
+    pub fn ask_unsendable(&self, held: Held, why: &str) -> super::Outcome {
+        lock(&self.holds.asks.pending).remove(&held.ticket);
+        self.resolve_hold(held, Resolution::Failed(why.to_owned()))
     }
 
     /// After a wait through the client that ended without the client's answer: the

@@ -209,6 +209,17 @@ pub async fn settle_off_workers(
     p: &Arc<Pipeline>,
     judge: impl FnOnce(&Pipeline) -> Outcome + Send + 'static,
 ) -> Settled {
+    let first = judge_off_workers(p, judge).await;
+    wait_off_workers(p, first).await
+}
+
+/// The first half of `settle_off_workers`: the checks and the settling on the blocking pool, a
+/// hold handed back as it is — for a transport that waits it out its own way (`serve` asking
+/// the client on the call's own event stream), else `wait_off_workers`.
+pub async fn judge_off_workers(
+    p: &Arc<Pipeline>,
+    judge: impl FnOnce(&Pipeline) -> Outcome + Send + 'static,
+) -> Settled {
     let q = p.clone();
     let first = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
@@ -216,11 +227,16 @@ pub async fn settle_off_workers(
         settle(&q, outcome, started)
     })
     .await;
-    let mut settled = match first {
+    match first {
         Ok(s) => s,
         // The checks panicked: the same as if they had panicked here.
         Err(e) => std::panic::resume_unwind(e.into_panic()),
-    };
+    }
+}
+
+/// The second half of `settle_off_workers`: holds waited out on the blocking pool until what
+/// is left is no hold.
+pub async fn wait_off_workers(p: &Arc<Pipeline>, mut settled: Settled) -> Settled {
     loop {
         let held = match settled {
             Settled::Hold(held) => held,

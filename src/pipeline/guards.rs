@@ -48,7 +48,8 @@ pub struct Guards {
     /// `[[servers]] sampling_tokens_per_day`.
     pub token_budget: Option<Arc<crate::inference::TokenBudget>>,
     /// Whether the transport can carry a request the proxy retries itself (a modern
-    /// `input_required` fulfilled by the backend): stdio yes; `serve`'s HTTP upstreams not yet.
+    /// `input_required` fulfilled by the backend): every transport does (`serve`'s HTTP
+    /// upstreams through `transport/http/retry.rs`).
     pub retry_input_requests: bool,
     _policy_watcher: Option<Watcher>,
     /// Keeps the trust flusher thread alive as long as the guards live.

@@ -4,12 +4,16 @@
 //! `inputResponses` + `requestState` is checked — MAC, expiry, same call, not used before —
 //! and, on an explicit approval, forwarded as the original call with the proxy's two fields
 //! removed: the server never sees the proxy's round. Everything else is -32014.
+//!
+//! On `serve`'s stateless route the state is bound to the request's verified key (else the
+//! route) instead of a session, and spent nonces are kept process-wide (`ask_stateless`).
 
+use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
-use super::hold::{not_granted, Admit};
+use super::hold::{lock, not_granted, Admit};
 use super::Pipeline;
 use crate::approval::ask::{self, ClientAnswer};
 use crate::approval::state;
@@ -62,10 +66,7 @@ impl Pipeline {
             r
         };
         let now = unix_now();
-        if presented.is_some_and(|p| !state::is_ours(p))
-            && s.mrtr_approved
-                .get(&digest)
-                .is_some_and(|until| *until >= now)
+        if presented.is_some_and(|p| !state::is_ours(p)) && self.approved_recently(s, &digest, now)
         {
             // The server's own round (its requestState) of the very call the human approved:
             // part of that call, not a new one to ask about.
@@ -80,8 +81,8 @@ impl Pipeline {
         let Some(presented) = presented.filter(|p| state::is_ours(p)) else {
             return self.input_required(s, env, tool, arguments, &round, &digest, record);
         };
-        let checked = state::open(presented, &digest, &s.id, now)
-            .and_then(|nonce| s.mrtr_spent.spend(nonce, state::expiry(presented), now));
+        let checked = state::open(presented, &digest, self.state_binding(s), now)
+            .and_then(|nonce| self.spend(s, nonce, state::expiry(presented), now));
         if let Err(bad) = checked {
             record.detail = Some(json!({"approval": {
                 "channel": "client_input_required",
@@ -122,13 +123,8 @@ impl Pipeline {
         let bytes = without_our_fields(env, params)
             .ok_or_else(|| refuse("the call could not be rebuilt", "approval.not_granted"))?;
         // The server may answer with its own input_required: its retries continue this call.
-        if s.mrtr_approved.len() >= MAX_APPROVED {
-            s.mrtr_approved.retain(|_, until| *until >= now);
-        }
-        if s.mrtr_approved.len() < MAX_APPROVED {
-            let until = now + self.approval_timeout().as_secs();
-            s.mrtr_approved.insert(digest.clone(), until);
-        }
+        let until = now + self.approval_timeout().as_secs();
+        self.remember_approved(s, digest.clone(), until, now);
         record.decision = Decision::Allow;
         record.event = "approval.granted".into();
         record.rule = Some(round.rule.clone());
@@ -140,6 +136,51 @@ impl Pipeline {
         });
         record.detail = Some(detail("approved", remembered));
         Ok(Admit::Rewrite(bytes))
+    }
+
+    /// What a state is bound to: the session, or on a stateless route the key or route
+    /// (`Pipeline::ask_stateless`).
+    fn state_binding<'a>(&'a self, s: &'a Session) -> &'a str {
+        self.holds.asks.binding.get().map_or(&s.id, String::as_str)
+    }
+
+    /// Spend a state's nonce: in the session, or process-wide on a stateless route (where the
+    /// session dies with the request and would forget it).
+    fn spend(
+        &self,
+        s: &mut Session,
+        nonce: String,
+        expires: u64,
+        now: u64,
+    ) -> Result<(), state::Bad> {
+        match self.holds.asks.binding.get() {
+            Some(_) => lock(state::shared()).spent.spend(nonce, expires, now),
+            None => s.mrtr_spent.spend(nonce, expires, now),
+        }
+    }
+
+    /// Whether the human approved this very call (digest) moments ago, for this session or
+    /// this stateless binding.
+    fn approved_recently(&self, s: &Session, digest: &str, now: u64) -> bool {
+        let live = |until: Option<&u64>| until.is_some_and(|u| *u >= now);
+        match self.holds.asks.binding.get() {
+            Some(b) => live(
+                lock(state::shared())
+                    .approved
+                    .get(&format!("{b}\n{digest}")),
+            ),
+            None => live(s.mrtr_approved.get(digest)),
+        }
+    }
+
+    fn remember_approved(&self, s: &mut Session, digest: String, until: u64, now: u64) {
+        match self.holds.asks.binding.get() {
+            Some(b) => {
+                let key = format!("{b}\n{digest}");
+                remember_in(&mut lock(state::shared()).approved, key, until, now);
+            }
+            None => remember_in(&mut s.mrtr_approved, digest, until, now),
+        }
     }
 
     /// First round: answer the call with the approval question and a fresh state.
@@ -175,7 +216,7 @@ impl Pipeline {
         let result = json!({
             "resultType": "input_required",
             "inputRequests": input_requests,
-            "requestState": state::seal(digest, &s.id, expires),
+            "requestState": state::seal(digest, self.state_binding(s), expires),
         });
         let id = env
             .id
@@ -190,6 +231,17 @@ impl Pipeline {
             round.reason
         ));
         Ok(Admit::Answer(answer))
+    }
+}
+
+/// Bounded (when full of live ones, a continuation is asked about again — never the other
+/// way round).
+fn remember_in(map: &mut HashMap<String, u64>, key: String, until: u64, now: u64) {
+    if map.len() >= MAX_APPROVED {
+        map.retain(|_, u| *u >= now);
+    }
+    if map.len() < MAX_APPROVED {
+        map.insert(key, until);
     }
 }
 

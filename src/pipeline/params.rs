@@ -48,6 +48,8 @@ pub struct MetaPeek<'a> {
     /// non-string value spoils nothing else.
     #[serde(borrow, default)]
     pub traceparent: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub tracestate: Option<&'a RawValue>,
 }
 
 /// `notifications/cancelled` params.

@@ -44,6 +44,14 @@ pub struct Sampling {
 
 pub(super) const METHOD: &str = "sampling/createMessage";
 
+impl Sampling {
+    /// A modern `input_required` the proxy fulfils and then retries: the outcome of
+    /// `run_sampling` is the retried request (to the server), whose answer is the client's.
+    pub fn retries(&self) -> bool {
+        self.modern.is_some()
+    }
+}
+
 impl Pipeline {
     /// `Some(verdict)` when this server's sampling is not the client's business.
     pub(super) fn route_sampling(&self, env: &Envelope, record: &mut Record) -> Option<Verdict> {

@@ -120,13 +120,12 @@ impl Spans {
         let remote = str_of(rec, "traceparent").and_then(super::traceparent::parse);
         let trace_id = remote.map_or_else(|| self.ids.new_trace_id(), |r| r.0);
         let flags = remote.map_or(TraceFlags::SAMPLED, |r| r.2);
-        let ctx = SpanContext::new(
-            trace_id,
-            self.ids.new_span_id(),
-            flags,
-            false,
-            TraceState::default(),
-        );
+        // The client's trace state travels with its trace (only beside its traceparent).
+        let state = match remote {
+            Some(_) => super::traceparent::trace_state(str_of(rec, "tracestate")),
+            None => TraceState::default(),
+        };
+        let ctx = SpanContext::new(trace_id, self.ids.new_span_id(), flags, false, state);
         let tool = str_of(rec, "tool");
         let name = match tool {
             Some(t) => format!("{method} {t}"),
@@ -269,7 +268,7 @@ impl Spans {
                 self.ids.new_span_id(),
                 parent.trace_flags(),
                 false,
-                TraceState::default(),
+                parent.trace_state().clone(),
             ),
             parent_span_id: parent.span_id(),
             parent_span_is_remote: false,

@@ -1,6 +1,6 @@
-//! Transports move bytes between peers and act on the pipeline's verdicts. They never look
-//! inside a message — except that HTTP must route answers by id (`http/message.rs` reads the
-//! id, progress token and target of bytes the pipeline already parsed strictly).
+//! Transports move bytes between peers and act on the pipeline's verdicts through
+//! `pipeline::deliver`. They look inside a message only through `codec::facts` (HTTP must route
+//! answers by id, progress by token: facts of bytes the pipeline already parsed strictly).
 //!
 //! | file       | job                                                             |
 //! |------------|-----------------------------------------------------------------|

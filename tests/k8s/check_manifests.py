@@ -4,7 +4,9 @@
    OpenAPI schemas bundled in the `kubernetes-validate` package (no network, no cluster).
    A deliberately broken copy must fail, so a validator that accepts anything is caught.
 2. Structure: what the deployment promises (native sidecar running `serve`, probes on the
-   admin port, state on an emptyDir, non-root, config from ConfigMaps, commented vLLM).
+   admin port, state on an emptyDir, non-root, config from ConfigMaps, commented vLLM). The
+   vLLM example (deploy/kubernetes/vllm/) has a `vllm` container instead: GPU requested,
+   /health probes, a model volume, loopback only, and proxy.toml routing sampling to it.
 3. Extraction: writes proxy.toml and each policy pack to OUT_DIR for the Rust side to parse
    with mcp-warden's own loaders.
 
@@ -42,7 +44,13 @@ def main(manifest_dir, out_dir, version):
                 fail(f"{path.name}: {doc['kind']}/{doc['metadata']['name']}: {e}")
             docs[(doc["kind"], doc["metadata"]["name"])] = doc
 
-    dep = docs.get(("Deployment", "mcp-warden")) or fail("no Deployment mcp-warden")
+    def only(kind):
+        found = [d for (k, _), d in docs.items() if k == kind]
+        if len(found) != 1:
+            fail(f"want exactly one {kind}, got {len(found)}")
+        return found[0]
+
+    dep = only("Deployment")
     broken = copy.deepcopy(dep)
     broken["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
     try:
@@ -92,11 +100,14 @@ def main(manifest_dir, out_dir, version):
         fail("proxy.toml is not projected into /etc/mcp-warden")
     if not any(p.startswith("policies/") for p in paths):
         fail("no policy pack is projected into /etc/mcp-warden/policies")
-    if not any(ref.get("configMap", {}).get("name") == "mcp-warden-pins" for ref in sources):
+    if not any(ref.get("configMap", {}).get("name", "").endswith("-pins") for ref in sources):
         fail("pins do not come from a ConfigMap")
-    if "# - name: vllm" not in texts["deployment.yaml"]:
+    vllm = next((c for c in pod["containers"] if c["name"] == "vllm"), None)
+    if vllm is None and "# - name: vllm" not in texts["deployment.yaml"]:
         fail("the commented-out vLLM container is missing")
-    svc = docs.get(("Service", "mcp-warden")) or fail("no Service")
+    if vllm is not None:
+        check_vllm(docs, pod, vllm, paths["proxy.toml"])
+    svc = only("Service")
     labels = dep["spec"]["template"]["metadata"]["labels"]
     if any(labels.get(k) != v for k, v in svc["spec"]["selector"].items()):
         fail("the Service selects no pod of the Deployment")
@@ -114,7 +125,10 @@ def check_server_isolation(manifest_dir, docs, pod):
     """The MCP server container is reachable through the sidecar only: a NetworkPolicy admits the
     sidecar's ports and nothing else, and the Node.js server is bound to loopback by a preload
     that really does bind server-everything to 127.0.0.1 (started here to prove it)."""
-    policy = docs.get(("NetworkPolicy", "mcp-warden")) or fail("no NetworkPolicy mcp-warden")
+    policies = [d for (k, _), d in docs.items() if k == "NetworkPolicy"]
+    if len(policies) != 1:
+        fail(f"want exactly one NetworkPolicy, got {len(policies)}")
+    policy = policies[0]
     if policy["spec"].get("policyTypes") != ["Ingress"]:
         fail("the NetworkPolicy must restrict Ingress")
     ports = sorted(p["port"] for rule in policy["spec"]["ingress"] for p in rule.get("ports", []))
@@ -135,6 +149,43 @@ def check_server_isolation(manifest_dir, docs, pod):
     if script.name != "loopback.cjs" or not script.exists():
         fail(f"preload file {script} missing")
     prove_loopback(script)
+
+
+def check_vllm(docs, pod, vllm, proxy_toml):
+    """The model-routing pod (SPEC §11): vLLM on a GPU, on loopback, probed on /health, with its
+    model on a volume; the sidecar's proxy.toml sends the server's sampling to it."""
+    import tomllib
+    args = vllm.get("args", [])
+    flag = lambda name: args[args.index(name) + 1] if name in args[:-1] else None
+    if flag("--host") != "127.0.0.1" or flag("--port") != "8000":
+        fail(f"vllm must listen on 127.0.0.1:8000 only, got args {args}")
+    res = vllm.get("resources", {})
+    gpus = [k for k in res.get("limits", {}) if k.endswith("/gpu")]
+    if not gpus or int(res["limits"][gpus[0]]) < 1:
+        fail(f"vllm must request a GPU (nvidia.com/gpu or amd.com/gpu limits), got {res}")
+    if res.get("requests", {}).get(gpus[0]) not in (None, res["limits"][gpus[0]]):
+        fail("a GPU request must equal its limit")
+    ports = {p["name"]: p["containerPort"] for p in vllm.get("ports", [])}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        get = vllm.get(probe, {}).get("httpGet", {})
+        port = ports.get(get.get("port"), get.get("port"))
+        if get.get("path") != "/health" or port != 8000:
+            fail(f"vllm {probe} must GET /health on 8000, got {get}")
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in vllm.get("volumeMounts", [])}
+    env = {e["name"]: e.get("value") for e in vllm.get("env", [])}
+    model_dir = flag("--download-dir") or env.get("HF_HOME")
+    vol = volumes.get(mounts.get(model_dir)) if model_dir else None
+    if vol is None:
+        fail(f"the model directory {model_dir} is not on a volume")
+    claim = vol.get("persistentVolumeClaim", {}).get("claimName")
+    if claim is not None and ("PersistentVolumeClaim", claim) not in docs:
+        fail(f"PersistentVolumeClaim {claim} is referenced but not defined")
+    config = tomllib.loads(proxy_toml)
+    if config.get("inference", {}).get("backend") != "http://127.0.0.1:8000":
+        fail(f"proxy.toml [inference] backend must be the vllm container, got {config.get('inference')}")
+    if not any(s.get("sampling") == "backend" for s in config.get("servers", [])):
+        fail("no [[servers]] entry routes its sampling to the backend (sampling = \"backend\")")
 
 
 def prove_loopback(script):

@@ -5,7 +5,10 @@
     MODE: accept | decline | cancel  (an elicitation callback answering so)
           none                       (no elicitation callback: the client declares none)
 
-Starts CMD (e.g. `mcp-warden wrap ... -- node server-filesystem ROOT`) over stdio, calls
+    .venv-peers/bin/python tests/peers/py_approval.py MODE PATH CONTENT -- URL
+
+Starts CMD (e.g. `mcp-warden wrap ... -- node server-filesystem ROOT`) over stdio, or connects
+to URL (`mcp-warden serve`, streamable HTTP) when the command is an http:// URL, calls
 `write_file {path, content}` and prints ONE JSON line on stdout:
     {"asked": [messages of elicitations received], "result": {...} | null, "error": {...} | null}
 A JSON-RPC error from the call is reported in "error" (code, message, data), not raised.
@@ -24,6 +27,7 @@ import anyio
 import mcp.types as types
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 
@@ -39,7 +43,9 @@ async def main(mode: str, path: str, content: str, cmd: list[str]) -> dict[str, 
     env = {k: v for k, v in os.environ.items() if re.match(r"^(MCP_WARDEN|RUST_)", k)}
     params = StdioServerParameters(command=cmd[0], args=cmd[1:], env=env)
     out: dict[str, Any] = {"asked": asked, "result": None, "error": None}
-    async with stdio_client(params, errlog=sys.stderr) as (read, write):
+    is_url = re.match(r"^https?://", cmd[0]) is not None
+    transport = streamable_http_client(cmd[0]) if is_url else stdio_client(params, errlog=sys.stderr)
+    async with transport as (read, write):
         async with ClientSession(
             read,
             write,

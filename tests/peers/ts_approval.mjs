@@ -2,14 +2,17 @@
 // Approval through the client, driven by the official TypeScript SDK client.
 //
 //   node tests/peers/ts_approval.mjs MODE PATH CONTENT -- CMD [ARGS...]
+//   node tests/peers/ts_approval.mjs MODE PATH CONTENT -- URL
 //   MODE: accept | decline | cancel (an elicitation handler answering so), none (no elicitation)
 //
-// Starts CMD (`mcp-warden wrap ... -- node server-filesystem ROOT`) over stdio, calls
+// Starts CMD (`mcp-warden wrap ... -- node server-filesystem ROOT`) over stdio, or connects to
+// URL (`mcp-warden serve`, streamable HTTP) when the command is an http:// URL, calls
 // `write_file {path, content}` and prints ONE JSON line on stdout:
 //   {"asked": [messages of elicitations received], "result": {...} | null, "error": {...} | null}
 // A JSON-RPC error from the call is reported in "error" (code, message, data). Exit 0 ran, 2 usage.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 
 const argv = process.argv.slice(2);
@@ -20,7 +23,9 @@ if (!["accept", "decline", "cancel", "none"].includes(mode) || dashes !== "--" |
 }
 const env = { ...getDefaultEnvironment() };
 for (const [k, v] of Object.entries(process.env)) if (/^(MCP_WARDEN|RUST_)/.test(k)) env[k] = v;
-const transport = new StdioClientTransport({ command, args, env, stderr: "inherit" });
+const transport = /^https?:\/\//.test(command)
+  ? new StreamableHTTPClientTransport(new URL(command))
+  : new StdioClientTransport({ command, args, env, stderr: "inherit" });
 const client = new Client(
   { name: "mcp-warden-approval-ts", version: "1.0.0" },
   { capabilities: mode === "none" ? {} : { elicitation: { form: {} } } },

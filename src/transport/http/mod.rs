@@ -32,6 +32,7 @@
 //! from `StdioSession::act` or `Relay::verdict`.
 
 mod admission;
+mod ask_stream;
 mod body;
 mod capabilities;
 mod edge;
@@ -44,6 +45,7 @@ mod pool;
 mod post;
 mod prefetch;
 mod relay;
+mod retry;
 mod routes;
 mod server;
 mod session;

@@ -78,13 +78,19 @@ pub async fn handle(
         shared.audit.clone(),
         route.guards.clone(),
     ));
+    // Hook (issue 11): approvals asked as an `input_required` round, its state bound to the
+    // verified key (else the route) since no session outlives the request.
+    p.ask_stateless(match proof.kid() {
+        Some(kid) => format!("{}\nkey {kid}", route.name),
+        None => format!("{}\nunsigned", route.name),
+    });
     // A call before any listing in its variant: the proxy lists first (through the upstream,
     // or the request's own process, which then takes the call).
     let ready = route
         .upstream
         .prefetch(&shared, &route, &p, &headers, &body, process_slot)
         .await;
-    let (forward, answer) = post::judge(&p, body, proof.outcome).await;
+    let (forward, answer) = post::judge(&p, body, proof.outcome, &headers).await;
     let Some(forward) = forward else {
         return post::refused(answer);
     };

@@ -12,6 +12,7 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 
 use super::admission::{self, Opening, Proof};
+use super::ask_stream;
 use super::body::{self, cpu, OutBody, ReadError};
 use super::edge;
 use super::session::Session;
@@ -205,6 +206,10 @@ async fn initialize(
         Ok(s) => s,
         Err(r) => return r,
     };
+    // Hook (issue 11): a client that takes event streams can be asked for approvals on them.
+    if status::accepts_sse(headers) {
+        session.pipeline.ask_through_client();
+    }
     let busy = session.busy();
     shared.sessions.insert(session.clone());
     let (resp, forwarded) = client_message(shared, &session, headers, body, proof.outcome).await;
@@ -250,7 +255,7 @@ pub async fn open_session(
 /// Run one client message through the session's pipeline and act on the verdict. Returns the
 /// answer and whether the message went on to the upstream.
 pub async fn client_message(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     session: &Arc<Session>,
     headers: &HeaderMap,
     body: Bytes,
@@ -261,7 +266,30 @@ pub async fn client_message(
     if let Some(request) = p.prefetch_request(&body) {
         prefetch(shared, session, headers, request).await;
     }
-    let (forward, answer) = judge(p, body, sig).await;
+    let first = judge_first(p, body.clone(), sig, headers).await;
+    // Hook (issue 11): a hold asked through the client answers on this POST's own event
+    // stream — the proxy's `elicitation/create` first, then the call's answer (`ask_stream`).
+    let first = match ask_stream::take(first) {
+        Ok(held) => {
+            let resp = ask_stream::respond(shared, session, headers, body, *held).await;
+            return (resp, true);
+        }
+        Err(settled) => settled,
+    };
+    let settled = deliver::wait_off_workers(p, first).await;
+    act(shared, session, headers, body, settled).await
+}
+
+/// Act on a settled verdict: answer, or forward to the upstream and relay its answer.
+pub async fn act(
+    shared: &Shared,
+    session: &Arc<Session>,
+    headers: &HeaderMap,
+    body: Bytes,
+    settled: Settled,
+) -> (Response<OutBody>, bool) {
+    let p = &session.pipeline;
+    let (forward, answer) = delivered(settled, body);
     let Some(forward) = forward else {
         return (refused(answer), false);
     };
@@ -281,10 +309,43 @@ pub async fn judge(
     p: &Arc<Pipeline>,
     body: Bytes,
     sig: Option<SigOutcome>,
+    headers: &HeaderMap,
 ) -> (Option<Bytes>, Option<Vec<u8>>) {
-    let b = body.clone();
-    let settled =
-        deliver::settle_off_workers(p, move |p| p.from_client_with(&b, sig.as_ref())).await;
+    let first = judge_first(p, body.clone(), sig, headers).await;
+    delivered(deliver::wait_off_workers(p, first).await, body)
+}
+
+/// The checks and the settling on the blocking pool, a hold handed back unwaited.
+/// Hook (issue 13): the request's W3C trace context headers join its record when `_meta` had
+/// none (`telemetry::traceparent::adopt_headers`).
+async fn judge_first(
+    p: &Arc<Pipeline>,
+    body: Bytes,
+    sig: Option<SigOutcome>,
+    headers: &HeaderMap,
+) -> Settled {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (traceparent, tracestate) = (header("traceparent"), header("tracestate"));
+    deliver::judge_off_workers(p, move |p| {
+        let mut outcome = p.from_client_with(&body, sig.as_ref());
+        crate::telemetry::traceparent::adopt_headers(
+            &mut outcome.record,
+            traceparent.as_deref(),
+            tracestate.as_deref(),
+        );
+        outcome
+    })
+    .await
+}
+
+/// A settled client message as the bytes to forward and the proxy's own answer; its record is
+/// written here, before the message moves on.
+fn delivered(settled: Settled, body: Bytes) -> (Option<Bytes>, Option<Vec<u8>>) {
     // A client message is never a sampling request: nothing but an act is left.
     let Settled::Act(Delivery {
         onward,

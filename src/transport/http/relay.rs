@@ -136,15 +136,39 @@ impl Relay {
     /// original; `Some(bytes)`: the rewritten (or signed) message; `None`: nothing goes to the
     /// client. Also the message's audit id. `original` is the message as the upstream sent it.
     async fn verdict(&self, original: Bytes) -> (Option<Bytes>, String) {
-        let msg = original.clone();
+        let (out, audit_id) = self.judged(original.clone()).await;
+        let Some(out) = out else {
+            return (None, audit_id);
+        };
+        let last = if out.is_empty() {
+            &original[..]
+        } else {
+            &out[..]
+        };
+        let out = match self.egress.finish(last) {
+            Some(signed) => Bytes::from(signed),
+            None => out,
+        };
+        (Some(out), audit_id)
+    }
+
+    /// `verdict` before signing: `Some(empty)`: forward the original; `Some(bytes)`: the
+    /// rewritten message; `None`: nothing goes to the client.
+    pub(super) async fn judged(&self, original: Bytes) -> (Option<Bytes>, String) {
         let settled =
-            deliver::settle_off_workers(&self.pipeline, move |p| p.from_server(&msg)).await;
+            deliver::settle_off_workers(&self.pipeline, move |p| p.from_server(&original)).await;
         let Delivery {
             onward,
             back,
             record,
         } = match settled {
             Settled::Act(d) => d,
+            // Hook (issue 12): a modern `input_required` the backend fulfils; the retried
+            // call's answer takes its place for the client (`retry.rs`).
+            Settled::Sample(job, record) if job.retries() => {
+                let audit_id = record.audit_id().to_owned();
+                return (super::retry::fulfil(self, *job, record).await, audit_id);
+            }
             Settled::Sample(job, record) => {
                 let audit_id = record.audit_id().to_owned();
                 self.sample(job, record);
@@ -157,17 +181,10 @@ impl Relay {
         if let Some(answer) = back {
             self.answer_upstream(answer);
         }
-        let Some(onward) = onward else {
-            return (None, audit_id);
-        };
-        let last = match &onward {
-            Onward::Original => &original[..],
-            Onward::Bytes(b) => &b[..],
-        };
-        let out = match (self.egress.finish(last), onward) {
-            (Some(signed), _) => Bytes::from(signed),
-            (None, Onward::Bytes(b)) => Bytes::from(b),
-            (None, Onward::Original) => Bytes::new(),
+        let out = match onward {
+            None => return (None, audit_id),
+            Some(Onward::Original) => Bytes::new(),
+            Some(Onward::Bytes(b)) => Bytes::from(b),
         };
         (Some(out), audit_id)
     }
