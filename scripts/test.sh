@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The test command: install the pinned real MCP peers (npm + PyPI), then run every test.
-# Works on a fresh machine with Rust, Node.js >= 20 and Python >= 3.10.
+# Works on a fresh machine with Rust, Node.js >= 20 and Python >= 3.10 (Debian: the packages
+# scripts/setup-system.sh installs when run as root).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+echo "== Debian packages the tests need (python3-venv, redis-server, chromium)"
+scripts/setup-system.sh
 echo "== installing pinned MCP peers (tests/peers)"
 scripts/setup-peers.sh
 echo "== cargo fmt --check"
