@@ -36,7 +36,10 @@ async function memoryTraffic() {
 
 // `mcp-warden trust SERVER --json`: what the CLI says right now.
 function cliTrust(server) {
-  const out = execFileSync(cfg.bin, ['trust', server, '--json'], { env: { ...process.env, MCP_WARDEN_STATE: cfg.state } });
+  const out = execFileSync(cfg.bin, ['trust', server, '--json'], {
+    env: { ...process.env, MCP_WARDEN_STATE: cfg.state },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   return JSON.parse(out.toString());
 }
 
@@ -62,7 +65,14 @@ const same = (ui, cli) =>
 
 async function serversPage(page) {
   // serve writes trust evidence in batches (every second): wait until the calls are in.
-  const okCalls = () => cliTrust('memory').factors.find((f) => f.name === 'success').evidence.calls_ok;
+  // Until the first batch lands the CLI has no history for the server at all (exit 1).
+  const okCalls = () => {
+    try {
+      return cliTrust('memory').factors.find((f) => f.name === 'success').evidence.calls_ok;
+    } catch {
+      return 0;
+    }
+  };
   for (const end = Date.now() + 10000; okCalls() < 3; ) {
     expect(Date.now() < end, 'the memory calls reach the trust store');
     await new Promise((r) => setTimeout(r, 100));

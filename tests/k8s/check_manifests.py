@@ -148,6 +148,11 @@ def check_server_isolation(manifest_dir, docs, pod):
     script = pathlib.Path(manifest_dir) / gen["files"][0]
     if script.name != "loopback.cjs" or not script.exists():
         fail(f"preload file {script} missing")
+    # kustomize cannot load files from outside an overlay's directory, so an example pod keeps
+    # its own copy of the preload; it must stay the proved one, byte for byte.
+    shared = pathlib.Path(__file__).resolve().parents[2] / "deploy/kubernetes/files/loopback.cjs"
+    if script.resolve() != shared and script.read_bytes() != shared.read_bytes():
+        fail(f"{script} differs from {shared}: keep the copies identical")
     prove_loopback(script)
 
 

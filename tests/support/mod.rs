@@ -3,6 +3,7 @@
 //! received (the server's own record), and the audit trail.
 #![allow(dead_code)]
 
+pub mod raw_http;
 pub mod serve;
 
 use std::io::{BufRead, BufReader, Write};
