@@ -473,6 +473,19 @@ fn sides_for(direction: Direction) -> (Side, Side) {
     }
 }
 
+/// The next frame of a peer's output, or `None` once it ended: a read error ends the relay like
+/// end-of-file does (the peer is gone either way), logged with `side` so the two can be told apart.
+/// Shared by `wrap`'s relay and `serve`'s stdio upstream reader.
+pub(crate) fn frame_or_end<T>(
+    next: io::Result<Option<T>>,
+    side: &dyn std::fmt::Debug,
+) -> Option<T> {
+    next.unwrap_or_else(|e| {
+        tracing::debug!("read error ({side:?}): {e}");
+        None
+    })
+}
+
 /// Read frames from one side, run each through the pipeline, act on the verdict, audit it.
 ///
 /// Under load, output is coalesced: while more input is already buffered, the lines this thread
@@ -494,13 +507,8 @@ fn relay<R: Read>(
                 sides.flush(std::mem::take(&mut queued));
             }
         });
-        let (frame, more) = match next {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => {
-                tracing::debug!("read error ({direction:?}): {e}");
-                break;
-            }
+        let Some((frame, more)) = frame_or_end(next, &direction) else {
+            break;
         };
         let started = Instant::now();
         index += 1;

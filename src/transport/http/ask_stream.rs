@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::header::{HeaderMap, CONTENT_TYPE};
+use hyper::header::HeaderMap;
 use hyper::Response;
 use tokio::sync::mpsc;
 
@@ -20,7 +20,7 @@ use super::body::OutBody;
 use super::post;
 use super::session::Session;
 use super::sse::Event;
-use super::status::{accepts_sse, sse_response, EVENT_STREAM};
+use super::status::{accepts_sse, sse_response};
 use super::Shared;
 use crate::errors::{Rejection, Source, INTERNAL_ERROR};
 use crate::pipeline::deliver::{self, Settled};
@@ -116,11 +116,7 @@ fn event(data: &[u8]) -> Bytes {
 /// Copy the call's answer onto the ask's stream: an event stream as it comes, a JSON body as
 /// one event, anything else (a transport error's text) as the proxy's -32603 for the call.
 async fn pipe(resp: Response<OutBody>, tx: &mpsc::Sender<Bytes>, id: &crate::codec::Id) {
-    let streamed = resp
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.starts_with(EVENT_STREAM));
+    let streamed = super::status::is_event_stream(resp.headers());
     let mut body = resp.into_body();
     if streamed {
         while let Some(Ok(frame)) = body.frame().await {

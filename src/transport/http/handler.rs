@@ -53,8 +53,24 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Out
     };
     let (parts, body) = req.into_parts();
     match (parts.method, modern) {
-        (Method::POST, true) => modern::handle(shared, route, parts.headers, body, client).await,
-        (Method::POST, false) => post::handle(shared, route, parts.headers, body, client).await,
+        (Method::POST, _) => {
+            let body = match post::read_body(&shared, &route, &parts.headers, body).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            let posted = post::Posted {
+                shared,
+                route,
+                headers: parts.headers,
+                body,
+                client,
+            };
+            if modern {
+                modern::handle(posted).await
+            } else {
+                post::handle(posted).await
+            }
+        }
         (Method::GET, false) => get(&shared, &route, &parts.headers).await,
         (Method::DELETE, false) => delete(&shared, &route, &parts.headers).await,
         // 2026-07-28 has no sessions and no GET stream.

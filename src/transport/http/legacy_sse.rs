@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE};
+use hyper::header::{HeaderMap, HeaderValue, ACCEPT, ALLOW};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::mpsc;
 
@@ -238,12 +238,7 @@ async fn worker(
 /// `message` event. Returns when the answer ends or the client's stream is gone.
 async fn pipe(resp: Response<OutBody>, out: mpsc::Sender<Bytes>) {
     let status = resp.status();
-    let kind = resp
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let kind = status::content_type(resp.headers());
     let mut body = resp.into_body();
     if kind.starts_with(EVENT_STREAM) {
         loop {

@@ -3,11 +3,9 @@
 //! Each request gets a pipeline of its own and, for a stdio server, a process of its own from
 //! the pool; a client that disconnects before its answer cancels the request upstream.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use hyper::body::Incoming;
 use hyper::header::HeaderMap;
 use hyper::{Response, StatusCode};
 
@@ -15,24 +13,14 @@ use super::admission::{self, Opening};
 use super::body::{cpu, OutBody};
 use super::post;
 use super::status::{EdgeRefusal, HEADER_MISMATCH};
-use super::{Route, Shared};
 use crate::codec::{self, Decoded, Facts};
 use crate::pipeline::Pipeline;
 
 /// Methods whose target (`params.name` / `params.uri`) must be mirrored in `Mcp-Name`.
 const NAMED: &[&str] = &["tools/call", "resources/read", "prompts/get"];
 
-pub async fn handle(
-    shared: Arc<Shared>,
-    route: Arc<Route>,
-    headers: HeaderMap,
-    body: Incoming,
-    client: IpAddr,
-) -> Response<OutBody> {
-    let body = match post::read_body(&shared, &route, &headers, body).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn handle(posted: post::Posted) -> Response<OutBody> {
+    let (shared, route, headers, body, client) = posted.into_parts();
     // Admission as for a session: a stdio server's process per request counts against the
     // client's cap for as long as it runs.
     let proof = admission::prove(&route, &headers, &body)

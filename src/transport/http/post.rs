@@ -96,18 +96,32 @@ pub fn signature(
     Ok(Some(verifier.check_http(&lookup, body, expect)))
 }
 
+/// A POST whose body was read (under the cap and time limit, once, by the handler), as both
+/// eras' POST handlers take it.
+pub struct Posted {
+    pub shared: Arc<Shared>,
+    pub route: Arc<Route>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub client: IpAddr,
+}
+
+impl Posted {
+    /// Its parts by name, each of a different type (so an order mix-up does not compile).
+    pub fn into_parts(self) -> (Arc<Shared>, Arc<Route>, HeaderMap, Bytes, IpAddr) {
+        (
+            self.shared,
+            self.route,
+            self.headers,
+            self.body,
+            self.client,
+        )
+    }
+}
+
 /// A legacy-era POST.
-pub async fn handle(
-    shared: Arc<Shared>,
-    route: Arc<Route>,
-    headers: HeaderMap,
-    body: Incoming,
-    client: IpAddr,
-) -> Response<OutBody> {
-    let body = match read_body(&shared, &route, &headers, body).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn handle(posted: Posted) -> Response<OutBody> {
+    let (shared, route, headers, body, client) = posted.into_parts();
     let proof = match admission::prove(&route, &headers, &body).await {
         Ok(p) => p,
         Err(r) => {

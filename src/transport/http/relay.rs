@@ -51,12 +51,7 @@ impl Relay {
         stream_slot: impl FnOnce() -> Option<Box<dyn FnOnce() + Send>>,
     ) -> Response<OutBody> {
         let status = resp.status();
-        let ctype = resp
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let ctype = status::content_type(resp.headers());
         if status == StatusCode::ACCEPTED || status == StatusCode::NO_CONTENT {
             return status::empty(status);
         }

@@ -12,14 +12,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::Method;
 use serde_json::Value;
 
 use super::body;
 use super::relay::Relay;
 use super::sse;
-use super::status::EVENT_STREAM;
 use crate::audit::{Decision, Direction, Record};
 use crate::errors::{Rejection, Source, INTERNAL_ERROR};
 use crate::pipeline::deliver::{self, Delivery, Onward, RecordGuard, Settled};
@@ -81,11 +80,7 @@ pub async fn fulfil(relay: &Relay, job: Sampling, record: RecordGuard) -> Option
             ))
         }
     };
-    let streamed = resp
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.to_ascii_lowercase().starts_with(EVENT_STREAM));
+    let streamed = super::status::is_event_stream(resp.headers());
     let want: Value = serde_json::from_str(&id.to_json()).unwrap_or(Value::Null);
     let mut body = resp.into_body();
     if !streamed {

@@ -72,6 +72,21 @@ pub fn empty(status: StatusCode) -> Response<OutBody> {
 }
 
 /// Whether the client accepts an SSE answer.
+/// An answer's media type, lowercased (media types compare case-insensitively): every reader of
+/// an upstream's or a handler's answer decides between SSE and JSON on this one value.
+pub fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+/// Whether an answer is an event stream (see [`content_type`]).
+pub fn is_event_stream(headers: &HeaderMap) -> bool {
+    content_type(headers).starts_with(EVENT_STREAM)
+}
+
 pub fn accepts_sse(headers: &HeaderMap) -> bool {
     headers
         .get_all(ACCEPT)
@@ -278,6 +293,20 @@ impl EdgeRefusal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_stream_is_told_whatever_the_case_of_its_media_type() {
+        let mut h = HeaderMap::new();
+        assert!(!is_event_stream(&h), "no content type is not a stream");
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("Text/Event-Stream; charset=utf-8"),
+        );
+        assert!(is_event_stream(&h));
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("Application/JSON"));
+        assert!(!is_event_stream(&h));
+        assert!(content_type(&h).starts_with(JSON));
+    }
 
     fn err(code: i64, data: &str) -> Vec<u8> {
         format!(

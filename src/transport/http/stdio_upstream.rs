@@ -19,7 +19,7 @@ use crate::codec::frame::{is_blank, Frame, FrameReader};
 use crate::pipeline::deliver::{self, Settled};
 use crate::pipeline::{Outcome, Pipeline};
 use crate::transport::child;
-use crate::transport::stdio::spawn_named as spawn;
+use crate::transport::stdio::{self, spawn_named as spawn};
 
 /// Lines queued for the child's stdin; a server that stops reading gets no more (503).
 const STDIN_QUEUE: usize = 1024;
@@ -166,13 +166,8 @@ impl StdioSession {
 
     fn read_server<R: std::io::BufRead>(self: &Arc<Self>, mut reader: FrameReader<R>) {
         loop {
-            let frame = match reader.next_frame() {
-                Ok(Some(f)) => f,
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::debug!("server stdout: {e}");
-                    return;
-                }
+            let Some(frame) = stdio::frame_or_end(reader.next_frame(), &"server stdout") else {
+                return;
             };
             let started = Instant::now();
             let (outcome, line) = match frame {
