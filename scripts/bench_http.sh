@@ -22,6 +22,7 @@
 #        scripts/bench_http.sh --streams 0 --serve-env TOKIO_WORKER_THREADS=1
 # Options: --calls N --warmup N --conc N --rounds N --streams N --payload BYTES --config FILE
 #          --serve-env K=V --json FILE --warden PATH --server PATH
+#          --stdio-upstream target/release/examples/echo_server  (serve → [[servers]] command)
 #          (see: target/release/examples/bench_http --help)
 # Env: CARGO (default cargo), PROFILE=debug to benchmark a debug build (validation only).
 set -euo pipefail
@@ -38,9 +39,9 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 8192 ]; then
 fi
 
 if [ "$profile" = release ]; then
-    "$cargo" build --release --bin mcp-warden --example echo_http_server --example bench_http >&2
+    "$cargo" build --release --bin mcp-warden --example echo_http_server --example echo_server --example bench_http >&2
 else
-    "$cargo" build --bin mcp-warden --example echo_http_server --example bench_http >&2
+    "$cargo" build --bin mcp-warden --example echo_http_server --example echo_server --example bench_http >&2
 fi
 
 target="${CARGO_TARGET_DIR:-$repo/target}"

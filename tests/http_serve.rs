@@ -310,6 +310,46 @@ fn credentials_and_upstream_session_never_cross() {
     );
 }
 
+/// Issue 16: the proxy keeps its upstream connection alive between calls (hyper's pool, one
+/// client per route), so the upstream does not pay a TCP handshake and a new connection per call.
+#[test]
+fn upstream_connection_is_reused_across_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record.jsonl");
+    let (_up, url) = http::echo_http(&record);
+    let serve = Serve::start(
+        &format!("[[servers]]\nname = \"echo\"\nurl = {url:?}\n"),
+        &[],
+    );
+    let sid = initialize(&serve, "/mcp", &[]);
+    let hdrs = [JSON_ONLY, ("Mcp-Session-Id", sid.as_str())];
+    const CALLS: usize = 20;
+    for i in 1..=CALLS {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":{i},"method":"tools/call","params":{{"name":"echo","arguments":{{}}}}}}"#
+        );
+        let r = request(serve.addr, "POST", "/mcp", &hdrs, body.as_bytes());
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let seen: Vec<Value> = std::fs::read_to_string(&record)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &Value| r["method"] == "POST")
+        .collect();
+    assert!(seen.len() > CALLS, "{} POSTs recorded", seen.len());
+    let peers: std::collections::BTreeSet<u64> =
+        seen.iter().filter_map(|r| r["peer"].as_u64()).collect();
+    // One connection, allowing one more for a request that overlapped (the pool opens a
+    // second only when the first is busy); a connection per call would be > 20.
+    assert!(
+        (1..=2).contains(&peers.len()),
+        "{} upstream connections for {} POSTs",
+        peers.len(),
+        seen.len()
+    );
+}
+
 /// Issue 9 (10): an unsupported `MCP-Protocol-Version` is answered with -32022 whose message
 /// says so (it read "Internal error").
 #[test]

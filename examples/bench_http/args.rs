@@ -20,6 +20,9 @@ Options:
   --streams N        idle SSE streams held open for the memory figure (default 1000; 0: skip)
   --payload BYTES    length of the echoed text argument (default 13: \"hello, warden\")
   --config FILE      base config for serve (its [[servers]] entry is appended by the bench)
+  --stdio-upstream PATH  serve in front of this stdio server (`[[servers]] command`, e.g.
+                     examples/echo_server) instead of the HTTP echo server; direct rounds
+                     still measure the HTTP echo server, the baseline of the ratio
   --serve-env K=V    extra environment for serve (repeatable), e.g. TOKIO_WORKER_THREADS=1
   --json FILE        also write a JSON summary to FILE
   -h, --help         this text";
@@ -34,6 +37,8 @@ pub struct Opts {
     pub streams: usize,
     pub text: String,
     pub config: Option<PathBuf>,
+    /// Proxied rounds go to this stdio server instead of the HTTP echo server.
+    pub stdio_upstream: Option<PathBuf>,
     pub serve_env: Vec<(String, String)>,
     pub json: Option<PathBuf>,
 }
@@ -50,6 +55,7 @@ pub fn parse_args() -> Res<Opts> {
         streams: 1_000,
         text: "hello, warden".into(),
         config: None,
+        stdio_upstream: None,
         serve_env: Vec::new(),
         json: None,
     };
@@ -65,6 +71,7 @@ pub fn parse_args() -> Res<Opts> {
             "--streams" => o.streams = args.num("--streams")?,
             "--payload" => o.text = "x".repeat(args.num("--payload")?),
             "--config" => o.config = Some(args.path("--config")?),
+            "--stdio-upstream" => o.stdio_upstream = Some(args.path("--stdio-upstream")?),
             "--serve-env" => {
                 let kv = args.value("--serve-env")?;
                 let (k, v) = kv.split_once('=').ok_or("--serve-env wants KEY=VALUE")?;

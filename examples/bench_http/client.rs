@@ -164,7 +164,10 @@ pub struct Session {
     body: Vec<u8>,
 }
 
-const ACCEPT_POST: &str = "application/json, text/event-stream";
+/// JSON only: `serve` answers a stdio upstream's result as an event stream when the client
+/// accepts one (`--stdio-upstream`), and this client reads JSON bodies; HTTP upstreams (and the
+/// echo server) answer JSON either way.
+const ACCEPT_POST: &str = "application/json";
 
 impl Session {
     /// `initialize`, `notifications/initialized`, and (with `list`) `tools/list`: a pinning

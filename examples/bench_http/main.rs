@@ -166,10 +166,17 @@ fn write_config(opts: &Opts, state: &Path, echo: &Server) -> Res<PathBuf> {
         Some(c) => fs::read_to_string(c).map_err(|e| format!("{}: {e}", c.display()))?,
         None => String::new(),
     };
-    text += &format!(
-        "\n[[servers]]\nname = \"bench\"\nurl = \"http://{}/mcp\"\n",
-        echo.addr
-    );
+    text += &match &opts.stdio_upstream {
+        // TOML basic strings take the same escapes as JSON strings.
+        Some(cmd) => format!(
+            "\n[[servers]]\nname = \"bench\"\ncommand = [{}]\n",
+            serde_json::Value::from(cmd.display().to_string())
+        ),
+        None => format!(
+            "\n[[servers]]\nname = \"bench\"\nurl = \"http://{}/mcp\"\n",
+            echo.addr
+        ),
+    };
     let path = state.join("bench-proxy.toml");
     fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(path)

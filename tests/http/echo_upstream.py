@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """A tiny Streamable HTTP MCP upstream for tests: answers every JSON-RPC request with an empty
 result (initialize with a session id of its own), 202 for notifications, and appends each
-request's method, path and headers as one JSON line to RECORD_FILE, so a test can see exactly
-what the proxy passed on.
+request's method, path, headers and the proxy's TCP port ("peer": how many connections it
+used) as one JSON line to RECORD_FILE, so a test can see exactly what the proxy passed on.
 
     python3 echo_upstream.py RECORD_FILE [options]   # prints the port it listens on, then serves
 
@@ -45,6 +45,7 @@ class Handler(BaseHTTPRequestHandler):
     def record(self, body):
         with open(RECORD, "a") as f:
             f.write(json.dumps({"method": self.command, "path": self.path,
+                                "peer": self.client_address[1],
                                 "headers": {k.lower(): v for k, v in self.headers.items()},
                                 "body": body}) + "\n")
 
