@@ -331,6 +331,54 @@ fn a_collector_that_never_answers_slows_nothing_and_drops_are_counted() {
     );
 }
 
+#[test]
+fn a_collector_that_is_down_slows_nothing_and_drops_are_counted() {
+    // A port nothing listens on: every export is refused at once.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut w = Wrapped::start(Options {
+        config: Some(config(
+            &format!("http://{addr}"),
+            "export_interval_ms = 100\ntimeout_ms = 1000\n",
+        )),
+        ..Options::default()
+    });
+    w.initialize();
+    let mut slowest = Duration::ZERO;
+    for i in 0..300 {
+        let t = Instant::now();
+        w.ping(&format!("p{i}"));
+        slowest = slowest.max(t.elapsed());
+        if i % 100 == 0 {
+            // Spread over more than one export interval, so some exports are tried.
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+    assert!(
+        slowest < Duration::from_millis(500),
+        "slowest ping {slowest:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let failed: u64 = loop {
+        let n = w
+            .audit()
+            .into_iter()
+            .filter(|r| r["event"] == "telemetry.dropped")
+            .map(|r| r["detail"]["export_failed"].as_u64().unwrap())
+            .sum();
+        if n >= 300 || Instant::now() > deadline {
+            break n;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Every line written while the collector was down is accounted for: exported lines
+    // are none, so the failures are at least the pings' request records.
+    assert!(failed >= 300, "export_failed {failed}");
+    assert_eq!(w.finish(), 0);
+}
+
 /// One HTTP/1.1 POST on a fresh connection; returns (head, body).
 fn post(addr: &str, session: Option<&str>, body: &Value) -> (String, String) {
     post_with(addr, session, body, &[])

@@ -14,6 +14,7 @@
 //! | `logs.rs`      | an audit line → an OTLP log record                            |
 //! | `spans.rs`     | request/answer lines → spans (MCP conventions), child spans   |
 //! | `metrics.rs`   | counters and duration histograms                              |
+//! | `backoff.rs`   | after a failed export: lines counted, not converted, a while  |
 //! | `drops.rs`     | one audit record and a metric per interval with drops         |
 //! | `http.rs`      | the exporters' hyper client on a runtime of its own           |
 //! | `traceparent.rs` | W3C `traceparent` from `params._meta`                       |
@@ -23,6 +24,7 @@
 //! so the client's own `traceparent` reaches the server untouched: the server's spans join the
 //! client's trace as siblings of the proxy's span rather than its children.
 
+pub mod backoff;
 pub mod drops;
 pub mod http;
 pub mod logs;
@@ -149,6 +151,7 @@ impl Telemetry {
             spans: spans::Spans::new(settings.transport, scope),
             instruments: instruments.clone(),
             interval: settings.interval,
+            backoff: backoff::Backoff::default(),
         };
         let worker = std::thread::Builder::new()
             .name("otel-export".into())

@@ -11,6 +11,7 @@ use opentelemetry_sdk::logs::{LogBatch, LogExporter as _, SdkLogRecord, SdkLogge
 use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
 use serde_json::Value;
 
+use super::backoff::Backoff;
 use super::metrics::Instruments;
 use super::queue::Drops;
 use super::spans::Spans;
@@ -30,6 +31,7 @@ pub struct Worker {
     pub spans: Spans,
     pub instruments: Instruments,
     pub interval: Duration,
+    pub backoff: Backoff,
 }
 
 impl Worker {
@@ -41,6 +43,11 @@ impl Worker {
             let wait = due.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(wait) {
                 // (An empty line is `Telemetry::shutdown` waking us up.)
+                Ok(line) if self.backoff.skipping(Instant::now()) => {
+                    if !line.is_empty() {
+                        self.drops.export_failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
                 Ok(line) => self.line(&line, &mut logs, &mut spans),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
@@ -93,9 +100,13 @@ impl Worker {
                 .runtime
                 .block_on(self.logs_out.export(LogBatch::new(&refs)));
             drop(refs);
-            if let Err(e) = sent {
-                self.drops.export_failed.fetch_add(n, Ordering::Relaxed);
-                tracing::warn!("OTLP log export failed ({n} records): {e}");
+            match sent {
+                Ok(()) => self.backoff.succeeded(),
+                Err(e) => {
+                    self.drops.export_failed.fetch_add(n, Ordering::Relaxed);
+                    self.backoff.failed(Instant::now());
+                    tracing::warn!("OTLP log export failed ({n} records): {e}");
+                }
             }
             logs.clear();
         }
