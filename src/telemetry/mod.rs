@@ -4,12 +4,13 @@
 //! Everything is derived from the audit lines: the log hands each line to a bounded queue
 //! (`queue.rs`, never waits, drops counted), one export thread turns lines into logs, spans
 //! and metric updates and sends them in batches. A slow or dead collector therefore costs the
-//! data path one copy and one `try_send` per record, never a wait.
+//! data path one copy under a short lock per record (the export thread is woken once per
+//! batch, not per line), never a wait.
 //!
 //! | file           | job                                                           |
 //! |----------------|---------------------------------------------------------------|
 //! | `settings.rs`  | `[telemetry]` + `OTEL_*` variables → endpoint, headers, resource |
-//! | `queue.rs`     | the audit log's sink: bounded, non-blocking, drops counted    |
+//! | `queue.rs`     | the audit log's sink: bounded, batched wake-ups, drops counted |
 //! | `worker.rs`    | the export thread: batches, interval, final drain             |
 //! | `logs.rs`      | an audit line → an OTLP log record                            |
 //! | `spans.rs`     | request/answer lines → spans (MCP conventions), child spans   |
@@ -35,7 +36,6 @@ pub mod spans;
 pub mod traceparent;
 pub mod worker;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -54,9 +54,8 @@ pub use settings::{Settings, Transport};
 /// A running exporter. `shutdown` sends what is queued (bounded by the export timeout).
 pub struct Telemetry {
     runtime: Option<tokio::runtime::Runtime>,
-    stop: Arc<AtomicBool>,
-    /// Wakes the worker for the stop (it may be waiting out a long interval).
-    wake: std::sync::mpsc::SyncSender<Vec<u8>>,
+    /// Ends the worker's wait (it may be waiting out a long interval) and its loop.
+    stop: queue::Stopper,
     worker: Option<std::thread::JoinHandle<()>>,
     reporter: drops::Reporter,
     meters: SdkMeterProvider,
@@ -136,12 +135,10 @@ impl Telemetry {
             .build()
             .logger_with_scope(scope.clone());
         let drops = Arc::new(queue::Drops::default());
-        let (sink, rx) = queue::bounded(settings.queue, drops.clone());
-        let wake = sink.waker();
-        let stop = Arc::new(AtomicBool::new(false));
+        let (sink, lines) = queue::bounded(settings.queue, worker::BATCH, drops.clone());
+        let stop = sink.stopper();
         let worker = worker::Worker {
-            rx,
-            stop: stop.clone(),
+            lines,
             drops: drops.clone(),
             runtime: runtime.handle().clone(),
             logs_out,
@@ -168,7 +165,6 @@ impl Telemetry {
         Ok(Telemetry {
             runtime: Some(runtime),
             stop,
-            wake,
             worker: Some(worker),
             reporter,
             meters,
@@ -186,9 +182,7 @@ impl Telemetry {
         if let Some(log) = self.audit.upgrade() {
             log.checkpoint_now();
         }
-        self.stop.store(true, Ordering::Release);
-        // Full: the worker is busy and sees the flag after its current line.
-        let _ = self.wake.try_send(Vec::new());
+        self.stop.stop();
         let meters = self.meters.clone();
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         let worker = self.worker.take();

@@ -1,8 +1,7 @@
 //! The export thread: audit lines in, OTLP logs, spans and metric updates out, in batches.
 //! It is the only thread that waits for the collector; the data path only ever queues.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -13,15 +12,15 @@ use serde_json::Value;
 
 use super::backoff::Backoff;
 use super::metrics::Instruments;
-use super::queue::Drops;
+use super::queue::{Drops, Lines};
 use super::spans::Spans;
 
-/// A batch leaves when it reaches this size, or at the interval.
-const BATCH: usize = 512;
+/// A batch leaves when it reaches this size, or at the interval. The queue wakes the worker
+/// at this many lines too.
+pub const BATCH: usize = 512;
 
 pub struct Worker {
-    pub rx: Receiver<Vec<u8>>,
-    pub stop: Arc<AtomicBool>,
+    pub lines: Lines,
     pub drops: Arc<Drops>,
     pub runtime: tokio::runtime::Handle,
     pub logs_out: opentelemetry_otlp::LogExporter,
@@ -39,33 +38,26 @@ impl Worker {
         let mut logs: Vec<SdkLogRecord> = Vec::with_capacity(BATCH);
         let mut spans: Vec<SpanData> = Vec::with_capacity(BATCH);
         let mut due = Instant::now() + self.interval;
+        let mut spare = Vec::new();
         loop {
-            let wait = due.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(wait) {
-                // (An empty line is `Telemetry::shutdown` waking us up.)
-                Ok(line) if self.backoff.skipping(Instant::now()) => {
-                    if !line.is_empty() {
-                        self.drops.export_failed.fetch_add(1, Ordering::Relaxed);
-                    }
+            let taken = self.lines.take(due, spare);
+            for line in taken.lines() {
+                // The last take (shutdown) is converted whatever the backoff says: one
+                // bounded try, and what the collector got is what was sent.
+                if !taken.last && self.backoff.skipping(Instant::now()) {
+                    self.drops.export_failed.fetch_add(1, Ordering::Relaxed);
+                    continue;
                 }
-                Ok(line) => self.line(&line, &mut logs, &mut spans),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
+                self.line(line, &mut logs, &mut spans);
+                if logs.len() >= BATCH {
                     self.flush(&mut logs, &mut spans);
-                    return;
                 }
             }
-            if self.stop.load(Ordering::Acquire) {
-                // Whatever was queued before the stop still goes out.
-                while let Ok(line) = self.rx.try_recv() {
-                    self.line(&line, &mut logs, &mut spans);
-                    if logs.len() >= BATCH {
-                        self.flush(&mut logs, &mut spans);
-                    }
-                }
+            if taken.last {
                 self.flush(&mut logs, &mut spans);
                 return;
             }
+            spare = taken.buf;
             if logs.len() >= BATCH || spans.len() >= BATCH || Instant::now() >= due {
                 self.flush(&mut logs, &mut spans);
                 due = Instant::now() + self.interval;
