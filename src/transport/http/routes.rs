@@ -142,42 +142,12 @@ impl Routes {
         Ok(rx)
     }
 
-    /// Hand one server message to its stream. Blocks while that stream's buffer is full, so
-    /// call it from the session's reader thread only. Returns, for a response, how long its
-    /// request waited for it (upstream latency).
-    pub fn deliver(&self, bytes: &[u8]) -> Option<Duration> {
-        let peek = codec::facts(bytes);
-        let mut took = None;
-        let (tx, chunk) = {
-            let mut inner = self.lock();
-            let pick = self.pick(&mut inner, peek.as_ref());
-            tracing::debug!(
-                "route {:?} {:?} → {}",
-                peek.as_ref().and_then(|p| p.method.as_deref()),
-                peek.as_ref().and_then(|p| p.id.as_ref()),
-                pick.label()
-            );
-            match pick {
-                Pick::Target(t) => {
-                    if peek.as_ref().is_some_and(Facts::is_response) {
-                        took = Some(t.opened.elapsed());
-                    }
-                    let chunk = if t.sse {
-                        sse::message(bytes)
-                    } else {
-                        Bytes::copy_from_slice(bytes)
-                    };
-                    (t.tx.clone(), chunk)
-                }
-                Pick::Get(tx) => (tx, sse::message(bytes)),
-                Pick::Backlog => {
-                    push_backlog(&mut inner, sse::message(bytes));
-                    return None;
-                }
-                Pick::Nowhere => return None,
-            }
-        };
-        if let Err(mpsc::error::SendError(chunk)) = tx.blocking_send(chunk) {
+    /// Hand one server message to its stream. Waits while that stream's buffer is full (the
+    /// session's reader waits, never a worker: backpressure onto this session's own child only).
+    /// Returns, for a response, how long its request waited for it (upstream latency).
+    pub async fn deliver(&self, bytes: &[u8]) -> Option<Duration> {
+        let (tx, chunk, took) = self.route(bytes)?;
+        if let Err(mpsc::error::SendError(chunk)) = tx.send(chunk).await {
             let mut inner = self.lock();
             if inner.get.as_ref().is_some_and(|g| g.same_channel(&tx)) {
                 // The GET stream went away: keep its messages for the next one.
@@ -186,6 +156,41 @@ impl Routes {
             }
         }
         took
+    }
+
+    /// Where one server message goes, decided under the lock (which is never held across the
+    /// wait for the stream): its stream, the chunk for it, and a response's upstream latency.
+    /// `None`: it went to the backlog, or nowhere.
+    fn route(&self, bytes: &[u8]) -> Option<(mpsc::Sender<Bytes>, Bytes, Option<Duration>)> {
+        let peek = codec::facts(bytes);
+        let mut inner = self.lock();
+        let pick = self.pick(&mut inner, peek.as_ref());
+        tracing::debug!(
+            "route {:?} {:?} → {}",
+            peek.as_ref().and_then(|p| p.method.as_deref()),
+            peek.as_ref().and_then(|p| p.id.as_ref()),
+            pick.label()
+        );
+        match pick {
+            Pick::Target(t) => {
+                let took = peek
+                    .as_ref()
+                    .is_some_and(Facts::is_response)
+                    .then(|| t.opened.elapsed());
+                let chunk = if t.sse {
+                    sse::message(bytes)
+                } else {
+                    Bytes::copy_from_slice(bytes)
+                };
+                Some((t.tx.clone(), chunk, took))
+            }
+            Pick::Get(tx) => Some((tx, sse::message(bytes), None)),
+            Pick::Backlog => {
+                push_backlog(&mut inner, sse::message(bytes));
+                None
+            }
+            Pick::Nowhere => None,
+        }
     }
 
     fn pick(&self, inner: &mut Inner, peek: Option<&Facts>) -> Pick {
@@ -279,14 +284,15 @@ mod tests {
         codec::facts(bytes).unwrap()
     }
 
-    #[test]
-    fn responses_and_progress_follow_their_request() {
+    #[tokio::test(flavor = "current_thread")]
+    async fn responses_and_progress_follow_their_request() {
         let r = Routes::default();
         let req = p(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"progressToken":5}}}"#);
         let (mut rx, answered) = r.open_request(&[req], true, None);
-        r.deliver(br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":5,"progress":1}}"#);
-        r.deliver(br#"{"jsonrpc":"2.0","id":9,"method":"sampling/createMessage","params":{}}"#);
-        r.deliver(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#);
+        r.deliver(br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":5,"progress":1}}"#).await;
+        r.deliver(br#"{"jsonrpc":"2.0","id":9,"method":"sampling/createMessage","params":{}}"#)
+            .await;
+        r.deliver(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#).await;
         assert!(answered.load(Ordering::Acquire));
         let first = rx.try_recv().unwrap();
         assert!(first.starts_with(
@@ -302,15 +308,17 @@ mod tests {
         assert!(r.open_get().is_ok());
     }
 
-    #[test]
-    fn a_sole_request_takes_every_notification_until_its_response() {
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_sole_request_takes_every_notification_until_its_response() {
         let r = Routes::default();
         let listen = p(br#"{"jsonrpc":"2.0","id":7,"method":"subscriptions/listen","params":{}}"#);
         let (mut rx, answered) = r.open_sole(&[listen], true);
         r.deliver(
             br#"{"jsonrpc":"2.0","method":"notifications/subscriptions/acknowledged","params":{}}"#,
-        );
-        r.deliver(br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{}}"#);
+        )
+        .await;
+        r.deliver(br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{}}"#)
+            .await;
         assert!(rx
             .try_recv()
             .unwrap()
@@ -321,11 +329,12 @@ mod tests {
             .unwrap()
             .windows(12)
             .any(|w| w == b"list_changed"));
-        r.deliver(br#"{"jsonrpc":"2.0","id":7,"result":{}}"#);
+        r.deliver(br#"{"jsonrpc":"2.0","id":7,"result":{}}"#).await;
         assert!(answered.load(Ordering::Acquire));
         assert!(rx.try_recv().unwrap().windows(6).any(|w| w == b"result"));
         // Answered: nothing else reaches the ended stream, which is closed.
-        r.deliver(br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{}}"#);
+        r.deliver(br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{}}"#)
+            .await;
         assert!(matches!(
             rx.try_recv(),
             Err(mpsc::error::TryRecvError::Disconnected)
