@@ -146,16 +146,37 @@ impl Routes {
     /// session's reader waits, never a worker: backpressure onto this session's own child only).
     /// Returns, for a response, how long its request waited for it (upstream latency).
     pub async fn deliver(&self, bytes: &[u8]) -> Option<Duration> {
-        let (tx, chunk, took) = self.route(bytes)?;
-        if let Err(mpsc::error::SendError(chunk)) = tx.send(chunk).await {
-            let mut inner = self.lock();
-            if inner.get.as_ref().is_some_and(|g| g.same_channel(&tx)) {
-                // The GET stream went away: keep its messages for the next one.
-                inner.get = None;
-                push_backlog(&mut inner, chunk);
+        match self.try_deliver(bytes) {
+            Ok(took) => took,
+            Err(pending) => pending.wait(self).await,
+        }
+    }
+
+    /// `deliver` without the wait, callable from any thread (the blocking pool, where the
+    /// message was judged: the client's stream is woken from there, no hop through a worker).
+    /// `Err`: that stream's buffer is full; `Pending::wait` finishes the delivery.
+    pub fn try_deliver(&self, bytes: &[u8]) -> Result<Option<Duration>, Pending> {
+        let Some((tx, chunk, took)) = self.route(bytes) else {
+            return Ok(None);
+        };
+        match tx.try_send(chunk) {
+            Ok(()) => Ok(took),
+            Err(mpsc::error::TrySendError::Full(chunk)) => Err(Pending { tx, chunk, took }),
+            Err(mpsc::error::TrySendError::Closed(chunk)) => {
+                self.stream_gone(&tx, chunk);
+                Ok(took)
             }
         }
-        took
+    }
+
+    /// A stream went away before its chunk was taken: the GET stream's messages are kept for
+    /// the next one; a request's stream needs nothing more.
+    fn stream_gone(&self, tx: &mpsc::Sender<Bytes>, chunk: Bytes) {
+        let mut inner = self.lock();
+        if inner.get.as_ref().is_some_and(|g| g.same_channel(tx)) {
+            inner.get = None;
+            push_backlog(&mut inner, chunk);
+        }
     }
 
     /// Where one server message goes, decided under the lock (which is never held across the
@@ -250,6 +271,23 @@ impl Routes {
     }
 }
 
+/// A message routed to a stream whose buffer was full.
+pub struct Pending {
+    tx: mpsc::Sender<Bytes>,
+    chunk: Bytes,
+    took: Option<Duration>,
+}
+
+impl Pending {
+    /// Wait for room on the stream (the client reads), then hand the message over.
+    pub async fn wait(self, routes: &Routes) -> Option<Duration> {
+        if let Err(mpsc::error::SendError(chunk)) = self.tx.send(self.chunk).await {
+            routes.stream_gone(&self.tx, chunk);
+        }
+        self.took
+    }
+}
+
 enum Pick {
     Target(Arc<Target>),
     Get(mpsc::Sender<Bytes>),
@@ -339,5 +377,36 @@ mod tests {
             rx.try_recv(),
             Err(mpsc::error::TryRecvError::Disconnected)
         ));
+    }
+
+    /// A full stream is not waited for by `try_deliver` (it runs on the blocking pool): the
+    /// message comes back as `Pending` and is handed over, in order, once the client reads.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_stream_leaves_the_message_pending() {
+        let r = Routes::default();
+        let mut get = r.open_get().unwrap();
+        let note = |i: usize| {
+            format!(r#"{{"jsonrpc":"2.0","method":"notifications/message","params":{{"n":{i}}}}}"#)
+        };
+        let room = STREAM_BUFFER + BACKLOG;
+        for i in 0..room {
+            assert!(r.try_deliver(note(i).as_bytes()).is_ok());
+        }
+        let Err(pending) = r.try_deliver(note(room).as_bytes()) else {
+            panic!("the stream is full");
+        };
+        assert!(get
+            .recv()
+            .await
+            .unwrap()
+            .windows(5)
+            .any(|w| w == b"\"n\":0"));
+        pending.wait(&r).await;
+        let mut last = None;
+        while let Ok(chunk) = get.try_recv() {
+            last = Some(chunk);
+        }
+        let last = String::from_utf8_lossy(&last.unwrap()).into_owned();
+        assert!(last.contains(&format!(r#""n":{room}"#)), "{last}");
     }
 }

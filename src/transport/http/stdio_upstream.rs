@@ -9,7 +9,8 @@
 //!   (`FrameReader::next_frame_async`: an over-long line is dropped and audited as oversize,
 //!   as in `wrap`), runs each through `Pipeline::from_server` and `pipeline::deliver` on the
 //!   blocking pool (a listing updates the pin store, a record may be synced: never on a
-//!   worker), and hands what passes to [`Routes`];
+//!   worker), and hands what passes to [`Routes`] from there (the client's stream is woken
+//!   without a hop through a worker; a full stream is waited for on the task);
 //! - the keeper awaits the exit (`reap.rs`: a pidfd, no thread in `wait`) and, once `close`
 //!   asked, escalates: closed stdin → SIGTERM → SIGKILL to the process group, each after the
 //!   grace, unless it exited meanwhile.
@@ -29,7 +30,7 @@ use tokio::sync::Notify;
 
 use super::pool::Pool;
 use super::reap;
-use super::routes::Routes;
+use super::routes::{Pending, Routes};
 use super::signer::Egress;
 use crate::audit::Direction;
 use crate::codec::frame::{is_blank, Frame, FrameReader};
@@ -52,6 +53,17 @@ pub struct StdioSession {
     pipeline: Arc<Pipeline>,
     /// Signing and metrics on the way to the client.
     egress: Egress,
+}
+
+/// What is left to do on the session's task once a server message was judged.
+enum Step {
+    /// Acted on, record written.
+    Done,
+    /// The client's stream was full: wait for room, then finish acting; the delivery (and so
+    /// its record) is kept until then.
+    Wait(Pending, Delivery),
+    /// Held for approval, or a sampling request: waited out on a task of its own.
+    Later(Settled),
 }
 
 /// Why a line could not be handed to the server.
@@ -212,25 +224,38 @@ impl StdioSession {
                 continue;
             }
             let started = Instant::now();
-            let Some((settled, line)) = self.judge(frame, started).await else {
+            // One frame at a time, in order: the next is read once this one was acted on.
+            let Some(step) = self.judge(frame, started).await else {
                 return;
             };
-            self.act(settled, &line).await;
+            match step {
+                Step::Done => {}
+                Step::Wait(pending, d) => self.wait_then_answer(pending, d).await,
+                Step::Later(settled) => {
+                    tokio::spawn(self.clone().later(settled));
+                }
+            }
         }
     }
 
-    /// `from_server` (or the oversize record) and its settling, on the blocking pool. `None`
-    /// when the checks panicked: the reading ends as if the server had gone.
-    async fn judge(&self, frame: Frame, started: Instant) -> Option<(Settled, Vec<u8>)> {
-        let p = self.pipeline.clone();
+    /// `from_server` (or the oversize record), its settling, and the acting on it, on the
+    /// blocking pool: the checks may touch the disk, and the client's stream is woken from
+    /// there directly (a hop less than judging there and routing on a worker). `None` when the
+    /// checks panicked: the reading ends as if the server had gone.
+    async fn judge(self: &Arc<Self>, frame: Frame, started: Instant) -> Option<Step> {
+        let s = self.clone();
         let judged = tokio::task::spawn_blocking(move || {
+            let p = &s.pipeline;
             let (outcome, line) = match frame {
                 Frame::Line(line) => (p.from_server(&line), line),
                 Frame::Oversize { seen } => {
                     (p.oversize(Direction::ServerToClient, seen), Vec::new())
                 }
             };
-            (deliver::settle(&p, outcome, started), line)
+            match deliver::settle(p, outcome, started) {
+                Settled::Act(d) => s.act_now(d, &line),
+                later => Step::Later(later),
+            }
         })
         .await;
         judged
@@ -238,35 +263,53 @@ impl StdioSession {
             .ok()
     }
 
-    /// Act on a verdict about a server message (settled by `pipeline::deliver`): forward to
-    /// the client's stream, or answer the server itself (a refused server request).
-    async fn act(self: &Arc<Self>, settled: Settled, line: &[u8]) {
-        match settled {
-            Settled::Act(d) => self.apply(d, line).await,
-            // A hold waits for a human, sampling for the backend: on a task of their own, so
-            // other messages keep flowing meanwhile.
-            later => {
-                tokio::spawn(self.clone().later(later));
+    /// Act on a settled verdict about a server message without waiting: forward it to the
+    /// client's stream (signed when signing is on), answer the server itself (a refused server
+    /// request). The record is written when `d` drops: here, or after the wait for a full
+    /// stream (`Step::Wait`).
+    fn act_now(&self, d: Delivery, line: &[u8]) -> Step {
+        if let Some(bytes) = d.onward(line) {
+            let signed = self.egress.finish(bytes);
+            match self.routes.try_deliver(signed.as_deref().unwrap_or(bytes)) {
+                Ok(took) => self.took(took),
+                Err(pending) => return Step::Wait(pending, d),
             }
         }
+        self.answer_server(&d);
+        Step::Done
     }
 
-    /// What was settled moves; its record is written when `d` drops, after.
-    async fn apply(&self, d: Delivery, line: &[u8]) {
-        if let Some(bytes) = d.onward(line) {
-            self.to_client(bytes).await;
-        }
+    /// The client's stream was full: wait until it reads, then finish acting.
+    async fn wait_then_answer(&self, pending: Pending, d: Delivery) {
+        let took = pending.wait(&self.routes).await;
+        self.took(took);
+        self.answer_server(&d);
+    }
+
+    fn answer_server(&self, d: &Delivery) {
         if let Some(answer) = &d.back {
             let _ = self.send(answer);
         }
     }
 
+    fn took(&self, took: Option<Duration>) {
+        if let Some(took) = took {
+            self.egress.upstream_took(took);
+        }
+    }
+
     /// A hold waited out, or a sampling request answered (both on the blocking pool), then
-    /// settled and acted on like any verdict.
+    /// settled and acted on like any verdict. On a task of its own: the server's other
+    /// messages keep flowing meanwhile.
     async fn later(self: Arc<Self>, mut settled: Settled) {
         loop {
             settled = match settled {
-                Settled::Act(d) => return self.apply(d, &[]).await,
+                Settled::Act(d) => {
+                    if let Step::Wait(pending, d) = self.act_now(d, &[]) {
+                        self.wait_then_answer(pending, d).await;
+                    }
+                    return;
+                }
                 Settled::Hold(held) => {
                     let waited = deliver::wait_hold_async(&self.pipeline, *held).await;
                     deliver::settle_async(&self.pipeline, waited.outcome, Instant::now()).await
@@ -279,18 +322,6 @@ impl StdioSession {
                     deliver::settle_async(&self.pipeline, outcome, started).await
                 }
             };
-        }
-    }
-
-    /// A message the pipeline let through, in its final form (signed when signing is on).
-    async fn to_client(&self, bytes: &[u8]) {
-        let signed = self.egress.finish(bytes);
-        let took = self
-            .routes
-            .deliver(signed.as_deref().unwrap_or(bytes))
-            .await;
-        if let Some(took) = took {
-            self.egress.upstream_took(took);
         }
     }
 
