@@ -786,3 +786,89 @@ fn serve_ask_through_the_client_to_an_http_upstream() {
         "the proxy's elicitation answer never reaches the upstream: {upstream}"
     );
 }
+
+// ------------------------------------------------------------------ stdio upstream on the runtime
+
+/// Issue 18: a stdio upstream's process is served by one task on `serve`'s runtime, not by
+/// threads of its own (it used to take three: stdin writer, stdout reader, reaper). Eight more
+/// legacy sessions, then eight modern requests in flight (a process each), leave the thread
+/// count where it was, give or take the blocking pool, where it used to grow by 24 each time.
+#[test]
+fn stdio_upstreams_take_no_thread_per_process() {
+    const N: usize = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("script.json");
+    std::fs::write(&script, r#"{"hang": []}"#).unwrap();
+    let serve = Serve::start(
+        &echo_config("[serve]\nmax_sessions_per_client = 64\n"),
+        &[("ECHO_SCRIPT", script.to_str().unwrap())],
+    );
+    let ping = br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let modern = ("MCP-Protocol-Version", "2026-07-28");
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}"#;
+    // Warm up both eras (runtime workers, the blocking pool's first threads, the pins).
+    let warm = initialize(&serve, "/mcp", &[]);
+    let hdrs = [JSON_ONLY, ("Mcp-Session-Id", warm.as_str())];
+    assert_eq!(request(serve.addr, "POST", "/mcp", &hdrs, ping).status, 200);
+    let list = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{{meta}}}}}"#);
+    let r = request(
+        serve.addr,
+        "POST",
+        "/mcp",
+        &[JSON_ONLY, modern, ("Mcp-Method", "tools/list")],
+        list.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let before = serve.threads();
+
+    let sessions: Vec<String> = (0..N).map(|_| initialize(&serve, "/mcp", &[])).collect();
+    for sid in &sessions {
+        let hdrs = [JSON_ONLY, ("Mcp-Session-Id", sid.as_str())];
+        assert_eq!(request(serve.addr, "POST", "/mcp", &hdrs, ping).status, 200);
+    }
+    let legacy = serve.threads();
+
+    // Calls the server never answers: each holds its own process while its stream is open.
+    let call = format!(
+        r#"{{"jsonrpc":"2.0","id":77,"method":"tools/call","params":{{"name":"hang","arguments":{{}},{meta}}}}}"#
+    );
+    let streams: Vec<TcpStream> = (0..N)
+        .map(|_| {
+            let mut s = TcpStream::connect(serve.addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            write!(
+                s,
+                "POST /mcp HTTP/1.1\r\nHost: {}\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: hang\r\nContent-Length: {}\r\n\r\n{call}",
+                serve.addr,
+                call.len()
+            )
+            .unwrap();
+            let mut head = [0u8; 512];
+            let n = s.read(&mut head).unwrap();
+            assert!(
+                head[..n].starts_with(b"HTTP/1.1 200"),
+                "{}",
+                String::from_utf8_lossy(&head[..n])
+            );
+            s
+        })
+        .collect();
+    // The calls reached their processes (a process each, all still running).
+    std::thread::sleep(Duration::from_millis(300));
+    let in_flight = serve.threads();
+    drop(streams);
+
+    eprintln!(
+        "serve threads: {before} → {legacy} after {N} legacy sessions → {in_flight} with {N} modern requests in flight"
+    );
+    assert!(
+        legacy.saturating_sub(before) < N,
+        "{N} legacy sessions took {} threads ({before} → {legacy})",
+        legacy.saturating_sub(before)
+    );
+    assert!(
+        in_flight.saturating_sub(legacy) < N,
+        "{N} modern requests in flight took {} threads ({legacy} → {in_flight})",
+        in_flight.saturating_sub(legacy)
+    );
+}

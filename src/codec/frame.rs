@@ -10,8 +10,13 @@
 //! Callers that coalesce their writes ask [`FrameReader::has_buffered_input`], or pass a hook to
 //! [`FrameReader::next_frame_ref`] that runs right before every read of the underlying stream
 //! (the moment a pipe read may block).
+//!
+//! One scanner applies the limit; it is read blocking (`wrap`, `connect`) or async
+//! ([`FrameReader::next_frame_async`], `serve`'s stdio upstream): the same frames either way.
 
 use std::io::{self, Read};
+
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// One thing read off a newline-delimited stream.
 #[derive(Debug, PartialEq, Eq)]
@@ -52,9 +57,31 @@ pub struct FrameReader<R> {
     end: usize,
     /// `buf[start..scanned]` is known to hold no newline.
     scanned: usize,
+    /// Bytes of the current line already discarded because it passed the limit. A field, not a
+    /// local of one call, so that the async reader (which returns to its executor between
+    /// reads) and the blocking one share one definition of a frame.
+    discarded: Option<u64>,
 }
 
-impl<R: Read> FrameReader<R> {
+/// What the buffer yields next. Positions rather than a borrowed slice: the read loops decide
+/// in a loop and borrow only once they are out of it.
+enum Scan {
+    Line {
+        start: usize,
+        end: usize,
+        more: bool,
+    },
+    Oversize {
+        seen: u64,
+        more: bool,
+    },
+    /// No complete frame is buffered: read into `buf[end..]`, then scan again.
+    Read,
+    /// End of stream, nothing left.
+    End,
+}
+
+impl<R> FrameReader<R> {
     pub fn new(inner: R, max_bytes: usize) -> Self {
         FrameReader {
             inner,
@@ -63,6 +90,7 @@ impl<R: Read> FrameReader<R> {
             start: 0,
             end: 0,
             scanned: 0,
+            discarded: None,
         }
     }
 
@@ -72,68 +100,72 @@ impl<R: Read> FrameReader<R> {
         self.start < self.end
     }
 
-    /// The next frame, or `None` at end of stream. A final line without `\n` is still a frame.
-    pub fn next_frame(&mut self) -> io::Result<Option<Frame>> {
-        Ok(self.next_frame_ref(&mut || {})?.map(|(f, _)| f.to_owned()))
+    /// The next frame already buffered, or `Scan::Read` with room made for the next read. The
+    /// one place the size limit is applied, whichever way the bytes are read.
+    #[inline]
+    fn scan(&mut self) -> Scan {
+        if let Some(i) = memchr(&self.buf[self.scanned..self.end]) {
+            let nl = self.scanned + i;
+            let line_start = self.start;
+            self.start = nl + 1;
+            self.scanned = self.start;
+            let len = (nl - line_start) as u64;
+            let more = self.start < self.end;
+            return match self.discarded.take() {
+                Some(seen) => Scan::Oversize {
+                    seen: seen + len,
+                    more,
+                },
+                None if nl - line_start > self.max_bytes => Scan::Oversize { seen: len, more },
+                None => Scan::Line {
+                    start: line_start,
+                    end: nl,
+                    more,
+                },
+            };
+        }
+        // No newline in what is buffered.
+        if let Some(seen) = self.discarded.as_mut() {
+            *seen += (self.end - self.start) as u64;
+            self.start = self.end;
+        } else if self.end - self.start > self.max_bytes {
+            self.discarded = Some((self.end - self.start) as u64);
+            self.start = self.end;
+        }
+        self.make_room();
+        Scan::Read
     }
 
-    /// The next frame, borrowed from the buffer, and whether more input is already buffered
-    /// behind it. `before_read` runs right before each read of the underlying stream, i.e.
-    /// before this call may block: the place to flush coalesced output.
-    pub fn next_frame_ref(
-        &mut self,
-        before_read: &mut dyn FnMut(),
-    ) -> io::Result<Option<(FrameRef<'_>, bool)>> {
-        // Bytes of the current line already discarded because it passed the limit.
-        let mut oversize: Option<u64> = None;
-        loop {
-            if let Some(i) = memchr(&self.buf[self.scanned..self.end]) {
-                let nl = self.scanned + i;
-                let line_start = self.start;
-                self.start = nl + 1;
-                self.scanned = self.start;
-                let len = (nl - line_start) as u64;
-                let more = self.start < self.end;
-                let frame = match oversize {
-                    Some(seen) => FrameRef::Oversize { seen: seen + len },
-                    None if nl - line_start > self.max_bytes => FrameRef::Oversize { seen: len },
-                    None => FrameRef::Line(&self.buf[line_start..nl]),
-                };
-                return Ok(Some((frame, more)));
-            }
-            // No newline in what is buffered.
-            if let Some(seen) = oversize.as_mut() {
-                *seen += (self.end - self.start) as u64;
-                self.start = self.end;
-            } else if self.end - self.start > self.max_bytes {
-                oversize = Some((self.end - self.start) as u64);
-                self.start = self.end;
-            }
-            self.make_room();
-            before_read();
-            let n = loop {
-                match self.inner.read(&mut self.buf[self.end..]) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                }
-            };
-            if n == 0 {
-                // End of stream.
-                let (line_start, end) = (self.start, self.end);
-                self.start = end;
-                self.scanned = end;
-                return Ok(match oversize {
-                    Some(seen) => Some((FrameRef::Oversize { seen }, false)),
-                    None if line_start == end => None,
-                    None => Some((FrameRef::Line(&self.buf[line_start..end]), false)),
-                });
-            }
-            self.scanned = self.end;
-            self.end += n;
+    /// `n` bytes were read into `buf[end..]`. At end of stream (`n == 0`), the last frame: a
+    /// final line without `\n`, the rest of an oversize line, or `End`.
+    #[inline]
+    fn filled(&mut self, n: usize) -> Option<Scan> {
+        if n == 0 {
+            let (line_start, end) = (self.start, self.end);
+            self.start = end;
+            self.scanned = end;
+            return Some(match self.discarded.take() {
+                Some(seen) => Scan::Oversize { seen, more: false },
+                None if line_start == end => Scan::End,
+                None => Scan::Line {
+                    start: line_start,
+                    end,
+                    more: false,
+                },
+            });
+        }
+        self.scanned = self.end;
+        self.end += n;
+        None
+    }
+
+    fn frame(&self, scan: Scan) -> Option<(FrameRef<'_>, bool)> {
+        match scan {
+            Scan::Line { start, end, more } => Some((FrameRef::Line(&self.buf[start..end]), more)),
+            Scan::Oversize { seen, more } => Some((FrameRef::Oversize { seen }, more)),
+            Scan::Read | Scan::End => None,
         }
     }
-
     /// Make space after `end` for the next read: drop what was handed out, move a partial line to
     /// the front, grow for a long line, shrink back when idle.
     ///
@@ -170,6 +202,64 @@ impl<R: Read> FrameReader<R> {
         }
         let more = (self.buf.capacity() - self.buf.len()).min(INITIAL);
         self.buf.resize(self.buf.len() + more, 0);
+    }
+}
+
+impl<R: Read> FrameReader<R> {
+    /// The next frame, or `None` at end of stream. A final line without `\n` is still a frame.
+    pub fn next_frame(&mut self) -> io::Result<Option<Frame>> {
+        Ok(self.next_frame_ref(&mut || {})?.map(|(f, _)| f.to_owned()))
+    }
+
+    /// The next frame, borrowed from the buffer, and whether more input is already buffered
+    /// behind it. `before_read` runs right before each read of the underlying stream, i.e.
+    /// before this call may block: the place to flush coalesced output.
+    pub fn next_frame_ref(
+        &mut self,
+        before_read: &mut dyn FnMut(),
+    ) -> io::Result<Option<(FrameRef<'_>, bool)>> {
+        let scan = loop {
+            match self.scan() {
+                Scan::Read => {}
+                found => break found,
+            }
+            before_read();
+            let n = loop {
+                match self.inner.read(&mut self.buf[self.end..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            if let Some(last) = self.filled(n) {
+                break last;
+            }
+        };
+        Ok(self.frame(scan))
+    }
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// [`FrameReader::next_frame`] over an async stream (`serve`'s stdio upstream): the same
+    /// frames, the same limit and the same `Oversize` sizes, without a thread parked in `read`.
+    pub async fn next_frame_async(&mut self) -> io::Result<Option<Frame>> {
+        let scan = loop {
+            match self.scan() {
+                Scan::Read => {}
+                found => break found,
+            }
+            let n = loop {
+                match self.inner.read(&mut self.buf[self.end..]).await {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            if let Some(last) = self.filled(n) {
+                break last;
+            }
+        };
+        Ok(self.frame(scan).map(|(f, _)| f.to_owned()))
     }
 }
 
@@ -277,6 +367,55 @@ mod tests {
             assert_eq!(got[1], Frame::Oversize { seen: 200_000 }, "step {step}");
             assert_eq!(got[3], Frame::Line(b"{\"b\":2}".to_vec()), "step {step}");
         }
+    }
+
+    impl tokio::io::AsyncRead for Trickle<'_> {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            let n = self.step.min(buf.remaining()).min(self.data.len());
+            buf.put_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// The async reader (`serve`'s stdio upstream) cuts the same frames as the blocking one
+    /// (`wrap`), oversize lines and their sizes included, whatever the read sizes.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_async_reader_frames_exactly_like_the_blocking_one() {
+        let mut input = b"{\"a\":1}\n".to_vec();
+        input.extend_from_slice(&[b'x'; 200_000]);
+        input.extend_from_slice(b"\n\n{\"b\":2}\n");
+        input.extend_from_slice(&[b'y'; 5000]);
+        input.extend_from_slice(b"\nlast");
+        for max in [100, 4999, 5000, 199_999, 200_000] {
+            for step in [1, 7, 4096, 1 << 20] {
+                let blocking = trickled(&input, max, step);
+                let mut r = FrameReader::new(Trickle { data: &input, step }, max);
+                let mut got = Vec::new();
+                while let Some(f) = r.next_frame_async().await.unwrap() {
+                    got.push(f);
+                }
+                assert_eq!(got, blocking, "max {max}, step {step}");
+            }
+        }
+        // An oversize line cut off by the end of the stream.
+        let tail = vec![b'A'; 5000];
+        let mut r = FrameReader::new(
+            Trickle {
+                data: &tail,
+                step: 3,
+            },
+            100,
+        );
+        assert_eq!(
+            r.next_frame_async().await.unwrap(),
+            Some(Frame::Oversize { seen: 5000 })
+        );
+        assert_eq!(r.next_frame_async().await.unwrap(), None);
     }
 
     #[test]

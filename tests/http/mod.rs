@@ -64,6 +64,13 @@ impl Serve {
     pub fn audit_path(&self) -> PathBuf {
         self.dir.path().join("audit.jsonl")
     }
+
+    /// The `serve` process's threads now (`/proc/PID/task`).
+    pub fn threads(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/task", self.proc.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
 }
 
 /// An answer as the raw client read it.

@@ -44,6 +44,7 @@ mod modern;
 mod pool;
 mod post;
 mod prefetch;
+mod reap;
 mod relay;
 mod retry;
 mod routes;

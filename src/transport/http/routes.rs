@@ -142,50 +142,76 @@ impl Routes {
         Ok(rx)
     }
 
-    /// Hand one server message to its stream. Blocks while that stream's buffer is full, so
-    /// call it from the session's reader thread only. Returns, for a response, how long its
-    /// request waited for it (upstream latency).
-    pub fn deliver(&self, bytes: &[u8]) -> Option<Duration> {
-        let peek = codec::facts(bytes);
-        let mut took = None;
-        let (tx, chunk) = {
-            let mut inner = self.lock();
-            let pick = self.pick(&mut inner, peek.as_ref());
-            tracing::debug!(
-                "route {:?} {:?} → {}",
-                peek.as_ref().and_then(|p| p.method.as_deref()),
-                peek.as_ref().and_then(|p| p.id.as_ref()),
-                pick.label()
-            );
-            match pick {
-                Pick::Target(t) => {
-                    if peek.as_ref().is_some_and(Facts::is_response) {
-                        took = Some(t.opened.elapsed());
-                    }
-                    let chunk = if t.sse {
-                        sse::message(bytes)
-                    } else {
-                        Bytes::copy_from_slice(bytes)
-                    };
-                    (t.tx.clone(), chunk)
-                }
-                Pick::Get(tx) => (tx, sse::message(bytes)),
-                Pick::Backlog => {
-                    push_backlog(&mut inner, sse::message(bytes));
-                    return None;
-                }
-                Pick::Nowhere => return None,
-            }
+    /// Hand one server message to its stream. Waits while that stream's buffer is full (the
+    /// session's reader waits, never a worker: backpressure onto this session's own child only).
+    /// Returns, for a response, how long its request waited for it (upstream latency).
+    pub async fn deliver(&self, bytes: &[u8]) -> Option<Duration> {
+        match self.try_deliver(bytes) {
+            Ok(took) => took,
+            Err(pending) => pending.wait(self).await,
+        }
+    }
+
+    /// `deliver` without the wait, callable from any thread (the blocking pool, where the
+    /// message was judged: the client's stream is woken from there, no hop through a worker).
+    /// `Err`: that stream's buffer is full; `Pending::wait` finishes the delivery.
+    pub fn try_deliver(&self, bytes: &[u8]) -> Result<Option<Duration>, Pending> {
+        let Some((tx, chunk, took)) = self.route(bytes) else {
+            return Ok(None);
         };
-        if let Err(mpsc::error::SendError(chunk)) = tx.blocking_send(chunk) {
-            let mut inner = self.lock();
-            if inner.get.as_ref().is_some_and(|g| g.same_channel(&tx)) {
-                // The GET stream went away: keep its messages for the next one.
-                inner.get = None;
-                push_backlog(&mut inner, chunk);
+        match tx.try_send(chunk) {
+            Ok(()) => Ok(took),
+            Err(mpsc::error::TrySendError::Full(chunk)) => Err(Pending { tx, chunk, took }),
+            Err(mpsc::error::TrySendError::Closed(chunk)) => {
+                self.stream_gone(&tx, chunk);
+                Ok(took)
             }
         }
-        took
+    }
+
+    /// A stream went away before its chunk was taken: the GET stream's messages are kept for
+    /// the next one; a request's stream needs nothing more.
+    fn stream_gone(&self, tx: &mpsc::Sender<Bytes>, chunk: Bytes) {
+        let mut inner = self.lock();
+        if inner.get.as_ref().is_some_and(|g| g.same_channel(tx)) {
+            inner.get = None;
+            push_backlog(&mut inner, chunk);
+        }
+    }
+
+    /// Where one server message goes, decided under the lock (which is never held across the
+    /// wait for the stream): its stream, the chunk for it, and a response's upstream latency.
+    /// `None`: it went to the backlog, or nowhere.
+    fn route(&self, bytes: &[u8]) -> Option<(mpsc::Sender<Bytes>, Bytes, Option<Duration>)> {
+        let peek = codec::facts(bytes);
+        let mut inner = self.lock();
+        let pick = self.pick(&mut inner, peek.as_ref());
+        tracing::debug!(
+            "route {:?} {:?} → {}",
+            peek.as_ref().and_then(|p| p.method.as_deref()),
+            peek.as_ref().and_then(|p| p.id.as_ref()),
+            pick.label()
+        );
+        match pick {
+            Pick::Target(t) => {
+                let took = peek
+                    .as_ref()
+                    .is_some_and(Facts::is_response)
+                    .then(|| t.opened.elapsed());
+                let chunk = if t.sse {
+                    sse::message(bytes)
+                } else {
+                    Bytes::copy_from_slice(bytes)
+                };
+                Some((t.tx.clone(), chunk, took))
+            }
+            Pick::Get(tx) => Some((tx, sse::message(bytes), None)),
+            Pick::Backlog => {
+                push_backlog(&mut inner, sse::message(bytes));
+                None
+            }
+            Pick::Nowhere => None,
+        }
     }
 
     fn pick(&self, inner: &mut Inner, peek: Option<&Facts>) -> Pick {
@@ -245,6 +271,23 @@ impl Routes {
     }
 }
 
+/// A message routed to a stream whose buffer was full.
+pub struct Pending {
+    tx: mpsc::Sender<Bytes>,
+    chunk: Bytes,
+    took: Option<Duration>,
+}
+
+impl Pending {
+    /// Wait for room on the stream (the client reads), then hand the message over.
+    pub async fn wait(self, routes: &Routes) -> Option<Duration> {
+        if let Err(mpsc::error::SendError(chunk)) = self.tx.send(self.chunk).await {
+            routes.stream_gone(&self.tx, chunk);
+        }
+        self.took
+    }
+}
+
 enum Pick {
     Target(Arc<Target>),
     Get(mpsc::Sender<Bytes>),
@@ -279,14 +322,15 @@ mod tests {
         codec::facts(bytes).unwrap()
     }
 
-    #[test]
-    fn responses_and_progress_follow_their_request() {
+    #[tokio::test(flavor = "current_thread")]
+    async fn responses_and_progress_follow_their_request() {
         let r = Routes::default();
         let req = p(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"progressToken":5}}}"#);
         let (mut rx, answered) = r.open_request(&[req], true, None);
-        r.deliver(br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":5,"progress":1}}"#);
-        r.deliver(br#"{"jsonrpc":"2.0","id":9,"method":"sampling/createMessage","params":{}}"#);
-        r.deliver(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#);
+        r.deliver(br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":5,"progress":1}}"#).await;
+        r.deliver(br#"{"jsonrpc":"2.0","id":9,"method":"sampling/createMessage","params":{}}"#)
+            .await;
+        r.deliver(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#).await;
         assert!(answered.load(Ordering::Acquire));
         let first = rx.try_recv().unwrap();
         assert!(first.starts_with(
@@ -302,15 +346,17 @@ mod tests {
         assert!(r.open_get().is_ok());
     }
 
-    #[test]
-    fn a_sole_request_takes_every_notification_until_its_response() {
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_sole_request_takes_every_notification_until_its_response() {
         let r = Routes::default();
         let listen = p(br#"{"jsonrpc":"2.0","id":7,"method":"subscriptions/listen","params":{}}"#);
         let (mut rx, answered) = r.open_sole(&[listen], true);
         r.deliver(
             br#"{"jsonrpc":"2.0","method":"notifications/subscriptions/acknowledged","params":{}}"#,
-        );
-        r.deliver(br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{}}"#);
+        )
+        .await;
+        r.deliver(br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{}}"#)
+            .await;
         assert!(rx
             .try_recv()
             .unwrap()
@@ -321,14 +367,46 @@ mod tests {
             .unwrap()
             .windows(12)
             .any(|w| w == b"list_changed"));
-        r.deliver(br#"{"jsonrpc":"2.0","id":7,"result":{}}"#);
+        r.deliver(br#"{"jsonrpc":"2.0","id":7,"result":{}}"#).await;
         assert!(answered.load(Ordering::Acquire));
         assert!(rx.try_recv().unwrap().windows(6).any(|w| w == b"result"));
         // Answered: nothing else reaches the ended stream, which is closed.
-        r.deliver(br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{}}"#);
+        r.deliver(br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{}}"#)
+            .await;
         assert!(matches!(
             rx.try_recv(),
             Err(mpsc::error::TryRecvError::Disconnected)
         ));
+    }
+
+    /// A full stream is not waited for by `try_deliver` (it runs on the blocking pool): the
+    /// message comes back as `Pending` and is handed over, in order, once the client reads.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_stream_leaves_the_message_pending() {
+        let r = Routes::default();
+        let mut get = r.open_get().unwrap();
+        let note = |i: usize| {
+            format!(r#"{{"jsonrpc":"2.0","method":"notifications/message","params":{{"n":{i}}}}}"#)
+        };
+        let room = STREAM_BUFFER + BACKLOG;
+        for i in 0..room {
+            assert!(r.try_deliver(note(i).as_bytes()).is_ok());
+        }
+        let Err(pending) = r.try_deliver(note(room).as_bytes()) else {
+            panic!("the stream is full");
+        };
+        assert!(get
+            .recv()
+            .await
+            .unwrap()
+            .windows(5)
+            .any(|w| w == b"\"n\":0"));
+        pending.wait(&r).await;
+        let mut last = None;
+        while let Ok(chunk) = get.try_recv() {
+            last = Some(chunk);
+        }
+        let last = String::from_utf8_lossy(&last.unwrap()).into_owned();
+        assert!(last.contains(&format!(r#""n":{room}"#)), "{last}");
     }
 }

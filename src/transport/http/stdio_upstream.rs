@@ -1,42 +1,69 @@
-//! One HTTP session (or one modern-era request) bound to its own stdio server process. Three
-//! threads, like `wrap`: a writer feeding the child's stdin, a reader running every line of its
-//! stdout through `Pipeline::from_server` and handing the verdict to [`Routes`], and a keeper
-//! that reaps it; `close` ends it (closed stdin → SIGTERM → SIGKILL).
+//! One HTTP session (or one modern-era request) bound to its own stdio server process, run as
+//! one task on `serve`'s runtime rather than on threads of its own: a modern request starts a
+//! process, and three threads per process (per request) cost more than the request.
+//!
+//! The task joins three futures:
+//! - the writer feeds the child's stdin from a bounded queue ([`STDIN_QUEUE`]): a server that
+//!   stops reading gets no more (`SendError::Full`, 503), never an unbounded buffer;
+//! - the reader cuts its stdout into frames with the codec's limit
+//!   (`FrameReader::next_frame_async`: an over-long line is dropped and audited as oversize,
+//!   as in `wrap`), runs each through `Pipeline::from_server` and `pipeline::deliver` on the
+//!   blocking pool (a listing updates the pin store, a record may be synced: never on a
+//!   worker), and hands what passes to [`Routes`] from there (the client's stream is woken
+//!   without a hop through a worker; a full stream is waited for on the task);
+//! - the keeper awaits the exit (`reap.rs`: a pidfd, no thread in `wait`) and, once `close`
+//!   asked, escalates: closed stdin → SIGTERM → SIGKILL to the process group, each after the
+//!   grace, unless it exited meanwhile.
+//!
+//! Holds and sampling wait on tasks of their own, so the server's other messages keep flowing.
+//! The child's stderr is ours (inherited when `child::spawn` started it), never its stdout.
 
-use std::io::{BufReader, Write};
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::{Duration, Instant};
 
+use tokio::io::AsyncWriteExt;
+use tokio::process::{ChildStdin, ChildStdout};
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::Notify;
+
 use super::pool::Pool;
-use super::routes::Routes;
+use super::reap;
+use super::routes::{Pending, Routes};
 use super::signer::Egress;
 use crate::audit::Direction;
 use crate::codec::frame::{is_blank, Frame, FrameReader};
-use crate::pipeline::deliver::{self, Settled};
-use crate::pipeline::{Outcome, Pipeline};
+use crate::pipeline::deliver::{self, Delivery, Settled};
+use crate::pipeline::Pipeline;
 use crate::transport::child;
-use crate::transport::stdio::{self, spawn_named as spawn};
+use crate::transport::stdio;
 
 /// Lines queued for the child's stdin; a server that stops reading gets no more (503).
 const STDIN_QUEUE: usize = 1024;
 
 pub struct StdioSession {
     pub routes: Routes,
-    stdin: Mutex<Option<SyncSender<Vec<u8>>>>,
+    stdin: Mutex<Option<mpsc::Sender<Vec<u8>>>>,
     /// The server's output is still open (it can still answer).
     alive: AtomicBool,
-    /// The process has been reaped: never signal its pid (group) again.
-    exited: Arc<AtomicBool>,
     closing: AtomicBool,
-    pid: u32,
-    grace: Duration,
+    /// `close` was called: wakes the keeper to escalate (a permit is kept if it is not waiting).
+    stop: Notify,
     pipeline: Arc<Pipeline>,
     /// Signing and metrics on the way to the client.
     egress: Egress,
+}
+
+/// What is left to do on the session's task once a server message was judged.
+enum Step {
+    /// Acted on, record written.
+    Done,
+    /// The client's stream was full: wait for room, then finish acting; the delivery (and so
+    /// its record) is kept until then.
+    Wait(Pending, Delivery),
+    /// Held for approval, or a sampling request: waited out on a task of its own.
+    Later(Settled),
 }
 
 /// Why a line could not be handed to the server.
@@ -47,65 +74,58 @@ pub enum SendError {
 }
 
 impl StdioSession {
-    /// Attach `child` to a session. `on_exit` runs once the process is gone (the session table
-    /// forgets the session).
-    pub fn start(
+    /// Attach `child` to a session and start its task on the current runtime. `on_exit` runs
+    /// once the process is gone (the session table forgets the session).
+    fn start(
         mut child: Child,
         pipeline: Arc<Pipeline>,
         egress: Egress,
         grace: Duration,
         on_exit: impl FnOnce() + Send + 'static,
     ) -> std::io::Result<Arc<StdioSession>> {
-        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(STDIN_QUEUE);
+        let pipes = (|| {
+            let stdin = child.stdin.take().map(ChildStdin::from_std).transpose()?;
+            let stdout = child.stdout.take().map(ChildStdout::from_std).transpose()?;
+            Ok::<_, std::io::Error>((stdin, stdout))
+        })();
+        let (stdin, stdout) = match pipes {
+            Ok(p) => p,
+            Err(e) => {
+                // No session will own it: stop it now and reap it, rather than leak it.
+                child::signal_group(child.id(), libc::SIGKILL);
+                tokio::spawn(reap::exited(child));
+                return Err(e);
+            }
+        };
+        let (tx, rx) = mpsc::channel::<Vec<u8>>(STDIN_QUEUE);
         let session = Arc::new(StdioSession {
             routes: Routes::default(),
             stdin: Mutex::new(Some(tx)),
             alive: AtomicBool::new(true),
-            exited: Arc::new(AtomicBool::new(false)),
             closing: AtomicBool::new(false),
-            pid: child.id(),
-            grace,
-            pipeline: pipeline.clone(),
+            stop: Notify::new(),
+            pipeline,
             egress,
         });
-        pipeline.upstream_started(true);
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take();
-        spawn("stdio-writer", move || {
-            let Some(mut stdin) = stdin else { return };
-            for mut line in rx {
-                line.push(b'\n');
-                if stdin.write_all(&line).and_then(|_| stdin.flush()).is_err() {
-                    return;
-                }
-            }
-            // Sender dropped: closing stdin is the polite way to ask a stdio server to stop.
-        })?;
         let s = session.clone();
-        spawn("stdio-reader", move || {
-            if let Some(out) = stdout {
-                let max = s.pipeline.limits().max_message_bytes;
-                s.read_server(FrameReader::new(
-                    BufReader::with_capacity(64 * 1024, out),
-                    max,
-                ));
-            }
-            s.upstream_gone();
-        })?;
-        let s = session.clone();
-        spawn("stdio-keeper", move || {
-            // Blocks until the process exits: no polling per session.
-            let _ = child.wait();
-            s.exited.store(true, Ordering::Release);
-            s.alive.store(false, Ordering::Release);
-            s.close();
-            on_exit();
-        })?;
+        tokio::spawn(async move {
+            tokio::join!(
+                write_stdin(stdin, rx),
+                async {
+                    s.read_server(stdout).await;
+                    s.upstream_gone().await;
+                },
+                async {
+                    s.keep(child, grace).await;
+                    on_exit();
+                },
+            );
+        });
         Ok(session)
     }
 
-    /// A process from `pool` attached to a new session, started on the blocking pool: a spawn
-    /// (fork, exec) and three threads have no business on an async worker.
+    /// A process from `pool` attached to a new session. Taking it may spawn one (fork, exec):
+    /// that happens on the blocking pool, never on an async worker.
     pub async fn spawn(
         pool: &Arc<Pool>,
         pipeline: &Arc<Pipeline>,
@@ -114,12 +134,15 @@ impl StdioSession {
         on_exit: impl FnOnce() + Send + 'static,
     ) -> std::io::Result<Arc<StdioSession>> {
         let (pool, p) = (pool.clone(), pipeline.clone());
-        let started = tokio::task::spawn_blocking(move || {
-            pool.take()
-                .and_then(|child| StdioSession::start(child, p, egress, grace, on_exit))
+        let taken = tokio::task::spawn_blocking(move || {
+            let child = pool.take()?;
+            p.upstream_started(true);
+            Ok(child)
         })
         .await;
-        let started = started.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        let started = taken
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+            .and_then(|child| StdioSession::start(child, pipeline.clone(), egress, grace, on_exit));
         if started.is_err() {
             pipeline.upstream_started(false);
         }
@@ -141,107 +164,309 @@ impl StdioSession {
         match tx.try_send(line.to_vec()) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err(SendError::Full),
-            Err(TrySendError::Disconnected(_)) => Err(SendError::Gone),
+            Err(TrySendError::Closed(_)) => Err(SendError::Gone),
         }
     }
 
     /// End the session: close stdin now (a stdio server's cue to exit), then SIGTERM and
-    /// SIGKILL to its process group, each after the grace, unless it exited meanwhile.
+    /// SIGKILL to its process group, each after the grace, unless it exited meanwhile (the
+    /// keeper does that part). Callable from any thread, inside the runtime or not.
     pub fn close(&self) {
         self.stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if self.closing.swap(true, Ordering::AcqRel) || self.exited.load(Ordering::Acquire) {
-            return;
+        if !self.closing.swap(true, Ordering::AcqRel) {
+            self.stop.notify_one();
         }
-        let (exited, pid, grace) = (self.exited.clone(), self.pid, self.grace);
-        let _ = spawn("stdio-stop", move || {
-            for sig in [libc::SIGTERM, libc::SIGKILL] {
-                thread::sleep(grace);
-                if exited.load(Ordering::Acquire) {
-                    return;
-                }
-                child::signal_group(pid, sig);
-            }
-        });
     }
 
-    fn read_server<R: std::io::BufRead>(self: &Arc<Self>, mut reader: FrameReader<R>) {
+    /// Await the process's exit; once `close` asked, signal its group after each grace. The
+    /// signals are sent only before this reaps it, so they can never reach a reused pid.
+    async fn keep(&self, child: Child, grace: Duration) {
+        let pid = child.id();
+        let exit = reap::exited(child);
+        tokio::pin!(exit);
+        let status = tokio::select! {
+            biased;
+            status = &mut exit => status,
+            () = self.stop.notified() => {
+                let mut status = None;
+                for sig in [libc::SIGTERM, libc::SIGKILL] {
+                    tokio::select! {
+                        biased;
+                        s = &mut exit => {
+                            status = Some(s);
+                            break;
+                        }
+                        () = tokio::time::sleep(grace) => child::signal_group(pid, sig),
+                    }
+                }
+                match status {
+                    Some(s) => s,
+                    None => exit.await,
+                }
+            }
+        };
+        if let Err(e) = status {
+            tracing::warn!("waiting for server process {pid}: {e}");
+        }
+        self.alive.store(false, Ordering::Release);
+        self.close();
+    }
+
+    async fn read_server(self: &Arc<Self>, stdout: Option<ChildStdout>) {
+        let Some(out) = stdout else { return };
+        let mut reader = FrameReader::new(out, self.pipeline.limits().max_message_bytes);
         loop {
-            let Some(frame) = stdio::frame_or_end(reader.next_frame(), &"server stdout") else {
+            let next = reader.next_frame_async().await;
+            let Some(frame) = stdio::frame_or_end(next, &"server stdout") else {
                 return;
             };
+            if matches!(&frame, Frame::Line(line) if is_blank(line)) {
+                continue;
+            }
             let started = Instant::now();
-            let (outcome, line) = match frame {
-                Frame::Line(line) if is_blank(&line) => continue,
-                Frame::Line(line) => (self.pipeline.from_server(&line), line),
-                Frame::Oversize { seen } => (
-                    self.pipeline.oversize(Direction::ServerToClient, seen),
-                    Vec::new(),
-                ),
+            // One frame at a time, in order: the next is read once this one was acted on.
+            let Some(step) = self.judge(frame, started).await else {
+                return;
             };
-            self.act(outcome, &line, started);
-        }
-    }
-
-    /// Act on a verdict about a server message (settled by `pipeline::deliver`): forward to
-    /// the client's stream, or answer the server itself (a refused server request).
-    fn act(self: &Arc<Self>, outcome: Outcome, line: &[u8], started: Instant) {
-        match deliver::settle(&self.pipeline, outcome, started) {
-            Settled::Act(d) => {
-                if let Some(bytes) = d.onward(line) {
-                    self.to_client(bytes);
+            match step {
+                Step::Done => {}
+                Step::Wait(pending, d) => self.wait_then_answer(pending, d).await,
+                Step::Later(settled) => {
+                    tokio::spawn(self.clone().later(settled));
                 }
-                if let Some(answer) = &d.back {
-                    let _ = self.send(answer);
-                }
-            }
-            Settled::Hold(held) => {
-                // The wait happens on its own thread: other messages keep flowing meanwhile.
-                let s = self.clone();
-                let _ = spawn("approval-wait", move || {
-                    let waited = deliver::wait_hold(&s.pipeline, *held);
-                    s.act(waited.outcome, &[], Instant::now());
-                });
-            }
-            Settled::Sample(job, record) => {
-                // Answered by the inference backend, off the reader thread.
-                let s = self.clone();
-                let _ = spawn("sampling", move || {
-                    let (outcome, started) = deliver::run_sample(&s.pipeline, *job, record);
-                    s.act(outcome, &[], started);
-                });
             }
         }
     }
 
-    /// A message the pipeline let through, in its final form (signed when signing is on).
-    fn to_client(&self, bytes: &[u8]) {
-        let signed = self.egress.finish(bytes);
-        let took = self.routes.deliver(signed.as_deref().unwrap_or(bytes));
+    /// `from_server` (or the oversize record), its settling, and the acting on it, on the
+    /// blocking pool: the checks may touch the disk, and the client's stream is woken from
+    /// there directly (a hop less than judging there and routing on a worker). `None` when the
+    /// checks panicked: the reading ends as if the server had gone.
+    async fn judge(self: &Arc<Self>, frame: Frame, started: Instant) -> Option<Step> {
+        let s = self.clone();
+        let judged = tokio::task::spawn_blocking(move || {
+            let p = &s.pipeline;
+            let (outcome, line) = match frame {
+                Frame::Line(line) => (p.from_server(&line), line),
+                Frame::Oversize { seen } => {
+                    (p.oversize(Direction::ServerToClient, seen), Vec::new())
+                }
+            };
+            match deliver::settle(p, outcome, started) {
+                Settled::Act(d) => s.act_now(d, &line),
+                later => Step::Later(later),
+            }
+        })
+        .await;
+        judged
+            .map_err(|e| tracing::error!("judging a server message: {e}"))
+            .ok()
+    }
+
+    /// Act on a settled verdict about a server message without waiting: forward it to the
+    /// client's stream (signed when signing is on), answer the server itself (a refused server
+    /// request). The record is written when `d` drops: here, or after the wait for a full
+    /// stream (`Step::Wait`).
+    fn act_now(&self, d: Delivery, line: &[u8]) -> Step {
+        if let Some(bytes) = d.onward(line) {
+            let signed = self.egress.finish(bytes);
+            match self.routes.try_deliver(signed.as_deref().unwrap_or(bytes)) {
+                Ok(took) => self.took(took),
+                Err(pending) => return Step::Wait(pending, d),
+            }
+        }
+        self.answer_server(&d);
+        Step::Done
+    }
+
+    /// The client's stream was full: wait until it reads, then finish acting.
+    async fn wait_then_answer(&self, pending: Pending, d: Delivery) {
+        let took = pending.wait(&self.routes).await;
+        self.took(took);
+        self.answer_server(&d);
+    }
+
+    fn answer_server(&self, d: &Delivery) {
+        if let Some(answer) = &d.back {
+            let _ = self.send(answer);
+        }
+    }
+
+    fn took(&self, took: Option<Duration>) {
         if let Some(took) = took {
             self.egress.upstream_took(took);
         }
     }
 
+    /// A hold waited out, or a sampling request answered (both on the blocking pool), then
+    /// settled and acted on like any verdict. On a task of its own: the server's other
+    /// messages keep flowing meanwhile.
+    async fn later(self: Arc<Self>, mut settled: Settled) {
+        loop {
+            settled = match settled {
+                Settled::Act(d) => {
+                    if let Step::Wait(pending, d) = self.act_now(d, &[]) {
+                        self.wait_then_answer(pending, d).await;
+                    }
+                    return;
+                }
+                Settled::Hold(held) => {
+                    let waited = deliver::wait_hold_async(&self.pipeline, *held).await;
+                    deliver::settle_async(&self.pipeline, waited.outcome, Instant::now()).await
+                }
+                Settled::Sample(job, record) => {
+                    let ran = deliver::run_sample_async(&self.pipeline, *job, record).await;
+                    let Some((outcome, started)) = ran else {
+                        return;
+                    };
+                    deliver::settle_async(&self.pipeline, outcome, started).await
+                }
+            };
+        }
+    }
+
     /// The server's stdout closed: every request still waiting gets its one answer, then every
     /// stream ends.
-    fn upstream_gone(&self) {
+    async fn upstream_gone(&self) {
         self.alive.store(false, Ordering::Release);
-        self.pipeline.upstream_stopped();
-        for outcome in self
-            .pipeline
-            .abandon_pending("the MCP server exited before answering")
-        {
-            if let Settled::Act(d) = deliver::settle(&self.pipeline, outcome, Instant::now()) {
-                if let Some(answer) = &d.back {
-                    self.routes.deliver(answer);
-                }
+        let p = self.pipeline.clone();
+        // The trust store's flush and the answers' settling touch the disk: the blocking pool.
+        let answers = tokio::task::spawn_blocking(move || {
+            p.upstream_stopped();
+            p.abandon_pending("the MCP server exited before answering")
+                .into_iter()
+                .filter_map(
+                    |outcome| match deliver::settle(&p, outcome, Instant::now()) {
+                        Settled::Act(d) => Some(d),
+                        _ => None,
+                    },
+                )
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        for d in answers {
+            if let Some(answer) = &d.back {
+                self.routes.deliver(answer).await;
             }
         }
         self.routes.close_all();
         // A server that closed its output can answer nothing more: end the process too.
         self.close();
-        if let Err(e) = self.pipeline.audit().flush() {
-            tracing::warn!("audit flush: {e}");
+        let p = self.pipeline.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = p.audit().flush() {
+                tracing::warn!("audit flush: {e}");
+            }
+        })
+        .await;
+    }
+}
+
+/// Feed the child's stdin, a line at a time, until the queue's sender is dropped (`close`):
+/// then its stdin closes, the polite way to ask a stdio server to stop.
+async fn write_stdin(stdin: Option<ChildStdin>, mut rx: mpsc::Receiver<Vec<u8>>) {
+    let Some(mut stdin) = stdin else { return };
+    while let Some(mut line) = rx.recv().await {
+        line.push(b'\n');
+        if stdin.write_all(&line).await.is_err() || stdin.flush().await.is_err() {
+            return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{AuditLog, Fsync};
+    use crate::codec::Limits;
+
+    struct Started {
+        session: Arc<StdioSession>,
+        exited: tokio::sync::oneshot::Receiver<()>,
+        audit: std::path::PathBuf,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn start(script: &str, grace: Duration, max: usize) -> Started {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = dir.path().join("a.jsonl");
+        let log = AuditLog::open_file(&audit, Fsync::Never).unwrap();
+        let limits = Limits {
+            max_message_bytes: max,
+            ..Limits::default()
+        };
+        let p = Arc::new(Pipeline::new("t", limits, log, Arc::default()));
+        let pool = Pool::new(vec!["sh".into(), "-c".into(), script.into()], 0);
+        let (tx, exited) = tokio::sync::oneshot::channel();
+        let egress = Egress {
+            signer: None,
+            metrics: None,
+        };
+        let session = StdioSession::spawn(&pool, &p, egress, grace, move || {
+            let _ = tx.send(());
+        })
+        .await
+        .unwrap();
+        Started {
+            session,
+            exited,
+            audit,
+            _dir: dir,
+        }
+    }
+
+    /// A server that ignores its closed stdin and SIGTERM is killed after the second grace.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn close_escalates_to_sigkill_after_two_graces() {
+        let grace = Duration::from_millis(150);
+        let s = start("trap '' TERM; exec sleep 30", grace, 1 << 20).await;
+        let t = Instant::now();
+        s.session.close();
+        tokio::time::timeout(Duration::from_secs(10), s.exited)
+            .await
+            .expect("killed")
+            .unwrap();
+        assert!(t.elapsed() >= 2 * grace, "{:?}", t.elapsed());
+        assert!(!s.session.is_alive());
+        assert!(matches!(s.session.send(b"{}"), Err(SendError::Gone)));
+    }
+
+    /// A server that exits on closed stdin is reaped at once, never signalled.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn closed_stdin_is_the_polite_stop() {
+        let s = start("cat >/dev/null", Duration::from_secs(20), 1 << 20).await;
+        let t = Instant::now();
+        s.session.close();
+        tokio::time::timeout(Duration::from_secs(5), s.exited)
+            .await
+            .expect("exited on closed stdin")
+            .unwrap();
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    /// An over-long line is dropped and audited as oversize with its size, and the next line
+    /// still gets through (to the GET stream: a server notification).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_oversize_line_is_audited_and_the_stream_resyncs() {
+        let note = r#"{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"after"}}"#;
+        let script = format!("head -c 5000 /dev/zero | tr '\\0' x; echo; echo '{note}'; cat");
+        let s = start(&script, Duration::from_secs(1), 1000).await;
+        let mut get = s.session.routes.open_get().unwrap();
+        let chunk = tokio::time::timeout(Duration::from_secs(5), get.recv())
+            .await
+            .expect("the line after the oversize one")
+            .unwrap();
+        assert!(String::from_utf8_lossy(&chunk).contains("after"));
+        s.session.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.exited).await;
+        s.session.pipeline().audit().flush().unwrap();
+        let audit = std::fs::read_to_string(&s.audit).unwrap();
+        let oversize = audit
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|r| r["bytes"] == 5000)
+            .unwrap_or_else(|| panic!("no oversize record:\n{audit}"));
+        assert_eq!(oversize["decision"], "deny", "{oversize}");
     }
 }
