@@ -1,12 +1,18 @@
 //! Pre-started stdio servers: a new HTTP session takes a warm process instead of waiting for one
 //! to start (a `node` server takes ~0.5 s), and the pool refills in the background. Each
 //! process serves exactly one session (isolation) and is never returned.
+//!
+//! Every process is started by the pool's one long-lived thread, the on-demand ones included:
+//! the kernel sends a child its parent-death signal (`PR_SET_PDEATHSIG`, see `child::spawn`)
+//! when the *thread* that spawned it exits, and the callers here are tokio's blocking threads,
+//! which exit after ~10 s idle — a server started on one was sent SIGTERM under its session.
 
 use std::io;
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::transport::child;
 
@@ -14,44 +20,67 @@ pub struct Pool {
     argv: Vec<String>,
     size: usize,
     warm: Mutex<Vec<Child>>,
-    /// Wakes the pool's own thread to top up. One long-lived thread, not one per refill: the
-    /// kernel sends a child its parent-death signal (`PR_SET_PDEATHSIG`, see `child::spawn`)
-    /// when the *thread* that spawned it exits, so a short-lived spawner would kill its children.
-    wake: Mutex<Option<Sender<()>>>,
+    /// The pool's own thread: tops up, and starts a process on demand when none is warm.
+    jobs: Mutex<Option<Sender<Job>>>,
     stopped: AtomicBool,
     /// Whether the last attempt to start the server worked (`/readyz`); a pool of size 0 is
     /// assumed able to start one until a session proves otherwise.
     last_start_ok: AtomicBool,
 }
 
+enum Job {
+    Fill,
+    Start(Sender<io::Result<Child>>),
+}
+
+/// How long `take` waits for the pool's thread to start a process before giving up.
+const START_WAIT: Duration = Duration::from_secs(30);
+
 impl Pool {
     pub fn new(argv: Vec<String>, size: usize) -> Arc<Pool> {
-        let (tx, rx) = mpsc::channel::<()>();
+        let (tx, rx) = mpsc::channel::<Job>();
         let pool = Arc::new(Pool {
             argv,
             size,
             warm: Mutex::new(Vec::new()),
-            wake: Mutex::new(Some(tx)),
+            jobs: Mutex::new(Some(tx)),
             stopped: AtomicBool::new(false),
             last_start_ok: AtomicBool::new(size == 0),
         });
-        if size > 0 {
-            // The thread holds only a weak handle, so dropping the pool ends it.
-            let weak = Arc::downgrade(&pool);
-            let spawned = std::thread::Builder::new()
-                .name("pool".into())
-                .spawn(move || {
-                    for () in rx {
-                        let Some(pool) = weak.upgrade() else { return };
-                        pool.fill();
+        // The thread holds only a weak handle, so dropping the pool ends it.
+        let weak = Arc::downgrade(&pool);
+        let spawned = std::thread::Builder::new()
+            .name("pool".into())
+            .spawn(move || {
+                for job in rx {
+                    let Some(pool) = weak.upgrade() else { return };
+                    match job {
+                        Job::Fill => pool.fill(),
+                        Job::Start(reply) => {
+                            let _ = reply.send(pool.start());
+                        }
                     }
-                });
-            if let Err(e) = spawned {
-                tracing::warn!("no pre-started processes: {e}");
-            }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("no process-starting thread: {e}");
+            pool.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
         }
         pool.refill();
         pool
+    }
+
+    fn send(&self, job: Job) -> bool {
+        match self.jobs.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            Some(tx) => tx.send(job).is_ok(),
+            None => false,
+        }
+    }
+
+    fn start(&self) -> io::Result<Child> {
+        let started = child::spawn(&self.argv);
+        self.last_start_ok.store(started.is_ok(), Ordering::Release);
+        started
     }
 
     pub fn argv(&self) -> &[String] {
@@ -77,14 +106,20 @@ impl Pool {
             found
         };
         self.refill();
-        match found {
-            Some(c) => Ok(c),
-            None => {
-                let started = child::spawn(&self.argv);
-                self.last_start_ok.store(started.is_ok(), Ordering::Release);
-                started
-            }
+        if let Some(c) = found {
+            return Ok(c);
         }
+        let (reply, started) = mpsc::channel();
+        if !self.send(Job::Start(reply)) {
+            return Err(io::Error::other(
+                "the server cannot be started: the proxy is stopping",
+            ));
+        }
+        started.recv_timeout(START_WAIT).unwrap_or_else(|_| {
+            Err(io::Error::other(
+                "the server was not started in time (the pool's thread is busy or gone)",
+            ))
+        })
     }
 
     /// Ready to serve a session: the last start of the server succeeded (warm or refillable).
@@ -94,8 +129,8 @@ impl Pool {
 
     /// Ask the pool's thread to top up (process start-up must not stall a request).
     pub fn refill(&self) {
-        if let Some(tx) = self.wake.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            let _ = tx.send(());
+        if self.size > 0 {
+            self.send(Job::Fill);
         }
     }
 
@@ -118,10 +153,45 @@ impl Pool {
     /// Stop the warm processes (shutdown).
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
-        self.wake.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
         for mut c in self.warm().drain(..) {
             child::signal_group(c.id(), libc::SIGTERM);
             let _ = c.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A session's server outlives the (short-lived) thread that asked for it: tokio's blocking
+    /// threads exit when idle, and a child they had started themselves got SIGTERM then.
+    #[test]
+    fn a_server_started_on_demand_outlives_the_thread_that_asked() {
+        let pool = Pool::new(vec!["sleep".into(), "30".into()], 0);
+        let asker = {
+            let pool = pool.clone();
+            std::thread::spawn(move || pool.take().expect("start"))
+        };
+        let mut child = asker.join().unwrap();
+        // The asking thread is gone; give a parent-death signal time to land.
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            matches!(child.try_wait(), Ok(None)),
+            "the server died with the thread that asked for it: {:?}",
+            child.try_wait()
+        );
+        child::signal_group(child.id(), libc::SIGKILL);
+        let _ = child.wait();
+        pool.stop();
+    }
+
+    #[test]
+    fn a_stopped_pool_starts_nothing() {
+        let pool = Pool::new(vec!["sleep".into(), "30".into()], 0);
+        pool.stop();
+        let err = pool.take().unwrap_err();
+        assert!(err.to_string().contains("stopping"), "{err}");
     }
 }
