@@ -1,6 +1,6 @@
 //! The proxy's state files are shared by processes (several `wrap`s and `connect`s, `approve`
 //! from a shell, the admin port): one way to replace a file atomically and durably, and one
-//! advisory lock, instead of a copy per store.
+//! advisory lock, instead of a copy per store; and one file-name sanitizer.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -146,4 +146,18 @@ mod tests {
         let _shared_a = FileLock::shared(&lock).unwrap();
         let _shared_b = FileLock::shared(&lock).unwrap();
     }
+}
+
+/// `name` made safe for a file name (or a label derived from one): ASCII letters, digits, `-`
+/// and `_` kept, anything else replaced by `other`.
+pub fn safe_name(name: &str, other: char) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                other
+            }
+        })
+        .collect()
 }

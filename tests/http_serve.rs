@@ -30,7 +30,10 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use http::peers::{assert_audit_intact, assert_same, everything_stdio_config, stdio_transcript};
-use http::{audit_events, echo_config, initialize, request, Serve, INIT, JSON_ONLY};
+use http::{
+    audit_events, echo_config, initialize, open_hanging_modern_call, request, Serve, INIT,
+    JSON_ONLY,
+};
 
 // ------------------------------------------------------------------ real SDK clients
 
@@ -829,29 +832,8 @@ fn stdio_upstreams_take_no_thread_per_process() {
     let legacy = serve.threads();
 
     // Calls the server never answers: each holds its own process while its stream is open.
-    let call = format!(
-        r#"{{"jsonrpc":"2.0","id":77,"method":"tools/call","params":{{"name":"hang","arguments":{{}},{meta}}}}}"#
-    );
     let streams: Vec<TcpStream> = (0..N)
-        .map(|_| {
-            let mut s = TcpStream::connect(serve.addr).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            write!(
-                s,
-                "POST /mcp HTTP/1.1\r\nHost: {}\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: hang\r\nContent-Length: {}\r\n\r\n{call}",
-                serve.addr,
-                call.len()
-            )
-            .unwrap();
-            let mut head = [0u8; 512];
-            let n = s.read(&mut head).unwrap();
-            assert!(
-                head[..n].starts_with(b"HTTP/1.1 200"),
-                "{}",
-                String::from_utf8_lossy(&head[..n])
-            );
-            s
-        })
+        .map(|_| open_hanging_modern_call(serve.addr, &meta, Duration::from_secs(10)))
         .collect();
     // The calls reached their processes (a process each, all still running).
     std::thread::sleep(Duration::from_millis(300));

@@ -121,16 +121,7 @@ impl AuditLog {
     /// Create the audit directory if needed and open a new file for this process.
     pub fn open(dir: &Path, server: &str, fsync: Fsync) -> io::Result<Arc<AuditLog>> {
         fs::create_dir_all(dir)?;
-        let safe: String = server
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let safe = crate::fsutil::safe_name(server, '_');
         let name = format!(
             "{}-{}-{}.jsonl",
             timefmt::compact(SystemTime::now()),

@@ -100,8 +100,8 @@ pub fn run(args: WrapArgs) -> i32 {
     let code = match stdio::run(
         opts,
         pipeline,
-        Box::new(std::io::stdin()),
-        Box::new(std::io::stdout()),
+        stdio::ClientIn::Stdin,
+        stdio::ClientOut::Stdout,
     ) {
         Ok(code) => code,
         Err(e) => fail(EXIT_CHECK_FAILED, &e.to_string()),

@@ -121,17 +121,7 @@ pub fn derive_server_name(argv: &[String]) -> String {
             break;
         }
     }
-    let clean: String = name
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let clean = crate::fsutil::safe_name(&name.to_ascii_lowercase(), '-');
     if clean.is_empty() {
         "server".into()
     } else {

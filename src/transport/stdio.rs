@@ -53,37 +53,6 @@ pub enum ClientOut {
     Writer(Box<dyn Write + Send>),
 }
 
-impl From<io::Stdin> for ClientIn {
-    fn from(_: io::Stdin) -> Self {
-        ClientIn::Stdin
-    }
-}
-impl From<Box<io::Stdin>> for ClientIn {
-    fn from(_: Box<io::Stdin>) -> Self {
-        ClientIn::Stdin
-    }
-}
-impl From<Box<dyn Read + Send>> for ClientIn {
-    fn from(r: Box<dyn Read + Send>) -> Self {
-        ClientIn::Reader(r)
-    }
-}
-impl From<io::Stdout> for ClientOut {
-    fn from(_: io::Stdout) -> Self {
-        ClientOut::Stdout
-    }
-}
-impl From<Box<io::Stdout>> for ClientOut {
-    fn from(_: Box<io::Stdout>) -> Self {
-        ClientOut::Stdout
-    }
-}
-impl From<Box<dyn Write + Send>> for ClientOut {
-    fn from(w: Box<dyn Write + Send>) -> Self {
-        ClientOut::Writer(w)
-    }
-}
-
 /// A file descriptor we do not own (0 or 1): plain `read(2)` / `write(2)` / `writev(2)`.
 struct Fd(libc::c_int);
 
@@ -305,14 +274,14 @@ type Queued = u8;
 pub fn run(
     opts: WrapOptions,
     pipeline: Arc<Pipeline>,
-    client_in: impl Into<ClientIn>,
-    client_out: impl Into<ClientOut>,
+    client_in: ClientIn,
+    client_out: ClientOut,
 ) -> io::Result<i32> {
-    let client_in: Box<dyn Read + Send> = match client_in.into() {
+    let client_in: Box<dyn Read + Send> = match client_in {
         ClientIn::Stdin => Box::new(Fd(libc::STDIN_FILENO)),
         ClientIn::Reader(r) => r,
     };
-    let client_sink = match client_out.into() {
+    let client_sink = match client_out {
         ClientOut::Stdout => {
             // Nothing else writes MCP to stdout; make sure std's buffer holds nothing either.
             let _ = io::stdout().flush();

@@ -280,3 +280,32 @@ pub fn initialize(serve: &Serve, path: &str, extra: &[(&str, &str)]) -> String {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     r.header("mcp-session-id").expect("session id").to_owned()
 }
+
+/// POST a modern-era (2026-07-28) `tools/call` of `hang` (a call the server never answers)
+/// with `meta` in its params, and read the stream's head (200): the open stream is returned,
+/// its process held for as long as it stays open.
+pub fn open_hanging_modern_call(
+    addr: std::net::SocketAddr,
+    meta: &str,
+    read_timeout: Duration,
+) -> TcpStream {
+    let call = format!(
+        r#"{{"jsonrpc":"2.0","id":77,"method":"tools/call","params":{{"name":"hang","arguments":{{}},{meta}}}}}"#
+    );
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(read_timeout)).unwrap();
+    write!(
+        s,
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: hang\r\nContent-Length: {}\r\n\r\n{call}",
+        call.len()
+    )
+    .unwrap();
+    let mut head = [0u8; 512];
+    let n = s.read(&mut head).unwrap();
+    assert!(
+        head[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head[..n])
+    );
+    s
+}

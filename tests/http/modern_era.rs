@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use super::{audit_events, echo_config, request, Serve, JSON_ONLY};
+use super::{audit_events, echo_config, open_hanging_modern_call, request, Serve, JSON_ONLY};
 
 #[test]
 fn modern_headers_must_match_the_body() {
@@ -106,26 +106,11 @@ fn modern_disconnect_cancels_the_request_upstream() {
         String::from_utf8_lossy(&r.body)
     );
     // A call the server never answers; the client reads the stream head and hangs up.
-    let call = format!(
-        r#"{{"jsonrpc":"2.0","id":77,"method":"tools/call","params":{{"name":"hang","arguments":{{}},{meta}}}}}"#
-    );
-    let mut s = TcpStream::connect(serve.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "POST /mcp HTTP/1.1\r\nHost: {}\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: hang\r\nContent-Length: {}\r\n\r\n{call}",
+    drop(open_hanging_modern_call(
         serve.addr,
-        call.len()
-    )
-    .unwrap();
-    let mut head = [0u8; 512];
-    let n = s.read(&mut head).unwrap();
-    assert!(
-        head[..n].starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&head[..n])
-    );
-    drop(s);
+        &meta,
+        Duration::from_secs(5),
+    ));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let seen = std::fs::read_to_string(&record).unwrap_or_default();
