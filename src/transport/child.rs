@@ -16,6 +16,51 @@ pub fn spawn(argv: &[String]) -> io::Result<Child> {
     spawn_in(argv, None)
 }
 
+type StartJob = (Vec<String>, std::sync::mpsc::Sender<io::Result<Child>>);
+
+/// [`spawn`] on a thread that lives as long as the proxy. The parent-death signal is tied to
+/// the *thread* that started a child, not the process: a child started on a thread that
+/// later exits (tokio's blocking threads exit after ~10 s idle; a pool's thread ends with its
+/// pool) would be sent SIGTERM then, under its session. Callers that may run on such threads
+/// (`serve`'s stdio sessions) start their servers here.
+pub fn spawn_lasting(argv: &[String]) -> io::Result<Child> {
+    use std::sync::mpsc;
+    use std::sync::{Mutex, OnceLock};
+    static STARTER: OnceLock<Option<Mutex<mpsc::Sender<StartJob>>>> = OnceLock::new();
+    let starter = STARTER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<StartJob>();
+        let started = std::thread::Builder::new()
+            .name("process-starter".into())
+            .spawn(move || {
+                // Never ends: the sender lives in the static.
+                for (argv, reply) in rx {
+                    let _ = reply.send(spawn(&argv));
+                }
+            });
+        match started {
+            Ok(_) => Some(Mutex::new(tx)),
+            Err(e) => {
+                tracing::warn!("no process-starting thread ({e}); servers start on the caller's");
+                None
+            }
+        }
+    });
+    let Some(starter) = starter else {
+        return spawn(argv);
+    };
+    let (reply, answer) = mpsc::channel();
+    let sent = starter
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send((argv.to_vec(), reply));
+    if sent.is_err() {
+        return spawn(argv);
+    }
+    answer
+        .recv()
+        .unwrap_or_else(|_| Err(io::Error::other("the process-starting thread is gone")))
+}
+
 /// Like [`spawn`]; with a sandbox, the child is confined by it before it runs (Landlock: no
 /// access to the proxy's state dir).
 pub fn spawn_in(argv: &[String], sandbox: Option<Arc<Sandbox>>) -> io::Result<Child> {
