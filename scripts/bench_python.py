@@ -8,6 +8,10 @@ proxy's cost against almost nothing; this one shows it against a realistic, if f
 
     python3 scripts/bench_python.py --warden target/release/mcp-warden [--rounds 3]
         [--calls 5000] [--pipe-calls 20000] [--window 8] [--config FILE]
+        [--floor target/release/examples/bare_relay]
+
+With --floor, a relay that only copies bytes (examples/bare_relay.rs) is measured in the same
+rounds: what any process in the middle costs on this machine, before a single check runs.
 
 Prints a Markdown table: sequential and pipelined calls/s, ratios, added p50/p99 latency,
 and the proxy's peak RSS (VmHWM). Timings depend on the machine and its load (printed).
@@ -150,6 +154,7 @@ def main():
     ap.add_argument("--pipe-calls", type=int, default=20000)
     ap.add_argument("--window", type=int, default=8)
     ap.add_argument("--config")
+    ap.add_argument("--floor", help="a byte-copying relay binary (examples/bare_relay)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         server = os.path.join(tmp, "echo.py")
@@ -161,16 +166,19 @@ def main():
         if a.config:
             proxied_argv += ["--config", a.config]
         proxied_argv += ["--", sys.executable, server]
+        floor_argv = [a.floor, "--", sys.executable, server] if a.floor else None
         load_before = os.getloadavg()[0]
-        direct, proxied = [], []
+        results = {"d": [], "p": [], "f": []}
         for r in range(a.rounds):
             order = [("d", direct_argv), ("p", proxied_argv)]
-            if r % 2:
-                order.reverse()
+            if floor_argv:
+                order.append(("f", floor_argv))
+            # Rotate which goes first.
+            order = order[r % len(order):] + order[:r % len(order)]
             for kind, argv in order:
-                res = one(argv, env, a, kind == "p")
-                (direct if kind == "d" else proxied).append(res)
+                results[kind].append(one(argv, env, a, kind == "p"))
         load_after = os.getloadavg()[0]
+        direct, proxied, floor = results["d"], results["p"], results["f"]
 
     def med(rs, k):
         return statistics.median(x[k] for x in rs)
@@ -189,6 +197,20 @@ def main():
     print(f"| stdio pipelined ({a.window} in flight) calls/s | {d['pipe']:,.0f} | {p['pipe']:,.0f} "
           f"| {p['pipe'] / d['pipe']:.2f}x | >= 0.9x |")
     print(f"| proxy peak RSS MiB | - | {p['rss']:.1f} | | <= 20 |")
+    if floor:
+        f = {k: med(floor, k) for k in ("seq", "p50", "p99", "pipe")}
+        print()
+        print("The floor: a relay that only copies bytes (examples/bare_relay.rs), same rounds.")
+        print()
+        print("| path | direct | bare relay | ratio | mcp-warden over the bare relay |")
+        print("|---|---:|---:|---:|---:|")
+        print(f"| stdio sequential calls/s | {d['seq']:,.0f} | {f['seq']:,.0f} | {f['seq'] / d['seq']:.2f}x "
+              f"| {p['seq'] / f['seq']:.2f}x |")
+        print(f"| added p50 / p99 us | | {f['p50']:.1f} / {f['p99']:.1f} "
+              f"| +{f['p50'] - d['p50']:.1f} / +{f['p99'] - d['p99']:.1f} "
+              f"| +{p['p50'] - f['p50']:.1f} / +{p['p99'] - f['p99']:.1f} |")
+        print(f"| stdio pipelined calls/s | {d['pipe']:,.0f} | {f['pipe']:,.0f} | {f['pipe'] / d['pipe']:.2f}x "
+              f"| {p['pipe'] / f['pipe']:.2f}x |")
 
 
 if __name__ == "__main__":
