@@ -93,6 +93,20 @@ impl FileLock {
     }
 }
 
+/// `name` made safe for a file name (or a label derived from one): ASCII letters, digits, `-`
+/// and `_` kept, anything else replaced by `other`.
+pub fn safe_name(name: &str, other: char) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                other
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,18 +160,4 @@ mod tests {
         let _shared_a = FileLock::shared(&lock).unwrap();
         let _shared_b = FileLock::shared(&lock).unwrap();
     }
-}
-
-/// `name` made safe for a file name (or a label derived from one): ASCII letters, digits, `-`
-/// and `_` kept, anything else replaced by `other`.
-pub fn safe_name(name: &str, other: char) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                other
-            }
-        })
-        .collect()
 }

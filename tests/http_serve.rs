@@ -833,7 +833,7 @@ fn stdio_upstreams_take_no_thread_per_process() {
 
     // Calls the server never answers: each holds its own process while its stream is open.
     let streams: Vec<TcpStream> = (0..N)
-        .map(|_| open_hanging_modern_call(serve.addr, &meta, Duration::from_secs(10)))
+        .map(|_| open_hanging_modern_call(serve.addr, meta, Duration::from_secs(10)))
         .collect();
     // The calls reached their processes (a process each, all still running).
     std::thread::sleep(Duration::from_millis(300));

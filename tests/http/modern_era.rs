@@ -108,7 +108,7 @@ fn modern_disconnect_cancels_the_request_upstream() {
     // A call the server never answers; the client reads the stream head and hangs up.
     drop(open_hanging_modern_call(
         serve.addr,
-        &meta,
+        meta,
         Duration::from_secs(5),
     ));
     let deadline = Instant::now() + Duration::from_secs(10);
