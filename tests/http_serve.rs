@@ -31,8 +31,8 @@ use serde_json::{json, Value};
 
 use http::peers::{assert_audit_intact, assert_same, everything_stdio_config, stdio_transcript};
 use http::{
-    audit_events, echo_config, initialize, open_hanging_modern_call, request, Serve, INIT,
-    JSON_ONLY,
+    audit_events, echo_config, initialize, modern_tools_list, open_hanging_modern_call, request,
+    Serve, INIT, JSON_ONLY,
 };
 
 // ------------------------------------------------------------------ real SDK clients
@@ -807,21 +807,12 @@ fn stdio_upstreams_take_no_thread_per_process() {
         &[("ECHO_SCRIPT", script.to_str().unwrap())],
     );
     let ping = br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
-    let modern = ("MCP-Protocol-Version", "2026-07-28");
     let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}"#;
     // Warm up both eras (runtime workers, the blocking pool's first threads, the pins).
     let warm = initialize(&serve, "/mcp", &[]);
     let hdrs = [JSON_ONLY, ("Mcp-Session-Id", warm.as_str())];
     assert_eq!(request(serve.addr, "POST", "/mcp", &hdrs, ping).status, 200);
-    let list = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{{meta}}}}}"#);
-    let r = request(
-        serve.addr,
-        "POST",
-        "/mcp",
-        &[JSON_ONLY, modern, ("Mcp-Method", "tools/list")],
-        list.as_bytes(),
-    );
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    modern_tools_list(&serve);
     let before = serve.threads();
 
     let sessions: Vec<String> = (0..N).map(|_| initialize(&serve, "/mcp", &[])).collect();

@@ -104,6 +104,16 @@ fn config(endpoint: &str, extra: &str) -> String {
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_ID: &str = "00f067aa0ba902b7";
 
+/// `wrap` exporting to a collector at `addr` with the `[telemetry]` lines `extra`, initialized.
+fn wrap_exporting_to(addr: SocketAddr, extra: &str) -> Wrapped {
+    let mut w = Wrapped::start(Options {
+        config: Some(config(&format!("http://{addr}"), extra)),
+        ..Options::default()
+    });
+    w.initialize();
+    w
+}
+
 #[test]
 fn otlp_logs_match_the_audit_file_and_spans_join_the_client_trace() {
     let (addr, got, _rt) = receiver();
@@ -283,14 +293,10 @@ fn a_collector_that_never_answers_slows_nothing_and_drops_are_counted() {
             held.push(s);
         }
     });
-    let mut w = Wrapped::start(Options {
-        config: Some(config(
-            &format!("http://{addr}"),
-            "export_interval_ms = 200\ntimeout_ms = 3000\nqueue = 16\n",
-        )),
-        ..Options::default()
-    });
-    w.initialize();
+    let mut w = wrap_exporting_to(
+        addr,
+        "export_interval_ms = 200\ntimeout_ms = 3000\nqueue = 16\n",
+    );
     let started = Instant::now();
     let mut slowest = Duration::ZERO;
     for i in 0..300 {
@@ -338,14 +344,7 @@ fn a_collector_that_is_down_slows_nothing_and_drops_are_counted() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut w = Wrapped::start(Options {
-        config: Some(config(
-            &format!("http://{addr}"),
-            "export_interval_ms = 100\ntimeout_ms = 1000\n",
-        )),
-        ..Options::default()
-    });
-    w.initialize();
+    let mut w = wrap_exporting_to(addr, "export_interval_ms = 100\ntimeout_ms = 1000\n");
     let mut slowest = Duration::ZERO;
     for i in 0..300 {
         let t = Instant::now();

@@ -309,3 +309,22 @@ pub fn open_hanging_modern_call(
     );
     s
 }
+
+/// A modern-era (2026-07-28) `tools/list` POSTed to `/mcp`, answered 200 (asserted).
+pub fn modern_tools_list(serve: &Serve) -> Resp {
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}"#;
+    let list = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{{meta}}}}}"#);
+    let r = request(
+        serve.addr,
+        "POST",
+        "/mcp",
+        &[
+            JSON_ONLY,
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/list"),
+        ],
+        list.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r
+}

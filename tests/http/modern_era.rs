@@ -5,7 +5,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use super::{audit_events, echo_config, open_hanging_modern_call, request, Serve, JSON_ONLY};
+use super::{
+    audit_events, echo_config, modern_tools_list, open_hanging_modern_call, request, Serve,
+    JSON_ONLY,
+};
 
 #[test]
 fn modern_headers_must_match_the_body() {
@@ -90,16 +93,7 @@ fn modern_disconnect_cancels_the_request_upstream() {
         ],
     );
     let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}"#;
-    let modern = ("MCP-Protocol-Version", "2026-07-28");
-    let list = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{{meta}}}}}"#);
-    let r = request(
-        serve.addr,
-        "POST",
-        "/mcp",
-        &[JSON_ONLY, modern, ("Mcp-Method", "tools/list")],
-        list.as_bytes(),
-    );
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let r = modern_tools_list(&serve);
     assert!(
         String::from_utf8_lossy(&r.body).contains("hang"),
         "{}",
