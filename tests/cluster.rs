@@ -15,13 +15,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use support::serve::ServeProc;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mcp_warden::sig::keys::{public_key_to_string, signing_key_to_pem};
@@ -139,11 +139,10 @@ impl Drop for Redis {
 
 /// One `serve` replica with its own state dir.
 struct Replica {
-    child: Child,
-    addr: SocketAddr,
+    /// The process (stopped in order on drop).
+    proc: ServeProc,
     admin: SocketAddr,
     state: tempfile::TempDir,
-    log: Arc<Mutex<String>>,
 }
 
 /// The policy every replica loads: `echo` with `rule` (e.g. `rate = "10/min"`).
@@ -183,44 +182,19 @@ impl Replica {
         );
         let path = state.path().join("proxy.toml");
         std::fs::write(&path, cfg).expect("config");
-        let mut child = Command::new(support::warden_bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&path)
-            .env("MCP_WARDEN_STATE", state.path())
-            .env("MCP_WARDEN_POLICY_DIR", policies)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn serve");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let sink = log.clone();
-        let stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                for tag in ["listening on http://", "admin on http://"] {
-                    if let Some(a) = line.split(tag).nth(1) {
-                        let _ = tx.send((tag, a.trim().to_owned()));
-                    }
-                }
-                sink.lock().expect("log").push_str(&(line + "\n"));
-            }
-        });
-        let (mut addr, mut admin) = (None, None);
-        while addr.is_none() || admin.is_none() {
-            match rx.recv_timeout(Duration::from_secs(30)) {
-                Ok((tag, a)) if tag.starts_with("admin") => admin = a.parse().ok(),
-                Ok((_, a)) => addr = a.parse().ok(),
-                Err(_) => panic!("serve did not start: {}", log.lock().expect("log")),
-            }
-        }
+        let proc = ServeProc::start(
+            &path,
+            state.path(),
+            None,
+            &[(
+                "MCP_WARDEN_POLICY_DIR",
+                policies.to_str().expect("utf-8 path"),
+            )],
+        );
         Replica {
-            child,
-            addr: addr.expect("addr"),
-            admin: admin.expect("admin"),
+            admin: proc.admin.expect("serve announced its admin port"),
+            proc,
             state,
-            log,
         }
     }
 
@@ -230,7 +204,7 @@ impl Replica {
             h.push(("Mcp-Session-Id".into(), s.into()));
         }
         h.extend(signed(body.as_bytes(), nonce));
-        request(self.addr, "POST", "/mcp", &h, body.as_bytes())
+        request(self.proc.addr, "POST", "/mcp", &h, body.as_bytes())
     }
 
     /// A signed legacy session: its id.
@@ -273,22 +247,6 @@ impl Replica {
             }
         }
         out
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        // SAFETY: a plain syscall on our own child's pid (SIGTERM: the orderly stop).
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -357,7 +315,7 @@ fn a_nonce_accepted_by_one_replica_is_refused_by_the_others() {
     let send = |rep: &Replica| {
         let mut h = vec![("Accept".to_owned(), "application/json".to_owned())];
         h.extend(headers.clone());
-        request(rep.addr, "POST", "/mcp", &h, INIT.as_bytes())
+        request(rep.proc.addr, "POST", "/mcp", &h, INIT.as_bytes())
     };
     let first = send(&r[0]);
     assert_eq!(first.status, 200, "{}", first.body);
@@ -397,7 +355,7 @@ fn a_nonce_accepted_by_one_replica_is_refused_by_the_others() {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         h.extend(signed(call.as_bytes(), nonce));
-        request(rep.addr, "POST", "/mcp", &h, call.as_bytes())
+        request(rep.proc.addr, "POST", "/mcp", &h, call.as_bytes())
     };
     for rep in &r {
         let ok = modern(rep, fresh_nonce());
@@ -448,7 +406,7 @@ fn an_approval_decided_on_one_replica_releases_the_call_waiting_on_another() {
     let policies = policy_dir("action = \"approve\"");
     let r = three(&redis, "enforce", policies.path());
     let sid = r[0].session();
-    let (addr, sid2) = (r[0].addr, sid.clone());
+    let (addr, sid2) = (r[0].proc.addr, sid.clone());
     let waiting = std::thread::spawn(move || {
         let body = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{"text":"approved!"}}}"#;
         let mut h = vec![
@@ -491,7 +449,7 @@ fn an_approval_decided_on_one_replica_releases_the_call_waiting_on_another() {
     }
 
     // The CLI with a replica's config decides through Redis too: a denial ends the wait.
-    let (addr, sid2) = (r[0].addr, sid.clone());
+    let (addr, sid2) = (r[0].proc.addr, sid.clone());
     let waiting = std::thread::spawn(move || {
         let body = r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"echo","arguments":{"text":"no"}}}"#;
         let mut h = vec![
@@ -599,7 +557,6 @@ fn redis_down_enforce_fails_closed_audit_degrades_and_both_recover() {
             .then_some(())
     });
     drop(enforce);
-    let _ = audit.log.lock().map(|l| l.len());
 }
 
 /// Percentile of sorted durations.
@@ -627,7 +584,7 @@ fn throughput(replicas: &[&Replica], clients: usize, per_client: u64) -> f64 {
     let targets: Vec<(SocketAddr, String)> = (0..clients)
         .map(|c| {
             let r = replicas[c % replicas.len()];
-            (r.addr, r.session())
+            (r.proc.addr, r.session())
         })
         .collect();
     let t0 = Instant::now();
