@@ -685,19 +685,7 @@ fn serve_ask_through_the_client_fails_closed() {
     // A malformed answer (approve is not a boolean).
     let (s, ask) = open_ask(3);
     let answer = json!({"jsonrpc":"2.0","id":ask["id"],"result":{"action":"accept","content":{"approve":"yes"}}});
-    let r = request(
-        serve.addr,
-        "POST",
-        "/mcp",
-        &[JSON_ONLY, ("Mcp-Session-Id", &sid)],
-        answer.to_string().as_bytes(),
-    );
-    assert_eq!(r.status, 202, "the answer is consumed");
-    let messages = stream_messages(s);
-    let refused = messages
-        .iter()
-        .find(|m| m["id"] == 3)
-        .unwrap_or_else(|| panic!("{messages:?}"));
+    let refused = answer_ask(serve.addr, &sid, s, &answer, 3);
     assert_eq!(refused["error"]["code"], -32014, "{refused}");
     // Nothing reached the server: no call was approved.
     assert!(!audit_events(&serve).contains(&"approval.granted".to_owned()));
@@ -729,6 +717,28 @@ fn open_ask(addr: std::net::SocketAddr, sid: &str, body: &str) -> (TcpStream, Va
     };
     assert_eq!(ask["method"], "elicitation/create", "{ask}");
     (s, ask)
+}
+
+/// POST the client's `answer` to the proxy's question (consumed: 202), then read the asking
+/// stream `s` to its end: the message with JSON-RPC id `id` on it (the call's own answer).
+fn answer_ask(
+    addr: std::net::SocketAddr,
+    sid: &str,
+    s: TcpStream,
+    answer: &Value,
+    id: u64,
+) -> Value {
+    let r = request(
+        addr,
+        "POST",
+        "/mcp",
+        &[JSON_ONLY, ("Mcp-Session-Id", sid)],
+        answer.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 202, "the answer is consumed");
+    let messages = stream_messages(s);
+    let found = messages.iter().find(|m| m["id"] == id).cloned();
+    found.unwrap_or_else(|| panic!("no answer {id} on the stream: {messages:?}"))
 }
 
 /// The rest of an answer stream: its JSON-RPC messages.
@@ -768,19 +778,7 @@ fn serve_ask_through_the_client_to_an_http_upstream() {
     let call = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{"text":"approved"}}}"#;
     let (s, ask) = open_ask(serve.addr, &sid, call);
     let answer = json!({"jsonrpc":"2.0","id":ask["id"],"result":{"action":"accept","content":{"approve":true}}});
-    let r = request(
-        serve.addr,
-        "POST",
-        "/mcp",
-        &[JSON_ONLY, ("Mcp-Session-Id", &sid)],
-        answer.to_string().as_bytes(),
-    );
-    assert_eq!(r.status, 202, "the answer is consumed");
-    let messages = stream_messages(s);
-    let result = messages
-        .iter()
-        .find(|m| m["id"] == 5)
-        .unwrap_or_else(|| panic!("{messages:?}"));
+    let result = answer_ask(serve.addr, &sid, s, &answer, 5);
     assert_eq!(result["result"]["echo"], "tools/call", "{result}");
     let upstream = std::fs::read_to_string(&record).unwrap();
     assert!(upstream.contains("approved"), "the call ran upstream");
