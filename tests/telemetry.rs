@@ -19,6 +19,7 @@ use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use serde_json::{json, Value};
+use support::serve::ServeProc;
 use support::{Options, Wrapped};
 
 /// Bodies received, by path (`/v1/logs`, `/v1/traces`, `/v1/metrics`), in arrival order.
@@ -416,8 +417,7 @@ fn post_with(
 
 /// `serve` in front of the echo server, exporting to the receiver at `addr`; returns the
 /// process, its listen address and a session past `tools/list`.
-fn serve_echo(addr: SocketAddr, dir: &std::path::Path) -> (std::process::Child, String, String) {
-    use std::io::BufRead;
+fn serve_echo(addr: SocketAddr, dir: &std::path::Path) -> (ServeProc, String, String) {
     let cfg = dir.join("proxy.toml");
     let echo = support::echo_server_bin();
     std::fs::write(
@@ -429,25 +429,8 @@ fn serve_echo(addr: SocketAddr, dir: &std::path::Path) -> (std::process::Child, 
         ),
     )
     .unwrap();
-    let mut child = std::process::Command::new(support::warden_bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&cfg)
-        .env("MCP_WARDEN_STATE", dir.join("state"))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            if let Some(a) = line.split("listening on http://").nth(1) {
-                let _ = tx.send(a.trim().to_owned());
-            }
-        }
-    });
-    let listen = rx.recv_timeout(Duration::from_secs(20)).expect("serve up");
+    let serve = ServeProc::start(&cfg, &dir.join("state"), None, &[]);
+    let listen = serve.addr.to_string();
     let (head, _) = post(
         &listen,
         None,
@@ -471,7 +454,7 @@ fn serve_echo(addr: SocketAddr, dir: &std::path::Path) -> (std::process::Child, 
         Some(&session),
         &json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}),
     );
-    (child, listen, session)
+    (serve, listen, session)
 }
 
 /// Every span the receiver got.
@@ -492,7 +475,7 @@ fn exported_spans(got: &Received) -> Vec<Span> {
 fn serve_spans_name_tcp_and_join_the_client_trace() {
     let (addr, got, _rt) = receiver();
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, listen, session) = serve_echo(addr, dir.path());
+    let (serve, listen, session) = serve_echo(addr, dir.path());
     let traceparent = format!("00-{TRACE_ID}-{PARENT_ID}-01");
     let (_, body) = post(
         &listen,
@@ -500,8 +483,7 @@ fn serve_spans_name_tcp_and_join_the_client_trace() {
         &json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"},"_meta":{"traceparent":traceparent}}}),
     );
     assert!(body.contains("\"hi\""), "{body}");
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert!(child.wait().unwrap().success());
+    assert!(serve.stop().success());
     let spans = exported_spans(&got);
     let call = spans
         .iter()
@@ -526,7 +508,7 @@ fn serve_spans_name_tcp_and_join_the_client_trace() {
 fn serve_reads_trace_context_from_http_headers() {
     let (addr, got, _rt) = receiver();
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, listen, session) = serve_echo(addr, dir.path());
+    let (serve, listen, session) = serve_echo(addr, dir.path());
     let traceparent = format!("00-{TRACE_ID}-{PARENT_ID}-01");
     let (_, body) = post_with(
         &listen,
@@ -538,8 +520,7 @@ fn serve_reads_trace_context_from_http_headers() {
         ],
     );
     assert!(body.contains("\"hi\""), "{body}");
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert!(child.wait().unwrap().success());
+    assert!(serve.stop().success());
     let spans = exported_spans(&got);
     let call = spans
         .iter()

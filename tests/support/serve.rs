@@ -106,18 +106,34 @@ impl ServeProc {
     }
 }
 
-impl Drop for ServeProc {
-    fn drop(&mut self) {
-        // SAFETY: a plain syscall on our own child's pid (SIGTERM: the orderly stop).
+impl ServeProc {
+    /// The orderly stop (SIGTERM: stdio servers closed, audit flushed, telemetry drained);
+    /// SIGKILL only if it has not exited within 5 s. Its exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            // Already reaped: its pid may belong to someone else now, never signal it.
+            return status;
+        }
+        // SAFETY: a plain syscall on our own, not yet reaped child's pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.wait().expect("wait for serve")
+    }
+}
+
+impl Drop for ServeProc {
+    fn drop(&mut self) {
+        self.terminate();
     }
 }
