@@ -12,6 +12,8 @@
 
 mod support;
 
+use support::serve::ServeProc;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -140,35 +142,15 @@ impl Wrap {
     }
 }
 
-/// Starts `serve`; returns it with its MCP and admin addresses (read from its stderr).
-fn serve(state: &Path, config: &Path, env: &[(&str, &Path)]) -> (Proc, String, SocketAddr) {
-    let mut child = Command::new(support::warden_bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(config)
-        .env("MCP_WARDEN_STATE", state)
-        .envs(env.iter().map(|(k, v)| (*k, *v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut admin = None;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(a) = line.split("admin on http://").nth(1) {
-                admin = a.trim().parse::<SocketAddr>().ok();
-            }
-            if let Some(a) = line.split("listening on http://").nth(1) {
-                let _ = tx.send((a.trim().to_owned(), admin));
-            }
-        }
-    });
-    let proc = Proc(child);
-    let (addr, admin) = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("serve did not start in time");
+/// Starts `serve` with its configured and built-in policy; returns it with its MCP and admin
+/// addresses.
+fn serve(state: &Path, config: &Path, env: &[(&str, &Path)]) -> (ServeProc, String, SocketAddr) {
+    let env: Vec<(&str, &str)> = env
+        .iter()
+        .map(|(k, v)| (*k, v.to_str().expect("utf-8 path")))
+        .collect();
+    let proc = ServeProc::start_as_configured(config, state, None, &env);
+    let (addr, admin) = (proc.addr.to_string(), proc.admin);
     (proc, addr, admin.expect("serve printed its admin address"))
 }
 

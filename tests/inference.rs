@@ -13,6 +13,8 @@
 
 mod support;
 
+use support::serve::ServeProc;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -540,9 +542,9 @@ fn the_initialize_rewrite_declares_sampling_with_tools() {
 
 // ------------------------------------------------------------------ serve
 
-/// A running `mcp-warden serve` (stopped with SIGTERM on drop).
+/// A running `mcp-warden serve` (stopped with SIGTERM on drop), its policy as configured.
 struct Serve {
-    child: Child,
+    _proc: ServeProc,
     addr: String,
     admin: Option<u16>,
     dir: tempfile::TempDir,
@@ -550,51 +552,19 @@ struct Serve {
 
 impl Serve {
     fn start(config: &str) -> Serve {
-        use std::io::BufRead;
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = dir.path().join("proxy.toml");
         std::fs::write(&cfg, config).expect("config");
-        let mut child = Command::new(support::warden_bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&cfg)
-            .arg("--audit-file")
-            .arg(dir.path().join("audit.jsonl"))
-            .env("MCP_WARDEN_STATE", dir.path().join("state"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Some(a) = line.split("admin on http://").nth(1) {
-                    let _ = tx.send((true, a.trim().to_owned()));
-                }
-                if let Some(a) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send((false, a.trim().to_owned()));
-                }
-            }
-        });
-        let mut admin = None;
-        let addr = loop {
-            let (is_admin, a) = rx
-                .recv_timeout(Duration::from_secs(20))
-                .expect("serve did not start");
-            if is_admin {
-                admin = a.rsplit(':').next().and_then(|p| p.parse().ok());
-            } else {
-                break a;
-            }
-        };
+        let proc = ServeProc::start_as_configured(
+            &cfg,
+            &dir.path().join("state"),
+            Some(&dir.path().join("audit.jsonl")),
+            &[],
+        );
         Serve {
-            child,
-            addr,
-            admin,
+            addr: proc.addr.to_string(),
+            admin: proc.admin.map(|a| a.port()),
+            _proc: proc,
             dir,
         }
     }
@@ -667,14 +637,6 @@ impl Serve {
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        // SAFETY: plain syscall on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
     }
 }
 

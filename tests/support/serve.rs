@@ -34,6 +34,25 @@ impl ServeProc {
         audit_file: Option<&Path>,
         env: &[(&str, &str)],
     ) -> ServeProc {
+        let allow_all = super::fixture("policies/allow-all");
+        let allow_all = allow_all.to_str().expect("utf-8 fixture path");
+        // Only the permissive pack: the built-in ones stay out of what tests compare.
+        let mut all = vec![
+            ("MCP_WARDEN_POLICY_DIR", allow_all),
+            ("MCP_WARDEN_POLICY_BUILTIN", "false"),
+        ];
+        all.extend_from_slice(env);
+        Self::start_as_configured(config, state, audit_file, &all)
+    }
+
+    /// `start` with the policy as the config and the built-in packs make it (what a user
+    /// running this config gets), `env` on top.
+    pub fn start_as_configured(
+        config: &Path,
+        state: &Path,
+        audit_file: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> ServeProc {
         let mut cmd = Command::new(super::warden_bin());
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(config);
@@ -41,12 +60,6 @@ impl ServeProc {
             cmd.arg("--audit-file").arg(f);
         }
         cmd.env("MCP_WARDEN_STATE", state)
-            .env(
-                "MCP_WARDEN_POLICY_DIR",
-                super::fixture("policies/allow-all"),
-            )
-            // Only the permissive pack: the built-in ones stay out of what tests compare.
-            .env("MCP_WARDEN_POLICY_BUILTIN", "false")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
