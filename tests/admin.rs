@@ -14,39 +14,19 @@ use mcp_warden::audit::{AuditLog, Decision, Direction, Fsync, Record};
 use mcp_warden::config::Config;
 use serde_json::Value;
 
-struct Reply {
-    status: u16,
-    head: String,
-    body: String,
-}
+#[path = "support/raw_http.rs"]
+mod raw_http;
 
-/// One HTTP/1.1 exchange over a fresh connection (`Connection: close`, read to EOF).
+use raw_http::Exchange as Reply;
+
+/// One HTTP/1.1 exchange over a fresh connection (`Connection: close`, read to EOF); a Host
+/// header of the test's own replaces the default one.
 fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n");
-    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
-        req.push_str("Host: 127.0.0.1\r\n");
-    }
-    for (n, v) in headers {
-        req.push_str(&format!("{n}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).expect("send");
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("read");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("http response");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status");
-    Reply {
-        status,
-        head: head.to_owned(),
-        body: body.to_owned(),
-    }
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    raw_http::exchange(addr, method, path, &headers, b"", Duration::from_secs(10))
 }
 
 fn get(addr: SocketAddr, path: &str) -> Reply {

@@ -14,8 +14,8 @@ mod support;
 
 use support::serve::ServeProc;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -154,31 +154,19 @@ fn serve(state: &Path, config: &Path, env: &[(&str, &Path)]) -> (ServeProc, Stri
     (proc, addr, admin.expect("serve printed its admin address"))
 }
 
-/// One HTTP/1.1 exchange (`Connection: close`): status, head, body.
+/// One HTTP/1.1 exchange (`Connection: close`): status, head (lower case), body.
 fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
 ) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n");
-    for (n, v) in headers {
-        req.push_str(&format!("{n}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).expect("send");
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("read");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("http response");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status");
-    (status, head.to_ascii_lowercase(), body.to_owned())
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let r = support::raw_http::exchange(addr, method, path, &headers, b"", Duration::from_secs(10));
+    (r.status, r.head.to_ascii_lowercase(), r.body)
 }
 
 const FACT_V1: &str = "Returns the fact of the day.";

@@ -14,8 +14,9 @@ pub struct Exchange {
     pub body: String,
 }
 
-/// Send one request with exactly these extra `headers` (plus Host, Connection and
-/// Content-Length) and read the answer to the end.
+/// Send one request with exactly these extra `headers` (plus Connection, Content-Length, and
+/// Host unless `headers` name one: the admin tests send their own) and read the answer to the
+/// end.
 pub fn exchange(
     addr: SocketAddr,
     method: &str,
@@ -26,7 +27,10 @@ pub fn exchange(
 ) -> Exchange {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(timeout)).expect("timeout");
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: {addr}\r\n"));
+    }
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
