@@ -93,12 +93,12 @@ impl FileLock {
     }
 }
 
-/// `name` made safe for a file name (or a label derived from one): ASCII letters, digits, `-`
-/// and `_` kept, anything else replaced by `other`.
-pub fn safe_name(name: &str, other: char) -> String {
+/// `name` made safe for a file name (or a label derived from one): ASCII letters and digits
+/// and the characters in `keep` kept, anything else replaced by `other`.
+pub fn safe_name(name: &str, keep: &[char], other: char) -> String {
     name.chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+            if c.is_ascii_alphanumeric() || keep.contains(&c) {
                 c
             } else {
                 other

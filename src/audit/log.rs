@@ -121,7 +121,7 @@ impl AuditLog {
     /// Create the audit directory if needed and open a new file for this process.
     pub fn open(dir: &Path, server: &str, fsync: Fsync) -> io::Result<Arc<AuditLog>> {
         fs::create_dir_all(dir)?;
-        let safe = crate::fsutil::safe_name(server, '_');
+        let safe = crate::fsutil::safe_name(server, &['-', '_'], '_');
         let name = format!(
             "{}-{}-{}.jsonl",
             timefmt::compact(SystemTime::now()),

@@ -76,16 +76,7 @@ fn derive_server(config: &Config, url: &str) -> String {
 
 /// Keeps letters, digits, `.`, `-`, `_`; anything else becomes `_`.
 fn file_safe(s: &str) -> String {
-    let out: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let out = crate::fsutil::safe_name(s, &['.', '-', '_'], '_');
     match out.trim_matches('.') {
         "" => "server".into(),
         t => t.to_owned(),

@@ -166,7 +166,7 @@ pub fn derive_server_name(argv: &[String]) -> String {
             break;
         }
     }
-    let clean = crate::fsutil::safe_name(&name.to_ascii_lowercase(), '-');
+    let clean = crate::fsutil::safe_name(&name.to_ascii_lowercase(), &['-', '_'], '-');
     if clean.is_empty() {
         "server".into()
     } else {
