@@ -16,45 +16,46 @@ pub fn spawn(argv: &[String]) -> io::Result<Child> {
     spawn_in(argv, None)
 }
 
-type StartJob = (Vec<String>, std::sync::mpsc::Sender<io::Result<Child>>);
+type StarterJob = Box<dyn FnOnce() + Send>;
 
-/// [`spawn`] on a thread that lives as long as the proxy. The parent-death signal is tied to
-/// the *thread* that started a child, not the process: a child started on a thread that
-/// later exits (tokio's blocking threads exit after ~10 s idle; a pool's thread ends with its
-/// pool) would be sent SIGTERM then, under its session. Callers that may run on such threads
-/// (`serve`'s stdio sessions) start their servers here.
-pub fn spawn_lasting(argv: &[String]) -> io::Result<Child> {
+/// Run `job` on the process-starter thread: one thread that lives as long as the proxy, where
+/// `serve` starts its servers. The parent-death signal is tied to the *thread* that started a
+/// child, not the process: a child started on a thread that later exits (tokio's blocking
+/// threads exit after ~10 s idle) would be sent SIGTERM then, under its session. `Err(job)`:
+/// there is no such thread (it could not be created); the job is handed back.
+pub fn on_starter(job: StarterJob) -> Result<(), StarterJob> {
     use std::sync::mpsc;
-    use std::sync::{Mutex, OnceLock};
-    static STARTER: OnceLock<Option<Mutex<mpsc::Sender<StartJob>>>> = OnceLock::new();
+    use std::sync::OnceLock;
+    static STARTER: OnceLock<Option<mpsc::Sender<StarterJob>>> = OnceLock::new();
     let starter = STARTER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<StartJob>();
+        let (tx, rx) = mpsc::channel::<StarterJob>();
         let started = std::thread::Builder::new()
             .name("process-starter".into())
-            .spawn(move || {
-                // Never ends: the sender lives in the static.
-                for (argv, reply) in rx {
-                    let _ = reply.send(spawn(&argv));
-                }
-            });
+            // Never ends: the sender lives in the static.
+            .spawn(move || rx.into_iter().for_each(|job| job()));
         match started {
-            Ok(_) => Some(Mutex::new(tx)),
+            Ok(_) => Some(tx),
             Err(e) => {
                 tracing::warn!("no process-starting thread ({e}); servers start on the caller's");
                 None
             }
         }
     });
-    let Some(starter) = starter else {
-        return spawn(argv);
-    };
-    let (reply, answer) = mpsc::channel();
-    let sent = starter
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .send((argv.to_vec(), reply));
-    if sent.is_err() {
-        return spawn(argv);
+    match starter {
+        Some(tx) => tx.send(job).map_err(|e| e.0),
+        None => Err(job),
+    }
+}
+
+/// [`spawn`] on the process-starter thread ([`on_starter`]), waiting for the result.
+pub fn spawn_lasting(argv: &[String]) -> io::Result<Child> {
+    let (reply, answer) = std::sync::mpsc::channel();
+    let owned = argv.to_vec();
+    let job: StarterJob = Box::new(move || {
+        let _ = reply.send(spawn(&owned));
+    });
+    if let Err(job) = on_starter(job) {
+        job();
     }
     answer
         .recv()

@@ -2,14 +2,13 @@
 //! to start (a `node` server takes ~0.5 s), and the pool refills in the background. Each
 //! process serves exactly one session (isolation) and is never returned.
 //!
-//! Every process is started through `child::spawn_lasting`, on-demand ones included: the
-//! callers here are tokio's blocking threads and the pool's own thread, and a child's
+//! Every process is started on the process-starter thread (`child::on_starter`), refills and
+//! on-demand starts alike: the callers here are tokio's blocking threads, and a child's
 //! parent-death signal fires when the thread that started it exits.
 
 use std::io;
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 
 use crate::transport::child;
@@ -18,8 +17,6 @@ pub struct Pool {
     argv: Vec<String>,
     size: usize,
     warm: Mutex<Vec<Child>>,
-    /// Wakes the pool's own thread to top up (process start-up must not stall a request).
-    wake: Mutex<Option<Sender<()>>>,
     stopped: AtomicBool,
     /// Whether the last attempt to start the server worked (`/readyz`); a pool of size 0 is
     /// assumed able to start one until a session proves otherwise.
@@ -28,30 +25,13 @@ pub struct Pool {
 
 impl Pool {
     pub fn new(argv: Vec<String>, size: usize) -> Arc<Pool> {
-        let (tx, rx) = mpsc::channel::<()>();
         let pool = Arc::new(Pool {
             argv,
             size,
             warm: Mutex::new(Vec::new()),
-            wake: Mutex::new(Some(tx)),
             stopped: AtomicBool::new(false),
             last_start_ok: AtomicBool::new(size == 0),
         });
-        if size > 0 {
-            // The thread holds only a weak handle, so dropping the pool ends it.
-            let weak = Arc::downgrade(&pool);
-            let spawned = std::thread::Builder::new()
-                .name("pool".into())
-                .spawn(move || {
-                    for () in rx {
-                        let Some(pool) = weak.upgrade() else { return };
-                        pool.fill();
-                    }
-                });
-            if let Err(e) = spawned {
-                tracing::warn!("no pre-started processes: {e}");
-            }
-        }
         pool.refill();
         pool
     }
@@ -65,7 +45,7 @@ impl Pool {
     }
 
     /// A started process for a new session: a warm one that is still alive, else a fresh one.
-    pub fn take(&self) -> io::Result<Child> {
+    pub fn take(self: &Arc<Self>) -> io::Result<Child> {
         let found = {
             let mut warm = self.warm();
             let mut found = None;
@@ -94,16 +74,27 @@ impl Pool {
         self.last_start_ok.load(Ordering::Acquire)
     }
 
-    /// Ask the pool's thread to top up (process start-up must not stall a request).
-    pub fn refill(&self) {
-        if let Some(tx) = self.wake.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            let _ = tx.send(());
+    /// Ask the process-starter thread to top up (process start-up must not stall a request).
+    pub fn refill(self: &Arc<Self>) {
+        if self.size == 0 || self.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        // Only a weak handle: a pool dropped before its turn is not kept alive by it.
+        let weak = Arc::downgrade(self);
+        let job = Box::new(move || {
+            if let Some(pool) = weak.upgrade() {
+                pool.fill();
+            }
+        });
+        if child::on_starter(job).is_err() {
+            tracing::warn!("no pre-started processes: there is no process-starting thread");
         }
     }
 
+    /// Runs on the process-starter thread (`refill`), so it starts processes there directly.
     fn fill(&self) {
         while !self.stopped.load(Ordering::Acquire) && self.warm().len() < self.size {
-            match child::spawn_lasting(&self.argv) {
+            match child::spawn(&self.argv) {
                 Ok(c) => {
                     self.last_start_ok.store(true, Ordering::Release);
                     self.warm().push(c)
@@ -120,7 +111,6 @@ impl Pool {
     /// Stop the warm processes (shutdown).
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
-        self.wake.lock().unwrap_or_else(|p| p.into_inner()).take();
         for mut c in self.warm().drain(..) {
             child::signal_group(c.id(), libc::SIGTERM);
             let _ = c.wait();
