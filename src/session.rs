@@ -2,7 +2,9 @@
 //! flight. This is what lets the proxy guarantee "each request gets exactly one response" and
 //! drop answers nobody asked for.
 
+use std::any::Any;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::codec::Id;
@@ -39,6 +41,33 @@ pub struct Pending {
     /// The request's params, kept only where the proxy may retry it itself: a modern-era
     /// request to a server whose sampling the inference backend answers (`input_required`).
     pub retry: Option<Box<str>>,
+    /// Where its answer goes, for transports that answer each request on a stream of its own
+    /// (`serve`'s stdio upstream): attached by `Pipeline::reply_to`, handed back with the answer.
+    pub reply: Option<ReplyTo>,
+    /// `params._meta.progressToken` (JSON text): progress about it follows its answer's stream.
+    pub progress: Option<Box<str>>,
+}
+
+/// A transport's answer stream, opaque to the pipeline: it is kept with the request it belongs
+/// to, so one table says both what was asked and where its answer goes.
+#[derive(Clone)]
+pub struct ReplyTo(Arc<dyn Any + Send + Sync>);
+
+impl ReplyTo {
+    pub fn new<T: Any + Send + Sync>(to: Arc<T>) -> ReplyTo {
+        ReplyTo(to)
+    }
+
+    /// The transport's own stream type back (`None`: another transport's).
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.0.clone().downcast().ok()
+    }
+}
+
+impl std::fmt::Debug for ReplyTo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReplyTo")
+    }
 }
 
 /// Upper bound on requests in flight per direction: a peer that never answers must not grow
@@ -51,6 +80,9 @@ pub struct Session {
     pub era: Era,
     /// Client → server requests awaiting the server's answer.
     pub client_pending: HashMap<Id, Pending>,
+    /// Progress tokens of client requests with a reply stream attached, to their request ids.
+    /// An entry may outlive its request; it counts only while that request holds the token.
+    pub progress: HashMap<Box<str>, Id>,
     /// Server → client requests awaiting the client's answer.
     pub server_pending: HashMap<Id, Pending>,
     /// Requests the proxy itself sent to the server; their answers are never forwarded.
@@ -120,6 +152,7 @@ impl Session {
             id: random_id(),
             era: Era::Unknown,
             client_pending: HashMap::new(),
+            progress: HashMap::new(),
             server_pending: HashMap::new(),
             proxy_pending: HashMap::new(),
             requested_version: None,

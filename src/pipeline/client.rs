@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde_json::value::RawValue;
 
 use super::params::{self, CallParams, CancelParams, VersionPeek};
-use super::{deny, Outcome, Pipeline, Verdict};
+use super::{deny, Outcome, Pipeline, Routing, Verdict};
 use crate::audit::{args_digest, Decision, Direction, OnFailure, Record};
 use crate::codec::{self, Decoded, Envelope, Id, Kind};
 use crate::errors::{Rejection, INVALID_REQUEST};
@@ -44,15 +44,20 @@ impl Pipeline {
                 // Unreadable: answer with the id we could read (none: null), as JSON-RPC says.
                 let answer = rejection.to_response(None, &record.audit_id);
                 deny(&mut record, &rejection);
-                return Outcome {
-                    verdict: Verdict::Answer(answer),
-                    record,
-                };
+                return Outcome::new(Verdict::Answer(answer), record);
             }
         };
+        // The requests that go on and await an answer (for transports that route answers).
+        let mut asked = Vec::new();
         let verdict = match decoded {
             Decoded::Single(env) => {
-                match self.check_client(&mut session, &env, line, checked, &mut record) {
+                let verdict = match self.check_client(
+                    &mut session,
+                    &env,
+                    line,
+                    checked,
+                    &mut record,
+                ) {
                     Ok(Admit::Forward) => match self.declare_sampling(&env, line) {
                         Some(bytes) => {
                             record.decision = Decision::Rewrite;
@@ -88,10 +93,15 @@ impl Pipeline {
                         }
                     }
                     Err(rejection) => refuse(&env, rejection, &mut record),
+                };
+                let goes_on = matches!(verdict, Verdict::Forward | Verdict::Rewrite(_));
+                if goes_on && env.kind == Kind::Request {
+                    asked.extend(env.id.clone());
                 }
+                verdict
             }
             Decoded::Batch(items) => {
-                self.client_batch(&mut session, items, line, checked, &mut record)
+                self.client_batch(&mut session, items, line, checked, &mut record, &mut asked)
             }
         };
         // While the audit sink fails, a message goes on only once its record is on disk: the
@@ -99,7 +109,11 @@ impl Pipeline {
         if self.guards.audit_on_failure == OnFailure::Refuse && !self.audit.healthy() {
             record.durable = true;
         }
-        Outcome { verdict, record }
+        let mut outcome = Outcome::new(verdict, record);
+        if !asked.is_empty() {
+            outcome.routing = Routing::Asked(asked);
+        }
+        outcome
     }
 
     fn client_batch(
@@ -109,6 +123,7 @@ impl Pipeline {
         line: &[u8],
         checked: Option<&SigOutcome>,
         record: &mut Record,
+        asked: &mut Vec<Id>,
     ) -> Verdict {
         record.method = Some("batch".into());
         if !session.batches_allowed() || items.is_empty() {
@@ -131,7 +146,12 @@ impl Pipeline {
                 Ok(env) => {
                     match self.check_client(session, &env, item.get().as_bytes(), checked, &mut sub)
                     {
-                        Ok(Admit::Forward) => Ok(true),
+                        Ok(Admit::Forward) => {
+                            if env.kind == Kind::Request {
+                                asked.extend(env.id.clone());
+                            }
+                            Ok(true)
+                        }
                         // The client's answer to the proxy's own request: consumed.
                         Ok(Admit::Consumed) => Ok(false),
                         // Nobody can approve one element of a batch: fail closed.
@@ -228,6 +248,8 @@ impl Pipeline {
                             .find(|(id, _)| id.to_json() == c.request_id.get())
                         {
                             p.1.cancelled = true;
+                            // Its answer goes nowhere: the stream waiting for it may end.
+                            p.1.reply = None;
                         }
                     }
                 }
@@ -419,6 +441,12 @@ impl Pipeline {
                 cancelled: false,
                 paged: peek.cursor.is_some(),
                 retry,
+                reply: None,
+                progress: peek
+                    .meta
+                    .as_ref()
+                    .and_then(|m| m.progress_token)
+                    .map(|t| t.get().into()),
             },
         );
         Ok(admit)

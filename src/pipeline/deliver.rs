@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use super::hold::Held;
 use super::sampling_step::Sampling;
-use super::{Outcome, Pipeline, Verdict};
+use super::{Outcome, Pipeline, Routing, Verdict};
 use crate::audit::{Direction, Record};
 use crate::errors::{Rejection, APPROVAL_FAILED};
 
@@ -78,6 +78,8 @@ pub struct Delivery {
     /// The proxy's answer to the sender (an error, a refused batch element).
     pub back: Option<Vec<u8>>,
     pub record: RecordGuard,
+    /// Which request it belongs to (`Outcome::routing`), for transports that route answers.
+    pub routing: Routing,
 }
 
 impl Delivery {
@@ -102,7 +104,11 @@ pub enum Settled {
 
 /// Turn an outcome into what moves, its record sealed (or already on disk when durable).
 pub fn settle(p: &Arc<Pipeline>, outcome: Outcome, started: Instant) -> Settled {
-    let Outcome { verdict, record } = outcome;
+    let Outcome {
+        verdict,
+        record,
+        routing,
+    } = outcome;
     let (onward, back) = match verdict {
         Verdict::Hold(held) => {
             p.finish(record, started);
@@ -124,18 +130,21 @@ pub fn settle(p: &Arc<Pipeline>, outcome: Outcome, started: Instant) -> Settled 
                 onward: None,
                 back: p.audit_failure_answer(id.as_deref()),
                 record: RecordGuard::written(p),
+                routing: Routing::Session,
             });
         }
         return Settled::Act(Delivery {
             onward,
             back,
             record: RecordGuard::written(p),
+            routing,
         });
     }
     Settled::Act(Delivery {
         onward,
         back,
         record: RecordGuard::new(p, record, started),
+        routing,
     })
 }
 
@@ -270,10 +279,7 @@ impl Pipeline {
         );
         let answer = r.to_response(Some(id), &record.audit_id);
         super::deny(&mut record, &r);
-        Outcome {
-            verdict: Verdict::Answer(answer),
-            record,
-        }
+        Outcome::new(Verdict::Answer(answer), record)
     }
 }
 

@@ -224,10 +224,7 @@ impl Pipeline {
                 "the client cancelled the call or went away; ticket {} withdrawn, nothing executed",
                 held.ticket
             ));
-            return Outcome {
-                verdict: Verdict::Drop,
-                record,
-            };
+            return Outcome::new(Verdict::Drop, record);
         }
         let waited_ms = held.since.elapsed().as_millis() as u64;
         let decider = lock(&self.holds.deciders).remove(&held.ticket);
@@ -282,10 +279,9 @@ impl Pipeline {
             });
             record.detail = Some(detail);
             record.durable = true;
-            return Outcome {
-                verdict: Verdict::Rewrite(held.line),
-                record,
-            };
+            let mut outcome = Outcome::new(Verdict::Rewrite(held.line), record);
+            outcome.routing = super::Routing::Asked(vec![held.id]);
+            return outcome;
         }
         self.session().client_pending.remove(&held.id);
         let timeout = self.approval_timeout().as_secs();
@@ -313,10 +309,7 @@ impl Pipeline {
         let detail = record.detail.take();
         deny(&mut record, &rejection);
         record.detail = detail;
-        Outcome {
-            verdict: Verdict::Answer(answer),
-            record,
-        }
+        Outcome::new(Verdict::Answer(answer), record)
     }
 }
 

@@ -25,6 +25,7 @@
 //! | `sampling_step.rs` | step: a server's sampling routed to the backend, denied, or left to the client |
 //! | `sampling_retry.rs` | modern `input_required` sampling fulfilled by the backend, the call retried |
 //! | `deliver.rs` | a verdict acted on: what moves on, what goes back, the record as a drop guard |
+//! | `replies.rs` | which request a server message belongs to (`Routing`), from the one id table |
 //! | `stand_in.rs` | the proxy's error in place of one answer that did not come or was refused (`connect`) |
 
 mod auth;
@@ -42,6 +43,7 @@ mod params;
 mod pins_step;
 mod policy_step;
 mod prefetch;
+mod replies;
 mod sampling_retry;
 mod sampling_step;
 mod server;
@@ -56,7 +58,7 @@ use std::time::Instant;
 use crate::audit::{AuditLog, Decision, Direction, Record};
 use crate::codec::{Id, Limits};
 use crate::errors::{Rejection, Source, INTERNAL_ERROR};
-use crate::session::Session;
+use crate::session::{self, ReplyTo, Session};
 
 pub use content_step::{screen_result, Screened};
 pub use flood::FloodWindow;
@@ -89,10 +91,41 @@ pub enum Verdict {
     Drop,
 }
 
-/// One message's verdict and the audit record that explains it.
+/// One message's verdict, the audit record that explains it, and where it belongs.
 pub struct Outcome {
     pub verdict: Verdict,
     pub record: Record,
+    pub routing: Routing,
+}
+
+impl Outcome {
+    pub fn new(verdict: Verdict, record: Record) -> Outcome {
+        Outcome {
+            verdict,
+            record,
+            routing: Routing::Session,
+        }
+    }
+}
+
+/// Which request a message belongs to, from the session's one table of requests in flight:
+/// what a transport that answers each request on a stream of its own (`serve`'s stdio upstream)
+/// needs to deliver it, so that no transport reads a judged message again. `wrap` and the
+/// HTTP upstreams (one exchange per request) ignore it.
+#[derive(Debug, Default)]
+pub enum Routing {
+    /// Tied to no request: the session's own stream (server requests, notifications).
+    #[default]
+    Session,
+    /// Client requests that went on and await their answers: the transport attaches the stream
+    /// they are answered on (`Pipeline::reply_to`) before sending them.
+    Asked(Vec<Id>),
+    /// The answer to a client request, for the stream attached to it (`None`: none was, or the
+    /// request was cancelled: it goes nowhere).
+    Answers(Option<ReplyTo>),
+    /// A notification about a request still in flight (its progress token): that request's
+    /// stream, while it is open.
+    About(ReplyTo),
 }
 
 /// The per-session pipeline: configuration, state, audit.
@@ -204,7 +237,7 @@ impl Pipeline {
             _ => Verdict::Drop,
         };
         deny(&mut record, &rejection);
-        Outcome { verdict, record }
+        Outcome::new(verdict, record)
     }
 
     /// Lines the flood bound held back and has now released, in order: the transport sends
@@ -264,6 +297,7 @@ impl Pipeline {
             return self.oversize(Direction::ServerToClient, seen);
         };
         let mut record = self.record(&session, Direction::ServerToClient, seen as usize);
+        let routing = replies::answers(&mut session, &key, &pending);
         record.method = Some(pending.method);
         record.tool = pending.tool;
         record.id = Some(key.to_string());
@@ -282,10 +316,9 @@ impl Pipeline {
         );
         let answer = rejection.to_response(Some(&key), &record.audit_id);
         deny(&mut record, &rejection);
-        Outcome {
-            verdict: Verdict::Rewrite(answer),
-            record,
-        }
+        let mut outcome = Outcome::new(Verdict::Rewrite(answer), record);
+        outcome.routing = routing;
+        outcome
     }
 
     /// The upstream is gone: every client request still waiting gets an error, so no request is
@@ -296,13 +329,12 @@ impl Pipeline {
         // The last flood window's count is written too (its held lines are moot now).
         let (_, summary) = session.flood.end_window();
         self.release_held(&session, (Vec::new(), summary));
-        let pending: Vec<(Id, String)> = session
-            .client_pending
-            .drain()
-            .map(|(id, p)| (id, p.method))
-            .collect();
+        let pending: Vec<(Id, session::Pending)> = session.client_pending.drain().collect();
+        session.progress.clear();
         let mut out = Vec::new();
-        for (id, method) in pending {
+        for (id, p) in pending {
+            let routing = Routing::Answers(p.reply.filter(|_| !p.cancelled));
+            let method = p.method;
             let mut record = self.record(&session, Direction::ServerToClient, 0);
             let rejection = Rejection::new(
                 INTERNAL_ERROR,
@@ -316,10 +348,9 @@ impl Pipeline {
             let answer = rejection.to_response(Some(&id), &record.audit_id);
             deny(&mut record, &rejection);
             record.decision = Decision::Error;
-            out.push(Outcome {
-                verdict: Verdict::Answer(answer),
-                record,
-            });
+            let mut outcome = Outcome::new(Verdict::Answer(answer), record);
+            outcome.routing = routing;
+            out.push(outcome);
         }
         out
     }

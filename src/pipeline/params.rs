@@ -50,6 +50,9 @@ pub struct MetaPeek<'a> {
     pub traceparent: Option<&'a RawValue>,
     #[serde(borrow, default)]
     pub tracestate: Option<&'a RawValue>,
+    /// The request asks for progress under this token (its JSON text is the key).
+    #[serde(rename = "progressToken", borrow, default)]
+    pub progress_token: Option<&'a RawValue>,
 }
 
 /// `notifications/cancelled` params.

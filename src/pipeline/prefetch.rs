@@ -147,6 +147,8 @@ impl Pipeline {
                 cancelled: false,
                 paged,
                 retry: None,
+                reply: None,
+                progress: None,
             },
         );
         // One message without its newline: transports add their own framing.

@@ -145,7 +145,13 @@ impl Pipeline {
                 }
                 Err(f) => {
                     self.sampling_map().remove(&job.id);
-                    self.session().client_pending.remove(&job.id);
+                    let routing = {
+                        let mut session = self.session();
+                        match session.client_pending.remove(&job.id) {
+                            Some(p) => super::replies::answers(&mut session, &job.id, &p),
+                            None => super::Routing::Answers(None),
+                        }
+                    };
                     if f == Failure::Cancelled {
                         return cancelled(
                             record,
@@ -156,10 +162,9 @@ impl Pipeline {
                     let answer = r.to_response(Some(&job.id), &record.audit_id);
                     deny(&mut record, &r);
                     record.decision = Decision::Error;
-                    return Outcome {
-                        verdict: Verdict::Rewrite(answer),
-                        record,
-                    };
+                    let mut outcome = Outcome::new(Verdict::Rewrite(answer), record);
+                    outcome.routing = routing;
+                    return outcome;
                 }
             }
         }
@@ -205,9 +210,6 @@ impl Pipeline {
             params
         )
         .into_bytes();
-        Outcome {
-            verdict: Verdict::Answer(bytes),
-            record,
-        }
+        Outcome::new(Verdict::Answer(bytes), record)
     }
 }

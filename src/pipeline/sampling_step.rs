@@ -204,10 +204,7 @@ impl Pipeline {
                 let answer = r.to_response(Some(&job.id), &record.audit_id);
                 deny(&mut record, &r);
                 record.decision = Decision::Error;
-                return Outcome {
-                    verdict: Verdict::Answer(answer),
-                    record,
-                };
+                return Outcome::new(Verdict::Answer(answer), record);
             }
         };
         if let Some(budget) = &self.guards.token_budget {
@@ -260,10 +257,7 @@ impl Pipeline {
         )
         .into_bytes();
         record.bytes = bytes.len() as u64;
-        Outcome {
-            verdict: Verdict::Answer(bytes),
-            record,
-        }
+        Outcome::new(Verdict::Answer(bytes), record)
     }
 
     /// A server's `notifications/cancelled` for a request the backend is working on: cancel
@@ -357,10 +351,7 @@ pub(super) fn cancelled(mut record: Record, why: &str) -> Outcome {
     record.event = "inference.cancelled".into();
     record.decision = Decision::Deny;
     record.reason = Some(why.into());
-    Outcome {
-        verdict: Verdict::Drop,
-        record,
-    }
+    Outcome::new(Verdict::Drop, record)
 }
 
 pub(super) fn failure(f: &Failure, backend: &str) -> Rejection {

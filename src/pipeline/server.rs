@@ -16,7 +16,9 @@ use super::client::allow;
 use super::content_step::ContentVerdict;
 use super::flood::{self, Flood};
 use super::params::{self, VersionPeek};
+use super::replies;
 use super::server_requests;
+use super::Routing;
 use super::{deny, Outcome, Pipeline, Verdict};
 use crate::audit::{Decision, Direction, Record};
 use crate::codec::{self, Decoded, Envelope, Id, Kind};
@@ -35,10 +37,7 @@ impl Pipeline {
                 // A batch of answers in the one revision that has them: pass as is.
                 record.method = Some("batch".into());
                 record.decision = Decision::Allow;
-                return Outcome {
-                    verdict: allow(line, &mut record),
-                    record,
-                };
+                return Outcome::new(allow(line, &mut record), record);
             }
             Ok(Decoded::Batch(_)) => {
                 let r = Rejection::new(
@@ -49,10 +48,7 @@ impl Pipeline {
                 )
                 .from(Source::Upstream);
                 deny(&mut record, &r);
-                return Outcome {
-                    verdict: Verdict::Drop,
-                    record,
-                };
+                return Outcome::new(Verdict::Drop, record);
             }
             Err(mut r) => {
                 r.source = Source::Upstream;
@@ -66,10 +62,7 @@ impl Pipeline {
                     r.reason
                 );
                 deny(&mut record, &r);
-                return Outcome {
-                    verdict: Verdict::Drop,
-                    record,
-                };
+                return Outcome::new(Verdict::Drop, record);
             }
         };
         record.method = env.method.as_deref().map(str::to_owned);
@@ -79,7 +72,7 @@ impl Pipeline {
         // Sampling the proxy answers (backend) or refuses (deny) never reaches the client.
         if env.kind == Kind::Request {
             if let Some(verdict) = self.route_sampling(&env, &mut record) {
-                return Outcome { verdict, record };
+                return Outcome::new(verdict, record);
             }
         }
         if env.kind == Kind::Notification
@@ -90,11 +83,9 @@ impl Pipeline {
             record.event = "inference.cancel_requested".into();
             record.reason =
                 Some("cancels a sampling request at the backend; the client never saw it".into());
-            return Outcome {
-                verdict: Verdict::Drop,
-                record,
-            };
+            return Outcome::new(Verdict::Drop, record);
         }
+        let mut routing = Routing::Session;
         let verdict = match env.kind {
             Kind::Response | Kind::ErrorResponse => {
                 // Progress held back by the flood bound goes out before the answer it leads to.
@@ -102,7 +93,7 @@ impl Pipeline {
                     let held = session.flood.end_window();
                     self.release_held(&session, held);
                 }
-                self.server_answer(&mut session, &env, line, &mut record)
+                self.server_answer(&mut session, &env, line, &mut record, &mut routing)
             }
             Kind::Notification if flood::bounded(env.method()) => {
                 match session.flood.admit(env.method(), env.params, line) {
@@ -127,7 +118,12 @@ impl Pipeline {
                 }
             },
         };
-        Outcome { verdict, record }
+        if env.kind == Kind::Notification {
+            routing = replies::about(&session, &env);
+        }
+        let mut outcome = Outcome::new(verdict, record);
+        outcome.routing = routing;
+        outcome
     }
 
     /// A server request or unbounded notification that passed `check_server_request`.
@@ -208,6 +204,7 @@ impl Pipeline {
         env: &Envelope,
         line: &[u8],
         record: &mut Record,
+        routing: &mut Routing,
     ) -> Verdict {
         let Some(id) = env.id.as_ref() else {
             let r = Rejection::new(
@@ -244,6 +241,7 @@ impl Pipeline {
             deny(record, &r);
             return Verdict::Drop;
         };
+        *routing = replies::answers(s, id, &p);
         record.method = Some(p.method.clone());
         record.tool = p.tool.clone();
         if p.method == "initialize" && env.kind == Kind::Response {
@@ -352,6 +350,8 @@ fn server_request(s: &mut Session, env: &Envelope) -> Result<(), Rejection> {
             cancelled: false,
             paged: false,
             retry: None,
+            reply: None,
+            progress: None,
         },
     );
     Ok(())

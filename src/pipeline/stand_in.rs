@@ -44,13 +44,13 @@ impl Pipeline {
         record.id = Some(id.to_string());
         deny(&mut record, rejection);
         if let Some(p) = session.client_pending.remove(id) {
+            let routing = super::replies::answers(&mut session, id, &p);
             record.method = Some(p.method);
             record.tool = p.tool;
             let answer = rejection.to_response(Some(id), &record.audit_id);
-            return Outcome {
-                verdict: Verdict::Rewrite(answer),
-                record,
-            };
+            let mut outcome = Outcome::new(Verdict::Rewrite(answer), record);
+            outcome.routing = routing;
+            return outcome;
         }
         if let Some(p) = session.proxy_pending.remove(id) {
             record.direction = Direction::Proxy;
@@ -63,10 +63,7 @@ impl Pipeline {
                 rejection.reason
             ));
         }
-        Outcome {
-            verdict: Verdict::Drop,
-            record,
-        }
+        Outcome::new(Verdict::Drop, record)
     }
 }
 

@@ -1,6 +1,8 @@
 //! Transports move bytes between peers and act on the pipeline's verdicts through
-//! `pipeline::deliver`. They look inside a message only through `codec::facts` (HTTP must route
-//! answers by id, progress by token: facts of bytes the pipeline already parsed strictly).
+//! `pipeline::deliver`. They never read a judged message again: which request it belongs to is
+//! the outcome's `Routing`, from the pipeline's one table of requests in flight. Only HTTP's edge
+//! reads a body's `codec::facts`, before any pipeline exists (is it `initialize`? do the modern
+//! headers mirror it?).
 //!
 //! | file       | job                                                             |
 //! |------------|-----------------------------------------------------------------|

@@ -78,13 +78,13 @@ pub async fn handle(posted: post::Posted) -> Response<OutBody> {
         .upstream
         .prefetch(&shared, &route, &p, &headers, &body, process_slot)
         .await;
-    let (forward, answer) = post::judge(&p, body, proof.outcome, &headers).await;
-    let Some(forward) = forward else {
-        return post::refused(answer);
-    };
+    let judged = post::judge(&p, body, proof.outcome, &headers).await;
+    if judged.forward.is_none() {
+        return post::refused(judged.answer);
+    }
     route
         .upstream
-        .send_stateless(&shared, &route, p, &headers, forward, ready)
+        .send_stateless(&shared, &route, p, &headers, judged, ready)
         .await
 }
 

@@ -21,8 +21,9 @@ use super::status::{self, EdgeRefusal, SESSION_HEADER};
 use super::upstream::SessionUpstream;
 use super::{Route, Shared};
 use crate::codec;
+use crate::codec::Id;
 use crate::pipeline::deliver::{self, Delivery, Onward, Settled};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, Routing};
 use crate::sig::http_scheme::HttpSigHeaders;
 use crate::sig::keys::KeyRole;
 use crate::sig::outcome::Outcome as SigOutcome;
@@ -303,13 +304,13 @@ pub async fn act(
     settled: Settled,
 ) -> (Response<OutBody>, bool) {
     let p = &session.pipeline;
-    let (forward, answer) = delivered(settled, body);
-    let Some(forward) = forward else {
-        return (refused(answer), false);
-    };
+    let judged = delivered(settled, body);
+    if judged.forward.is_none() {
+        return (refused(judged.answer), false);
+    }
     let resp = session
         .upstream
-        .send(shared, &session.route, p, headers, forward, answer)
+        .send(shared, &session.route, p, headers, judged)
         .await;
     (resp, true)
 }
@@ -324,7 +325,7 @@ pub async fn judge(
     body: Bytes,
     sig: Option<SigOutcome>,
     headers: &HeaderMap,
-) -> (Option<Bytes>, Option<Vec<u8>>) {
+) -> Judged {
     let first = judge_first(p, body.clone(), sig, headers).await;
     delivered(deliver::wait_off_workers(p, first).await, body)
 }
@@ -357,24 +358,45 @@ async fn judge_first(
     .await
 }
 
-/// A settled client message as the bytes to forward and the proxy's own answer; its record is
-/// written here, before the message moves on.
-fn delivered(settled: Settled, body: Bytes) -> (Option<Bytes>, Option<Vec<u8>>) {
+/// A judged client message: what goes on, the proxy's own answer, and the requests among what
+/// goes on that await an answer (the pipeline's `Routing::Asked`: a stdio upstream attaches
+/// the stream they are answered on to them; nothing reads the message again for its ids).
+pub struct Judged {
+    pub forward: Option<Bytes>,
+    pub answer: Option<Vec<u8>>,
+    pub asked: Vec<Id>,
+}
+
+/// A settled client message as a `Judged`; its record is written here, before the message
+/// moves on.
+fn delivered(settled: Settled, body: Bytes) -> Judged {
     // A client message is never a sampling request: nothing but an act is left.
     let Settled::Act(Delivery {
         onward,
         back,
         record,
+        routing,
     }) = settled
     else {
-        return (None, None);
+        return Judged {
+            forward: None,
+            answer: None,
+            asked: Vec::new(),
+        };
     };
     drop(record);
     let forward = onward.map(|o| match o {
         Onward::Original => body,
         Onward::Bytes(b) => Bytes::from(b),
     });
-    (forward, back)
+    Judged {
+        forward,
+        answer: back,
+        asked: match routing {
+            Routing::Asked(ids) => ids,
+            _ => Vec::new(),
+        },
+    }
 }
 
 /// Nothing goes on: the proxy's own answer, or 202 when there is none (a refused notification).

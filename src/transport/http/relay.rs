@@ -156,6 +156,7 @@ impl Relay {
             onward,
             back,
             record,
+            ..
         } = match settled {
             Settled::Act(d) => d,
             // Hook (issue 12): a modern `input_required` the backend fulfils; the retried

@@ -3,8 +3,10 @@
 //! answers (and ends it); a notification tied to a request by its progress token goes there too;
 //! everything else — server requests (sampling, elicitation, roots), log and list-changed
 //! notifications — goes to the GET stream, and waits in a bounded backlog until one is open.
+//! Which request a message belongs to is the pipeline's `Routing`, read from its one table of
+//! requests in flight: this module keeps streams, not ids.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -13,7 +15,9 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::sse;
-use crate::codec::{self, Facts, Id, Kind};
+use crate::codec::Id;
+use crate::pipeline::{Pipeline, Routing};
+use crate::session::ReplyTo;
 
 /// Messages waiting for a GET stream; beyond this the oldest are dropped (bounded memory).
 const BACKLOG: usize = 256;
@@ -21,7 +25,8 @@ const BACKLOG: usize = 256;
 /// onto this session's own child only).
 pub const STREAM_BUFFER: usize = 64;
 
-/// One POST's answer stream.
+/// One POST's answer stream. The pipeline keeps it with each request it answers
+/// (`Pipeline::reply_to`) and hands it back in the answer's `Routing`: no id table here.
 pub struct Target {
     tx: mpsc::Sender<Bytes>,
     /// SSE events, or the bare JSON of the one response (the client accepts only JSON).
@@ -36,8 +41,6 @@ pub struct Target {
 
 #[derive(Default)]
 struct Inner {
-    by_id: HashMap<Id, Arc<Target>>,
-    tokens: HashMap<String, Id>,
     get: Option<mpsc::Sender<Bytes>>,
     backlog: VecDeque<Bytes>,
     /// A modern (2026-07-28) request's own process (`open_sole`): every message of the process
@@ -55,76 +58,38 @@ pub struct Routes {
 #[derive(Debug)]
 pub struct Busy;
 
+/// An opened answer stream: its receiving end, and whether everything owed was answered.
+pub type Opened = (mpsc::Receiver<Bytes>, Arc<AtomicBool>);
+
 impl Routes {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Open the answer stream for the requests among `sent` (what was forwarded), before they
+    /// Open the answer stream for `asked` (the requests the pipeline let through), before they
     /// are written to the server, so no answer can arrive first. `first` goes out before
-    /// anything else (the proxy's own answers to refused elements of a batch).
+    /// anything else (the proxy's own answers to refused elements of a batch). `None`: none of
+    /// them awaits an answer any more.
     pub fn open_request(
         &self,
-        sent: &[Facts],
+        p: &Pipeline,
+        asked: &[Id],
         sse: bool,
         first: Option<&[u8]>,
-    ) -> (mpsc::Receiver<Bytes>, Arc<AtomicBool>) {
-        let (rx, target) = self.open(sent, sse, first);
+    ) -> Option<Opened> {
+        let (rx, target) = open(p, asked, sse, first)?;
         let answered = target.answered.clone();
-        (rx, answered)
+        Some((rx, answered))
     }
 
     /// `open_request` for the one request a process serves (the modern era's process per
     /// request): notifications and anything else not answering it go on its stream too (SSE
     /// only; a JSON answer carries the response alone), until its response ends the stream.
-    pub fn open_sole(&self, sent: &[Facts], sse: bool) -> (mpsc::Receiver<Bytes>, Arc<AtomicBool>) {
-        let (rx, target) = self.open(sent, sse, None);
+    pub fn open_sole(&self, p: &Pipeline, asked: &[Id], sse: bool) -> Option<Opened> {
+        let (rx, target) = open(p, asked, sse, None)?;
         let answered = target.answered.clone();
         self.lock().sole = Some(target);
-        (rx, answered)
-    }
-
-    fn open(
-        &self,
-        sent: &[Facts],
-        sse: bool,
-        first: Option<&[u8]>,
-    ) -> (mpsc::Receiver<Bytes>, Arc<Target>) {
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        if let Some(f) = first {
-            let chunk = if sse {
-                sse::message(f)
-            } else {
-                Bytes::copy_from_slice(f)
-            };
-            // The channel is new and empty: this cannot be full.
-            let _ = tx.try_send(chunk);
-        }
-        let requests: Vec<&Facts> = sent.iter().filter(|p| p.is_request()).collect();
-        let target = Arc::new(Target {
-            tx,
-            sse,
-            remaining: AtomicUsize::new(requests.len()),
-            answered: Arc::new(AtomicBool::new(false)),
-            opened: Instant::now(),
-        });
-        let mut inner = self.lock();
-        for p in requests {
-            if let Some(id) = &p.id {
-                inner.by_id.insert(id.clone(), target.clone());
-                if let Some(tok) = &p.progress_token {
-                    inner.tokens.insert(tok.clone(), id.clone());
-                }
-            }
-        }
-        (rx, target)
-    }
-
-    /// The client cancelled `id` (or went away): no answer will come, end its stream.
-    pub fn forget(&self, id: &Id) {
-        let mut inner = self.lock();
-        inner.by_id.remove(id);
-        inner.tokens.retain(|_, v| v != id);
+        Some((rx, answered))
     }
 
     /// The session's GET stream. Messages that waited for it are sent first.
@@ -142,11 +107,12 @@ impl Routes {
         Ok(rx)
     }
 
-    /// Hand one server message to its stream. Waits while that stream's buffer is full (the
-    /// session's reader waits, never a worker: backpressure onto this session's own child only).
-    /// Returns, for a response, how long its request waited for it (upstream latency).
-    pub async fn deliver(&self, bytes: &[u8]) -> Option<Duration> {
-        match self.try_deliver(bytes) {
+    /// Hand one server message to its stream (`routing`: the pipeline's, from judging it).
+    /// Waits while that stream's buffer is full (the session's reader waits, never a worker:
+    /// backpressure onto this session's own child only). Returns, for a response, how long its
+    /// request waited for it (upstream latency).
+    pub async fn deliver(&self, routing: &Routing, bytes: &[u8]) -> Option<Duration> {
+        match self.try_deliver(routing, bytes) {
             Ok(took) => took,
             Err(pending) => pending.wait(self).await,
         }
@@ -155,8 +121,12 @@ impl Routes {
     /// `deliver` without the wait, callable from any thread (the blocking pool, where the
     /// message was judged: the client's stream is woken from there, no hop through a worker).
     /// `Err`: that stream's buffer is full; `Pending::wait` finishes the delivery.
-    pub fn try_deliver(&self, bytes: &[u8]) -> Result<Option<Duration>, Pending> {
-        let Some((tx, chunk, took)) = self.route(bytes) else {
+    pub fn try_deliver(
+        &self,
+        routing: &Routing,
+        bytes: &[u8],
+    ) -> Result<Option<Duration>, Pending> {
+        let Some((tx, chunk, took)) = self.route(routing, bytes) else {
             return Ok(None);
         };
         match tx.try_send(chunk) {
@@ -182,22 +152,17 @@ impl Routes {
     /// Where one server message goes, decided under the lock (which is never held across the
     /// wait for the stream): its stream, the chunk for it, and a response's upstream latency.
     /// `None`: it went to the backlog, or nowhere.
-    fn route(&self, bytes: &[u8]) -> Option<(mpsc::Sender<Bytes>, Bytes, Option<Duration>)> {
-        let peek = codec::facts(bytes);
+    fn route(
+        &self,
+        routing: &Routing,
+        bytes: &[u8],
+    ) -> Option<(mpsc::Sender<Bytes>, Bytes, Option<Duration>)> {
         let mut inner = self.lock();
-        let pick = self.pick(&mut inner, peek.as_ref());
-        tracing::debug!(
-            "route {:?} {:?} → {}",
-            peek.as_ref().and_then(|p| p.method.as_deref()),
-            peek.as_ref().and_then(|p| p.id.as_ref()),
-            pick.label()
-        );
+        let pick = self.pick(&mut inner, routing);
+        tracing::debug!("route {routing:?} → {}", pick.label());
         match pick {
-            Pick::Target(t) => {
-                let took = peek
-                    .as_ref()
-                    .is_some_and(Facts::is_response)
-                    .then(|| t.opened.elapsed());
+            Pick::Target(t, response) => {
+                let took = response.then(|| t.opened.elapsed());
                 let chunk = if t.sse {
                     sse::message(bytes)
                 } else {
@@ -214,18 +179,14 @@ impl Routes {
         }
     }
 
-    fn pick(&self, inner: &mut Inner, peek: Option<&Facts>) -> Pick {
-        let Some(p) = peek else {
-            return Pick::Nowhere;
-        };
-        let related = match (p.kind, &p.id, &p.progress_token) {
-            (Kind::Response | Kind::ErrorResponse, Some(id), _) => {
-                let Some(t) = inner.by_id.remove(id) else {
-                    // Its stream is gone (cancelled, client left): a response never goes on
-                    // the GET stream.
+    fn pick(&self, inner: &mut Inner, routing: &Routing) -> Pick {
+        let related = match routing {
+            Routing::Answers(to) => {
+                let Some(t) = to.as_ref().and_then(ReplyTo::get::<Target>) else {
+                    // Its stream is gone (cancelled, client left), or it never had one: a
+                    // response never goes on the GET stream.
                     return Pick::Nowhere;
                 };
-                inner.tokens.retain(|_, v| v != id);
                 if t.remaining.fetch_sub(1, Ordering::AcqRel) <= 1 {
                     t.answered.store(true, Ordering::Release);
                     // Answered: the stream ends once this last chunk is sent.
@@ -233,23 +194,18 @@ impl Routes {
                         inner.sole = None;
                     }
                 }
-                return Pick::Target(t);
+                return Pick::Target(t, true);
             }
             // A JSON answer carries only the response: related notifications take the GET stream.
-            (Kind::Notification, _, Some(tok)) => inner
-                .tokens
-                .get(tok)
-                .and_then(|id| inner.by_id.get(id))
-                .filter(|t| t.sse)
-                .cloned(),
-            _ => None,
+            Routing::About(to) => to.get::<Target>().filter(|t| t.sse),
+            Routing::Session | Routing::Asked(_) => None,
         };
         if let Some(t) = related.filter(|t| !t.tx.is_closed()) {
-            return Pick::Target(t);
+            return Pick::Target(t, false);
         }
         if let Some(t) = &inner.sole {
             return if t.sse && !t.tx.is_closed() {
-                Pick::Target(t.clone())
+                Pick::Target(t.clone(), false)
             } else {
                 Pick::Nowhere
             };
@@ -260,15 +216,47 @@ impl Routes {
         }
     }
 
-    /// The upstream is gone: end every stream.
+    /// The upstream is gone: end every stream not tied to a request (those end as their
+    /// requests are answered, `Pipeline::abandon_pending`).
     pub fn close_all(&self) {
         let mut inner = self.lock();
-        inner.by_id.clear();
-        inner.tokens.clear();
         inner.get = None;
         inner.backlog.clear();
         inner.sole = None;
     }
+}
+
+/// A new answer stream, attached to the requests among `asked` that still await an answer.
+fn open(
+    p: &Pipeline,
+    asked: &[Id],
+    sse: bool,
+    first: Option<&[u8]>,
+) -> Option<(mpsc::Receiver<Bytes>, Arc<Target>)> {
+    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+    let target = Arc::new(Target {
+        tx,
+        sse,
+        remaining: AtomicUsize::new(0),
+        answered: Arc::new(AtomicBool::new(false)),
+        opened: Instant::now(),
+    });
+    // Not yet written to the server: no answer can use the stream before `remaining` is set.
+    let owed = p.reply_to(asked, &ReplyTo::new(target.clone()));
+    if owed == 0 {
+        return None;
+    }
+    target.remaining.store(owed, Ordering::Release);
+    if let Some(f) = first {
+        let chunk = if sse {
+            sse::message(f)
+        } else {
+            Bytes::copy_from_slice(f)
+        };
+        // The channel is new and empty: this cannot be full.
+        let _ = target.tx.try_send(chunk);
+    }
+    Some((rx, target))
 }
 
 /// A message routed to a stream whose buffer was full.
@@ -289,7 +277,8 @@ impl Pending {
 }
 
 enum Pick {
-    Target(Arc<Target>),
+    /// A request's stream; `true` for the response it is owed.
+    Target(Arc<Target>, bool),
     Get(mpsc::Sender<Bytes>),
     Backlog,
     Nowhere,
@@ -298,7 +287,7 @@ enum Pick {
 impl Pick {
     fn label(&self) -> &'static str {
         match self {
-            Pick::Target(_) => "request stream",
+            Pick::Target(..) => "request stream",
             Pick::Get(_) => "GET stream",
             Pick::Backlog => "backlog",
             Pick::Nowhere => "nowhere",
@@ -317,62 +306,178 @@ fn push_backlog(inner: &mut Inner, chunk: Bytes) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::{AuditLog, Fsync};
+    use crate::pipeline::Verdict;
 
-    fn p(bytes: &[u8]) -> Facts {
-        codec::facts(bytes).unwrap()
+    /// A session's pipeline (the one id table) and its streams.
+    fn session() -> (Arc<Pipeline>, Routes, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open_file(&dir.path().join("a.jsonl"), Fsync::Never).unwrap();
+        let p = Pipeline::new("t", crate::codec::Limits::default(), log, Arc::default());
+        (Arc::new(p), Routes::default(), dir)
+    }
+
+    /// The client's message judged: the ids it asked (what a POST hands `open_request`).
+    fn ask(p: &Pipeline, line: &[u8]) -> Vec<Id> {
+        match p.from_client(line).routing {
+            Routing::Asked(ids) => ids,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The server's message judged and delivered as `serve`'s stdio reader does.
+    async fn from_server(p: &Pipeline, r: &Routes, line: &[u8]) {
+        let o = p.from_server(line);
+        assert!(matches!(o.verdict, Verdict::Forward), "{:?}", o.verdict);
+        r.deliver(&o.routing, line).await;
+    }
+
+    fn has(chunk: &Bytes, needle: &str) -> bool {
+        String::from_utf8_lossy(chunk).contains(needle)
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn responses_and_progress_follow_their_request() {
-        let r = Routes::default();
-        let req = p(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"progressToken":5}}}"#);
-        let (mut rx, answered) = r.open_request(&[req], true, None);
-        r.deliver(br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":5,"progress":1}}"#).await;
-        r.deliver(br#"{"jsonrpc":"2.0","id":9,"method":"sampling/createMessage","params":{}}"#)
-            .await;
-        r.deliver(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#).await;
+        let (p, r, _dir) = session();
+        let asked = ask(
+            &p,
+            br#"{"jsonrpc":"2.0","id":1,"method":"resources/list","params":{"_meta":{"progressToken":5}}}"#,
+        );
+        assert_eq!(asked, vec![Id::Num("1".into())]);
+        let (mut rx, answered) = r.open_request(&p, &asked, true, None).unwrap();
+        from_server(&p, &r, br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":5,"progress":1}}"#).await;
+        from_server(&p, &r, br#"{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"x"}}"#).await;
+        from_server(
+            &p,
+            &r,
+            br#"{"jsonrpc":"2.0","id":1,"result":{"resources":[]}}"#,
+        )
+        .await;
         assert!(answered.load(Ordering::Acquire));
         let first = rx.try_recv().unwrap();
         assert!(first.starts_with(
             b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\""
         ));
-        assert!(rx.try_recv().unwrap().windows(6).any(|w| w == b"result"));
-        assert!(rx.try_recv().is_err(), "stream ended after the response");
-        // The server request waited for a GET stream.
+        assert!(has(&rx.try_recv().unwrap(), "resources"));
+        // Answered: the request left the table, and with it the last sender of its stream.
+        assert!(matches!(
+            rx.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected)
+        ));
+        // Progress under the same token now belongs to no request: the session's stream.
+        from_server(&p, &r, br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":5,"progress":2}}"#).await;
+        // The log message waited for a GET stream, then the late progress.
         let mut get = r.open_get().unwrap();
-        assert!(get.try_recv().unwrap().windows(8).any(|w| w == b"sampling"));
+        assert!(has(&get.try_recv().unwrap(), "notifications/message"));
+        assert!(has(&get.try_recv().unwrap(), "\"progress\":2"));
         assert!(r.open_get().is_err());
         drop(get);
         assert!(r.open_get().is_ok());
     }
 
+    /// A batch owes one stream several answers; the stream ends after the last.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_batch_stream_ends_after_its_last_answer() {
+        let (p, r, _dir) = session();
+        let a = ask(
+            &p,
+            br#"{"jsonrpc":"2.0","id":"a","method":"resources/list"}"#,
+        );
+        let b = ask(&p, br#"{"jsonrpc":"2.0","id":"b","method":"prompts/list"}"#);
+        let both = [a, b].concat();
+        let (mut rx, answered) = r.open_request(&p, &both, false, None).unwrap();
+        from_server(
+            &p,
+            &r,
+            br#"{"jsonrpc":"2.0","id":"b","result":{"prompts":[]}}"#,
+        )
+        .await;
+        assert!(!answered.load(Ordering::Acquire));
+        from_server(
+            &p,
+            &r,
+            br#"{"jsonrpc":"2.0","id":"a","result":{"resources":[]}}"#,
+        )
+        .await;
+        assert!(answered.load(Ordering::Acquire));
+        assert!(has(&rx.try_recv().unwrap(), "prompts"));
+        assert!(has(&rx.try_recv().unwrap(), "resources"));
+        // Attached once: the same ids cannot be given a second stream.
+        assert!(r.open_request(&p, &both, false, None).is_none());
+    }
+
+    /// The client cancelled: its stream ends at once, and the server's late answer goes
+    /// nowhere (never on the session's stream).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_cancelled_request_ends_its_stream_and_its_answer_goes_nowhere() {
+        let (p, r, _dir) = session();
+        let asked = ask(&p, br#"{"jsonrpc":"2.0","id":3,"method":"resources/list"}"#);
+        let (mut rx, answered) = r.open_request(&p, &asked, true, None).unwrap();
+        let cancel = p.from_client(
+            br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":3}}"#,
+        );
+        assert!(matches!(cancel.verdict, Verdict::Forward));
+        assert!(matches!(
+            rx.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected)
+        ));
+        let late = p.from_server(br#"{"jsonrpc":"2.0","id":3,"result":{"resources":[]}}"#);
+        assert!(matches!(late.routing, Routing::Answers(None)));
+        r.deliver(&late.routing, b"{}").await;
+        assert!(!answered.load(Ordering::Acquire));
+        let mut get = r.open_get().unwrap();
+        assert!(
+            get.try_recv().is_err(),
+            "a response never takes the GET stream"
+        );
+    }
+
+    /// Requests the server's input never took leave the table: an answer to them later is one
+    /// nobody asked for.
+    #[test]
+    fn unsent_requests_leave_the_table() {
+        let (p, _r, _dir) = session();
+        let asked = ask(&p, br#"{"jsonrpc":"2.0","id":4,"method":"resources/list"}"#);
+        p.unsent(&asked);
+        let late = p.from_server(br#"{"jsonrpc":"2.0","id":4,"result":{"resources":[]}}"#);
+        assert!(matches!(late.verdict, Verdict::Drop));
+        assert_eq!(late.record.event, "rpc.unsolicited_response");
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn a_sole_request_takes_every_notification_until_its_response() {
-        let r = Routes::default();
-        let listen = p(br#"{"jsonrpc":"2.0","id":7,"method":"subscriptions/listen","params":{}}"#);
-        let (mut rx, answered) = r.open_sole(&[listen], true);
+        let (p, r, _dir) = session();
+        let asked = ask(
+            &p,
+            br#"{"jsonrpc":"2.0","id":7,"method":"resources/list","params":{}}"#,
+        );
+        let (mut rx, answered) = r.open_sole(&p, &asked, true).unwrap();
         r.deliver(
+            &Routing::Session,
             br#"{"jsonrpc":"2.0","method":"notifications/subscriptions/acknowledged","params":{}}"#,
         )
         .await;
-        r.deliver(br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{}}"#)
-            .await;
-        assert!(rx
-            .try_recv()
-            .unwrap()
-            .windows(12)
-            .any(|w| w == b"acknowledged"));
-        assert!(rx
-            .try_recv()
-            .unwrap()
-            .windows(12)
-            .any(|w| w == b"list_changed"));
-        r.deliver(br#"{"jsonrpc":"2.0","id":7,"result":{}}"#).await;
+        r.deliver(
+            &Routing::Session,
+            br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{}}"#,
+        )
+        .await;
+        assert!(has(&rx.try_recv().unwrap(), "acknowledged"));
+        assert!(has(&rx.try_recv().unwrap(), "list_changed"));
+        from_server(
+            &p,
+            &r,
+            br#"{"jsonrpc":"2.0","id":7,"result":{"resources":[]}}"#,
+        )
+        .await;
         assert!(answered.load(Ordering::Acquire));
-        assert!(rx.try_recv().unwrap().windows(6).any(|w| w == b"result"));
+        assert!(has(&rx.try_recv().unwrap(), "result"));
         // Answered: nothing else reaches the ended stream, which is closed.
-        r.deliver(br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{}}"#)
-            .await;
+        r.deliver(
+            &Routing::Session,
+            br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{}}"#,
+        )
+        .await;
         assert!(matches!(
             rx.try_recv(),
             Err(mpsc::error::TryRecvError::Disconnected)
@@ -390,17 +495,12 @@ mod tests {
         };
         let room = STREAM_BUFFER + BACKLOG;
         for i in 0..room {
-            assert!(r.try_deliver(note(i).as_bytes()).is_ok());
+            assert!(r.try_deliver(&Routing::Session, note(i).as_bytes()).is_ok());
         }
-        let Err(pending) = r.try_deliver(note(room).as_bytes()) else {
+        let Err(pending) = r.try_deliver(&Routing::Session, note(room).as_bytes()) else {
             panic!("the stream is full");
         };
-        assert!(get
-            .recv()
-            .await
-            .unwrap()
-            .windows(5)
-            .any(|w| w == b"\"n\":0"));
+        assert!(has(&get.recv().await.unwrap(), "\"n\":0"));
         pending.wait(&r).await;
         let mut last = None;
         while let Ok(chunk) = get.try_recv() {

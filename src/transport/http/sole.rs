@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use hyper::header::HeaderMap;
 use hyper::{Response, StatusCode};
 
 use super::body::OutBody;
 use super::pool::Pool;
+use super::post::Judged;
 use super::signer::Egress;
 use super::slots::Slot;
 use super::status::{self, accepts_sse, collect_json, sse_response};
@@ -21,7 +21,7 @@ use super::stdio_upstream::StdioSession;
 use super::upstream::Stateless;
 use super::{Route, Shared};
 use crate::audit::{Decision, Direction, Record};
-use crate::codec::{self, Facts, Id};
+use crate::codec::{self, Id};
 use crate::pipeline::Pipeline;
 
 /// A call before any listing: the request's own process answers the proxy's listing first (its
@@ -54,15 +54,15 @@ pub async fn answer(
     pool: &Arc<Pool>,
     p: &Arc<Pipeline>,
     headers: &HeaderMap,
-    forward: Bytes,
+    judged: Judged,
     ready: Stateless,
 ) -> Response<OutBody> {
     let Stateless {
         early,
         slot: process_slot,
     } = ready;
-    let peeks = codec::facts_all(&forward);
-    if !codec::facts::any_request(&peeks) {
+    let Judged { forward, asked, .. } = judged;
+    if asked.is_empty() {
         // A notification to a stateless server: no process would outlive it.
         return status::empty(StatusCode::ACCEPTED);
     }
@@ -77,11 +77,14 @@ pub async fn answer(
         },
     };
     let slot = accepts_sse(headers).then(|| shared.stream_slot()).flatten();
-    let (rx, answered) = s.routes.open_sole(&peeks, slot.is_some());
-    let _ = s.send(&forward);
+    let Some((rx, answered)) = s.routes.open_sole(p, &asked, slot.is_some()) else {
+        s.close();
+        return status::empty(StatusCode::ACCEPTED);
+    };
+    let _ = s.send(&forward.unwrap_or_default());
     let guard = Request {
         s,
-        peeks,
+        asked,
         answered,
         _slot: process_slot,
     };
@@ -103,7 +106,8 @@ pub async fn answer(
 /// first: then the server is told `notifications/cancelled` before its stdin closes.
 struct Request {
     s: Arc<StdioSession>,
-    peeks: Vec<Facts>,
+    /// The requests it was sent (ids the pipeline let through).
+    asked: Vec<Id>,
     answered: Arc<AtomicBool>,
     /// The client's cap slot, held while the process runs.
     _slot: Option<Slot<String>>,
@@ -112,7 +116,7 @@ struct Request {
 impl Drop for Request {
     fn drop(&mut self) {
         if !self.answered.load(Ordering::Acquire) && self.s.is_alive() {
-            for id in self.peeks.iter().filter_map(|p| p.id.as_ref()) {
+            for id in &self.asked {
                 self.cancel(id);
             }
         }

@@ -252,6 +252,8 @@ impl StdioSession {
                     (p.oversize(Direction::ServerToClient, seen), Vec::new())
                 }
             };
+            // Notifications the flood bound held back leave before this message.
+            s.release_held();
             match deliver::settle(p, outcome, started) {
                 Settled::Act(d) => s.act_now(d, &line),
                 later => Step::Later(later),
@@ -270,13 +272,34 @@ impl StdioSession {
     fn act_now(&self, d: Delivery, line: &[u8]) -> Step {
         if let Some(bytes) = d.onward(line) {
             let signed = self.egress.finish(bytes);
-            match self.routes.try_deliver(signed.as_deref().unwrap_or(bytes)) {
+            match self
+                .routes
+                .try_deliver(&d.routing, signed.as_deref().unwrap_or(bytes))
+            {
                 Ok(took) => self.took(took),
                 Err(pending) => return Step::Wait(pending, d),
             }
         }
         self.answer_server(&d);
         Step::Done
+    }
+
+    /// Hand the notifications the flood bound released to their streams, in order. They were
+    /// judged (and counted) when they arrived; one that finds its stream full is dropped, as
+    /// the bound drops what exceeds it, rather than held ahead of the server's next message.
+    fn release_held(&self) {
+        let p = &self.pipeline;
+        for line in p.take_released() {
+            let signed = self.egress.finish(&line);
+            let bytes = signed.as_deref().unwrap_or(&line);
+            if self
+                .routes
+                .try_deliver(&p.routing_of(&line), bytes)
+                .is_err()
+            {
+                tracing::debug!("a released notification found its stream full: dropped");
+            }
+        }
     }
 
     /// The client's stream was full: wait until it reads, then finish acting.
@@ -347,7 +370,7 @@ impl StdioSession {
         .unwrap_or_default();
         for d in answers {
             if let Some(answer) = &d.back {
-                self.routes.deliver(answer).await;
+                self.routes.deliver(&d.routing, answer).await;
             }
         }
         self.routes.close_all();

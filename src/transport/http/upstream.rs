@@ -16,13 +16,13 @@ use hyper::{Method, Response, StatusCode};
 
 use super::body::OutBody;
 use super::http_upstream::HttpSession;
+use super::post::Judged;
 use super::relay::{self, Relay};
 use super::signer::Egress;
 use super::slots::Slot;
 use super::status::{self, accepts_sse, collect_json, sse_response};
 use super::stdio_upstream::{SendError, StdioSession};
 use super::{prefetch, sole, HttpUpstream, Pool, Route, Shared};
-use crate::codec::{self, Facts};
 use crate::pipeline::Pipeline;
 
 /// Where a route's messages go.
@@ -105,15 +105,16 @@ impl Upstream {
         route: &Route,
         p: Arc<Pipeline>,
         headers: &HeaderMap,
-        forward: Bytes,
+        judged: Judged,
         ready: Stateless,
     ) -> Response<OutBody> {
         let up = match self {
             Upstream::Stdio(pool) => {
-                return sole::answer(shared, route, pool, &p, headers, forward, ready).await
+                return sole::answer(shared, route, pool, &p, headers, judged, ready).await
             }
             Upstream::Http(up) => up,
         };
+        let forward = judged.forward.unwrap_or_default();
         // Dropping this future (client gone) drops the upstream request: the upstream sees its
         // connection close, the HTTP form of cancellation.
         let resp = match up.send(Method::POST, headers, None, forward).await {
@@ -175,12 +176,12 @@ impl SessionUpstream {
         route: &Route,
         pipeline: &Arc<Pipeline>,
         headers: &HeaderMap,
-        forward: Bytes,
-        answer: Option<Vec<u8>>,
+        judged: Judged,
     ) -> Response<OutBody> {
         match self {
-            SessionUpstream::Stdio(s) => to_stdio(shared, s, headers, &forward, answer).await,
+            SessionUpstream::Stdio(s) => to_stdio(shared, s, headers, judged).await,
             SessionUpstream::Http(hs) => {
+                let forward = judged.forward.unwrap_or_default();
                 to_http(shared, route, pipeline, hs, headers, forward).await
             }
         }
@@ -298,22 +299,20 @@ async fn to_stdio(
     shared: &Shared,
     s: &Arc<StdioSession>,
     headers: &HeaderMap,
-    forward: &[u8],
-    answer: Option<Vec<u8>>,
+    judged: Judged,
 ) -> Response<OutBody> {
-    let facts: Vec<Facts> = codec::facts_all(forward);
-    for id in facts.iter().filter_map(|f| f.cancels.as_ref()) {
-        s.routes.forget(id);
-    }
+    let Judged {
+        forward,
+        answer,
+        asked,
+    } = judged;
+    let p = s.pipeline();
     let slot = accepts_sse(headers).then(|| shared.stream_slot()).flatten();
-    let opened = codec::facts::any_request(&facts).then(|| {
-        s.routes
-            .open_request(&facts, slot.is_some(), answer.as_deref())
-    });
-    if let Err(e) = s.send(forward) {
-        for id in facts.iter().filter_map(|f| f.id.as_ref()) {
-            s.routes.forget(id);
-        }
+    let opened = s
+        .routes
+        .open_request(p, &asked, slot.is_some(), answer.as_deref());
+    if let Err(e) = s.send(&forward.unwrap_or_default()) {
+        p.unsent(&asked);
         return match e {
             SendError::Gone => {
                 status::text(StatusCode::NOT_FOUND, "the session's server has exited")
