@@ -230,7 +230,7 @@ impl Ctx {
             self.flag_unsigned(&mut outcome.record);
         }
         // Notifications the flood bound held back leave before this message.
-        for held in self.pipeline.take_released() {
+        for (_, held) in self.pipeline.take_released() {
             self.emit(held).await;
         }
         if let Some(out) = self

@@ -138,7 +138,7 @@ pub struct Pipeline {
     prefetch: prefetch::Prefetch,
     /// Notifications the flood bound held back and now released, for the transport to send
     /// (`take_released`); the flag spares the hot path a lock.
-    released: Mutex<Vec<Vec<u8>>>,
+    released: Mutex<Vec<(Routing, Vec<u8>)>>,
     has_released: std::sync::atomic::AtomicBool,
     holds: hold::Holds,
     /// Sampling requests the backend is working on, by the server's request id: a
@@ -241,8 +241,10 @@ impl Pipeline {
     }
 
     /// Lines the flood bound held back and has now released, in order: the transport sends
-    /// them to the client before the message it is handling. Cheap when there are none.
-    pub fn take_released(&self) -> Vec<Vec<u8>> {
+    /// them to the client before the message it is handling. Each with its routing as of its
+    /// release (the request its progress is about may be answered by the message that released
+    /// it). Cheap when there are none.
+    pub fn take_released(&self) -> Vec<(Routing, Vec<u8>)> {
         use std::sync::atomic::Ordering;
         if !self.has_released.swap(false, Ordering::AcqRel) {
             return Vec::new();
@@ -258,10 +260,13 @@ impl Pipeline {
         (lines, summary): (Vec<Vec<u8>>, Option<flood::WindowSummary>),
     ) {
         if !lines.is_empty() {
+            let routed = lines
+                .into_iter()
+                .map(|line| (replies::routing_of_line(session, &line), line));
             self.released
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .extend(lines);
+                .extend(routed);
             self.has_released
                 .store(true, std::sync::atomic::Ordering::Release);
         }

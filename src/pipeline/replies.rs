@@ -47,17 +47,17 @@ impl Pipeline {
             }
         }
     }
+}
 
-    /// The routing of a server line judged earlier (a notification the flood bound held back
-    /// and has released): the request its progress token names, else the session's stream.
-    pub fn routing_of(&self, line: &[u8]) -> Routing {
-        let Some(env) = std::str::from_utf8(line)
-            .ok()
-            .and_then(|t| Envelope::parse(t).ok())
-        else {
-            return Routing::Session;
-        };
-        about(&self.session(), &env)
+/// The routing of a server line judged earlier (a notification the flood bound held back and
+/// now releases): the request its progress token names, else the session's stream.
+pub(super) fn routing_of_line(s: &Session, line: &[u8]) -> Routing {
+    if s.progress.is_empty() {
+        return Routing::Session;
+    }
+    match std::str::from_utf8(line).ok().map(Envelope::parse) {
+        Some(Ok(env)) => about(s, &env),
+        _ => Routing::Session,
     }
 }
 

@@ -509,7 +509,7 @@ fn relay<R: Read>(
         };
         if direction == Direction::ServerToClient {
             // Notifications the flood bound held back leave before this message.
-            for held in pipeline.take_released() {
+            for (_, held) in pipeline.take_released() {
                 queued |= sides.send(Side::Client, &held, !more);
             }
         }

@@ -177,7 +177,7 @@ async fn get(shared: &Shared, route: &Route, headers: &HeaderMap) -> Response<Ou
         );
     }
     let busy = session.busy();
-    open_stream(shared, route, &session, headers)
+    open_stream(shared, &session, headers)
         .await
         .map(|b| b.on_drop(move || drop(busy)))
 }
@@ -185,13 +185,12 @@ async fn get(shared: &Shared, route: &Route, headers: &HeaderMap) -> Response<Ou
 /// The session's stream of server messages not tied to a request (GET, or a legacy SSE stream).
 pub async fn open_stream(
     shared: &Shared,
-    route: &Route,
     session: &Session,
     headers: &HeaderMap,
 ) -> Response<OutBody> {
     session
         .upstream
-        .events(shared, route, &session.pipeline, headers)
+        .events(&session.exchange(shared, headers))
         .await
 }
 

@@ -134,7 +134,7 @@ async fn open(
     shared.legacy.lock().insert(session.id.clone(), jobs);
     if session.upstream.speaks_first() {
         // The stdio server's own messages (server requests, notifications) from the start.
-        let get = open_stream(&shared, &route, &session, headers).await;
+        let get = open_stream(&shared, &session, headers).await;
         if !get.status().is_success() {
             end_session(&shared, &session.id);
             return get;
@@ -226,7 +226,7 @@ async fn worker(
             get_open = true;
             let mut headers = job.headers;
             headers.insert(ACCEPT, HeaderValue::from_static(EVENT_STREAM));
-            let get = open_stream(&shared, &session.route, &session, &headers).await;
+            let get = open_stream(&shared, &session, &headers).await;
             if get.status().is_success() {
                 tokio::spawn(pipe(get, out.clone()));
             }

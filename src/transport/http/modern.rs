@@ -13,6 +13,7 @@ use super::admission::{self, Opening};
 use super::body::{cpu, OutBody};
 use super::post;
 use super::status::{EdgeRefusal, HEADER_MISMATCH};
+use super::upstream::Exchange;
 use crate::codec::{self, Decoded, Facts};
 use crate::pipeline::Pipeline;
 
@@ -82,9 +83,15 @@ pub async fn handle(posted: post::Posted) -> Response<OutBody> {
     if judged.forward.is_none() {
         return post::refused(judged.answer);
     }
+    let exchange = Exchange {
+        shared: &shared,
+        route: &route,
+        pipeline: &p,
+        headers: &headers,
+    };
     route
         .upstream
-        .send_stateless(&shared, &route, p, &headers, judged, ready)
+        .send_stateless(&exchange, judged, ready)
         .await
 }
 

@@ -303,14 +303,13 @@ pub async fn act(
     body: Bytes,
     settled: Settled,
 ) -> (Response<OutBody>, bool) {
-    let p = &session.pipeline;
     let judged = delivered(settled, body);
     if judged.forward.is_none() {
         return (refused(judged.answer), false);
     }
     let resp = session
         .upstream
-        .send(shared, &session.route, p, headers, judged)
+        .send(&session.exchange(shared, headers), judged)
         .await;
     (resp, true)
 }
@@ -414,7 +413,7 @@ async fn prefetch(shared: &Shared, session: &Arc<Session>, headers: &HeaderMap, 
     let p = session.pipeline.clone();
     let sent = session
         .upstream
-        .send_own(shared, &session.route, &p, headers, request)
+        .send_own(&session.exchange(shared, headers), request)
         .await;
     if !sent {
         return;

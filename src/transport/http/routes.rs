@@ -347,12 +347,8 @@ mod tests {
         let (mut rx, answered) = r.open_request(&p, &asked, true, None).unwrap();
         from_server(&p, &r, br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":5,"progress":1}}"#).await;
         from_server(&p, &r, br#"{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"x"}}"#).await;
-        from_server(
-            &p,
-            &r,
-            br#"{"jsonrpc":"2.0","id":1,"result":{"resources":[]}}"#,
-        )
-        .await;
+        let answer = br#"{"jsonrpc":"2.0","id":1,"result":{"resources":[]}}"#;
+        from_server(&p, &r, answer).await;
         assert!(answered.load(Ordering::Acquire));
         let first = rx.try_recv().unwrap();
         assert!(first.starts_with(
@@ -464,12 +460,8 @@ mod tests {
         .await;
         assert!(has(&rx.try_recv().unwrap(), "acknowledged"));
         assert!(has(&rx.try_recv().unwrap(), "list_changed"));
-        from_server(
-            &p,
-            &r,
-            br#"{"jsonrpc":"2.0","id":7,"result":{"resources":[]}}"#,
-        )
-        .await;
+        let answer = br#"{"jsonrpc":"2.0","id":7,"result":{"resources":[]}}"#;
+        from_server(&p, &r, answer).await;
         assert!(answered.load(Ordering::Acquire));
         assert!(has(&rx.try_recv().unwrap(), "result"));
         // Answered: nothing else reaches the ended stream, which is closed.

@@ -10,8 +10,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::slots::Slot;
-use super::upstream::SessionUpstream;
-use super::Route;
+use hyper::header::HeaderMap;
+
+use super::upstream::{Exchange, SessionUpstream};
+use super::{Route, Shared};
 use crate::pipeline::Pipeline;
 
 /// A new session id: 128 bits from the operating system's CSPRNG through `rand` (which fails
@@ -47,6 +49,16 @@ impl Drop for Busy {
 }
 
 impl Session {
+    /// One client exchange on this session, as its upstream takes it.
+    pub fn exchange<'a>(&'a self, shared: &'a Shared, headers: &'a HeaderMap) -> Exchange<'a> {
+        Exchange {
+            shared,
+            route: &self.route,
+            pipeline: &self.pipeline,
+            headers,
+        }
+    }
+
     /// `id` comes from [`new_id`]: it is made before the session so the
     /// upstream's exit hook can name it.
     pub fn new(

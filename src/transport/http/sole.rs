@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use hyper::header::HeaderMap;
 use hyper::{Response, StatusCode};
 
 use super::body::OutBody;
@@ -18,7 +17,7 @@ use super::signer::Egress;
 use super::slots::Slot;
 use super::status::{self, accepts_sse, collect_json, sse_response};
 use super::stdio_upstream::StdioSession;
-use super::upstream::Stateless;
+use super::upstream::{Exchange, Stateless};
 use super::{Route, Shared};
 use crate::audit::{Decision, Direction, Record};
 use crate::codec::{self, Id};
@@ -49,14 +48,17 @@ pub async fn prefetch(
 
 /// Send the judged request to its process (`early`, or a fresh one) and answer on its stream.
 pub async fn answer(
-    shared: &Shared,
-    route: &Route,
+    x: &Exchange<'_>,
     pool: &Arc<Pool>,
-    p: &Arc<Pipeline>,
-    headers: &HeaderMap,
     judged: Judged,
     ready: Stateless,
 ) -> Response<OutBody> {
+    let Exchange {
+        shared,
+        route,
+        pipeline: p,
+        headers,
+    } = *x;
     let Stateless {
         early,
         slot: process_slot,

@@ -35,7 +35,7 @@ use super::signer::Egress;
 use crate::audit::Direction;
 use crate::codec::frame::{is_blank, Frame, FrameReader};
 use crate::pipeline::deliver::{self, Delivery, Settled};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, Routing};
 use crate::transport::child;
 use crate::transport::stdio;
 
@@ -64,6 +64,8 @@ enum Step {
     Wait(Pending, Delivery),
     /// Held for approval, or a sampling request: waited out on a task of its own.
     Later(Settled),
+    /// The flood bound released notifications it held: they go first (`after_released`).
+    AfterReleased(Vec<(Routing, Vec<u8>)>, Settled, Vec<u8>),
 }
 
 /// Why a line could not be handed to the server.
@@ -234,6 +236,9 @@ impl StdioSession {
                 Step::Later(settled) => {
                     tokio::spawn(self.clone().later(settled));
                 }
+                Step::AfterReleased(released, settled, line) => {
+                    self.after_released(released, settled, line).await;
+                }
             }
         }
     }
@@ -252,9 +257,14 @@ impl StdioSession {
                     (p.oversize(Direction::ServerToClient, seen), Vec::new())
                 }
             };
-            // Notifications the flood bound held back leave before this message.
-            s.release_held();
-            match deliver::settle(p, outcome, started) {
+            let settled = deliver::settle(p, outcome, started);
+            // Notifications the flood bound held back leave before this message (rare: they
+            // are handed over on the session's task, which may wait for their streams).
+            let released = s.released();
+            if !released.is_empty() {
+                return Step::AfterReleased(released, settled, line);
+            }
+            match settled {
                 Settled::Act(d) => s.act_now(d, &line),
                 later => Step::Later(later),
             }
@@ -284,24 +294,41 @@ impl StdioSession {
         Step::Done
     }
 
-    /// Hand the notifications the flood bound released to their streams, in order. They were
-    /// judged (and counted) when they arrived; one that finds its stream full is dropped, as
-    /// the bound drops what exceeds it, rather than held ahead of the server's next message.
-    fn release_held(&self) {
+    /// The notifications the flood bound released (judged and counted when they arrived), in
+    /// order, each with its stream's routing, signed when signing is on.
+    fn released(&self) -> Vec<(Routing, Vec<u8>)> {
         let p = &self.pipeline;
-        for line in p.take_released() {
-            let signed = self.egress.finish(&line);
-            let bytes = signed.as_deref().unwrap_or(&line);
-            if self
-                .routes
-                .try_deliver(&p.routing_of(&line), bytes)
-                .is_err()
-            {
-                tracing::debug!("a released notification found its stream full: dropped");
+        p.take_released()
+            .into_iter()
+            .map(|(routing, line)| {
+                let signed = self.egress.finish(&line);
+                (routing, signed.unwrap_or(line))
+            })
+            .collect()
+    }
+
+    /// Released notifications to their streams (waiting for room, in order), then the
+    /// message that released them.
+    async fn after_released(
+        self: &Arc<Self>,
+        released: Vec<(Routing, Vec<u8>)>,
+        settled: Settled,
+        line: Vec<u8>,
+    ) {
+        for (routing, bytes) in released {
+            self.routes.deliver(&routing, &bytes).await;
+        }
+        match settled {
+            Settled::Act(d) => {
+                if let Step::Wait(pending, d) = self.act_now(d, &line) {
+                    self.wait_then_answer(pending, d).await;
+                }
+            }
+            later => {
+                tokio::spawn(self.clone().later(later));
             }
         }
     }
-
     /// The client's stream was full: wait until it reads, then finish acting.
     async fn wait_then_answer(&self, pending: Pending, d: Delivery) {
         let took = pending.wait(&self.routes).await;
@@ -444,13 +471,8 @@ mod tests {
     async fn close_escalates_to_sigkill_after_two_graces() {
         let grace = Duration::from_millis(150);
         let s = start("trap '' TERM; exec sleep 30", grace, 1 << 20).await;
-        let t = Instant::now();
-        s.session.close();
-        tokio::time::timeout(Duration::from_secs(10), s.exited)
-            .await
-            .expect("killed")
-            .unwrap();
-        assert!(t.elapsed() >= 2 * grace, "{:?}", t.elapsed());
+        let took = close_and_wait(s.session.clone(), s.exited).await;
+        assert!(took >= 2 * grace, "{took:?}");
         assert!(!s.session.is_alive());
         assert!(matches!(s.session.send(b"{}"), Err(SendError::Gone)));
     }
@@ -459,13 +481,53 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn closed_stdin_is_the_polite_stop() {
         let s = start("cat >/dev/null", Duration::from_secs(20), 1 << 20).await;
-        let t = Instant::now();
+        let took = close_and_wait(s.session, s.exited).await;
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    }
+
+    /// A flood of progress about one request: the bound lets 200 a second through and holds
+    /// the latest of the rest, which is released on that request's own stream ahead of the
+    /// answer it leads to (it used to be lost in `serve`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn progress_held_by_the_flood_bound_reaches_its_request_before_the_answer() {
+        let script = r#"read line; i=0; while [ $i -lt 300 ]; do printf '{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"t","progress":%d}}\n' $i; i=$((i+1)); done; printf '{"jsonrpc":"2.0","id":1,"result":{"resources":[]}}\n'; cat >/dev/null"#;
+        let s = start(script, Duration::from_secs(5), 1 << 20).await;
+        let p = s.session.pipeline().clone();
+        let req = br#"{"jsonrpc":"2.0","id":1,"method":"resources/list","params":{"_meta":{"progressToken":"t"}}}"#;
+        let Routing::Asked(asked) = p.from_client(req).routing else {
+            panic!("a request that goes on is asked");
+        };
+        let routes = &s.session.routes;
+        let (mut rx, answered) = routes.open_request(&p, &asked, true, None).unwrap();
+        s.session.send(req).unwrap();
+        let mut chunks = Vec::new();
+        while let Ok(Some(c)) = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+            chunks.push(String::from_utf8_lossy(&c).into_owned());
+        }
+        assert!(answered.load(Ordering::Acquire));
+        let n = chunks.len();
+        assert!(n < 300, "the bound let all {n} through");
+        assert!(chunks[n - 1].contains("\"result\""), "{}", chunks[n - 1]);
+        assert!(
+            chunks[n - 2].contains("\"progress\":299"),
+            "{}",
+            chunks[n - 2]
+        );
         s.session.close();
-        tokio::time::timeout(Duration::from_secs(5), s.exited)
+    }
+
+    /// `close`, then how long until the process was reaped (at most 10 s).
+    async fn close_and_wait(
+        session: Arc<StdioSession>,
+        exited: tokio::sync::oneshot::Receiver<()>,
+    ) -> Duration {
+        let t = Instant::now();
+        session.close();
+        tokio::time::timeout(Duration::from_secs(10), exited)
             .await
-            .expect("exited on closed stdin")
+            .expect("the process exits after close")
             .unwrap();
-        assert!(t.elapsed() < Duration::from_secs(5));
+        t.elapsed()
     }
 
     /// An over-long line is dropped and audited as oversize with its size, and the next line

@@ -25,6 +25,15 @@ use super::stdio_upstream::{SendError, StdioSession};
 use super::{prefetch, sole, HttpUpstream, Pool, Route, Shared};
 use crate::pipeline::Pipeline;
 
+/// One client exchange, as every upstream operation takes it: the server's shared state, the
+/// route it came in on, the pipeline that judged it, the client's headers (passed on upstream).
+pub struct Exchange<'a> {
+    pub shared: &'a Shared,
+    pub route: &'a Route,
+    pub pipeline: &'a Arc<Pipeline>,
+    pub headers: &'a HeaderMap,
+}
+
 /// Where a route's messages go.
 pub enum Upstream {
     /// A stdio server started per session (or per modern request) from a pool of warm processes.
@@ -101,34 +110,24 @@ impl Upstream {
     /// client's slot counts), or one POST upstream; its answer relayed.
     pub(super) async fn send_stateless(
         &self,
-        shared: &Shared,
-        route: &Route,
-        p: Arc<Pipeline>,
-        headers: &HeaderMap,
+        x: &Exchange<'_>,
         judged: Judged,
         ready: Stateless,
     ) -> Response<OutBody> {
         let up = match self {
-            Upstream::Stdio(pool) => {
-                return sole::answer(shared, route, pool, &p, headers, judged, ready).await
-            }
+            Upstream::Stdio(pool) => return sole::answer(x, pool, judged, ready).await,
             Upstream::Http(up) => up,
         };
         let forward = judged.forward.unwrap_or_default();
         // Dropping this future (client gone) drops the upstream request: the upstream sees its
         // connection close, the HTTP form of cancellation.
-        let resp = match up.send(Method::POST, headers, None, forward).await {
+        let resp = match up.send(Method::POST, x.headers, None, forward).await {
             Ok(r) => r,
             Err(e) => return unreachable_upstream(&e),
         };
-        let relay = Relay {
-            pipeline: p,
-            upstream: up.clone(),
-            session: None,
-            max: shared.limits.max_message_bytes,
-            egress: Egress::of(route),
-        };
-        relay.respond(resp, || shared.stream_slot()).await
+        relay(x, up, None)
+            .respond(resp, || x.shared.stream_slot())
+            .await
     }
 }
 
@@ -170,38 +169,23 @@ impl SessionUpstream {
 
     /// Forward a client message the pipeline let through; `answer` is the proxy's own part of
     /// the answer (refused elements of a batch), sent first.
-    pub async fn send(
-        &self,
-        shared: &Shared,
-        route: &Route,
-        pipeline: &Arc<Pipeline>,
-        headers: &HeaderMap,
-        judged: Judged,
-    ) -> Response<OutBody> {
+    pub async fn send(&self, x: &Exchange<'_>, judged: Judged) -> Response<OutBody> {
         match self {
-            SessionUpstream::Stdio(s) => to_stdio(shared, s, headers, judged).await,
+            SessionUpstream::Stdio(s) => to_stdio(x, s, judged).await,
             SessionUpstream::Http(hs) => {
                 let forward = judged.forward.unwrap_or_default();
-                to_http(shared, route, pipeline, hs, headers, forward).await
+                to_http(x, hs, forward).await
             }
         }
     }
 
     /// Send the proxy's own request (a listing before a call); its answer is consumed by the
     /// pipeline (`from_server`), never shown to the client. Returns whether it went out.
-    pub async fn send_own(
-        &self,
-        shared: &Shared,
-        route: &Route,
-        pipeline: &Arc<Pipeline>,
-        headers: &HeaderMap,
-        request: Vec<u8>,
-    ) -> bool {
+    pub async fn send_own(&self, x: &Exchange<'_>, request: Vec<u8>) -> bool {
         match self {
             SessionUpstream::Stdio(s) => s.send(&request).is_ok(),
             SessionUpstream::Http(hs) => {
-                let resp =
-                    to_http(shared, route, pipeline, hs, headers, Bytes::from(request)).await;
+                let resp = to_http(x, hs, Bytes::from(request)).await;
                 // Drain it: the relay judges each message as the body is read.
                 let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
                 true
@@ -210,13 +194,8 @@ impl SessionUpstream {
     }
 
     /// The session's stream of server messages not tied to a request (GET, a legacy SSE stream).
-    pub async fn events(
-        &self,
-        shared: &Shared,
-        route: &Route,
-        pipeline: &Arc<Pipeline>,
-        headers: &HeaderMap,
-    ) -> Response<OutBody> {
+    pub async fn events(&self, x: &Exchange<'_>) -> Response<OutBody> {
+        let (shared, headers) = (x.shared, x.headers);
         match self {
             SessionUpstream::Stdio(s) => {
                 let Some(release) = shared.stream_slot() else {
@@ -239,7 +218,7 @@ impl SessionUpstream {
                     .await
                 {
                     Ok(resp) => {
-                        relay(shared, route, pipeline, hs)
+                        relay(x, &hs.upstream, Some(hs))
                             .respond(resp, || shared.stream_slot())
                             .await
                     }
@@ -276,13 +255,14 @@ impl SessionUpstream {
     }
 }
 
-fn relay(shared: &Shared, route: &Route, p: &Arc<Pipeline>, hs: &Arc<HttpSession>) -> Relay {
+/// The relay of an HTTP upstream's answer: every message through `from_server` and `deliver`.
+fn relay(x: &Exchange<'_>, up: &Arc<HttpUpstream>, session: Option<&Arc<HttpSession>>) -> Relay {
     Relay {
-        pipeline: p.clone(),
-        upstream: hs.upstream.clone(),
-        session: Some(hs.clone()),
-        max: shared.limits.max_message_bytes,
-        egress: Egress::of(route),
+        pipeline: x.pipeline.clone(),
+        upstream: up.clone(),
+        session: session.cloned(),
+        max: x.shared.limits.max_message_bytes,
+        egress: Egress::of(x.route),
     }
 }
 
@@ -295,12 +275,8 @@ fn unreachable_upstream(e: &str) -> Response<OutBody> {
 }
 
 /// Forward to the session's stdio process and answer on a stream of the request's own.
-async fn to_stdio(
-    shared: &Shared,
-    s: &Arc<StdioSession>,
-    headers: &HeaderMap,
-    judged: Judged,
-) -> Response<OutBody> {
+async fn to_stdio(x: &Exchange<'_>, s: &Arc<StdioSession>, judged: Judged) -> Response<OutBody> {
+    let (shared, headers) = (x.shared, x.headers);
     let Judged {
         forward,
         answer,
@@ -336,14 +312,8 @@ async fn to_stdio(
 }
 
 /// Forward to the HTTP upstream under its own session id, and relay its answer.
-async fn to_http(
-    shared: &Shared,
-    route: &Route,
-    p: &Arc<Pipeline>,
-    hs: &Arc<HttpSession>,
-    headers: &HeaderMap,
-    forward: Bytes,
-) -> Response<OutBody> {
+async fn to_http(x: &Exchange<'_>, hs: &Arc<HttpSession>, forward: Bytes) -> Response<OutBody> {
+    let (p, headers) = (x.pipeline, x.headers);
     if let Some(v) = headers.get("mcp-protocol-version") {
         *hs.version.lock().unwrap_or_else(|e| e.into_inner()) = Some(v.clone());
     }
@@ -363,8 +333,8 @@ async fn to_http(
     if sid.is_none() {
         hs.set_upstream_id(relay::upstream_session_id(&resp));
     }
-    relay(shared, route, p, hs)
-        .respond(resp, || shared.stream_slot())
+    relay(x, &hs.upstream, Some(hs))
+        .respond(resp, || x.shared.stream_slot())
         .await
 }
 
