@@ -188,6 +188,12 @@ impl AuditLog {
         &self.path
     }
 
+    /// Whether every record is synced to disk as it is written (`fsync = "always"`): writing one
+    /// then blocks on the disk.
+    pub fn syncs_every_record(&self) -> bool {
+        self.fsync == Fsync::Always
+    }
+
     /// False while writes to the file fail.
     pub fn healthy(&self) -> bool {
         !self.failing.load(Ordering::Acquire)

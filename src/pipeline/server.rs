@@ -10,6 +10,7 @@
 //!    be matched; a reused id is refused back to the server.
 //! 4. Later checks (pin drift on listings, result redaction) plug in here.
 
+use std::sync::MutexGuard;
 use std::time::Instant;
 
 use super::client::allow;
@@ -26,12 +27,55 @@ use crate::errors::{Rejection, Source, INVALID_REQUEST};
 use crate::session::{Era, Pending, Session, MAX_PENDING};
 use crate::trust::Observation;
 
+/// Lines up to this size are judged on an async worker when nothing else may block (the checks
+/// are CPU only, and bounded by this); longer ones go to the blocking pool, like HTTP bodies.
+pub const INLINE_MAX: usize = 64 * 1024;
+
 impl Pipeline {
     /// Decide what happens to one line the server printed.
     pub fn from_server(&self, line: &[u8]) -> Outcome {
-        let mut session = self.session();
+        let Some(outcome) = self.judge_server(line, |_, _| false) else {
+            unreachable!("nothing is left unjudged when nothing counts as blocking")
+        };
+        outcome
+    }
+
+    /// `from_server`, when judging `line` cannot block, so an async transport may run it on its
+    /// worker and spare a hop to the blocking pool; `None` (nothing done) when it may: an
+    /// answer to a listing (the pin store: flock, fsync, rename), to the proxy's own request
+    /// (its listing), a line over [`INLINE_MAX`], or an audit trail synced at every record.
+    /// Everything else a server sends is judged in memory: scans, ids, flood bound, trust
+    /// counters, a buffered audit write; sampling is run later (`Verdict::Sample`).
+    pub fn from_server_inline(&self, line: &[u8]) -> Option<Outcome> {
+        if line.len() > INLINE_MAX || self.audit.syncs_every_record() {
+            return None;
+        }
+        self.judge_server(line, answers_a_listing)
+    }
+
+    fn judge_server(
+        &self,
+        line: &[u8],
+        may_block: impl Fn(&Session, &Envelope) -> bool,
+    ) -> Option<Outcome> {
+        let session = self.session();
+        let decoded = codec::decode(line, &self.limits);
+        if let Ok(Decoded::Single(env)) = &decoded {
+            if may_block(&session, env) {
+                return None;
+            }
+        }
+        Some(self.server_outcome(session, decoded, line))
+    }
+
+    fn server_outcome<'a>(
+        &self,
+        mut session: MutexGuard<'_, Session>,
+        decoded: Result<Decoded<'a>, Rejection>,
+        line: &'a [u8],
+    ) -> Outcome {
         let mut record = self.record(&session, Direction::ServerToClient, line.len());
-        let env = match codec::decode(line, &self.limits) {
+        let env = match decoded {
             Ok(Decoded::Single(env)) => env,
             Ok(Decoded::Batch(_)) if session.batches_allowed() => {
                 // A batch of answers in the one revision that has them: pass as is.
@@ -298,6 +342,19 @@ impl Pipeline {
             _ => {}
         }
     }
+}
+
+/// An answer to a listing, the client's or the proxy's own: judging it updates the pin store.
+fn answers_a_listing(s: &Session, env: &Envelope) -> bool {
+    if !matches!(env.kind, Kind::Response | Kind::ErrorResponse) {
+        return false;
+    }
+    env.id.as_ref().is_some_and(|id| {
+        s.proxy_pending.contains_key(id)
+            || s.client_pending
+                .get(id)
+                .is_some_and(|p| super::pins_step::listing_kind(&p.method).is_some())
+    })
 }
 
 /// Answers whose results are content for the model: checked for secrets and injection.

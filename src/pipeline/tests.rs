@@ -203,3 +203,34 @@ fn server_requests_are_rate_limited_per_server() {
     let ping = br#"{"jsonrpc":"2.0","id":"p","method":"ping"}"#;
     assert_eq!(p.from_server(ping).verdict, Verdict::Forward);
 }
+
+/// What an async transport may judge on its worker (`from_server_inline`) and what it must
+/// leave to the blocking pool: an answer to a listing (the pin store), the proxy's own, a line
+/// over the inline bound, and anything while every record is synced. Left means untouched: the
+/// answer is still expected when `from_server` judges it later.
+#[test]
+fn server_messages_that_may_block_are_left_to_the_blocking_pool() {
+    let (p, _d) = pipeline();
+    p.from_client(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
+    p.from_client(br#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#);
+    let listing = br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#;
+    assert!(p.from_server_inline(listing).is_none());
+    assert_eq!(p.from_server(listing).verdict, Verdict::Forward);
+    let pong = br#"{"jsonrpc":"2.0","id":2,"result":{}}"#;
+    assert_eq!(
+        p.from_server_inline(pong).unwrap().verdict,
+        Verdict::Forward
+    );
+    let note = br#"{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"x"}}"#;
+    assert!(p.from_server_inline(note).is_some());
+    let long = format!(
+        r#"{{"jsonrpc":"2.0","method":"notifications/message","params":{{"level":"info","data":"{}"}}}}"#,
+        "x".repeat(super::server::INLINE_MAX)
+    );
+    assert!(p.from_server_inline(long.as_bytes()).is_none());
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open_file(&dir.path().join("a.jsonl"), Fsync::Always).unwrap();
+    let synced = Pipeline::new("test", Limits::default(), log, Arc::default());
+    assert!(synced.from_server_inline(note).is_none());
+}

@@ -150,8 +150,17 @@ impl Relay {
     /// `verdict` before signing: `Some(empty)`: forward the original; `Some(bytes)`: the
     /// rewritten message; `None`: nothing goes to the client.
     pub(super) async fn judged(&self, original: Bytes) -> (Option<Bytes>, String) {
-        let settled =
-            deliver::settle_off_workers(&self.pipeline, move |p| p.from_server(&original)).await;
+        // Judged here when that cannot block (most messages), else on the blocking pool.
+        let started = Instant::now();
+        let settled = match self.pipeline.from_server_inline(&original) {
+            Some(outcome) => {
+                let settled = deliver::settle_async(&self.pipeline, outcome, started).await;
+                deliver::wait_off_workers(&self.pipeline, settled).await
+            }
+            None => {
+                deliver::settle_off_workers(&self.pipeline, move |p| p.from_server(&original)).await
+            }
+        };
         let Delivery {
             onward,
             back,

@@ -7,10 +7,10 @@
 //!   stops reading gets no more (`SendError::Full`, 503), never an unbounded buffer;
 //! - the reader cuts its stdout into frames with the codec's limit
 //!   (`FrameReader::next_frame_async`: an over-long line is dropped and audited as oversize,
-//!   as in `wrap`), runs each through `Pipeline::from_server` and `pipeline::deliver` on the
-//!   blocking pool (a listing updates the pin store, a record may be synced: never on a
-//!   worker), and hands what passes to [`Routes`] from there (the client's stream is woken
-//!   without a hop through a worker; a full stream is waited for on the task);
+//!   as in `wrap`), runs each through `Pipeline::from_server` and `pipeline::deliver` — on
+//!   the task when judging it cannot block (`from_server_inline`), else on the blocking pool
+//!   (a listing updates the pin store: never on a worker) — and hands what passes to
+//!   [`Routes`] from there (a full stream is waited for on the task);
 //! - the keeper awaits the exit (`reap.rs`: a pidfd, no thread in `wait`) and, once `close`
 //!   asked, escalates: closed stdin → SIGTERM → SIGKILL to the process group, each after the
 //!   grace, unless it exited meanwhile.
@@ -243,11 +243,32 @@ impl StdioSession {
         }
     }
 
-    /// `from_server` (or the oversize record), its settling, and the acting on it, on the
-    /// blocking pool: the checks may touch the disk, and the client's stream is woken from
-    /// there directly (a hop less than judging there and routing on a worker). `None` when the
-    /// checks panicked: the reading ends as if the server had gone.
+    /// `from_server` (or the oversize record), its settling, and the acting on it. On the
+    /// session's task when judging cannot block (`Pipeline::from_server_inline`: most messages,
+    /// a hop to the blocking pool and back saved), else on the blocking pool (a listing updates
+    /// the pin store), from where the client's stream is woken directly. `None` when the checks
+    /// panicked: the reading ends as if the server had gone.
     async fn judge(self: &Arc<Self>, frame: Frame, started: Instant) -> Option<Step> {
+        let frame = match frame {
+            Frame::Line(line) => {
+                let p = &self.pipeline;
+                let inline = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    p.from_server_inline(&line)
+                }));
+                match inline {
+                    Ok(Some(outcome)) => {
+                        let settled = deliver::settle_async(p, outcome, started).await;
+                        return Some(self.acted(settled, line));
+                    }
+                    Ok(None) => Frame::Line(line),
+                    Err(_) => {
+                        tracing::error!("judging a server message panicked");
+                        return None;
+                    }
+                }
+            }
+            oversize => oversize,
+        };
         let s = self.clone();
         let judged = tokio::task::spawn_blocking(move || {
             let p = &s.pipeline;
@@ -258,21 +279,26 @@ impl StdioSession {
                 }
             };
             let settled = deliver::settle(p, outcome, started);
-            // Notifications the flood bound held back leave before this message (rare: they
-            // are handed over on the session's task, which may wait for their streams).
-            let released = s.released();
-            if !released.is_empty() {
-                return Step::AfterReleased(released, settled, line);
-            }
-            match settled {
-                Settled::Act(d) => s.act_now(d, &line),
-                later => Step::Later(later),
-            }
+            s.acted(settled, line)
         })
         .await;
         judged
             .map_err(|e| tracing::error!("judging a server message: {e}"))
             .ok()
+    }
+
+    /// What is left once a server message was settled: acted on now when it can be.
+    fn acted(&self, settled: Settled, line: Vec<u8>) -> Step {
+        // Notifications the flood bound held back leave before this message (rare: they are
+        // handed over on the session's task, which may wait for their streams).
+        let released = self.released();
+        if !released.is_empty() {
+            return Step::AfterReleased(released, settled, line);
+        }
+        match settled {
+            Settled::Act(d) => self.act_now(d, &line),
+            later => Step::Later(later),
+        }
     }
 
     /// Act on a settled verdict about a server message without waiting: forward it to the
