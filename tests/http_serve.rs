@@ -843,3 +843,61 @@ fn stdio_upstreams_take_no_thread_per_process() {
         in_flight.saturating_sub(legacy)
     );
 }
+
+/// A stdio MCP server that answers a 2025-03-26 batch with one array (as JSON-RPC says).
+const STDIO_BATCH_ECHO: &str = r#"
+import json, sys
+def answer(m):
+    if m.get("method") == "initialize":
+        r = {"protocolVersion": m["params"]["protocolVersion"], "capabilities": {}, "serverInfo": {"name": "b", "version": "1"}}
+    else:
+        r = {"echo": m.get("method")}
+    return {"jsonrpc": "2.0", "id": m["id"], "result": r}
+for line in sys.stdin:
+    m = json.loads(line)
+    if isinstance(m, list):
+        out = [answer(x) for x in m if "id" in x and "method" in x]
+        if out:
+            print(json.dumps(out), flush=True)
+    elif "id" in m and "method" in m:
+        print(json.dumps(answer(m)), flush=True)
+"#;
+
+/// A 2025-03-26 batch partly refused by the proxy (a look-alike method name) is answered
+/// whole: the refused element's error and the server's answer to the rest, in one array —
+/// through an HTTP upstream (the refused element used to get no answer at all) and through a
+/// stdio one (the server's batch answer used to be routed nowhere). Every request gets exactly
+/// one response.
+#[test]
+fn a_partly_refused_batch_is_answered_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record.jsonl");
+    let (_up, url) = http::echo_http(&record);
+    let configs = [
+        format!("[[servers]]\nname = \"echo\"\nurl = {url:?}\n"),
+        format!(
+            "[[servers]]\nname = \"echo\"\ncommand = [\"python3\", \"-c\", {STDIO_BATCH_ECHO:?}]\n"
+        ),
+    ];
+    for config in configs {
+        let serve = Serve::start(&config, &[]);
+        let init = br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+        let r = request(serve.addr, "POST", "/mcp", &[JSON_ONLY], init);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let sid = r.header("mcp-session-id").expect("session id").to_owned();
+        let hdrs = [
+            JSON_ONLY,
+            ("Mcp-Session-Id", sid.as_str()),
+            ("MCP-Protocol-Version", "2025-03-26"),
+        ];
+        let batch = br#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"Ping"}]"#;
+        let r = request(serve.addr, "POST", "/mcp", &hdrs, batch);
+        let body = String::from_utf8_lossy(&r.body).into_owned();
+        assert_eq!(r.status, 200, "{config}: {body}");
+        let answers: Vec<Value> = serde_json::from_slice(&r.body).expect(&body);
+        assert_eq!(answers.len(), 2, "{config}: {body}");
+        let by_id = |id: i64| answers.iter().find(|a| a["id"] == id).expect(&body);
+        assert!(by_id(1)["result"].is_object(), "{config}: {body}");
+        assert!(by_id(2)["error"]["code"].is_i64(), "{config}: {body}");
+    }
+}

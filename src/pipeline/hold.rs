@@ -279,9 +279,8 @@ impl Pipeline {
             });
             record.detail = Some(detail);
             record.durable = true;
-            let mut outcome = Outcome::new(Verdict::Rewrite(held.line), record);
-            outcome.routing = super::Routing::Asked(vec![held.id]);
-            return outcome;
+            return Outcome::new(Verdict::Rewrite(held.line), record)
+                .routed(super::Routing::Asked(vec![held.id]));
         }
         self.session().client_pending.remove(&held.id);
         let timeout = self.approval_timeout().as_secs();

@@ -106,6 +106,12 @@ impl Outcome {
             routing: Routing::Session,
         }
     }
+
+    /// The same outcome, tied to the request(s) `routing` names.
+    pub fn routed(mut self, routing: Routing) -> Outcome {
+        self.routing = routing;
+        self
+    }
 }
 
 /// Which request a message belongs to, from the session's one table of requests in flight:
@@ -126,6 +132,8 @@ pub enum Routing {
     /// A notification about a request still in flight (its progress token): that request's
     /// stream, while it is open.
     About(ReplyTo),
+    /// A server batch (2025-03-26): its passing elements' routings, in order.
+    Batch(Vec<Routing>),
 }
 
 /// The per-session pipeline: configuration, state, audit.
@@ -321,9 +329,7 @@ impl Pipeline {
         );
         let answer = rejection.to_response(Some(&key), &record.audit_id);
         deny(&mut record, &rejection);
-        let mut outcome = Outcome::new(Verdict::Rewrite(answer), record);
-        outcome.routing = routing;
-        outcome
+        Outcome::new(Verdict::Rewrite(answer), record).routed(routing)
     }
 
     /// The upstream is gone: every client request still waiting gets an error, so no request is
@@ -353,9 +359,7 @@ impl Pipeline {
             let answer = rejection.to_response(Some(&id), &record.audit_id);
             deny(&mut record, &rejection);
             record.decision = Decision::Error;
-            let mut outcome = Outcome::new(Verdict::Answer(answer), record);
-            outcome.routing = routing;
-            out.push(outcome);
+            out.push(Outcome::new(Verdict::Answer(answer), record).routed(routing));
         }
         out
     }

@@ -162,9 +162,7 @@ impl Pipeline {
                     let answer = r.to_response(Some(&job.id), &record.audit_id);
                     deny(&mut record, &r);
                     record.decision = Decision::Error;
-                    let mut outcome = Outcome::new(Verdict::Rewrite(answer), record);
-                    outcome.routing = routing;
-                    return outcome;
+                    return Outcome::new(Verdict::Rewrite(answer), record).routed(routing);
                 }
             }
         }

@@ -13,6 +13,8 @@
 use std::sync::MutexGuard;
 use std::time::Instant;
 
+use serde_json::value::RawValue;
+
 use super::client::allow;
 use super::content_step::ContentVerdict;
 use super::flood::{self, Flood};
@@ -34,7 +36,7 @@ pub const INLINE_MAX: usize = 64 * 1024;
 impl Pipeline {
     /// Decide what happens to one line the server printed.
     pub fn from_server(&self, line: &[u8]) -> Outcome {
-        let Some(outcome) = self.judge_server(line, |_, _| false) else {
+        let Some(outcome) = self.judge_server(line, |_, _| false, |_| false) else {
             unreachable!("nothing is left unjudged when nothing counts as blocking")
         };
         outcome
@@ -50,20 +52,24 @@ impl Pipeline {
         if line.len() > INLINE_MAX || self.audit.syncs_every_record() {
             return None;
         }
-        self.judge_server(line, answers_a_listing)
+        self.judge_server(line, answers_a_listing, |_| true)
     }
 
     fn judge_server(
         &self,
         line: &[u8],
         may_block: impl Fn(&Session, &Envelope) -> bool,
+        may_block_batch: impl Fn(&Session) -> bool,
     ) -> Option<Outcome> {
         let session = self.session();
         let decoded = codec::decode(line, &self.limits);
-        if let Ok(Decoded::Single(env)) = &decoded {
-            if may_block(&session, env) {
-                return None;
+        match &decoded {
+            Ok(Decoded::Single(env)) if may_block(&session, env) => return None,
+            // Its elements may be anything (a listing's answer among them).
+            Ok(Decoded::Batch(items)) if !items.is_empty() && may_block_batch(&session) => {
+                return None
             }
+            _ => {}
         }
         Some(self.server_outcome(session, decoded, line))
     }
@@ -77,11 +83,11 @@ impl Pipeline {
         let mut record = self.record(&session, Direction::ServerToClient, line.len());
         let env = match decoded {
             Ok(Decoded::Single(env)) => env,
-            Ok(Decoded::Batch(_)) if session.batches_allowed() => {
-                // A batch of answers in the one revision that has them: pass as is.
-                record.method = Some("batch".into());
-                record.decision = Decision::Allow;
-                return Outcome::new(allow(line, &mut record), record);
+            Ok(Decoded::Batch(items)) if session.batches_allowed() && !items.is_empty() => {
+                // The one revision that has batches: each element is judged as if it came on
+                // its own (ids, scans, pins, server-request rules), never waved through whole.
+                let (verdict, routing) = self.server_batch(&mut session, &items, line, &mut record);
+                return Outcome::new(verdict, record).routed(routing);
             }
             Ok(Decoded::Batch(_)) => {
                 let r = Rejection::new(
@@ -109,14 +115,26 @@ impl Pipeline {
                 return Outcome::new(Verdict::Drop, record);
             }
         };
+        let (verdict, routing) = self.server_single(&mut session, &env, line, &mut record);
+        Outcome::new(verdict, record).routed(routing)
+    }
+
+    /// One server message (alone, or an element of a batch): its verdict and routing.
+    fn server_single(
+        &self,
+        session: &mut Session,
+        env: &Envelope,
+        line: &[u8],
+        record: &mut Record,
+    ) -> (Verdict, Routing) {
         record.method = env.method.as_deref().map(str::to_owned);
         record.id = env.id.as_ref().map(Id::to_string);
         let held = session.flood.roll(Instant::now());
-        self.release_held(&session, held);
+        self.release_held(session, held);
         // Sampling the proxy answers (backend) or refuses (deny) never reaches the client.
         if env.kind == Kind::Request {
-            if let Some(verdict) = self.route_sampling(&env, &mut record) {
-                return Outcome::new(verdict, record);
+            if let Some(verdict) = self.route_sampling(env, record) {
+                return (verdict, Routing::Session);
             }
         }
         if env.kind == Kind::Notification
@@ -127,7 +145,7 @@ impl Pipeline {
             record.event = "inference.cancel_requested".into();
             record.reason =
                 Some("cancels a sampling request at the backend; the client never saw it".into());
-            return Outcome::new(Verdict::Drop, record);
+            return (Verdict::Drop, Routing::Session);
         }
         let mut routing = Routing::Session;
         let verdict = match env.kind {
@@ -135,13 +153,13 @@ impl Pipeline {
                 // Progress held back by the flood bound goes out before the answer it leads to.
                 if session.flood.holding() {
                     let held = session.flood.end_window();
-                    self.release_held(&session, held);
+                    self.release_held(session, held);
                 }
-                self.server_answer(&mut session, &env, line, &mut record, &mut routing)
+                self.server_answer(session, env, line, record, &mut routing)
             }
             Kind::Notification if flood::bounded(env.method()) => {
                 match session.flood.admit(env.method(), env.params, line) {
-                    Flood::Pass => allow(line, &mut record),
+                    Flood::Pass => allow(line, record),
                     Flood::Coalesced | Flood::Dropped => {
                         record.event = flood::SUPPRESSED.into();
                         record.decision = Decision::Deny;
@@ -149,10 +167,10 @@ impl Pipeline {
                     }
                 }
             }
-            Kind::Request | Kind::Notification => match self.check_server_request(&session, &env) {
-                Ok(()) => self.server_message(&mut session, &env, line, &mut record),
+            Kind::Request | Kind::Notification => match self.check_server_request(session, env) {
+                Ok(()) => self.server_message(session, env, line, record),
                 Err(r) => {
-                    deny(&mut record, &r);
+                    deny(record, &r);
                     match env.kind {
                         Kind::Request => {
                             Verdict::Answer(r.to_response(env.id.as_ref(), &record.audit_id))
@@ -163,11 +181,95 @@ impl Pipeline {
             },
         };
         if env.kind == Kind::Notification {
-            routing = replies::about(&session, &env);
+            routing = replies::about(session, env);
         }
-        let mut outcome = Outcome::new(verdict, record);
-        outcome.routing = routing;
-        outcome
+        (verdict, routing)
+    }
+
+    /// A server batch (2025-03-26): every element judged on its own with a record of its own;
+    /// what passes goes on as one smaller batch (the original bytes when all pass unchanged),
+    /// the proxy's answers to refused server requests go back to the server as one batch.
+    fn server_batch(
+        &self,
+        session: &mut Session,
+        items: &[&RawValue],
+        line: &[u8],
+        record: &mut Record,
+    ) -> (Verdict, Routing) {
+        record.method = Some("batch".into());
+        let mut onward: Vec<Vec<u8>> = Vec::new();
+        let mut back: Vec<Vec<u8>> = Vec::new();
+        let mut routings = Vec::new();
+        let mut unchanged = true;
+        for item in items {
+            let bytes = item.get().as_bytes();
+            let mut sub = self.record(session, Direction::ServerToClient, bytes.len());
+            match Envelope::parse(item.get()) {
+                Ok(env) => match self.server_single(session, &env, bytes, &mut sub) {
+                    (Verdict::Forward, routing) => {
+                        onward.push(bytes.to_vec());
+                        routings.push(routing);
+                    }
+                    (Verdict::Rewrite(b), routing) => {
+                        onward.push(b);
+                        routings.push(routing);
+                        unchanged = false;
+                    }
+                    (Verdict::Answer(a), _) => {
+                        back.push(a);
+                        unchanged = false;
+                    }
+                    (Verdict::Sample(_), _) => {
+                        // The backend answers one request at a time, never inside a batch:
+                        // refused back to the server rather than waved on to the client.
+                        let r = Rejection::new(
+                            INVALID_REQUEST,
+                            "inference.batch_refused",
+                            "batch",
+                            "a sampling request routed to the inference backend cannot come inside a batch; send it on its own",
+                        )
+                        .from(Source::Upstream);
+                        back.push(r.to_response(env.id.as_ref(), &sub.audit_id));
+                        deny(&mut sub, &r);
+                        unchanged = false;
+                    }
+                    (_, _) => unchanged = false,
+                },
+                Err(e) => {
+                    let r = Rejection::invalid_envelope(e.reason, e.id).from(Source::Upstream);
+                    deny(&mut sub, &r);
+                    unchanged = false;
+                }
+            }
+            // Shed by the flood bound: counted in its window's one record, as alone.
+            if sub.event != flood::SUPPRESSED {
+                sub.event = format!("batch.{}", sub.event);
+            }
+            self.finish(sub, Instant::now());
+        }
+        record.decision = if unchanged {
+            Decision::Allow
+        } else {
+            Decision::Rewrite
+        };
+        let join = |parts: Vec<Vec<u8>>| {
+            let mut out = b"[".to_vec();
+            out.extend(parts.join(&b","[..]));
+            out.push(b']');
+            out
+        };
+        let routing = Routing::Batch(routings);
+        let verdict = match (onward.is_empty(), back.is_empty()) {
+            (false, true) if unchanged => allow(line, record),
+            (false, true) => Verdict::Rewrite(join(onward)),
+            (false, false) => Verdict::Split {
+                forward: join(onward),
+                answer: join(back),
+            },
+            (true, false) => Verdict::Answer(join(back)),
+            (true, true) => Verdict::Drop,
+        };
+        (verdict, routing)
     }
 
     /// A server request or unbounded notification that passed `check_server_request`.

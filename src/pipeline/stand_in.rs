@@ -48,9 +48,7 @@ impl Pipeline {
             record.method = Some(p.method);
             record.tool = p.tool;
             let answer = rejection.to_response(Some(id), &record.audit_id);
-            let mut outcome = Outcome::new(Verdict::Rewrite(answer), record);
-            outcome.routing = routing;
-            return outcome;
+            return Outcome::new(Verdict::Rewrite(answer), record).routed(routing);
         }
         if let Some(p) = session.proxy_pending.remove(id) {
             record.direction = Direction::Proxy;

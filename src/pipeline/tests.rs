@@ -234,3 +234,37 @@ fn server_messages_that_may_block_are_left_to_the_blocking_pool() {
     let synced = Pipeline::new("test", Limits::default(), log, Arc::default());
     assert!(synced.from_server_inline(note).is_none());
 }
+
+/// A server batch (2025-03-26) is judged element by element, never waved through whole: an
+/// answer nobody asked for is dropped from it, a server request the client did not declare is
+/// refused back to the server, the rest goes on; a batch that passes whole keeps its bytes.
+#[test]
+fn a_server_batch_is_judged_element_by_element() {
+    let (p, _d) = pipeline();
+    p.from_client(br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}"#);
+    p.from_server(br#"{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-03-26","capabilities":{},"serverInfo":{"name":"s","version":"1"}}}"#);
+    let pings =
+        br#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping"}]"#;
+    assert_eq!(p.from_client(pings).verdict, Verdict::Forward);
+    let whole = br#"[{"jsonrpc":"2.0","id":1,"result":{}},{"jsonrpc":"2.0","id":2,"result":{}}]"#;
+    assert_eq!(p.from_server(whole).verdict, Verdict::Forward);
+    // Answered once: the same answers again are nobody's.
+    assert_eq!(p.from_server(whole).verdict, Verdict::Drop);
+
+    p.from_client(br#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#);
+    let mixed = br#"[{"jsonrpc":"2.0","id":3,"result":{}},{"jsonrpc":"2.0","id":99,"result":{"x":1}},{"jsonrpc":"2.0","id":7,"method":"sampling/createMessage","params":{"messages":[],"maxTokens":5}}]"#;
+    let outcome = p.from_server(mixed);
+    match outcome.verdict {
+        Verdict::Split { forward, answer } => {
+            assert_eq!(
+                forward,
+                br#"[{"jsonrpc":"2.0","id":3,"result":{}}]"#.to_vec()
+            );
+            let a: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+            assert_eq!(a[0]["id"], 7, "{a}");
+            assert!(a[0]["error"]["code"].is_i64(), "{a}");
+        }
+        other => panic!("expected a split, got {other:?}"),
+    }
+    assert!(matches!(outcome.routing, super::Routing::Batch(ref r) if r.len() == 1));
+}

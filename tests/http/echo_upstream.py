@@ -14,6 +14,8 @@ Options (all optional; without them the behaviour above is unchanged):
     --sse-get            GET with Accept: text/event-stream opens an event stream that stays
                          open (a comment every 0.5 s) until the client goes away
 
+A JSON array (a 2025-03-26 batch) is answered with an array of the same echo results.
+
 A tools/call whose arguments carry "reply_status" is answered with that status, a body of the
 kind "reply_kind" names ("result": a JSON-RPC result for the call, "error_null": a JSON-RPC error
 with id null, "html": an HTML page; the default is plain text) and "reply_text" inside it, where
@@ -73,6 +75,11 @@ class Handler(BaseHTTPRequestHandler):
         if self.fixed_reply():
             return
         msg = json.loads(raw)
+        if isinstance(msg, list):
+            # A 2025-03-26 batch: the requests' answers as one array (202 when none).
+            answers = [{"jsonrpc": "2.0", "id": m["id"], "result": {"echo": m["method"]}}
+                       for m in msg if "id" in m and "method" in m]
+            return self.reply(200, json.dumps(answers).encode()) if answers else self.reply(202)
         if "id" not in msg or "method" not in msg:
             return self.reply(202)
         if msg["method"] == "initialize":

@@ -53,6 +53,14 @@ enum Inner {
 }
 
 impl OutBody {
+    /// The bytes of a whole body (`None` for a stream, or one already taken).
+    pub fn whole(mut self) -> Option<Bytes> {
+        match &mut self.inner {
+            Inner::Full(b) => b.take(),
+            Inner::Channel { .. } => None,
+        }
+    }
+
     pub fn full(bytes: impl Into<Bytes>) -> OutBody {
         let b: Bytes = bytes.into();
         OutBody {

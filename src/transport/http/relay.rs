@@ -40,6 +40,9 @@ pub struct Relay {
     pub max: usize,
     /// Response signing on the way to the client.
     pub egress: Egress,
+    /// The proxy's own answers to the refused elements of a client's batch: they go to the
+    /// client first, in the same answer (every request gets exactly one response).
+    pub first: Option<Bytes>,
 }
 
 impl Relay {
@@ -53,13 +56,20 @@ impl Relay {
         let status = resp.status();
         let ctype = status::content_type(resp.headers());
         if status == StatusCode::ACCEPTED || status == StatusCode::NO_CONTENT {
-            return status::empty(status);
+            return match &self.first {
+                Some(first) => status::json(StatusCode::OK, first.clone()),
+                None => status::empty(status),
+            };
         }
         if status.is_success() && ctype.starts_with(EVENT_STREAM) {
             let Some(release) = stream_slot() else {
                 return status::text(StatusCode::SERVICE_UNAVAILABLE, "too many open streams");
             };
             let (tx, rx) = mpsc::channel(super::routes::STREAM_BUFFER);
+            if let Some(first) = &self.first {
+                // The channel is new and empty: this cannot be full.
+                let _ = tx.try_send(super::sse::message(first));
+            }
             let relay = self.clone();
             tokio::spawn(async move { relay.pump(resp.into_body(), tx).await });
             let mut r = Response::new(OutBody::channel(rx, true).on_drop(release));
@@ -79,13 +89,13 @@ impl Relay {
             // Nothing to inspect, but the client still gets a JSON-RPC error saying why.
             let why = format!("the upstream answered HTTP {status} with no message");
             let audit_id = self.audit_status(status, body.len(), &why);
-            return self.replaced(status, why, &audit_id);
+            return self.after_first(self.replaced(status, why, &audit_id));
         }
         // Every body that reaches the client is inspected, whatever its status or type: a
         // JSON-RPC body goes through `from_server` like a 200; anything else (an HTML error
         // page, plain text) is dropped there as not JSON-RPC and replaced by our own error.
         let (out, audit_id) = self.verdict(body.clone()).await;
-        match out {
+        let resp = match out {
             Some(out) => status::json(status, if out.is_empty() { body } else { out }),
             // The message was withheld: the client must not wait for it forever.
             None => {
@@ -94,7 +104,20 @@ impl Relay {
                 );
                 self.replaced(status, why, &audit_id)
             }
-        }
+        };
+        self.after_first(resp)
+    }
+
+    /// A whole JSON answer with the proxy's own answers joined in front (one batch).
+    fn after_first(&self, resp: Response<OutBody>) -> Response<OutBody> {
+        let Some(first) = &self.first else {
+            return resp;
+        };
+        let status = resp.status();
+        let Some(body) = resp.into_body().whole() else {
+            return status::json(status, first.clone());
+        };
+        status::json(status, status::join_json(&[first, &body]))
     }
 
     /// Audit an upstream answer that carried no message (one record, as for every message).

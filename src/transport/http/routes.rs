@@ -187,17 +187,34 @@ impl Routes {
                     // response never goes on the GET stream.
                     return Pick::Nowhere;
                 };
-                if t.remaining.fetch_sub(1, Ordering::AcqRel) <= 1 {
-                    t.answered.store(true, Ordering::Release);
-                    // Answered: the stream ends once this last chunk is sent.
-                    if inner.sole.as_ref().is_some_and(|s| Arc::ptr_eq(s, &t)) {
-                        inner.sole = None;
-                    }
-                }
+                owed_one(inner, &t);
                 return Pick::Target(t, true);
             }
             // A JSON answer carries only the response: related notifications take the GET stream.
             Routing::About(to) => to.get::<Target>().filter(|t| t.sse),
+            // A server's batch answers a client's batch (one stream): it goes whole to the
+            // stream of its first answer, each answer counted; without answers, as its first
+            // progress would.
+            Routing::Batch(parts) => {
+                let mut first = None;
+                for to in parts.iter().filter_map(|p| match p {
+                    Routing::Answers(Some(to)) => to.get::<Target>(),
+                    _ => None,
+                }) {
+                    owed_one(inner, &to);
+                    first.get_or_insert(to);
+                }
+                if let Some(t) = first {
+                    return Pick::Target(t, true);
+                }
+                parts
+                    .iter()
+                    .find_map(|p| match p {
+                        Routing::About(to) => to.get::<Target>(),
+                        _ => None,
+                    })
+                    .filter(|t| t.sse)
+            }
             Routing::Session | Routing::Asked(_) => None,
         };
         if let Some(t) = related.filter(|t| !t.tx.is_closed()) {
@@ -223,6 +240,17 @@ impl Routes {
         inner.get = None;
         inner.backlog.clear();
         inner.sole = None;
+    }
+}
+
+/// One of the answers `t` is owed was handed to it: the last one ends the stream.
+fn owed_one(inner: &mut Inner, t: &Arc<Target>) {
+    if t.remaining.fetch_sub(1, Ordering::AcqRel) <= 1 {
+        t.answered.store(true, Ordering::Release);
+        // Answered: the stream ends once this last chunk is sent.
+        if inner.sole.as_ref().is_some_and(|s| Arc::ptr_eq(s, t)) {
+            inner.sole = None;
+        }
     }
 }
 

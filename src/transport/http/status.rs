@@ -118,21 +118,28 @@ pub async fn collect_json(mut rx: tokio::sync::mpsc::Receiver<bytes::Bytes>) -> 
         ),
         1 => json(StatusCode::OK, parts.remove(0)),
         _ => {
-            let items: Vec<&[u8]> = parts
-                .iter()
-                .map(|p| {
-                    let t = p.trim_ascii();
-                    t.strip_prefix(b"[")
-                        .and_then(|t| t.strip_suffix(b"]"))
-                        .unwrap_or(t)
-                })
-                .collect();
-            let mut out = b"[".to_vec();
-            out.extend(items.join(&b","[..]));
-            out.push(b']');
-            json(StatusCode::OK, out)
+            let parts: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
+            json(StatusCode::OK, join_json(&parts))
         }
     }
+}
+
+/// JSON-RPC messages and batches (each part one or an array of them) as one batch.
+pub fn join_json(parts: &[&[u8]]) -> Vec<u8> {
+    let items: Vec<&[u8]> = parts
+        .iter()
+        .map(|p| {
+            let t = p.trim_ascii();
+            t.strip_prefix(b"[")
+                .and_then(|t| t.strip_suffix(b"]"))
+                .unwrap_or(t)
+        })
+        .filter(|t| !t.trim_ascii().is_empty())
+        .collect();
+    let mut out = b"[".to_vec();
+    out.extend(items.join(&b","[..]));
+    out.push(b']');
+    out
 }
 
 /// Every SSE stream slot is taken: 503, come back later.

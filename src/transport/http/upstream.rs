@@ -173,8 +173,8 @@ impl SessionUpstream {
         match self {
             SessionUpstream::Stdio(s) => to_stdio(x, s, judged).await,
             SessionUpstream::Http(hs) => {
-                let forward = judged.forward.unwrap_or_default();
-                to_http(x, hs, forward).await
+                let first = judged.answer.map(Bytes::from);
+                to_http(x, hs, judged.forward.unwrap_or_default(), first).await
             }
         }
     }
@@ -185,7 +185,7 @@ impl SessionUpstream {
         match self {
             SessionUpstream::Stdio(s) => s.send(&request).is_ok(),
             SessionUpstream::Http(hs) => {
-                let resp = to_http(x, hs, Bytes::from(request)).await;
+                let resp = to_http(x, hs, Bytes::from(request), None).await;
                 // Drain it: the relay judges each message as the body is read.
                 let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
                 true
@@ -263,6 +263,7 @@ fn relay(x: &Exchange<'_>, up: &Arc<HttpUpstream>, session: Option<&Arc<HttpSess
         session: session.cloned(),
         max: x.shared.limits.max_message_bytes,
         egress: Egress::of(x.route),
+        first: None,
     }
 }
 
@@ -312,7 +313,13 @@ async fn to_stdio(x: &Exchange<'_>, s: &Arc<StdioSession>, judged: Judged) -> Re
 }
 
 /// Forward to the HTTP upstream under its own session id, and relay its answer.
-async fn to_http(x: &Exchange<'_>, hs: &Arc<HttpSession>, forward: Bytes) -> Response<OutBody> {
+/// `first`: the proxy's own answers to refused elements of a batch, joined to the upstream's.
+async fn to_http(
+    x: &Exchange<'_>,
+    hs: &Arc<HttpSession>,
+    forward: Bytes,
+    first: Option<Bytes>,
+) -> Response<OutBody> {
     let (p, headers) = (x.pipeline, x.headers);
     if let Some(v) = headers.get("mcp-protocol-version") {
         *hs.version.lock().unwrap_or_else(|e| e.into_inner()) = Some(v.clone());
@@ -333,9 +340,9 @@ async fn to_http(x: &Exchange<'_>, hs: &Arc<HttpSession>, forward: Bytes) -> Res
     if sid.is_none() {
         hs.set_upstream_id(relay::upstream_session_id(&resp));
     }
-    relay(x, &hs.upstream, Some(hs))
-        .respond(resp, || x.shared.stream_slot())
-        .await
+    let mut relay = relay(x, &hs.upstream, Some(hs));
+    relay.first = first;
+    relay.respond(resp, || x.shared.stream_slot()).await
 }
 
 #[cfg(test)]
