@@ -45,14 +45,20 @@ impl Pipeline {
     /// `from_server`, when judging `line` cannot block, so an async transport may run it on its
     /// worker and spare a hop to the blocking pool; `None` (nothing done) when it may: an
     /// answer to a listing (the pin store: flock, fsync, rename), to the proxy's own request
-    /// (its listing), a line over [`INLINE_MAX`], or an audit trail synced at every record.
+    /// (its listing), a server request in `[cluster]` mode (its rate counted in Redis), a batch,
+    /// a line over [`INLINE_MAX`], or an audit trail synced at every record.
     /// Everything else a server sends is judged in memory: scans, ids, flood bound, trust
     /// counters, a buffered audit write; sampling is run later (`Verdict::Sample`).
     pub fn from_server_inline(&self, line: &[u8]) -> Option<Outcome> {
         if line.len() > INLINE_MAX || self.audit.syncs_every_record() {
             return None;
         }
-        self.judge_server(line, answers_a_listing, |_| true)
+        // A server request is rate-limited, cluster-wide (Redis) in `[cluster]` mode.
+        let shared_rates = self.guards.limiter.is_shared();
+        let may_block = |s: &Session, env: &Envelope| {
+            answers_a_listing(s, env) || (shared_rates && env.kind == Kind::Request)
+        };
+        self.judge_server(line, may_block, |_| true)
     }
 
     fn judge_server(

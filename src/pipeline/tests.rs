@@ -233,6 +233,27 @@ fn server_messages_that_may_block_are_left_to_the_blocking_pool() {
     let log = AuditLog::open_file(&dir.path().join("a.jsonl"), Fsync::Always).unwrap();
     let synced = Pipeline::new("test", Limits::default(), log, Arc::default());
     assert!(synced.from_server_inline(note).is_none());
+
+    // `[cluster]`: a server request's rate is counted in Redis; a notification stays inline.
+    struct Shared;
+    impl crate::policy::SharedRates for Shared {
+        fn check(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: crate::policy::Rate,
+        ) -> crate::policy::RateDecision {
+            crate::policy::RateDecision::Ok
+        }
+    }
+    let mut guards = super::Guards::default();
+    guards.limiter = crate::policy::RateLimiter::new().with_shared(Arc::new(Shared));
+    let log = AuditLog::open_file(&dir.path().join("b.jsonl"), Fsync::Never).unwrap();
+    let clustered = Pipeline::new("test", Limits::default(), log, Arc::new(guards));
+    let roots = br#"{"jsonrpc":"2.0","id":"r","method":"roots/list"}"#;
+    assert!(clustered.from_server_inline(roots).is_none());
+    assert!(clustered.from_server_inline(note).is_some());
 }
 
 /// A server batch (2025-03-26) is judged element by element, never waved through whole: an

@@ -156,6 +156,11 @@ impl<C: Clock + 'static> RateLimiter<C> {
     }
 
     /// Count allowed calls cluster-wide too (the local limiter stays in front).
+    /// Whether an allowed call is also counted cluster-wide (a Redis round trip: blocking).
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
     pub fn with_shared(mut self, shared: Arc<dyn SharedRates>) -> Self {
         self.shared = Some(shared);
         self
