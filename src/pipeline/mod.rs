@@ -8,6 +8,7 @@
 //! |-------------|------------------------------------------------------|
 //! | `client.rs` | client → server: framing, envelope, ids, (policy …)   |
 //! | `server.rs` | server → client: framing, ids, routing of answers     |
+//! | `server_batch.rs` | a server's batch judged element by element        |
 //! | `params.rs` | borrowed views of the few `params` members checks read |
 //! | `guards.rs` | the optional checks built from config (verifier, trust, …) |
 //! | `auth.rs`   | step: message-scheme signatures                       |
@@ -47,6 +48,7 @@ mod replies;
 mod sampling_retry;
 mod sampling_step;
 mod server;
+mod server_batch;
 mod server_requests;
 mod stand_in;
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //!
 //! 1. Framing and strict parsing: a server that prints logs or garbage on stdout must not corrupt
 //!    the client's stream, so anything that is not one valid JSON-RPC message is dropped (and
-//!    audited) rather than forwarded.
+//!    audited) rather than forwarded. A batch (2025-03-26 only) is judged element by element
+//!    (`server_batch.rs`), each element through the steps below.
 //! 2. Answers: routed by id to whoever asked. Answers to the proxy's own requests are consumed;
 //!    answers to nothing pending are dropped — the client never sees an answer it did not ask
 //!    for, and never two for one request.
@@ -12,8 +13,6 @@
 
 use std::sync::MutexGuard;
 use std::time::Instant;
-
-use serde_json::value::RawValue;
 
 use super::client::allow;
 use super::content_step::ContentVerdict;
@@ -126,7 +125,7 @@ impl Pipeline {
     }
 
     /// One server message (alone, or an element of a batch): its verdict and routing.
-    fn server_single(
+    pub(super) fn server_single(
         &self,
         session: &mut Session,
         env: &Envelope,
@@ -189,92 +188,6 @@ impl Pipeline {
         if env.kind == Kind::Notification {
             routing = replies::about(session, env);
         }
-        (verdict, routing)
-    }
-
-    /// A server batch (2025-03-26): every element judged on its own with a record of its own;
-    /// what passes goes on as one smaller batch (the original bytes when all pass unchanged),
-    /// the proxy's answers to refused server requests go back to the server as one batch.
-    fn server_batch(
-        &self,
-        session: &mut Session,
-        items: &[&RawValue],
-        line: &[u8],
-        record: &mut Record,
-    ) -> (Verdict, Routing) {
-        record.method = Some("batch".into());
-        let mut onward: Vec<Vec<u8>> = Vec::new();
-        let mut back: Vec<Vec<u8>> = Vec::new();
-        let mut routings = Vec::new();
-        let mut unchanged = true;
-        for item in items {
-            let bytes = item.get().as_bytes();
-            let mut sub = self.record(session, Direction::ServerToClient, bytes.len());
-            match Envelope::parse(item.get()) {
-                Ok(env) => match self.server_single(session, &env, bytes, &mut sub) {
-                    (Verdict::Forward, routing) => {
-                        onward.push(bytes.to_vec());
-                        routings.push(routing);
-                    }
-                    (Verdict::Rewrite(b), routing) => {
-                        onward.push(b);
-                        routings.push(routing);
-                        unchanged = false;
-                    }
-                    (Verdict::Answer(a), _) => {
-                        back.push(a);
-                        unchanged = false;
-                    }
-                    (Verdict::Sample(_), _) => {
-                        // The backend answers one request at a time, never inside a batch:
-                        // refused back to the server rather than waved on to the client.
-                        let r = Rejection::new(
-                            INVALID_REQUEST,
-                            "inference.batch_refused",
-                            "batch",
-                            "a sampling request routed to the inference backend cannot come inside a batch; send it on its own",
-                        )
-                        .from(Source::Upstream);
-                        back.push(r.to_response(env.id.as_ref(), &sub.audit_id));
-                        deny(&mut sub, &r);
-                        unchanged = false;
-                    }
-                    (_, _) => unchanged = false,
-                },
-                Err(e) => {
-                    let r = Rejection::invalid_envelope(e.reason, e.id).from(Source::Upstream);
-                    deny(&mut sub, &r);
-                    unchanged = false;
-                }
-            }
-            // Shed by the flood bound: counted in its window's one record, as alone.
-            if sub.event != flood::SUPPRESSED {
-                sub.event = format!("batch.{}", sub.event);
-            }
-            self.finish(sub, Instant::now());
-        }
-        record.decision = if unchanged {
-            Decision::Allow
-        } else {
-            Decision::Rewrite
-        };
-        let join = |parts: Vec<Vec<u8>>| {
-            let mut out = b"[".to_vec();
-            out.extend(parts.join(&b","[..]));
-            out.push(b']');
-            out
-        };
-        let routing = Routing::Batch(routings);
-        let verdict = match (onward.is_empty(), back.is_empty()) {
-            (false, true) if unchanged => allow(line, record),
-            (false, true) => Verdict::Rewrite(join(onward)),
-            (false, false) => Verdict::Split {
-                forward: join(onward),
-                answer: join(back),
-            },
-            (true, false) => Verdict::Answer(join(back)),
-            (true, true) => Verdict::Drop,
-        };
         (verdict, routing)
     }
 
