@@ -20,11 +20,7 @@ use super::settle::Boxed;
 use crate::audit::Direction;
 use crate::codec::frame::is_blank;
 use crate::codec::{Envelope, Frame, Id, Kind};
-use crate::pipeline::PREFETCH_WAIT;
-
-/// Above this size a client message is judged on a blocking thread (strict parse and scans are
-/// linear, but a few MiB still take milliseconds the runtime's workers should not spend).
-const OFFLOAD_BYTES: usize = 64 * 1024;
+use crate::pipeline::{INLINE_MAX, PREFETCH_WAIT};
 
 /// Whether the POST answer is worth waiting for before the next line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +123,7 @@ pub async fn handle(
                 let _ = tokio::task::spawn_blocking(move || p.await_prefetch(PREFETCH_WAIT)).await;
             }
             let line = Bytes::from(l);
-            let outcome = if line.len() > OFFLOAD_BYTES {
+            let outcome = if line.len() > INLINE_MAX {
                 let (p, l) = (Arc::clone(&ctx.pipeline), line.clone());
                 match tokio::task::spawn_blocking(move || p.from_client(&l)).await {
                     Ok(o) => o,

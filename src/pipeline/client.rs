@@ -109,11 +109,11 @@ impl Pipeline {
         if self.guards.audit_on_failure == OnFailure::Refuse && !self.audit.healthy() {
             record.durable = true;
         }
-        let mut outcome = Outcome::new(verdict, record);
-        if !asked.is_empty() {
-            outcome.routing = Routing::Asked(asked);
-        }
-        outcome
+        let routing = match asked.is_empty() {
+            true => Routing::Session,
+            false => Routing::Asked(asked),
+        };
+        Outcome::new(verdict, record).routed(routing)
     }
 
     fn client_batch(
@@ -198,7 +198,7 @@ impl Pipeline {
             self.finish(sub, Instant::now());
         }
         record.decision = Decision::Allow;
-        let answer = (!answers.is_empty()).then(|| format!("[{}]", answers.join(",")).into_bytes());
+        let answer = (!answers.is_empty()).then(|| batch_of(&answers));
         match (passed.len() == items.len(), answer) {
             (true, _) => allow(line, record),
             (false, Some(answer)) if passed.is_empty() => {
@@ -211,7 +211,7 @@ impl Pipeline {
             }
             (false, answer) => {
                 record.decision = Decision::Rewrite;
-                let forward = format!("[{}]", passed.join(",")).into_bytes();
+                let forward = batch_of(&passed);
                 match answer {
                     Some(answer) => Verdict::Split { forward, answer },
                     None => Verdict::Rewrite(forward),
@@ -451,6 +451,19 @@ impl Pipeline {
         );
         Ok(admit)
     }
+}
+
+/// Messages as one JSON-RPC batch (the passing or the refused elements of a batch).
+pub(super) fn batch_of<T: AsRef<[u8]>>(parts: &[T]) -> Vec<u8> {
+    let mut out = b"[".to_vec();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(part.as_ref());
+    }
+    out.push(b']');
+    out
 }
 
 /// The message passes: original bytes, unless it carries raw line separators.

@@ -69,6 +69,7 @@ pub use hold::Held;
 pub use method_step::check_method;
 pub use prefetch::PREFETCH_WAIT;
 pub use sampling_step::Sampling;
+pub use server::INLINE_MAX;
 
 /// What the transport must do with one message.
 #[derive(Debug, PartialEq, Eq)]
@@ -346,7 +347,7 @@ impl Pipeline {
         session.progress.clear();
         let mut out = Vec::new();
         for (id, p) in pending {
-            let routing = Routing::Answers(p.reply.filter(|_| !p.cancelled));
+            let routing = Routing::Answers(p.reply);
             let method = p.method;
             let mut record = self.record(&session, Direction::ServerToClient, 0);
             let rejection = Rejection::new(

@@ -64,7 +64,8 @@ pub(super) fn routing_of_line(s: &Session, line: &[u8]) -> Routing {
 /// The routing of an answer to `p` (just taken out of the table).
 pub(super) fn answers(s: &mut Session, id: &Id, p: &Pending) -> Routing {
     forget_progress(s, id, p);
-    Routing::Answers(p.reply.clone().filter(|_| !p.cancelled))
+    // A cancelled request lost its stream when the cancellation was judged (`client.rs`).
+    Routing::Answers(p.reply.clone())
 }
 
 /// A request left the table: its progress token no longer leads to it.
@@ -100,7 +101,7 @@ pub(super) fn about(s: &Session, env: &Envelope) -> Routing {
         .get(token)
         .and_then(|id| s.client_pending.get(id));
     match request {
-        Some(p) if !p.cancelled && p.progress.as_deref() == Some(token) => {
+        Some(p) if p.progress.as_deref() == Some(token) => {
             p.reply.clone().map_or(Routing::Session, Routing::About)
         }
         _ => Routing::Session,

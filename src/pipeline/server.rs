@@ -28,17 +28,16 @@ use crate::errors::{Rejection, Source, INVALID_REQUEST};
 use crate::session::{Era, Pending, Session, MAX_PENDING};
 use crate::trust::Observation;
 
-/// Lines up to this size are judged on an async worker when nothing else may block (the checks
-/// are CPU only, and bounded by this); longer ones go to the blocking pool, like HTTP bodies.
+/// Messages up to this size may be parsed and judged on an async worker; larger ones go to the
+/// blocking pool (strict parsing and scans are linear, but a few MiB still take milliseconds the
+/// workers that accept connections must not spend: one large hostile body would stall everyone).
 pub const INLINE_MAX: usize = 64 * 1024;
 
 impl Pipeline {
     /// Decide what happens to one line the server printed.
     pub fn from_server(&self, line: &[u8]) -> Outcome {
-        let Some(outcome) = self.judge_server(line, |_, _| false, |_| false) else {
-            unreachable!("nothing is left unjudged when nothing counts as blocking")
-        };
-        outcome
+        let session = self.session();
+        self.server_outcome(session, codec::decode(line, &self.limits), line)
     }
 
     /// `from_server`, when judging `line` cannot block, so an async transport may run it on its
@@ -52,29 +51,19 @@ impl Pipeline {
         if line.len() > INLINE_MAX || self.audit.syncs_every_record() {
             return None;
         }
-        // A server request is rate-limited, cluster-wide (Redis) in `[cluster]` mode.
-        let shared_rates = self.guards.limiter.is_shared();
-        let may_block = |s: &Session, env: &Envelope| {
-            answers_a_listing(s, env) || (shared_rates && env.kind == Kind::Request)
-        };
-        self.judge_server(line, may_block, |_| true)
-    }
-
-    fn judge_server(
-        &self,
-        line: &[u8],
-        may_block: impl Fn(&Session, &Envelope) -> bool,
-        may_block_batch: impl Fn(&Session) -> bool,
-    ) -> Option<Outcome> {
         let session = self.session();
         let decoded = codec::decode(line, &self.limits);
-        match &decoded {
-            Ok(Decoded::Single(env)) if may_block(&session, env) => return None,
-            // Its elements may be anything (a listing's answer among them).
-            Ok(Decoded::Batch(items)) if !items.is_empty() && may_block_batch(&session) => {
-                return None
+        let may_block = match &decoded {
+            Ok(Decoded::Single(env)) => {
+                answers_a_listing(&session, env)
+                    || (env.kind == Kind::Request && self.guards.limiter.is_shared())
             }
-            _ => {}
+            // Its elements may be anything (a listing's answer among them).
+            Ok(Decoded::Batch(items)) => !items.is_empty(),
+            Err(_) => false,
+        };
+        if may_block {
+            return None;
         }
         Some(self.server_outcome(session, decoded, line))
     }

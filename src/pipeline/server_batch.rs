@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde_json::value::RawValue;
 
-use super::client::allow;
+use super::client::{allow, batch_of};
 use super::flood;
 use super::{deny, Pipeline, Routing, Verdict};
 use crate::audit::{Decision, Direction, Record};
@@ -82,21 +82,15 @@ impl Pipeline {
         } else {
             Decision::Rewrite
         };
-        let join = |parts: Vec<Vec<u8>>| {
-            let mut out = b"[".to_vec();
-            out.extend(parts.join(&b","[..]));
-            out.push(b']');
-            out
-        };
         let routing = Routing::Batch(routings);
         let verdict = match (onward.is_empty(), back.is_empty()) {
             (false, true) if unchanged => allow(line, record),
-            (false, true) => Verdict::Rewrite(join(onward)),
+            (false, true) => Verdict::Rewrite(batch_of(&onward)),
             (false, false) => Verdict::Split {
-                forward: join(onward),
-                answer: join(back),
+                forward: batch_of(&onward),
+                answer: batch_of(&back),
             },
-            (true, false) => Verdict::Answer(join(back)),
+            (true, false) => Verdict::Answer(batch_of(&back)),
             (true, true) => Verdict::Drop,
         };
         (verdict, routing)

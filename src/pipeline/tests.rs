@@ -225,7 +225,7 @@ fn server_messages_that_may_block_are_left_to_the_blocking_pool() {
     assert!(p.from_server_inline(note).is_some());
     let long = format!(
         r#"{{"jsonrpc":"2.0","method":"notifications/message","params":{{"level":"info","data":"{}"}}}}"#,
-        "x".repeat(super::server::INLINE_MAX)
+        "x".repeat(super::INLINE_MAX)
     );
     assert!(p.from_server_inline(long.as_bytes()).is_none());
 

@@ -18,13 +18,14 @@ use hyper::header::HeaderMap;
 use hyper::StatusCode;
 use serde_json::Value;
 
-use super::body::{cpu, OFFLOAD_BYTES};
+use super::body::cpu;
 use super::post::signature;
 use super::session::Session;
 use super::slots::Slot;
 use super::status::EdgeRefusal;
 use super::{Route, Shared};
 use crate::errors::SIGNATURE_INVALID;
+use crate::pipeline::INLINE_MAX;
 use crate::sig::keys::KeyRole;
 use crate::sig::message_scheme::META_KEY;
 use crate::sig::outcome::Outcome as SigOutcome;
@@ -236,7 +237,7 @@ pub async fn prove(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Proof, EdgeRefusal> {
-    if body.len() <= OFFLOAD_BYTES {
+    if body.len() <= INLINE_MAX {
         return proof(route, headers, body);
     }
     let (route, headers, body) = (route.clone(), headers.clone(), body.clone());

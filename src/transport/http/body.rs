@@ -15,6 +15,8 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 
+use crate::pipeline::INLINE_MAX;
+
 /// Idle SSE streams get a comment this often, so that intermediaries and clients with read
 /// timeouts do not cut a stream that is merely quiet.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -22,13 +24,9 @@ const KEEP_ALIVE_COMMENT: &[u8] = b": keep-alive\n\n";
 
 type Hook = Box<dyn FnOnce() + Send>;
 
-/// Bodies above this are parsed and judged on a blocking thread: the async workers that accept
-/// connections must never sit in a long parse, or one large hostile body stalls everyone.
-pub const OFFLOAD_BYTES: usize = 64 * 1024;
-
 /// Run CPU work over a body of `len` bytes: inline when small, on the blocking pool when large.
 pub async fn cpu<T: Send + 'static>(len: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
-    if len <= OFFLOAD_BYTES {
+    if len <= INLINE_MAX {
         return f();
     }
     match tokio::task::spawn_blocking(f).await {
@@ -53,14 +51,6 @@ enum Inner {
 }
 
 impl OutBody {
-    /// The bytes of a whole body (`None` for a stream, or one already taken).
-    pub fn whole(mut self) -> Option<Bytes> {
-        match &mut self.inner {
-            Inner::Full(b) => b.take(),
-            Inner::Channel { .. } => None,
-        }
-    }
-
     pub fn full(bytes: impl Into<Bytes>) -> OutBody {
         let b: Bytes = bytes.into();
         OutBody {
@@ -195,8 +185,8 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn large_bodies_are_judged_off_the_async_worker() {
         let worker = std::thread::current().id();
-        let small = cpu(OFFLOAD_BYTES, || std::thread::current().id()).await;
-        let large = cpu(OFFLOAD_BYTES + 1, || std::thread::current().id()).await;
+        let small = cpu(INLINE_MAX, || std::thread::current().id()).await;
+        let large = cpu(INLINE_MAX + 1, || std::thread::current().id()).await;
         assert_eq!(small, worker);
         assert_ne!(large, worker);
     }

@@ -56,8 +56,9 @@ impl Relay {
         let status = resp.status();
         let ctype = status::content_type(resp.headers());
         if status == StatusCode::ACCEPTED || status == StatusCode::NO_CONTENT {
-            return match &self.first {
-                Some(first) => status::json(StatusCode::OK, first.clone()),
+            return match self.first {
+                // Nothing of the upstream's to add: the proxy's own answers alone.
+                Some(_) => self.json(StatusCode::OK, Bytes::new()),
                 None => status::empty(status),
             };
         }
@@ -89,14 +90,14 @@ impl Relay {
             // Nothing to inspect, but the client still gets a JSON-RPC error saying why.
             let why = format!("the upstream answered HTTP {status} with no message");
             let audit_id = self.audit_status(status, body.len(), &why);
-            return self.after_first(self.replaced(status, why, &audit_id));
+            return self.replaced(status, why, &audit_id);
         }
         // Every body that reaches the client is inspected, whatever its status or type: a
         // JSON-RPC body goes through `from_server` like a 200; anything else (an HTML error
         // page, plain text) is dropped there as not JSON-RPC and replaced by our own error.
         let (out, audit_id) = self.verdict(body.clone()).await;
-        let resp = match out {
-            Some(out) => status::json(status, if out.is_empty() { body } else { out }),
+        match out {
+            Some(out) => self.json(status, if out.is_empty() { body } else { out }),
             // The message was withheld: the client must not wait for it forever.
             None => {
                 let why = format!(
@@ -104,20 +105,15 @@ impl Relay {
                 );
                 self.replaced(status, why, &audit_id)
             }
-        };
-        self.after_first(resp)
+        }
     }
 
-    /// A whole JSON answer with the proxy's own answers joined in front (one batch).
-    fn after_first(&self, resp: Response<OutBody>) -> Response<OutBody> {
-        let Some(first) = &self.first else {
-            return resp;
-        };
-        let status = resp.status();
-        let Some(body) = resp.into_body().whole() else {
-            return status::json(status, first.clone());
-        };
-        status::json(status, status::join_json(&[first, &body]))
+    /// A whole JSON answer, with the proxy's own answers (`first`) joined in front: one batch.
+    fn json(&self, status: StatusCode, body: Bytes) -> Response<OutBody> {
+        match &self.first {
+            Some(first) => status::json(status, status::join_json(&[first, &body])),
+            None => status::json(status, body),
+        }
     }
 
     /// Audit an upstream answer that carried no message (one record, as for every message).
@@ -146,7 +142,7 @@ impl Relay {
         let body = Rejection::new(INTERNAL_ERROR, "upstream.http_status", "upstream", why)
             .from(Source::Upstream)
             .to_response(None, audit_id);
-        status::json(status, body)
+        self.json(status, Bytes::from(body))
     }
 
     /// Judge one server message and act on the verdict (`pipeline::deliver`, on the blocking

@@ -64,7 +64,7 @@ enum Step {
     Wait(Pending, Delivery),
     /// Held for approval, or a sampling request: waited out on a task of its own.
     Later(Settled),
-    /// The flood bound released notifications it held: they go first (`after_released`).
+    /// The flood bound released notifications it held: they go first (`carry_out`).
     AfterReleased(Vec<(Routing, Vec<u8>)>, Settled, Vec<u8>),
 }
 
@@ -230,16 +230,7 @@ impl StdioSession {
             let Some(step) = self.judge(frame, started).await else {
                 return;
             };
-            match step {
-                Step::Done => {}
-                Step::Wait(pending, d) => self.wait_then_answer(pending, d).await,
-                Step::Later(settled) => {
-                    tokio::spawn(self.clone().later(settled));
-                }
-                Step::AfterReleased(released, settled, line) => {
-                    self.after_released(released, settled, line).await;
-                }
-            }
+            self.carry_out(step).await;
         }
     }
 
@@ -295,9 +286,35 @@ impl StdioSession {
         if !released.is_empty() {
             return Step::AfterReleased(released, settled, line);
         }
+        self.act_or_later(settled, &line)
+    }
+
+    fn act_or_later(&self, settled: Settled, line: &[u8]) -> Step {
         match settled {
-            Settled::Act(d) => self.act_now(d, &line),
+            Settled::Act(d) => self.act_now(d, line),
             later => Step::Later(later),
+        }
+    }
+
+    /// Finish what `judge` left, on the session's task: released notifications first (waiting
+    /// for room, in order), a full stream waited for, a hold or sampling on a task of its own.
+    async fn carry_out(self: &Arc<Self>, step: Step) {
+        let step = match step {
+            Step::AfterReleased(released, settled, line) => {
+                for (routing, bytes) in released {
+                    self.routes.deliver(&routing, &bytes).await;
+                }
+                self.act_or_later(settled, &line)
+            }
+            other => other,
+        };
+        match step {
+            // `act_or_later` never releases: nothing of the kind is left.
+            Step::Done | Step::AfterReleased(..) => {}
+            Step::Wait(pending, d) => self.wait_then_answer(pending, d).await,
+            Step::Later(settled) => {
+                tokio::spawn(self.clone().later(settled));
+            }
         }
     }
 
@@ -333,28 +350,6 @@ impl StdioSession {
             .collect()
     }
 
-    /// Released notifications to their streams (waiting for room, in order), then the
-    /// message that released them.
-    async fn after_released(
-        self: &Arc<Self>,
-        released: Vec<(Routing, Vec<u8>)>,
-        settled: Settled,
-        line: Vec<u8>,
-    ) {
-        for (routing, bytes) in released {
-            self.routes.deliver(&routing, &bytes).await;
-        }
-        match settled {
-            Settled::Act(d) => {
-                if let Step::Wait(pending, d) = self.act_now(d, &line) {
-                    self.wait_then_answer(pending, d).await;
-                }
-            }
-            later => {
-                tokio::spawn(self.clone().later(later));
-            }
-        }
-    }
     /// The client's stream was full: wait until it reads, then finish acting.
     async fn wait_then_answer(&self, pending: Pending, d: Delivery) {
         let took = pending.wait(&self.routes).await;
